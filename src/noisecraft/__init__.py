@@ -1,0 +1,10 @@
+"""noisecraft: diffusion models from scratch, one σ-space formulation underneath.
+
+    x = s(t)·(x0 + σ(t)·ε);  a denoiser D(x, σ, **cond) returns E[x0 | x] for σ-space x.
+"""
+
+from .core import *  # noqa: F401,F403
+from .core import __all__ as _core_all
+
+__version__ = "0.1.0"
+__all__ = list(_core_all)

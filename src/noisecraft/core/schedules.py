@@ -1,0 +1,97 @@
+"""Step schedules: small functions returning a decreasing σ sequence of n+1 values ending in 0.
+
+`n` is the number of solver steps (intervals); sigmas[0] = σ_max, sigmas[n-1] = σ_min, sigmas[n] = 0.
+The last interval σ_min → 0 is the final denoising every sampler performs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .processes import VPProcess
+
+__all__ = ["karras", "loglinear", "vp_uniform_time", "flow_shift", "SCHEDULES", "get_schedule", "append_zero"]
+
+
+def append_zero(sigmas: Tensor) -> Tensor:
+    return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+def _check(n: int, sigma_min: float, sigma_max: float) -> None:
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"number of steps must be an integer >= 1, got {n!r}")
+    if not (math.isfinite(sigma_min) and math.isfinite(sigma_max)) or not 0 < sigma_min < sigma_max:
+        raise ValueError(f"need finite 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}")
+
+
+def _ends(n: int, sigma_min: float, sigma_max: float, body) -> Tensor:
+    """n = 1 has no interior: the single step is σ_max → 0."""
+    if n == 1:
+        return torch.tensor([sigma_max, 0.0], dtype=torch.float64)
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    return append_zero(body(ramp))
+
+
+def karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> Tensor:
+    """EDM schedule (Karras et al. 2022, Eq. 5): σ_i = (σmax^(1/ρ) + i/(n-1)(σmin^(1/ρ) - σmax^(1/ρ)))^ρ."""
+    _check(n, sigma_min, sigma_max)
+    if not rho > 0:
+        raise ValueError(f"rho must be > 0, got {rho}")
+    a, b = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
+    return _ends(n, sigma_min, sigma_max, lambda r: (a + r * (b - a)) ** rho)
+
+
+def loglinear(n: int, sigma_min: float, sigma_max: float) -> Tensor:
+    """Uniform steps in log σ (uniform in DPM-Solver's λ = -log σ)."""
+    _check(n, sigma_min, sigma_max)
+    return _ends(n, sigma_min, sigma_max, lambda r: torch.exp(math.log(sigma_max) + r * (math.log(sigma_min) - math.log(sigma_max))))
+
+
+def vp_uniform_time(n: int, sigma_min: float, sigma_max: float, beta_min: float = 0.1, beta_max: float = 20.0) -> Tensor:
+    """Uniform steps in the continuous VP time t (Song et al. 2021), between t(σ_max) and t(σ_min)."""
+    _check(n, sigma_min, sigma_max)
+    vp = VPProcess(beta_min=beta_min, beta_max=beta_max)
+    t_hi = float(vp.t_of_sigma(torch.tensor(sigma_max, dtype=torch.float64)))
+    t_lo = float(vp.t_of_sigma(torch.tensor(sigma_min, dtype=torch.float64)))
+    return _ends(n, sigma_min, sigma_max, lambda r: vp.sigma(t_hi + r * (t_lo - t_hi)))
+
+
+def flow_shift(n: int, sigma_min: float, sigma_max: float, shift: float = 3.0) -> Tensor:
+    """Flow-matching time steps with SD3's resolution shift (Esser et al. 2024, Eq. 23):
+    t uniform between t(σ_max) and t(σ_min) in the unshifted time, t' = shift·t / (1 + (shift-1)·t),
+    σ = t'/(1-t'). shift > 1 spends more steps at high noise."""
+    _check(n, sigma_min, sigma_max)
+    if not shift > 0:
+        raise ValueError(f"shift must be > 0, got {shift}")
+
+    def unshift(sig: float) -> float:  # inverse of the shift map, applied to t(σ) = σ/(1+σ)
+        t = sig / (1 + sig)
+        return t / (shift - (shift - 1) * t)
+
+    u_hi, u_lo = unshift(sigma_max), unshift(sigma_min)
+
+    def body(r):
+        u = u_hi + r * (u_lo - u_hi)
+        t = shift * u / (1 + (shift - 1) * u)
+        return t / (1 - t)
+
+    return _ends(n, sigma_min, sigma_max, body)
+
+
+SCHEDULES = {
+    "karras": karras,
+    "loglinear": loglinear,
+    "vp_uniform_time": vp_uniform_time,
+    "flow_shift": flow_shift,
+}
+
+
+def get_schedule(name: str, n: int, sigma_min: float, sigma_max: float, **kwargs) -> Tensor:
+    try:
+        fn = SCHEDULES[name]
+    except KeyError:
+        raise ValueError(f"unknown schedule {name!r}; valid: {', '.join(SCHEDULES)}") from None
+    return fn(n, sigma_min, sigma_max, **kwargs)
