@@ -1,0 +1,12 @@
+"""Samplers as plain functions, the solver table and the `sample()` API."""
+
+from .api import BudgetExceeded, DenoiserError, check_sigmas, default_sigmas, sample
+from .noise import NoiseSource, randn, seeded_generators
+from .reference import solve_pf_ode
+from .registry import SOLVERS, SolverInfo, get_solver
+
+__all__ = [
+    "BudgetExceeded", "DenoiserError", "check_sigmas", "default_sigmas", "sample",
+    "NoiseSource", "randn", "seeded_generators", "solve_pf_ode",
+    "SOLVERS", "SolverInfo", "get_solver",
+]

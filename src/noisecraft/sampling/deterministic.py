@@ -1,0 +1,269 @@
+"""Deterministic solvers of the probability-flow ODE in σ-space (Karras et al. 2022, Eq. 4 with s = 1):
+
+    dx/dσ = (x - D(x, σ)) / σ,     equivalently   dx/dλ = D - x,  λ = -ln σ.
+
+Every solver is a plain function `solver(denoise, x, sigmas, *, nfe, callback, **options) -> x`:
+  * `denoise(x, sigma: float) -> Tensor` is the budgeted denoiser built by `sample()`;
+  * `sigmas` is a Python list of decreasing floats; when it ends in 0 the last interval is the final
+    denoising σ_min → 0 and the result is a clean sample; otherwise the result is x at sigmas[-1];
+  * `nfe` is the number of denoiser calls the solver may make; single-step second-order solvers
+    (Heun, DPM-Solver++ 2S) drop corrections on their first steps when the budget is short.
+No state survives between calls: multistep history lives in local lists.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .quadrature import adams_weights, exp_adams_weights
+
+Denoise = Callable[[Tensor, float], Tensor]
+Callback = Callable[[dict], None] | None
+
+__all__ = ["euler", "heun", "dpmpp_2m", "dpmpp_3m", "dpmpp_2s", "unipc", "ipndm", "lms", "adaptive_rk"]
+
+
+def report(callback: Callback, i: int, x: Tensor, sigma: float, sigma_next: float, denoised: Tensor) -> None:
+    if callback is not None:
+        callback({"i": i, "x": x, "sigma": sigma, "sigma_next": sigma_next, "denoised": denoised})
+
+
+def corrected_steps(sigmas: list[float], nfe: int) -> set[int]:
+    """Which steps of a predictor-corrector single-step solver get their second evaluation.
+
+    Each step costs one call, a correction one more; the final σ → 0 step is never corrected.
+    When the budget is short, the first (highest-σ) steps go uncorrected: there the ODE is nearly
+    linear and a first-order step loses the least.
+    """
+    n = len(sigmas) - 1
+    correctable = [i for i in range(n) if sigmas[i + 1] > 0]
+    spare = max(0, nfe - n)
+    return set(correctable[len(correctable) - min(spare, len(correctable)):])
+
+
+def euler(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None) -> Tensor:
+    """Euler on dx/dσ; in σ-space this is exactly DDIM with η = 0 (Song et al. 2021a; EDM Sec. 3)."""
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        d = denoise(x, s)
+        x = d + (s_next / s) * (x - d)
+        report(callback, i, x, s, s_next, d)
+    return x
+
+
+def heun(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None) -> Tensor:
+    """EDM's 2nd-order Heun method (Karras et al. 2022, Algorithm 1)."""
+    corrected = corrected_steps(sigmas, nfe)
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        d = denoise(x, s)
+        slope = (x - d) / s
+        x_next = x + (s_next - s) * slope
+        if i in corrected:
+            slope_next = (x_next - denoise(x_next, s_next)) / s_next
+            x_next = x + (s_next - s) * 0.5 * (slope + slope_next)
+        x = x_next
+        report(callback, i, x, s, s_next, d)
+    return x
+
+
+def _exp_multistep(denoise: Denoise, x: Tensor, sigmas: list[float], order: int, callback: Callback) -> Tensor:
+    """Exponential Adams-Bashforth in λ = -ln σ on the data prediction (DPM-Solver++ multistep,
+    Lu et al. 2022b, Alg. 2), with weights from the exact integral of the interpolating polynomial.
+    The first steps use the history available (orders 1, 2, ...)."""
+    history: list[tuple[float, Tensor]] = []  # (λ_j, D_j), newest last
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        d = denoise(x, s)
+        lam = -math.log(s)
+        history = (history + [(lam, d)])[-order:]
+        if s_next == 0:
+            x = d
+        else:
+            h = -math.log(s_next) - lam
+            nodes = [(lam_j - lam) / h for lam_j, _ in reversed(history)]
+            weights = exp_adams_weights(h, nodes)
+            x = (s_next / s) * x + sum(w * d_j for w, (_, d_j) in zip(weights, reversed(history)))
+        report(callback, i, x, s, s_next, d)
+    return x
+
+
+def dpmpp_2m(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None) -> Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022b): 2nd-order exponential multistep, one call per step."""
+    return _exp_multistep(denoise, x, sigmas, 2, callback)
+
+
+def dpmpp_3m(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None) -> Tensor:
+    """DPM-Solver++(3M): 3rd-order exponential multistep, one call per step."""
+    return _exp_multistep(denoise, x, sigmas, 3, callback)
+
+
+def dpmpp_2s(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None, r: float = 0.5) -> Tensor:
+    """DPM-Solver++(2S) (Lu et al. 2022b, Alg. 1): single-step, an intermediate evaluation at λ + r·h."""
+    if not 0 < r < 1:
+        raise ValueError(f"dpmpp_2s: r must be in (0, 1), got {r}")
+    corrected = corrected_steps(sigmas, nfe)
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        d = denoise(x, s)
+        if s_next == 0:
+            x = d
+        elif i not in corrected:
+            x = d + (s_next / s) * (x - d)
+        else:
+            lam, h = -math.log(s), math.log(s / s_next)
+            s_mid = math.exp(-(lam + r * h))
+            u = d + (s_mid / s) * (x - d)  # first-order step to the intermediate point
+            d_mid = denoise(u, s_mid)
+            w0, w1 = exp_adams_weights(h, [0.0, r])
+            x = (s_next / s) * x + w0 * d + w1 * d_mid
+        report(callback, i, x, s, s_next, d)
+    return x
+
+
+def unipc(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None, order: int = 2) -> Tensor:
+    """UniPC (Zhao et al. 2023): UniP-p predictor + UniC corrector on the data prediction.
+
+    The predictor is the order-p exponential Adams-Bashforth step; the corrector re-integrates the
+    step with the model value at the predicted point included (an exponential Adams-Moulton step,
+    order p+1). That model value is reused by the next step, so the corrector costs no extra call.
+    The final σ → 0 step returns the denoised value at σ_min.
+    """
+    if order not in (1, 2, 3):
+        raise ValueError(f"unipc: order must be 1, 2 or 3, got {order}")
+    n = len(sigmas) - 1
+    history: list[tuple[float, Tensor]] = []
+    d = denoise(x, sigmas[0])
+    for i in range(n):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        lam = -math.log(s)
+        history = (history + [(lam, d)])[-order:]
+        if s_next == 0:
+            x = d
+            report(callback, i, x, s, s_next, d)
+            break
+        h = -math.log(s_next) - lam
+        past = list(reversed(history))
+        nodes = [(lam_j - lam) / h for lam_j, _ in past]
+        w = exp_adams_weights(h, nodes)
+        x_pred = (s_next / s) * x + sum(wj * dj for wj, (_, dj) in zip(w, past))
+        d_prev = d
+        if i == n - 1 and n + 1 > nfe:  # open-ended schedule without budget for the last corrector
+            x = x_pred
+            report(callback, i, x, s, s_next, d_prev)
+            break
+        d = denoise(x_pred, s_next)
+        if i + 2 <= n and sigmas[i + 2] == 0:
+            x = x_pred  # the next step returns d as it is: a correction of x would be unused
+        else:
+            wc = exp_adams_weights(h, [1.0] + nodes)
+            x = (s_next / s) * x + wc[0] * d + sum(wj * dj for wj, (_, dj) in zip(wc[1:], past))
+        report(callback, i, x, s, s_next, d_prev)
+    return x
+
+
+_AB_COEFFS = (
+    (1.0,),
+    (3 / 2, -1 / 2),
+    (23 / 12, -16 / 12, 5 / 12),
+    (55 / 24, -59 / 24, 37 / 24, -9 / 24),
+)
+
+
+def ipndm(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None, order: int = 4) -> Tensor:
+    """Improved PNDM (Zhang & Chen 2023, DEIS): Adams-Bashforth with fixed coefficients on dx/dσ,
+    lower orders while history builds up."""
+    if order not in (1, 2, 3, 4):
+        raise ValueError(f"ipndm: order must be 1..4, got {order}")
+    slopes: list[Tensor] = []
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        d = denoise(x, s)
+        slopes = (slopes + [(x - d) / s])[-order:]
+        coeffs = _AB_COEFFS[len(slopes) - 1]
+        x = x + (s_next - s) * sum(c * g for c, g in zip(coeffs, reversed(slopes)))
+        report(callback, i, x, s, s_next, d)
+    return x
+
+
+def lms(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None, order: int = 4) -> Tensor:
+    """Linear multistep: variable-step Adams-Bashforth on dx/dσ with exactly integrated Lagrange weights."""
+    if order not in (1, 2, 3, 4):
+        raise ValueError(f"lms: order must be 1..4, got {order}")
+    history: list[tuple[float, Tensor]] = []
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        d = denoise(x, s)
+        history = (history + [(s, (x - d) / s)])[-order:]
+        h = s_next - s
+        past = list(reversed(history))
+        w = adams_weights(h, [(s_j - s) / h for s_j, _ in past])
+        x = x + sum(wj * g for wj, (_, g) in zip(w, past))
+        report(callback, i, x, s, s_next, d)
+    return x
+
+
+def adaptive_rk(
+    denoise: Denoise,
+    x: Tensor,
+    sigmas: list[float],
+    *,
+    nfe: int,
+    callback: Callback = None,
+    rtol: float = 1e-3,
+    atol: float = 1e-3,
+) -> Tensor:
+    """Adaptive exponential Runge-Kutta 3(2) in λ = -ln σ, error-controlled, NFE-capped.
+
+    Each step is DPM-Solver++(3S) (Lu et al. 2022a/b, stages at r = 1/3 and 2/3 of the step) with an
+    embedded 2nd-order solution from the first two stages; their difference drives the step size
+    (as in DPM-Solver's adaptive mode, Lu et al. 2022a Sec. 3.3). Only sigmas[0] and the last
+    positive sigma are used. A step costs 3 calls (a rejected retry 2). When the remaining budget
+    could not cover the remaining distance at the proposed step size, the step is stretched to fit
+    and accepted: `nfe` is a hard cap, the tolerance a target.
+    """
+    if not (rtol > 0 and atol > 0):
+        raise ValueError(f"adaptive_rk: rtol and atol must be > 0, got {rtol}, {atol}")
+    to_zero = sigmas[-1] == 0
+    positive = [s for s in sigmas if s > 0]
+    if nfe < 3 + int(to_zero):
+        raise ValueError(f"adaptive_rk needs nfe >= {3 + int(to_zero)} (one 3-stage step), got {nfe}")
+    lam, lam_end = -math.log(positive[0]), -math.log(positive[-1])
+    r1, r2 = 1 / 3, 2 / 3
+    used, step = 0, 0
+    h = (lam_end - lam) / 8
+    d0 = None
+    while lam < lam_end:
+        s = math.exp(-lam)
+        if d0 is None:
+            d0, used = denoise(x, s), used + 1
+        remaining = nfe - used - int(to_zero)  # keep one call for the final denoising
+        attempts_left = 1 + (remaining - 2) // 3  # this attempt (2 calls) + full steps (3 calls)
+        dist = lam_end - lam
+        must_accept = attempts_left <= 1
+        if h < dist / attempts_left:
+            h, must_accept = dist / attempts_left, True
+        lands = h >= dist
+        h = min(h, dist)
+        x1 = d0 + math.exp(-r1 * h) * (x - d0)
+        d1 = denoise(x1, s * math.exp(-r1 * h))
+        w = exp_adams_weights(r2 * h, [0.0, r1 / r2])
+        x2 = math.exp(-r2 * h) * x + w[0] * d0 + w[1] * d1
+        d2 = denoise(x2, s * math.exp(-r2 * h))
+        used += 2
+        w3, w2 = exp_adams_weights(h, [0.0, r2]), exp_adams_weights(h, [0.0, r1])
+        x_high = math.exp(-h) * x + w3[0] * d0 + w3[1] * d2
+        x_low = math.exp(-h) * x + w2[0] * d0 + w2[1] * d1
+        scale = atol + rtol * torch.maximum(x.abs(), x_high.abs())
+        err = float(torch.sqrt(torch.mean(((x_high - x_low) / scale) ** 2)))
+        if err <= 1.0 or must_accept:
+            lam = lam_end if lands else lam + h
+            x, d0 = x_high, None
+            report(callback, step, x, s, math.exp(-lam), d2)
+            step += 1
+        h = h * (5.0 if err == 0 else min(5.0, max(0.2, 0.9 * err ** (-1 / 3))))
+    return denoise(x, positive[-1]) if to_zero else x

@@ -1,0 +1,104 @@
+"""The solver table: name -> what it is, how it spends its NFE budget, and its default schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+from . import deterministic as det
+from . import stochastic as sto
+
+__all__ = ["SolverInfo", "SOLVERS", "get_solver"]
+
+
+@dataclass(frozen=True)
+class SolverInfo:
+    """One solver. `order` is the global order of accuracy of the deterministic solver
+    (for stochastic samplers: the order of the deterministic part of the step)."""
+
+    name: str
+    function: Callable[..., Any]
+    stochastic: bool
+    order: int
+    description: str
+    calls_per_step: int = 1  # denoiser calls of a full non-final step (the final σ→0 step costs 1)
+    schedule: str = "karras"
+    schedule_options: Mapping[str, Any] = field(default_factory=dict)
+    fixed_options: Mapping[str, Any] = field(default_factory=dict)  # options that define this entry
+    adaptive: bool = False
+    evaluates_end: bool = False  # evaluates D at each step's end point (UniPC's corrector)
+    step_cost: Callable[[Mapping[str, Any]], int] | None = None  # calls per step when options change it
+
+    def calls_for(self, options: Mapping[str, Any]) -> int:
+        return self.step_cost(options) if self.step_cost else self.calls_per_step
+
+    @property
+    def kind(self) -> str:
+        return "stochastic" if self.stochastic else "deterministic"
+
+    def steps_for_nfe(self, nfe: int, options: Mapping[str, Any] = MappingProxyType({})) -> int:
+        """Number of schedule intervals (ending in the final σ→0 step) that spends `nfe` calls.
+
+        Multi-call steps get one more interval than full steps would allow; their first steps then
+        run uncorrected (see deterministic.corrected_steps), which beats leaving calls unused."""
+        if self.adaptive:
+            return 2
+        c = self.calls_for(options)
+        return nfe if c == 1 else nfe // c + 1
+
+    def min_calls(self, sigmas: list[float]) -> int:
+        """Fewest calls this solver needs for the given schedule (corrections are optional)."""
+        if self.adaptive:
+            return 3 + int(sigmas[-1] == 0)
+        return len(sigmas) - 1
+
+    def max_calls(self, sigmas: list[float], options: Mapping[str, Any] = MappingProxyType({})) -> int:
+        """Calls for the full-accuracy version of every step of the schedule."""
+        n = len(sigmas) - 1
+        nonfinal = sum(1 for s in sigmas[1:] if s > 0)
+        open_end = self.evaluates_end and sigmas[-1] > 0  # D at the last σ feeds only the corrector
+        return n + (self.calls_for(options) - 1) * nonfinal + int(open_end)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.kind}, order {self.order} - {self.description}"
+
+
+def _info(name, function, stochastic, order, description, **kw) -> SolverInfo:
+    return SolverInfo(name, function, stochastic, order, description, **kw)
+
+
+_ENTRIES = [
+    _info("euler", det.euler, False, 1, "Euler on the PF-ODE in σ (= DDIM, η = 0, in σ-space)"),
+    _info("heun", det.heun, False, 2, "EDM Heun 2nd order (Karras et al. 2022, Alg. 1)", calls_per_step=2),
+    _info("dpmpp_2m", det.dpmpp_2m, False, 2, "DPM-Solver++(2M) exponential multistep", schedule_options={"rho": 7.0}),
+    _info("dpmpp_3m", det.dpmpp_3m, False, 3, "DPM-Solver++(3M) exponential multistep"),
+    _info("dpmpp_2s", det.dpmpp_2s, False, 2, "DPM-Solver++(2S) single-step with a midpoint evaluation", calls_per_step=2),
+    _info("unipc", det.unipc, False, 3, "UniPC: UniP-2 predictor + UniC corrector (order 3)", fixed_options={"order": 2},
+          evaluates_end=True),
+    _info("unipc_3", det.unipc, False, 4, "UniPC: UniP-3 predictor + UniC corrector (order 4)", fixed_options={"order": 3},
+          evaluates_end=True),
+    _info("ipndm", det.ipndm, False, 4, "improved PNDM: fixed-coefficient Adams-Bashforth on dx/dσ (DEIS)"),
+    _info("lms", det.lms, False, 4, "linear multistep: variable-step Adams-Bashforth (order 4) on dx/dσ"),
+    _info("ddim", det.euler, False, 1, "DDIM with η = 0 (Song et al. 2021a); uniform VP time steps", schedule="vp_uniform_time"),
+    _info("adaptive_rk", det.adaptive_rk, False, 3, "adaptive exponential RK 3(2) (DPM-Solver++ 3S + embedded 2S); rtol/atol target, nfe cap", adaptive=True),
+    _info("ddpm", sto.ancestral, True, 1, "DDPM ancestral sampling (posterior steps, η = 1)", schedule="vp_uniform_time", fixed_options={"eta": 1.0}),
+    _info("ddim_eta", sto.ancestral, True, 1, "DDIM with η > 0 (option eta, default 0.5)", schedule="vp_uniform_time"),
+    _info("euler_ancestral", sto.ancestral, True, 1, "Euler ancestral (η = 1 on the Karras schedule)", fixed_options={"eta": 1.0}),
+    _info("edm_stochastic", sto.edm_stochastic, True, 2, "EDM stochastic sampler (Alg. 2: churn + Heun)", calls_per_step=2),
+    _info("dpmpp_2m_sde", sto.dpmpp_2m_sde, True, 2, "SDE-DPM-Solver++(2M), η = 1"),
+    _info("pc_langevin", sto.pc_langevin, True, 1, "predictor-corrector: ancestral predictor + Langevin corrector (option corrector_steps, default 1)",
+          calls_per_step=2, step_cost=lambda o: 1 + int(o.get("corrector_steps", 1))),
+]
+
+SOLVERS: Mapping[str, SolverInfo] = MappingProxyType({e.name: e for e in _ENTRIES})
+
+# Option defaults that differ from the function's own defaults for a registered name.
+DEFAULT_OPTIONS: Mapping[str, Mapping[str, Any]] = MappingProxyType({"ddim_eta": {"eta": 0.5}})
+
+
+def get_solver(name: str) -> SolverInfo:
+    try:
+        return SOLVERS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown solver {name!r}; valid solvers: {', '.join(SOLVERS)}") from None

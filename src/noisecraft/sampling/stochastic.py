@@ -1,0 +1,174 @@
+"""Stochastic samplers of the reverse diffusion in σ-space.
+
+A fact that keeps this file short: in σ-space the DDPM chain (any β table) is the VE chain
+x_i = x_{i-1} + sqrt(σ_i² - σ_{i-1}²)·z, because x_t/sqrt(ᾱ_t) turns the VP step into exactly that.
+So the DDPM posterior q(x_{i-1} | x_i, x0) (Ho et al. 2020, Eq. 7), DDIM with η (Song et al. 2021a,
+Eq. 16) and k-diffusion's Euler-ancestral step are one formula,
+
+    x' = D + (σ_down/σ)·(x - D) + σ_up·z,   σ_up = min(σ', η·σ'·sqrt(1 - σ'²/σ²)),  σ_down² = σ'² - σ_up²,
+
+and differ only in η and their default step schedules (`ancestral` below). Samplers draw noise from
+a `NoiseSource`, so fixed generators give bitwise-identical results.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .deterministic import Callback, Denoise, corrected_steps, report
+from .noise import NoiseSource
+from .quadrature import exp_adams_weights
+
+__all__ = ["ancestral", "edm_stochastic", "dpmpp_2m_sde", "pc_langevin", "ancestral_sigmas"]
+
+
+def ancestral_sigmas(sigma: float, sigma_next: float, eta: float) -> tuple[float, float]:
+    """(σ_down, σ_up) of an ancestral step from σ to σ' with stochasticity η ∈ [0, 1]."""
+    if sigma_next == 0:
+        return 0.0, 0.0
+    up = min(sigma_next, eta * sigma_next * math.sqrt(max(0.0, 1 - (sigma_next / sigma) ** 2)))
+    return math.sqrt(sigma_next**2 - up**2), up
+
+
+def ancestral(
+    denoise: Denoise,
+    x: Tensor,
+    sigmas: list[float],
+    *,
+    nfe: int,
+    noise: NoiseSource,
+    callback: Callback = None,
+    eta: float = 1.0,
+) -> Tensor:
+    """DDPM ancestral sampling (η = 1), DDIM with η ∈ [0, 1], Euler-ancestral: see the module docstring."""
+    if not 0 <= eta <= 1:
+        raise ValueError(f"eta must be in [0, 1], got {eta}")
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        d = denoise(x, s)
+        down, up = ancestral_sigmas(s, s_next, eta)
+        x = d + (down / s) * (x - d)
+        if up > 0:
+            x = x + up * noise(x)
+        report(callback, i, x, s, s_next, d)
+    return x
+
+
+def edm_stochastic(
+    denoise: Denoise,
+    x: Tensor,
+    sigmas: list[float],
+    *,
+    nfe: int,
+    noise: NoiseSource,
+    callback: Callback = None,
+    s_churn: float = 40.0,
+    s_tmin: float = 0.05,
+    s_tmax: float = 50.0,
+    s_noise: float = 1.0,
+) -> Tensor:
+    """EDM's stochastic sampler (Karras et al. 2022, Algorithm 2): raise σ by a factor (1 + γ) with
+    fresh noise ("churn"), then take a Heun step from the raised σ̂ to σ'."""
+    if s_churn < 0 or s_noise <= 0 or s_tmin < 0 or s_tmax < s_tmin:
+        raise ValueError(
+            f"edm_stochastic needs s_churn >= 0, s_noise > 0, 0 <= s_tmin <= s_tmax; got "
+            f"s_churn={s_churn}, s_noise={s_noise}, s_tmin={s_tmin}, s_tmax={s_tmax}"
+        )
+    n = len(sigmas) - 1
+    corrected = corrected_steps(sigmas, nfe)
+    gamma_max = min(s_churn / n, math.sqrt(2) - 1)
+    for i in range(n):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        gamma = gamma_max if s_tmin <= s <= s_tmax else 0.0
+        s_hat = s * (1 + gamma)
+        if gamma > 0:
+            x = x + math.sqrt(s_hat**2 - s**2) * s_noise * noise(x)
+        d = denoise(x, s_hat)
+        slope = (x - d) / s_hat
+        x_next = x + (s_next - s_hat) * slope
+        if i in corrected:
+            slope_next = (x_next - denoise(x_next, s_next)) / s_next
+            x_next = x + (s_next - s_hat) * 0.5 * (slope + slope_next)
+        x = x_next
+        report(callback, i, x, s_hat, s_next, d)
+    return x
+
+
+def dpmpp_2m_sde(
+    denoise: Denoise,
+    x: Tensor,
+    sigmas: list[float],
+    *,
+    nfe: int,
+    noise: NoiseSource,
+    callback: Callback = None,
+    eta: float = 1.0,
+) -> Tensor:
+    """SDE-DPM-Solver++(2M) (Lu et al. 2022b, App. B): a data-prediction exponential integrator of the
+    reverse SDE family indexed by η. Over a step h in λ:
+
+        x' = (σ'/σ)·e^{-ηh}·x + ∫_0^h k·e^{-k(h-τ)} D(λ+τ) dτ + σ'·sqrt(1 - e^{-2ηh})·z,   k = 1 + η,
+
+    with D linear through the last two values. η = 0 is DPM-Solver++(2M); η = 1 at first order is
+    the DDPM posterior step.
+    """
+    if eta < 0:
+        raise ValueError(f"eta must be >= 0, got {eta}")
+    history: list[tuple[float, Tensor]] = []
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        d = denoise(x, s)
+        lam = -math.log(s)
+        history = (history + [(lam, d)])[-2:]
+        if s_next == 0:
+            x = d
+        else:
+            h = -math.log(s_next) - lam
+            past = list(reversed(history))
+            w = exp_adams_weights(h, [(lam_j - lam) / h for lam_j, _ in past], rate=1 + eta)
+            x = (s_next / s) * math.exp(-eta * h) * x + sum(wj * dj for wj, (_, dj) in zip(w, past))
+            if eta > 0:
+                x = x + s_next * math.sqrt(-math.expm1(-2 * eta * h)) * noise(x)
+        report(callback, i, x, s, s_next, d)
+    return x
+
+
+def pc_langevin(
+    denoise: Denoise,
+    x: Tensor,
+    sigmas: list[float],
+    *,
+    nfe: int,
+    noise: NoiseSource,
+    callback: Callback = None,
+    corrector_steps: int = 1,
+    snr: float = 0.16,
+) -> Tensor:
+    """Predictor-corrector sampling (Song et al. 2021b, Alg. 2 for VE): a reverse-diffusion
+    (ancestral) predictor, then `corrector_steps` Langevin MCMC steps at the new σ with step size
+    ε = 2·(snr·||z|| / ||score||)² per sample, score = (D - x)/σ²."""
+    if corrector_steps < 0 or snr <= 0:
+        raise ValueError(f"pc_langevin needs corrector_steps >= 0 and snr > 0, got {corrector_steps}, {snr}")
+    n = len(sigmas) - 1
+    nonfinal = [i for i in range(n) if sigmas[i + 1] > 0]
+    # Correctors go to the last non-final steps that the budget covers.
+    covered = min(len(nonfinal), max(0, nfe - n) // corrector_steps) if corrector_steps else 0
+    with_corrector = set(nonfinal[len(nonfinal) - covered:])
+    for i in range(n):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        d = denoise(x, s)
+        down, up = ancestral_sigmas(s, s_next, 1.0)
+        x = d + (down / s) * (x - d)
+        if up > 0:
+            x = x + up * noise(x)
+        for _ in range(corrector_steps if i in with_corrector else 0):
+            score = (denoise(x, s_next) - x) / s_next**2
+            z = noise(x)
+            ratio = z.flatten(1).norm(dim=1) / score.flatten(1).norm(dim=1).clamp_min(1e-12)
+            step = (2 * (snr * ratio) ** 2).reshape((-1,) + (1,) * (x.ndim - 1)).to(x.dtype)
+            x = x + step * score + torch.sqrt(2 * step) * z
+        report(callback, i, x, s, s_next, d)
+    return x
