@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor
 
 from .deterministic import Callback, Denoise, corrected_steps, report
@@ -148,8 +147,14 @@ def pc_langevin(
     snr: float = 0.16,
 ) -> Tensor:
     """Predictor-corrector sampling (Song et al. 2021b, Alg. 2 for VE): a reverse-diffusion
-    (ancestral) predictor, then `corrector_steps` Langevin MCMC steps at the new σ with step size
-    ε = 2·(snr·||z|| / ||score||)² per sample, score = (D - x)/σ²."""
+    (ancestral) predictor, then `corrector_steps` Langevin MCMC steps at the new σ',
+    x ← x + ε·score + sqrt(2ε)·z with score = (D - x)/σ'².
+
+    Step size ε = 2·(snr·σ')². Song et al. set ε = 2·(snr·||z||/||score||)² with norms averaged over
+    the batch; where noise dominates, ||score|| ≈ ||z||/σ' and the two agree. The σ-only form keeps
+    samples independent of their batch (per-sample seeds stay reproducible) and cannot blow up
+    where a sample's score happens to be near zero (annealed Langevin, Song & Ermon 2019, also
+    scales ε with σ²)."""
     if corrector_steps < 0 or snr <= 0:
         raise ValueError(f"pc_langevin needs corrector_steps >= 0 and snr > 0, got {corrector_steps}, {snr}")
     n = len(sigmas) - 1
@@ -166,9 +171,7 @@ def pc_langevin(
             x = x + up * noise(x)
         for _ in range(corrector_steps if i in with_corrector else 0):
             score = (denoise(x, s_next) - x) / s_next**2
-            z = noise(x)
-            ratio = z.flatten(1).norm(dim=1) / score.flatten(1).norm(dim=1).clamp_min(1e-12)
-            step = (2 * (snr * ratio) ** 2).reshape((-1,) + (1,) * (x.ndim - 1)).to(x.dtype)
-            x = x + step * score + torch.sqrt(2 * step) * z
+            step = 2 * (snr * s_next) ** 2
+            x = x + step * score + math.sqrt(2 * step) * noise(x)
         report(callback, i, x, s, s_next, d)
     return x

@@ -1,0 +1,33 @@
+"""Shared fixtures: small exact Gaussian mixtures (the oracle) and a call counter."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from noisecraft import GaussianMixture
+
+torch.set_num_threads(2)
+
+
+class CountingDenoiser:
+    """Wraps a denoiser and counts its calls."""
+
+    def __init__(self, denoiser):
+        self.denoiser, self.calls = denoiser, 0
+
+    def __call__(self, x, sigma, **cond):
+        self.calls += 1
+        return self.denoiser(x, sigma, **cond)
+
+
+@pytest.fixture
+def mixture2d() -> GaussianMixture:
+    """Three well-separated 2-D components with different widths and weights."""
+    means = torch.tensor([[-1.5, 0.0], [1.0, 1.2], [0.8, -1.3]], dtype=torch.float64)
+    return GaussianMixture(means, torch.tensor([0.3, 0.45, 0.35]), torch.tensor([0.5, 0.3, 0.2]))
+
+
+@pytest.fixture
+def counting():
+    return CountingDenoiser
