@@ -2,11 +2,12 @@
 
 from .api import BudgetExceeded, DenoiserError, check_sigmas, default_sigmas, sample
 from .noise import NoiseSource, randn, seeded_generators
+from .optimize import optimize_schedule
 from .reference import solve_pf_ode
 from .registry import SOLVERS, SolverInfo, get_solver
 
 __all__ = [
     "BudgetExceeded", "DenoiserError", "check_sigmas", "default_sigmas", "sample",
-    "NoiseSource", "randn", "seeded_generators", "solve_pf_ode",
+    "NoiseSource", "randn", "seeded_generators", "solve_pf_ode", "optimize_schedule",
     "SOLVERS", "SolverInfo", "get_solver",
 ]

@@ -1,0 +1,45 @@
+"""Step schedules: endpoints, monotonicity, closed forms, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import noisecraft as nc
+
+
+@pytest.mark.parametrize("name", list(nc.SCHEDULES))
+@pytest.mark.parametrize("n", [1, 2, 5, 40])
+def test_shape_endpoints_monotone(name, n):
+    s = nc.get_schedule(name, n, 0.01, 100.0)
+    assert s.shape == (n + 1,) and s[-1] == 0
+    torch.testing.assert_close(s[0], torch.tensor(100.0, dtype=torch.float64))
+    if n > 1:
+        torch.testing.assert_close(s[-2], torch.tensor(0.01, dtype=torch.float64))
+    assert torch.all(torch.diff(s) < 0)
+
+
+def test_karras_rho1_is_linear_and_loglinear_is_geometric():
+    torch.testing.assert_close(nc.karras(5, 1.0, 5.0, rho=1.0)[:-1], torch.linspace(5.0, 1.0, 5, dtype=torch.float64))
+    s = nc.loglinear(5, 0.01, 100.0)[:-1]
+    ratios = s[1:] / s[:-1]
+    torch.testing.assert_close(ratios, ratios[0].expand(4))
+
+
+def test_flow_shift_one_is_uniform_in_t():
+    s = nc.flow_shift(6, 0.01, 99.0, shift=1.0)[:-1]
+    t = s / (1 + s)
+    torch.testing.assert_close(torch.diff(t), torch.diff(t)[0].expand(5))
+    shifted = nc.flow_shift(6, 0.01, 99.0, shift=3.0)[:-1]
+    assert torch.all(shifted[1:-1] > s[1:-1])  # shift > 1 spends more steps at high noise
+
+
+@pytest.mark.parametrize("args", [(0, 0.1, 1.0), (3, 1.0, 0.1), (3, 0.0, 1.0), (3, 0.1, float("inf")), (2.5, 0.1, 1.0)])
+def test_bad_arguments(args):
+    with pytest.raises(ValueError):
+        nc.karras(*args)
+
+
+def test_unknown_schedule():
+    with pytest.raises(ValueError, match="valid: karras, loglinear"):
+        nc.get_schedule("cosine", 4, 0.1, 1.0)
