@@ -7,7 +7,7 @@ import torch
 
 from noisecraft import GaussianMixture
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # tests use tiny tensors: one thread avoids contention overhead
 
 
 class CountingDenoiser:

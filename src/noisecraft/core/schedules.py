@@ -44,10 +44,31 @@ def karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> Tens
     return _ends(n, sigma_min, sigma_max, lambda r: (a + r * (b - a)) ** rho)
 
 
-def loglinear(n: int, sigma_min: float, sigma_max: float) -> Tensor:
-    """Uniform steps in log σ (uniform in DPM-Solver's λ = -log σ)."""
+def loglinear(n: int, sigma_min: float, sigma_max: float, knee: float | None = None, knee_density: float = 0.25) -> Tensor:
+    """Uniform steps in log σ (uniform in DPM-Solver's λ = -log σ).
+
+    With `knee`, steps above σ = knee are `knee_density` times as dense in log σ as below it.
+    Far above the data's scale (σ_data ≈ 0.5 for data in [-1, 1]) the denoiser barely changes
+    along a trajectory, so steps there buy little accuracy; measured on Gaussian mixtures this
+    lowers the error of the exponential multistep solvers at NFE 10-20 by 20-50 % (docs/samplers.md).
+    The grid is a piecewise-linear warp of a uniform one, so it still refines everywhere as n grows.
+    """
     _check(n, sigma_min, sigma_max)
-    return _ends(n, sigma_min, sigma_max, lambda r: torch.exp(math.log(sigma_max) + r * (math.log(sigma_min) - math.log(sigma_max))))
+    lo, hi = math.log(sigma_min), math.log(sigma_max)
+    if knee is None or not sigma_min < knee < sigma_max:
+        return _ends(n, sigma_min, sigma_max, lambda r: torch.exp(hi + r * (lo - hi)))
+    if not 0 < knee_density <= 1:
+        raise ValueError(f"knee_density must be in (0, 1], got {knee_density}")
+    mid = math.log(knee)
+    upper = knee_density * (hi - mid)  # length of the upper part in the warped coordinate
+    total = upper + (mid - lo)
+
+    def body(r: Tensor) -> Tensor:
+        w = r * total  # distance travelled in the warped coordinate
+        log_sigma = torch.where(w <= upper, hi - w / knee_density, mid - (w - upper))
+        return torch.exp(log_sigma)
+
+    return _ends(n, sigma_min, sigma_max, body)
 
 
 def vp_uniform_time(n: int, sigma_min: float, sigma_max: float, beta_min: float = 0.1, beta_max: float = 20.0) -> Tensor:

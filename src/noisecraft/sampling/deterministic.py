@@ -32,6 +32,14 @@ def report(callback: Callback, i: int, x: Tensor, sigma: float, sigma_next: floa
         callback({"i": i, "x": x, "sigma": sigma, "sigma_next": sigma_next, "denoised": denoised})
 
 
+def combine(x: Tensor, a: float, terms) -> Tensor:
+    """a·x + Σ w_j·t_j for (w_j, t_j) in terms, one fused multiply-add kernel per term."""
+    out = x * a
+    for w, t in terms:
+        out.add_(t, alpha=float(w))
+    return out
+
+
 def corrected_steps(sigmas: list[float], nfe: int) -> set[int]:
     """Which steps of a predictor-corrector single-step solver get their second evaluation.
 
@@ -50,7 +58,7 @@ def euler(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callbac
     for i in range(len(sigmas) - 1):
         s, s_next = sigmas[i], sigmas[i + 1]
         d = denoise(x, s)
-        x = d + (s_next / s) * (x - d)
+        x = torch.lerp(d, x, s_next / s)  # d + (σ'/σ)(x - d)
         report(callback, i, x, s, s_next, d)
     return x
 
@@ -87,7 +95,7 @@ def _exp_multistep(denoise: Denoise, x: Tensor, sigmas: list[float], order: int,
             h = -math.log(s_next) - lam
             nodes = [(lam_j - lam) / h for lam_j, _ in reversed(history)]
             weights = exp_adams_weights(h, nodes)
-            x = (s_next / s) * x + sum(w * d_j for w, (_, d_j) in zip(weights, reversed(history)))
+            x = combine(x, s_next / s, zip(weights, (d_j for _, d_j in reversed(history))))
         report(callback, i, x, s, s_next, d)
     return x
 
@@ -113,14 +121,14 @@ def dpmpp_2s(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, call
         if s_next == 0:
             x = d
         elif i not in corrected:
-            x = d + (s_next / s) * (x - d)
+            x = torch.lerp(d, x, s_next / s)
         else:
             lam, h = -math.log(s), math.log(s / s_next)
             s_mid = math.exp(-(lam + r * h))
-            u = d + (s_mid / s) * (x - d)  # first-order step to the intermediate point
+            u = torch.lerp(d, x, s_mid / s)  # first-order step to the intermediate point
             d_mid = denoise(u, s_mid)
             w0, w1 = exp_adams_weights(h, [0.0, r])
-            x = (s_next / s) * x + w0 * d + w1 * d_mid
+            x = combine(x, s_next / s, [(w0, d), (w1, d_mid)])
         report(callback, i, x, s, s_next, d)
     return x
 
@@ -150,7 +158,7 @@ def unipc(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callbac
         past = list(reversed(history))
         nodes = [(lam_j - lam) / h for lam_j, _ in past]
         w = exp_adams_weights(h, nodes)
-        x_pred = (s_next / s) * x + sum(wj * dj for wj, (_, dj) in zip(w, past))
+        x_pred = combine(x, s_next / s, zip(w, (dj for _, dj in past)))
         d_prev = d
         if i == n - 1 and n + 1 > nfe:  # open-ended schedule without budget for the last corrector
             x = x_pred
@@ -161,7 +169,7 @@ def unipc(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callbac
             x = x_pred  # the next step returns d as it is: a correction of x would be unused
         else:
             wc = exp_adams_weights(h, [1.0] + nodes)
-            x = (s_next / s) * x + wc[0] * d + sum(wj * dj for wj, (_, dj) in zip(wc[1:], past))
+            x = combine(x, s_next / s, zip(wc, [d] + [dj for _, dj in past]))
         report(callback, i, x, s, s_next, d_prev)
     return x
 
@@ -185,7 +193,7 @@ def ipndm(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callbac
         d = denoise(x, s)
         slopes = (slopes + [(x - d) / s])[-order:]
         coeffs = _AB_COEFFS[len(slopes) - 1]
-        x = x + (s_next - s) * sum(c * g for c, g in zip(coeffs, reversed(slopes)))
+        x = combine(x, 1.0, ((c * (s_next - s), g) for c, g in zip(coeffs, reversed(slopes))))
         report(callback, i, x, s, s_next, d)
     return x
 
@@ -202,7 +210,7 @@ def lms(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback:
         h = s_next - s
         past = list(reversed(history))
         w = adams_weights(h, [(s_j - s) / h for s_j, _ in past])
-        x = x + sum(wj * g for wj, (_, g) in zip(w, past))
+        x = combine(x, 1.0, zip(w, (g for _, g in past)))
         report(callback, i, x, s, s_next, d)
     return x
 

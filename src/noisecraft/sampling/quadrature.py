@@ -26,12 +26,13 @@ __all__ = ["exp_moments", "exp_adams_weights", "adams_weights"]
 
 
 def exp_moments(a: float, count: int) -> list[float]:
-    """J_k(a) = ∫_0^1 e^{-a(1-s)} s^k ds for k = 0..count-1, stable for all a ≥ 0.
+    """J_k(a) = ∫_0^1 e^{-a(1-s)} s^k ds for k = 0..count-1.
 
-    Small a: the series J_k = Σ_m (-a)^m k!/(m+k+1)! (no cancellation).
-    Large a: the recursion J_k = (1 - k·J_{k-1})/a with J_0 = (1 - e^{-a})/a (stable for a ≥ 1).
+    |a| < 1: the series J_k = Σ_m (-a)^m k!/(m+k+1)! (no cancellation).
+    |a| ≥ 1: the recursion J_k = (1 - k·J_{k-1})/a with J_0 = (1 - e^{-a})/a (for the few k used
+    here the error grows at most by k/|a| per step).
     """
-    if a < 1.0:
+    if abs(a) < 1.0:
         out = []
         for k in range(count):
             term = 1.0 / (k + 1)  # m = 0: k!/(k+1)!

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor
 
-from .deterministic import Callback, Denoise, corrected_steps, report
+from .deterministic import Callback, Denoise, combine, corrected_steps, report
 from .noise import NoiseSource
 from .quadrature import exp_adams_weights
 
@@ -49,7 +50,7 @@ def ancestral(
         s, s_next = sigmas[i], sigmas[i + 1]
         d = denoise(x, s)
         down, up = ancestral_sigmas(s, s_next, eta)
-        x = d + (down / s) * (x - d)
+        x = torch.lerp(d, x, down / s)
         if up > 0:
             x = x + up * noise(x)
         report(callback, i, x, s, s_next, d)
@@ -128,7 +129,7 @@ def dpmpp_2m_sde(
             h = -math.log(s_next) - lam
             past = list(reversed(history))
             w = exp_adams_weights(h, [(lam_j - lam) / h for lam_j, _ in past], rate=1 + eta)
-            x = (s_next / s) * math.exp(-eta * h) * x + sum(wj * dj for wj, (_, dj) in zip(w, past))
+            x = combine(x, (s_next / s) * math.exp(-eta * h), zip(w, (dj for _, dj in past)))
             if eta > 0:
                 x = x + s_next * math.sqrt(-math.expm1(-2 * eta * h)) * noise(x)
         report(callback, i, x, s, s_next, d)
@@ -166,7 +167,7 @@ def pc_langevin(
         s, s_next = sigmas[i], sigmas[i + 1]
         d = denoise(x, s)
         down, up = ancestral_sigmas(s, s_next, 1.0)
-        x = d + (down / s) * (x - d)
+        x = torch.lerp(d, x, down / s)
         if up > 0:
             x = x + up * noise(x)
         for _ in range(corrector_steps if i in with_corrector else 0):
