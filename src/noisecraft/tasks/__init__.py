@@ -1,0 +1,22 @@
+"""Inference tasks as small functions around `sample()` or Denoiser -> Denoiser wrappers.
+
+    inpaint(denoiser, image, mask, ...)                 RePaint resampling, mask = 1 on known pixels
+    img2img(denoiser, image, strength, ...)             SDEdit
+    solve_inverse_problem(denoiser, A, y, method=...)   DPS / range-space projection; operators below
+    super_resolve(denoiser, low_res, factor, ...)       the same with Downsample(factor)
+    invert(denoiser, image, ...) / interpolate(a, b, t) ODE inversion and slerp of noise
+"""
+
+from .img2img import check_strength, img2img, strength_to_sigma
+from .inpaint import INPAINT_SOLVERS, ancestral_step, check_mask, inpaint, repaint_walk
+from .inverse import METHODS, dps, projection, solve_inverse_problem, super_resolve
+from .inversion import INVERTIBLE_SOLVERS, interpolate, invert
+from .operators import Blur, Downsample, LinearOperator, Masking, SparsePoints, gaussian_kernel
+
+__all__ = [
+    "img2img", "strength_to_sigma", "check_strength",
+    "inpaint", "repaint_walk", "check_mask", "ancestral_step", "INPAINT_SOLVERS",
+    "dps", "projection", "solve_inverse_problem", "super_resolve", "METHODS",
+    "invert", "interpolate", "INVERTIBLE_SOLVERS",
+    "LinearOperator", "Masking", "SparsePoints", "Downsample", "Blur", "gaussian_kernel",
+]
