@@ -1,0 +1,84 @@
+"""Small helpers shared by the benchmark scripts: machine description, timing, output files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+__all__ = ["machine_info", "machine_markdown", "median_time", "write_outputs"]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the numbers came from: platform, CPU, thread count and library versions."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    for package in ("diffusers", "numpy", "scipy", "noisecraft"):
+        info[package] = _version(package)
+    try:
+        load = Path("/proc/loadavg").read_text().split()[:3]
+        info["load_average_at_start"] = " ".join(load)
+    except OSError:
+        pass
+    return info
+
+
+def machine_markdown(info: dict[str, Any]) -> str:
+    gpu = info["cuda"] or "none"
+    return (
+        f"Machine: {info['platform']}, CPU {info['cpu']} ({info['logical_cpus']} logical CPUs, "
+        f"torch threads {info['torch_threads']}), GPU {gpu}; Python {info['python']}, torch {info['torch']}, "
+        f"diffusers {info['diffusers']}, numpy {info['numpy']}, scipy {info['scipy']}, "
+        f"noisecraft {info['noisecraft']}. Load average at start: {info.get('load_average_at_start', 'n/a')}."
+    )
+
+
+def median_time(fn: Callable[[], Any], repeats: int = 7, warmup: int = 1) -> float:
+    """Median wall-clock seconds of fn() over `repeats` runs after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def write_outputs(out_dir: Path, name: str, markdown: str, data: dict[str, Any]) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, js = out_dir / f"{name}.md", out_dir / f"{name}.json"
+    md.write_text(markdown)
+    js.write_text(json.dumps(data, indent=1, default=str))
+    return md, js
