@@ -67,9 +67,28 @@ class GaussianMixture:
     def posterior_weights(self, x: Tensor, sigma: Tensor | float) -> Tensor:
         return torch.softmax(self.component_log_probs(x, sigma), dim=1)
 
+    def _shared_sigma(self, sigma: Tensor | float) -> float | None:
+        s = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1)
+        return float(s[0]) if s.numel() == 1 or bool((s == s[0]).all()) else None
+
+    def _denoise_shared(self, xf: Tensor, sig: float) -> Tensor:
+        """Same math when the batch shares one σ (every solver call): per-component terms are (K, D)
+        and the sums over D are matrix products,
+            Σ_d (x - μ)²/v = x²·(1/v) - 2x·(μ/v) + Σ μ²/v."""
+        var = self.vars + sig**2  # (K, D)
+        inv = 1 / var
+        quad = (xf**2) @ inv.T - 2 * xf @ (self.means * inv).T + (self.means**2 * inv).sum(1)  # (B, K)
+        logp = -0.5 * (quad + torch.log(2 * math.pi * var).sum(1)) + torch.log(self.weights)
+        r = torch.softmax(logp, dim=1)  # (B, K)
+        shrink = self.vars * inv  # (K, D)
+        return r @ ((1 - shrink) * self.means) + xf * (r @ shrink)
+
     def denoise(self, x: Tensor, sigma: Tensor | float, **_: object) -> Tensor:
         """E[x0 | x] at noise level σ (shape (B,) or scalar)."""
         xf = self._flat(x)
+        shared = self._shared_sigma(sigma)
+        if shared is not None:
+            return self._denoise_shared(xf, shared).reshape(x.shape).to(x.dtype)
         s2 = self._sigma2(sigma, xf.shape[0])
         r = self.posterior_weights(x, sigma).unsqueeze(-1)  # (B, K, 1)
         shrink = self.vars.unsqueeze(0) / (self.vars.unsqueeze(0) + s2)

@@ -13,8 +13,9 @@ from pathlib import Path
 from .dataset import DataError, ImageDataset, check_channels, check_resolution
 from .digits import load_digits
 from .images import IMAGE_EXTENSIONS, load_image_folder
+from .shapes import SHAPES_SPLITS, load_shapes
 
-__all__ = ["BUILTIN_DATASETS", "SPLITS", "ON_ERROR", "load_dataset"]
+__all__ = ["BUILTIN_DATASETS", "BUILTIN_SPLITS", "SPLITS", "ON_ERROR", "load_dataset"]
 
 SPLITS = ("train", "test", "all")
 ON_ERROR = ("strict", "skip")
@@ -22,6 +23,12 @@ ON_ERROR = ("strict", "skip")
 # name -> loader(resolution=, split=, channels=, labels=, hflip=) -> ImageDataset
 BUILTIN_DATASETS: dict[str, Callable[..., ImageDataset]] = {
     "digits": load_digits,
+    "shapes": load_shapes,
+}
+
+# Built-ins with splits beyond SPLITS (e.g. shapes' "heldout" colour-shape pairs).
+BUILTIN_SPLITS: dict[str, tuple[str, ...]] = {
+    "shapes": SHAPES_SPLITS,
 }
 
 
@@ -37,10 +44,11 @@ def load_dataset(
 ) -> ImageDataset:
     """Load a built-in dataset by name, or every image under a folder.
 
-    resolution: output side length; None keeps the built-in's native size (digits: 8) or, for a
+    resolution: output side length; None keeps the built-in's native size (digits: 8, shapes: 32) or, for a
         folder, the smallest shorter side found.
     split: "train", "test" or "all". Built-ins have a fixed held-out "test" split; a folder is used
-        whole, so it accepts "train" and "all" (same data) and rejects "test".
+        whole, so it accepts "train" and "all" (same data) and rejects "test". "shapes" also has
+        "heldout" (= "test": unseen colour-shape pairs) and "test_seen" (see `BUILTIN_SPLITS`).
     channels: 1, 3, or None (from the data).
     labels: use class labels (built-in classes, or first-level sub-folders of a folder).
     on_error: folders only: "strict" raises `DataError` on the first unreadable image,
@@ -49,8 +57,9 @@ def load_dataset(
     """
     check_resolution(resolution)
     check_channels(channels)
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+    valid_splits = BUILTIN_SPLITS.get(source, SPLITS) if isinstance(source, str) else SPLITS
+    if split not in valid_splits:
+        raise ValueError(f"split must be one of {', '.join(valid_splits)}; got {split!r}")
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}; got {on_error!r}")
     if not isinstance(source, (str, os.PathLike)):
