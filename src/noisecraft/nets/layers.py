@@ -1,0 +1,224 @@
+"""Pieces shared by the denoiser networks: noise-level and class embeddings, attention, checks.
+
+Every network in `noisecraft.nets` has the same call:
+
+    net(x, c_noise, class_labels=None, context=None) -> Tensor of x's shape
+
+* `c_noise` (B,) is whatever scalar the training process feeds the net: ¼·ln σ (EDM, about
+  [-2, 2]), a time t in [0, 1] (flow matching, continuous VP) or a DDPM step in [0, 999].
+  `NoiseEmbedding` covers all three with sinusoids whose periods are log-spaced over six decades.
+* `class_labels` is None, class indices (B,) or a float (B, num_classes) one-hot / soft label.
+  An all-zero row means "no label": with a bias-free linear class embedding it adds exactly
+  nothing, which is how classifier-free guidance drops labels without a magic null class.
+* `context` (B, L, context_dim) is a token sequence (e.g. text-encoder output) read by
+  cross-attention; None means "no context" and skips the cross-attention layers.
+
+Nothing here knows about diffusion processes; this module imports only torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "Attention",
+    "NetConfig",
+    "check_positive",
+    "NoiseEmbedding",
+    "check_context",
+    "check_inputs",
+    "class_onehot",
+    "group_norm",
+    "num_groups",
+]
+
+
+class NoiseEmbedding(nn.Module):
+    """c_noise (B,) -> (B, dim): log-spaced sinusoidal features, then a two-layer MLP.
+
+    The periods run geometrically from `min_period` to `max_period` so that one embedding serves
+    every noise conditioning in use: ¼·ln σ varies on scales of ~0.1-5, t in [0, 1] on ~0.01-1,
+    and DDPM steps on ~1-1000. Features far too fast or too slow for a given range are (nearly)
+    constant or aliased, and the MLP learns to ignore them. The transformer-style embedding
+    (Vaswani et al. 2017; Ho et al. 2020) is the special case of periods 2π..2π·10⁴.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_frequencies: int = 128,
+        min_period: float = 1e-2,
+        max_period: float = 1e4,
+    ) -> None:
+        super().__init__()
+        periods = torch.logspace(math.log10(min_period), math.log10(max_period), num_frequencies, dtype=torch.float64)
+        # A derived constant, not state: kept out of the state dict.
+        self.register_buffer("freqs", (2 * math.pi / periods).float(), persistent=False)  # (F,)
+        self.mlp = nn.Sequential(nn.Linear(2 * num_frequencies, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, c_noise: Tensor) -> Tensor:
+        # Phases in float32 even under autocast: c·2π/1e-2 reaches ~6e5 rad for DDPM steps.
+        phase = c_noise.float()[:, None] * self.freqs[None, :]  # (B, F)
+        feats = torch.cat([phase.cos(), phase.sin()], dim=1)  # (B, 2F)
+        return self.mlp(feats.to(self.mlp[0].weight.dtype))  # (B, dim)
+
+
+class Attention(nn.Module):
+    """Multi-head scaled dot-product attention on tokens x (B, N, dim).
+
+    Self-attention when `context_dim` is None; otherwise cross-attention whose keys and values
+    come from `context` (B, L, context_dim). The output projection is zero-initialised by the
+    caller where a residual branch should start as the identity.
+    """
+
+    def __init__(self, dim: int, num_heads: int, context_dim: int | None = None, bias: bool = True) -> None:
+        super().__init__()
+        if dim % num_heads != 0:
+            raise ValueError(f"attention width {dim} is not divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.is_cross = context_dim is not None
+        if self.is_cross:
+            self.q = nn.Linear(dim, dim, bias=bias)
+            self.kv = nn.Linear(context_dim, 2 * dim, bias=bias)
+        else:
+            self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        B, N, D = x.shape
+        H = self.num_heads
+        if self.is_cross:
+            if context is None:
+                raise ValueError("cross-attention needs a context tensor (B, L, context_dim), got None")
+            q = self.q(x)  # (B, N, D)
+            k, v = self.kv(context).chunk(2, dim=-1)  # (B, L, D) each
+        else:
+            q, k, v = self.qkv(x).chunk(3, dim=-1)  # (B, N, D) each
+
+        def heads(t: Tensor) -> Tensor:  # (B, T, D) -> (B, H, T, D/H)
+            return t.unflatten(-1, (H, D // H)).transpose(1, 2)
+
+        h = F.scaled_dot_product_attention(heads(q), heads(k), heads(v))  # (B, H, N, D/H)
+        return self.out(h.transpose(1, 2).reshape(B, N, D))  # (B, N, D)
+
+
+def num_groups(channels: int, max_groups: int = 32, min_group_channels: int = 4) -> int:
+    """The number of GroupNorm groups for `channels`: the largest divisor of `channels` that is
+    at most `max_groups` and leaves at least `min_group_channels` channels per group (or 1)."""
+    for g in range(min(max_groups, channels // min_group_channels), 1, -1):
+        if channels % g == 0:
+            return g
+    return 1
+
+
+def group_norm(channels: int, affine: bool = True) -> nn.GroupNorm:
+    return nn.GroupNorm(num_groups(channels), channels, eps=1e-6, affine=affine)
+
+
+def class_onehot(class_labels: Tensor | None, num_classes: int, batch_size: int, dtype: torch.dtype) -> Tensor | None:
+    """Validate `class_labels` and return them as a (B, num_classes) float tensor, or None.
+
+    Accepts None, integer indices (B,), or a float (B, num_classes) one-hot / soft label whose
+    all-zero rows mean "no label".
+    """
+    if class_labels is None:
+        return None
+    shape = tuple(class_labels.shape)
+    if num_classes == 0:
+        raise ValueError(
+            f"this network is unconditional (num_classes=0) but class_labels of shape {shape} were given; "
+            "pass class_labels=None or build the net with num_classes > 0"
+        )
+    is_int = not class_labels.is_floating_point() and not class_labels.is_complex() and class_labels.dtype != torch.bool
+    if not (class_labels.is_floating_point() or is_int):
+        raise ValueError(f"class_labels must be integer indices or float one-hot rows, got dtype {class_labels.dtype}")
+    if class_labels.is_floating_point():
+        if shape != (batch_size, num_classes):
+            raise ValueError(
+                f"float class_labels must have shape (B, num_classes) = ({batch_size}, {num_classes}), got {shape}"
+            )
+        return class_labels.to(dtype)
+    if shape != (batch_size,):
+        raise ValueError(f"integer class_labels must have shape (B,) = ({batch_size},), got {shape}")
+    # F.one_hot would also reject bad indices, but without naming them. The check reads two
+    # numbers back from the device; it is skipped inside torch.compile graphs.
+    if class_labels.numel() > 0 and not torch.compiler.is_compiling():
+        lo, hi = int(class_labels.min()), int(class_labels.max())
+        if lo < 0 or hi >= num_classes:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"class label {bad} is out of range for num_classes={num_classes}: valid indices are 0..{num_classes - 1} "
+                "(use an all-zero float row, not an index, for 'no label')"
+            )
+    return F.one_hot(class_labels.long(), num_classes).to(dtype)
+
+
+def check_inputs(x: Tensor, c_noise: Tensor, in_channels: int) -> Tensor:
+    """Check x (B, in_channels, H, W) and c_noise; return c_noise as a (B,) tensor.
+
+    A 0-d c_noise is broadcast to the batch; any other shape than (B,) is an error.
+    """
+    if x.ndim != 4 or x.shape[1] != in_channels:
+        raise ValueError(f"expected x of shape (B, {in_channels}, H, W), got {tuple(x.shape)}")
+    c_noise = torch.as_tensor(c_noise, device=x.device)
+    if c_noise.ndim == 0:
+        c_noise = c_noise.expand(x.shape[0])
+    if tuple(c_noise.shape) != (x.shape[0],):
+        raise ValueError(f"expected c_noise of shape (B,) = ({x.shape[0]},), got {tuple(c_noise.shape)}")
+    return c_noise
+
+
+def check_context(context: Tensor | None, context_dim: int, batch_size: int) -> None:
+    """Check a cross-attention context (B, L, context_dim); None is always allowed."""
+    if context is None:
+        return
+    shape = tuple(context.shape)
+    if context_dim == 0:
+        raise ValueError(
+            f"this network has no cross-attention (context_dim=0) but a context of shape {shape} was given; "
+            "build it with context_dim > 0 or pass context=None"
+        )
+    if context.ndim != 3 or shape[0] != batch_size or shape[2] != context_dim:
+        raise ValueError(f"expected context of shape (B, L, context_dim) = ({batch_size}, L, {context_dim}), got {shape}")
+
+
+class NetConfig:
+    """Mixin for the frozen dataclass configs of the networks: a JSON-ready dict and back.
+
+    `to_dict()` adds the architecture `name` ("unet", "dit") that `build_net_from_config` uses
+    to pick the class from a fixed table; tuples become lists. `from_dict` rejects unknown keys.
+    """
+
+    name: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> "NetConfig":
+        config = dict(config)
+        name = config.pop("name", cls.name)
+        if name != cls.name:
+            raise ValueError(f"config name {name!r} does not match {cls.__name__} (expected {cls.name!r})")
+        valid = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        unknown = sorted(set(config) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; valid keys: {valid}")
+        return cls(**config)
+
+
+def check_positive(owner: str, **values: int) -> None:
+    """Raise ValueError naming the first of the integer `values` that is not an int >= 1."""
+    for key, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{owner}.{key} must be an integer >= 1, got {value!r}")
