@@ -1,0 +1,69 @@
+"""Evaluation: sample-quality metrics on pluggable features, cached reference statistics, the
+probability-flow likelihood, run reports and a hook for training.
+
+    from noisecraft.eval import log_likelihood, frechet_distance, kid, precision_recall
+    ref = build_reference(train_images, extractor, holdout=test_images)
+    evaluate_samples(samples, ref, labels=classes)       # {"fd", "kid", "precision", "recall", ...}
+"""
+
+from .cache import ReferenceFeatures, data_hash, reference_features, reference_key
+from .evaluate import (
+    DEFAULT_METRICS,
+    METRIC_DIRECTIONS,
+    METRIC_KEYS,
+    METRICS,
+    Reference,
+    build_reference,
+    default_extractor,
+    evaluate_during_training,
+    evaluate_nll,
+    evaluate_samples,
+    parse_metrics,
+)
+from .features import (
+    INCEPTION_FILENAME,
+    INCEPTION_URL,
+    ClassifierConfig,
+    ClassifierNet,
+    EvalError,
+    FeatureExtractor,
+    FitResult,
+    InceptionV3,
+    Preprocess,
+    default_inception_path,
+    fit_classifier,
+    fit_features,
+    inception_extractor,
+    load_extractor,
+    module_extractor,
+    save_extractor,
+)
+from .likelihood import bits_per_dim, log_likelihood
+from .metrics import (
+    FeatureStats,
+    KIDResult,
+    PrecisionRecall,
+    class_accuracy,
+    class_coverage,
+    class_histogram,
+    feature_stats,
+    frechet_distance,
+    frechet_distance_from_stats,
+    kid,
+    precision_recall,
+)
+from .report import evaluate_run, write_report
+from .splits import RealSplits, real_splits
+
+__all__ = [
+    "log_likelihood", "bits_per_dim",
+    "FeatureStats", "KIDResult", "PrecisionRecall", "feature_stats", "frechet_distance", "frechet_distance_from_stats",
+    "kid", "precision_recall", "class_accuracy", "class_coverage", "class_histogram",
+    "EvalError", "Preprocess", "FeatureExtractor", "ClassifierConfig", "ClassifierNet", "FitResult", "fit_classifier",
+    "fit_features", "save_extractor", "load_extractor", "module_extractor", "InceptionV3", "inception_extractor",
+    "INCEPTION_FILENAME", "INCEPTION_URL", "default_inception_path",
+    "ReferenceFeatures", "reference_features", "reference_key", "data_hash",
+    "METRICS", "METRIC_KEYS", "METRIC_DIRECTIONS", "DEFAULT_METRICS", "parse_metrics", "Reference", "build_reference",
+    "default_extractor", "evaluate_samples", "evaluate_nll", "evaluate_during_training",
+    "RealSplits", "real_splits", "evaluate_run", "write_report",
+]

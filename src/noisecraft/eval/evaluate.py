@@ -1,0 +1,342 @@
+"""Evaluation protocols: a real reference set with its noise floor, metrics of generated samples,
+the likelihood of held-out data, and the small-budget hook for training.
+
+    ref = build_reference(train_images, extractor, holdout=test_images)   # cached features
+    result = evaluate_samples(samples, ref, labels=intended_classes)       # {"fd": ..., "kid": ...}
+    ref.noise_floor                                                        # the same metrics, real vs real
+
+The noise floor is every metric computed for an independent real split (the held-out test images)
+against the same reference: a model cannot be told apart from the data below it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .cache import ReferenceFeatures, reference_features
+from .features import EvalError, FeatureExtractor, cache_root, load_extractor, save_extractor
+from .likelihood import bits_per_dim, log_likelihood
+from .metrics import (
+    class_accuracy,
+    class_coverage,
+    class_histogram,
+    feature_stats,
+    frechet_distance_from_stats,
+    kid,
+    min_samples_for_stats,
+    precision_recall,
+)
+from .splits import RealSplits, real_splits
+
+__all__ = [
+    "METRICS",
+    "METRIC_KEYS",
+    "METRIC_DIRECTIONS",
+    "DEFAULT_METRICS",
+    "parse_metrics",
+    "RealSplits",
+    "real_splits",
+    "default_extractor",
+    "Reference",
+    "build_reference",
+    "evaluate_samples",
+    "evaluate_nll",
+    "evaluate_during_training",
+]
+
+# Metric groups the user names, and the numbers each group reports.
+METRICS: dict[str, tuple[str, ...]] = {
+    "fd": ("fd",),
+    "kid": ("kid", "kid_std_err"),
+    "pr": ("precision", "recall"),
+    "acc": ("accuracy", "coverage"),
+    "nll": ("nll_nats_per_dim", "bpd_8bit"),
+}
+METRIC_KEYS = tuple(k for keys in METRICS.values() for k in keys)
+DEFAULT_METRICS = ("fd", "kid", "pr", "acc")
+# For keeping the best checkpoint: which way is better.
+METRIC_DIRECTIONS: dict[str, str] = {
+    "fd": "min", "kid": "min", "precision": "max", "recall": "max", "accuracy": "max", "coverage": "max",
+    "nll_nats_per_dim": "min", "bpd_8bit": "min",
+}
+
+
+def parse_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
+    """'fd,kid' or ["fd", "kid"] -> ("fd", "kid"); EvalError naming the valid metrics otherwise."""
+    items = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics)]
+    items = [m for m in items if m]
+    if not items:
+        raise EvalError(f"no metrics given; valid: {', '.join(METRICS)}")
+    bad = [m for m in items if m not in METRICS]
+    if bad:
+        raise EvalError(f"unknown metric {bad[0]!r}; valid: {', '.join(METRICS)}")
+    return tuple(dict.fromkeys(items))
+
+
+# ------------------------------------------------------------------------------------------------
+# Real data
+
+
+def default_extractor(
+    source: str,
+    *,
+    resolution: int | None,
+    channels: int | None = None,
+    cache_dir: str | Path | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> FeatureExtractor:
+    """The cached classifier extractor of a built-in dataset, fitted (about a minute on 2 cores) on first use.
+
+    Stored in <cache>/features/<source>-r<resolution>-c<channels>/ (cache: $NOISECRAFT_CACHE or
+    ~/.cache/noisecraft); delete the folder to refit. Folders have no default: fit one with
+    `noisecraft eval fit-features FOLDER --out F` and pass `--features F`.
+    """
+    from ..data import BUILTIN_DATASETS
+
+    if source not in BUILTIN_DATASETS:
+        raise EvalError(f"dataset {source!r} has no default feature extractor; fit one with `noisecraft eval "
+                        f"fit-features {source} --out FEATURES` and pass --features FEATURES (or --features inception)")
+    root = Path(cache_dir) if cache_dir is not None else cache_root() / "features"
+    folder = root / f"{source}-r{resolution or 'native'}-c{channels or 'native'}"
+    if (folder / "extractor.json").is_file():
+        try:
+            return load_extractor(folder)
+        except EvalError as e:
+            if echo:
+                echo(f"warning: {e}; refitting")
+    from .features import fit_features
+
+    if echo:
+        echo(f"fitting the {source} feature classifier once (cached in {folder}) ...")
+    result = fit_features(source, resolution=resolution, channels=channels)
+    save_extractor(result.extractor, folder)
+    if echo:
+        echo(f"feature classifier: held-out accuracy {result.held_out_accuracy:.4f} ({result.seconds:.0f} s)")
+    return result.extractor
+
+
+# ------------------------------------------------------------------------------------------------
+# Reference and metrics
+
+
+def _feature_metrics(
+    real: ReferenceFeatures,
+    feats: np.ndarray,
+    metrics: Sequence[str],
+    *,
+    kid_subsets: int,
+    kid_subset_size: int,
+    pr_k: int,
+    seed: int,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "fd" in metrics:
+        if real.stats is None:
+            raise EvalError(f"the reference set has {real.n} images, too few for {feats.shape[1]}-d features "
+                            f"(FD needs at least {min_samples_for_stats(feats.shape[1])})")
+        need = min_samples_for_stats(feats.shape[1])
+        if feats.shape[0] < need:
+            raise EvalError(f"FD with {feats.shape[1]}-d features needs at least {need} samples, got "
+                            f"{feats.shape[0]}; raise --n or use an extractor with fewer features")
+        out["fd"] = frechet_distance_from_stats(real.stats, feature_stats(feats, "generated features"))
+    if "kid" in metrics:
+        r = kid(real.features, feats, num_subsets=kid_subsets, subset_size=kid_subset_size, seed=seed)
+        out["kid"], out["kid_std_err"], out["kid_subset_size"] = r.mean, r.std_err, r.subset_size
+    if "pr" in metrics:
+        pr = precision_recall(real.features, feats, k=pr_k)
+        out["precision"], out["recall"] = pr.precision, pr.recall
+    return out
+
+
+def _class_metrics(pred: np.ndarray | None, labels, num_classes: int) -> dict[str, Any]:
+    if pred is None or num_classes < 2:
+        return {}
+    out: dict[str, Any] = {"coverage": class_coverage(pred, num_classes),
+                           "class_histogram": class_histogram(pred, num_classes).tolist()}
+    if labels is not None:
+        out["accuracy"] = class_accuracy(pred, np.asarray(labels, dtype=np.int64).reshape(-1))
+    return out
+
+
+@dataclass
+class Reference:
+    """Real reference features, the held-out split's features, and the noise floor of each metric."""
+
+    name: str
+    extractor: FeatureExtractor
+    real: ReferenceFeatures
+    holdout: ReferenceFeatures | None
+    holdout_labels: np.ndarray | None
+    noise_floor: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "n_reference": self.real.n, "n_holdout": self.holdout.n if self.holdout else 0,
+                "cache_key": self.real.key[:16], "from_cache": self.real.from_cache,
+                "extractor": self.extractor.describe()}
+
+
+def build_reference(
+    images: Tensor,
+    extractor: FeatureExtractor,
+    *,
+    holdout: Tensor | None = None,
+    holdout_labels: Tensor | None = None,
+    name: str = "reference",
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    pr_k: int = 3,
+    seed: int = 0,
+) -> Reference:
+    """Reference features of `images` (cached) and, with `holdout`, the noise floor of `metrics`.
+
+    The metric settings given here are the ones `evaluate_samples` uses with this reference.
+    """
+    metrics = parse_metrics(metrics)
+    settings = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k, seed=seed)
+    real = reference_features(images, extractor, cache_dir=cache_dir, use_cache=use_cache)
+    ref = Reference(name, extractor, real, None, None, {}, settings)
+    if holdout is not None and holdout.shape[0] > 0:
+        ref.holdout = reference_features(holdout, extractor, cache_dir=cache_dir, use_cache=use_cache)
+        ref.holdout_labels = None if holdout_labels is None else holdout_labels.cpu().numpy().astype(np.int64)
+        floor_metrics = [m for m in metrics if m in ("fd", "kid", "pr")]
+        if "fd" in floor_metrics and ref.holdout.n < min_samples_for_stats(ref.holdout.features.shape[1]):
+            floor_metrics.remove("fd")
+        ref.noise_floor = _feature_metrics(real, ref.holdout.features, floor_metrics, **settings)
+        if "acc" in metrics and extractor.num_classes >= 2:
+            pred = extractor.predict(holdout)
+            labels = ref.holdout_labels if ref.holdout_labels is not None else None
+            ref.noise_floor.update(_class_metrics(pred, labels, extractor.num_classes))
+        ref.noise_floor["n"] = ref.holdout.n
+    return ref
+
+
+def evaluate_samples(
+    samples: Tensor,
+    reference: Reference,
+    *,
+    labels: Tensor | Sequence[int] | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+) -> dict[str, Any]:
+    """Metrics of generated images (N, C, H, W) in [-1, 1] against a reference.
+
+    labels: the class each sample was generated for (class accuracy); without them only class
+    coverage is reported. "nll" is not a sample metric (see `evaluate_nll`) and is skipped here.
+    Returns {"n", "fd", "kid", "kid_std_err", "precision", "recall", "accuracy", "coverage",
+    "class_histogram", "seconds"} for the metrics asked for.
+    """
+    metrics = parse_metrics(metrics)
+    t0 = time.perf_counter()
+    ext = reference.extractor
+    want_classes = "acc" in metrics and ext.num_classes >= 2
+    if want_classes:
+        feats, pred = ext.features_and_predictions(samples)
+    else:
+        feats, pred = ext.features(samples), None
+    out: dict[str, Any] = {"n": int(samples.shape[0])}
+    out.update(_feature_metrics(reference.real, feats, metrics, **reference.settings))
+    if want_classes:
+        if labels is not None:
+            labels = np.asarray(torch.as_tensor(labels).cpu(), dtype=np.int64).reshape(-1)
+            if labels.shape[0] != samples.shape[0]:
+                raise ValueError(f"got {labels.shape[0]} labels for {samples.shape[0]} samples")
+        out.update(_class_metrics(pred, labels, ext.num_classes))
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def evaluate_nll(
+    denoiser: Callable[..., Tensor],
+    images: Tensor,
+    *,
+    labels: Tensor | None = None,
+    num_classes: int = 0,
+    sigma_min: float = 0.002,
+    sigma_max: float = 80.0,
+    seed: int = 0,
+    batch_size: int = 64,
+    exact_trace: bool = False,
+) -> dict[str, Any]:
+    """Mean negative log-likelihood of real images under the model, per dimension, via the PF-ODE.
+
+    With labels (conditional models) this is -log p(x | class). bpd_8bit applies `bits_per_dim`
+    with n_bits = 8 over [-1, 1]; it is exact only for data that really is 8-bit.
+    """
+    t0 = time.perf_counter()
+    d = math.prod(images.shape[1:])
+    gen = torch.Generator().manual_seed(seed)
+    lls = []
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start : start + batch_size]
+        cond = {}
+        if labels is not None and num_classes > 0:
+            onehot = torch.nn.functional.one_hot(labels[start : start + batch_size].long(), num_classes)
+            cond["class_labels"] = onehot.float()
+        lls.append(log_likelihood(denoiser, x, sigma_min=sigma_min, sigma_max=sigma_max, exact_trace=exact_trace,
+                                  generator=gen, **cond))
+    ll = torch.cat(lls)  # (N,) nats per image
+    std_err = float(ll.std() / math.sqrt(ll.numel())) / d if ll.numel() > 1 else float("nan")
+    return {"nll_nats_per_dim": float(-ll.mean()) / d, "bpd_8bit": float(bits_per_dim(ll.mean(), d)),
+            "nll_n": int(images.shape[0]), "nll_std_err_per_dim": std_err, "nll_seconds": time.perf_counter() - t0}
+
+
+# ------------------------------------------------------------------------------------------------
+# The training hook
+
+
+def evaluate_during_training(
+    denoiser: Callable[..., Tensor],
+    reference: Reference,
+    *,
+    shape: Sequence[int],
+    n: int = 256,
+    num_classes: int = 0,
+    guidance: float = 1.0,
+    solver: str = "heun",
+    nfe: int = 35,
+    sigma_min: float = 0.002,
+    sigma_max: float = 80.0,
+    seed: int = 0,
+    metrics: Sequence[str] = ("fd", "kid"),
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """Draw n samples (sample i from seed + i; classes in turn for conditional models) and score them.
+
+    Meant to be called by the trainer every N steps with a fixed seed, so successive calls differ
+    only by the weights. Build `reference` once before training (`build_reference`; its features are
+    cached on disk). An nn.Module denoiser is put in eval mode for the call and restored after; the
+    global torch RNG is not touched. Returns the metric dict of `evaluate_samples` plus
+    "sampling_seconds"; `METRIC_DIRECTIONS` says which way each metric improves.
+    """
+    from ..train.run import generate  # the same sampling as `noisecraft sample` (lazy: train imports eval)
+
+    metrics = tuple(m for m in parse_metrics(metrics) if m != "nll")
+    module = denoiser if isinstance(denoiser, torch.nn.Module) else None
+    was_training = module.training if module is not None else False
+    labels = [i % num_classes for i in range(n)] if num_classes > 0 else None
+    try:
+        if module is not None:
+            module.eval()
+        t0 = time.perf_counter()
+        with torch.random.fork_rng(devices=[]):
+            x = generate(denoiser, n, tuple(shape), seed=seed, class_labels=labels, num_classes=num_classes,
+                         guidance=guidance, solver=solver, nfe=nfe, sigma_min=sigma_min, sigma_max=sigma_max,
+                         batch_size=batch_size).clamp(-1, 1)
+        sampling = time.perf_counter() - t0
+    finally:
+        if module is not None:
+            module.train(was_training)
+    out = evaluate_samples(x, reference, labels=labels, metrics=metrics)
+    out["sampling_seconds"] = sampling
+    return out

@@ -1,0 +1,343 @@
+"""Evaluate a trained run end to end and write the report folder.
+
+    REPORT_DIR/
+        report.json      every number: metrics of the samples, the noise floor, settings, timings
+        report.md        the same for people, with the pictures below
+        samples.png      a grid of generated samples (one column per class for conditional models)
+        classes.png      predicted-class histogram of samples vs held-out real images (labelled data)
+        nfe_sweep.png    FD (and KID) against the sampler's NFE, with the noise floor (--sweep-nfe)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from .evaluate import (
+    DEFAULT_METRICS,
+    METRIC_DIRECTIONS,
+    build_reference,
+    default_extractor,
+    evaluate_nll,
+    evaluate_samples,
+    parse_metrics,
+)
+from .features import EvalError, FeatureExtractor, load_extractor
+from .splits import real_splits
+
+__all__ = ["REPORT_FORMAT", "evaluate_run", "write_report"]
+
+REPORT_FORMAT = "noisecraft-eval/1"
+
+_LABELS = {
+    "fd": "FD", "kid": "KID", "kid_std_err": "KID std. err.", "precision": "precision", "recall": "recall",
+    "accuracy": "class accuracy", "coverage": "class coverage", "nll_nats_per_dim": "NLL (nats/dim)",
+    "bpd_8bit": "bits/dim (8-bit)",
+}
+
+
+def _echo_none(_: str) -> None:
+    pass
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    n: int = 1000,
+    metrics: str | Sequence[str] = DEFAULT_METRICS,
+    solver: str | None = None,
+    nfe: int | None = None,
+    guidance: float | None = None,
+    seed: int = 0,
+    weights: str = "ema",
+    features: str | Path | FeatureExtractor | None = None,
+    sweep_nfe: Sequence[int] = (),
+    nll_n: int = 64,
+    kid_subsets: int = 100,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    echo: Callable[[str], None] = _echo_none,
+) -> dict[str, Any]:
+    """Sample a run, score the samples against its training data, write REPORT_DIR; returns report.json's dict.
+
+    solver / nfe / guidance default to the run's [sample] section. features: a fit-features folder,
+    an Inception weight file, "inception", an extractor, or None (the built-in dataset's classifier).
+    sweep_nfe: also score samples at these NFE (same seeds) and plot quality against NFE.
+    nll_n: held-out images whose likelihood is computed when "nll" is among the metrics.
+    """
+    from ..io import save_grid
+    from ..sampling import SOLVERS
+    from ..train.run import generate, load_denoiser, num_threads, read_run
+
+    info = read_run(run_dir)
+    metrics = parse_metrics(metrics)
+    sc = info.config.sample
+    solver = solver or sc.solver
+    if solver not in SOLVERS:
+        raise EvalError(f"--solver {solver!r} is not a solver; valid: {', '.join(SOLVERS)}")
+    nfe = sc.nfe if nfe is None else nfe
+    guidance = sc.guidance if guidance is None else guidance
+    for v, name in [(nfe, "--nfe"), *[(s, "--sweep-nfe") for s in sweep_nfe]]:
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10_000:
+            raise EvalError(f"{name} {v} is out of range; valid: 1..10000")
+    if not (math.isfinite(guidance) and 0 <= guidance < 100):
+        raise EvalError(f"--guidance {guidance} is out of range; valid: 0 <= W < 100 (1 = no guidance)")
+    if not info.conditional:
+        guidance = 1.0
+    if seed < 0:
+        raise EvalError(f"--seed {seed} is out of range; valid: an integer >= 0")
+    if not 2 <= n <= 1_000_000:
+        raise EvalError(f"--n {n} is out of range; valid: 2..1000000")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise EvalError(f"--out {str(out)!r} is a file, not a folder")
+    if (out / "run.json").exists():
+        raise EvalError(f"--out {str(out)!r} is a run folder; write the report to another folder")
+
+    # Real data at the run's resolution and channels: the same images the model was trained on.
+    data_cfg = info.config.data
+    channels = data_cfg.channels or None
+    splits = real_splits(data_cfg.source, resolution=info.resolution, channels=channels, seed=0)
+    if isinstance(features, FeatureExtractor):
+        extractor = features
+    elif features is not None:
+        extractor = load_extractor(features)
+    else:
+        extractor = default_extractor(data_cfg.source, resolution=info.resolution, channels=channels, echo=echo)
+
+    if "fd" in metrics and n < extractor.feature_dim + 1:
+        raise EvalError(f"--n {n} is too small for FD with {extractor.feature_dim}-d features; need at least "
+                        f"{extractor.feature_dim + 1} samples (feature_dim + 1), or leave fd out of --metrics")
+
+    t0 = time.perf_counter()
+    ref = build_reference(splits.images, extractor, holdout=splits.holdout_images, holdout_labels=splits.holdout_labels,
+                          name=splits.name, metrics=metrics, cache_dir=cache_dir, use_cache=use_cache,
+                          kid_subsets=kid_subsets, seed=seed)
+    reference_seconds = time.perf_counter() - t0
+
+    labels = [i % info.num_classes for i in range(n)] if info.conditional else None
+    shape = (info.channels, info.resolution, info.resolution)
+    timings: dict[str, float] = {"reference_seconds": reference_seconds}
+    with num_threads(info.config.train.threads):
+        den, _ = load_denoiser(run_dir, weights)
+
+        def draw(k: int):
+            return generate(den, n, shape, seed=seed, class_labels=labels, num_classes=info.num_classes,
+                            guidance=guidance, solver=solver, nfe=k, sigma_min=sc.sigma_min,
+                            sigma_max=sc.sigma_max).clamp(-1, 1)
+
+        echo(f"sampling {n} images ({solver}, nfe={nfe}) ...")
+        t0 = time.perf_counter()
+        samples = draw(nfe)
+        timings["sampling_seconds"] = time.perf_counter() - t0
+    sample_metrics = [m for m in metrics if m != "nll"]
+    if sample_metrics:
+        generated = evaluate_samples(samples, ref, labels=labels, metrics=sample_metrics)
+        timings["evaluation_seconds"] = generated.pop("seconds")
+    else:
+        generated, timings["evaluation_seconds"] = {"n": n}, 0.0
+
+    sweep = []
+    for k in sorted(set(sweep_nfe)):
+        echo(f"sweep: sampling {n} images at nfe={k} ...")
+        with num_threads(info.config.train.threads):
+            t0 = time.perf_counter()
+            xs = samples if k == nfe else draw(k)  # same seeds: the main samples are reused
+            sampled = timings["sampling_seconds"] if k == nfe else time.perf_counter() - t0
+        sweep_metrics = [m for m in sample_metrics if m in ("fd", "kid")] or ["fd"]
+        row = evaluate_samples(xs, ref, labels=labels, metrics=sweep_metrics)
+        row.pop("class_histogram", None)
+        sweep.append({"nfe": k, **row, "sampling_seconds": sampled})
+
+    nll = None
+    if "nll" in metrics:
+        # Held-out images (never trained on); the reference split only if there is no held-out image.
+        pool, pool_labels = ((splits.holdout_images, splits.holdout_labels) if splits.holdout_images.shape[0]
+                             else (splits.images, splits.labels))
+        k = min(nll_n, pool.shape[0])
+        imgs, lab = pool[:k], (pool_labels[:k] if info.conditional else None)
+        echo(f"likelihood of {k} held-out images (probability-flow ODE) ...")
+        with num_threads(info.config.train.threads):
+            nll = evaluate_nll(den, imgs, labels=lab, num_classes=info.num_classes, sigma_min=sc.sigma_min,
+                               sigma_max=sc.sigma_max, seed=seed)
+        timings["nll_seconds"] = nll.pop("nll_seconds")
+        generated.update({k2: nll[k2] for k2 in ("nll_nats_per_dim", "bpd_8bit")})
+
+    report: dict[str, Any] = {
+        "format": REPORT_FORMAT,
+        "run": str(run_dir),
+        "weights": weights,
+        "dataset": data_cfg.source,
+        "conditional": info.conditional,
+        "class_names": info.class_names,
+        "n": n,
+        "seed": seed,
+        "solver": solver,
+        "nfe": nfe,
+        "guidance": guidance,
+        "sigma_min": sc.sigma_min,
+        "sigma_max": sc.sigma_max,
+        "metrics": list(metrics),
+        "generated": generated,
+        "noise_floor": ref.noise_floor,
+        "nll": nll,
+        "reference": ref.describe(),
+        "nfe_sweep": sweep,
+        "directions": {k: v for k, v in METRIC_DIRECTIONS.items()},
+        "timings": timings,
+        "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                        "machine": platform.machine()},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    nrow = info.num_classes if info.conditional and n >= info.num_classes else max(1, math.ceil(math.sqrt(min(n, 100))))
+    grid_n = min(n, nrow * 10) if info.conditional else min(n, nrow * nrow)
+    save_grid(samples[:grid_n], out / "samples.png", nrow, scale=max(1, 64 // info.resolution))
+    write_report(report, out)
+    return report
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "—"
+        return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
+    return str(v)
+
+
+def _plots(report: dict, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    hist_gen = report["generated"].get("class_histogram")
+    hist_real = report["noise_floor"].get("class_histogram")
+    if hist_gen:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        k = len(hist_gen)
+        xs = list(range(k))
+        ax.bar([x - 0.2 for x in xs], hist_gen, width=0.4, label="generated")
+        if hist_real:
+            ax.bar([x + 0.2 for x in xs], hist_real, width=0.4, label="held-out real")
+        names = report.get("class_names") or [str(i) for i in xs]
+        ax.set_xticks(xs, names[:k] if len(names) >= k else [str(i) for i in xs])
+        ax.set_ylabel("fraction predicted as class")
+        ax.legend(loc="lower right", fontsize="small", framealpha=0.9)
+        fig.tight_layout()
+        fig.savefig(out / "classes.png", dpi=100)
+        plt.close(fig)
+        files.append("classes.png")
+    sweep = report.get("nfe_sweep") or []
+    if len(sweep) >= 2:
+        keys = [k for k in ("fd", "kid") if k in sweep[0]]
+        fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+        for ax, key in zip(axes[0], keys):
+            ax.plot([r["nfe"] for r in sweep], [r[key] for r in sweep], "o-", label="generated")
+            floor = report["noise_floor"].get(key)
+            if floor is not None:
+                ax.axhline(floor, color="gray", linestyle="--", label="noise floor (held-out real)")
+            ax.set_xscale("log")
+            ax.set_xticks([r["nfe"] for r in sweep], [str(r["nfe"]) for r in sweep])
+            ax.minorticks_off()
+            ax.set_xlabel("NFE")
+            ax.set_ylabel(_LABELS[key])
+            ax.set_title(f"{_LABELS[key]} vs NFE ({report['solver']})")
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "nfe_sweep.png", dpi=100)
+        plt.close(fig)
+        files.append("nfe_sweep.png")
+    return files
+
+
+def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write report.json and report.md (plus plots) into out_dir; samples.png is written by the caller."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = _plots(report, out)
+    report["files"] = {"samples": "samples.png", "plots": plots}
+    gen, floor = report["generated"], report["noise_floor"]
+    ref = report["reference"]
+    ext = ref["extractor"]
+    lines = [
+        f"# Evaluation of `{report['run']}`",
+        "",
+        f"- weights: {report['weights']}; {report['n']} samples, seed {report['seed']} (sample i uses seed + i)",
+        f"- sampler: {report['solver']}, NFE {report['nfe']}, guidance {report['guidance']}, "
+        f"σ ∈ [{report['sigma_min']}, {report['sigma_max']}]",
+        f"- reference: {ref['name']} ({ref['n_reference']} images); noise floor: {ref['n_holdout']} held-out images "
+        f"vs the same reference",
+        f"- features: {ext['name']} ({ext['feature_dim']}-d"
+        + (f", held-out accuracy {ext['held_out_accuracy']:.4f}" if ext.get("held_out_accuracy") is not None else "")
+        + f", fingerprint {ext['fingerprint']})",
+        "",
+        "| metric | generated | noise floor (held-out real vs reference) | better |",
+        "|---|---|---|---|",
+    ]
+    for key in ("fd", "kid", "precision", "recall", "accuracy", "coverage", "nll_nats_per_dim", "bpd_8bit"):
+        if key in gen or key in floor:
+            g = _fmt(gen.get(key))
+            f = _fmt(floor.get(key))
+            if key == "kid":
+                g += f" ± {_fmt(gen.get('kid_std_err'))}" if "kid_std_err" in gen else ""
+                f += f" ± {_fmt(floor.get('kid_std_err'))}" if "kid_std_err" in floor else ""
+            better = {"min": "lower", "max": "higher"}.get(METRIC_DIRECTIONS.get(key, ""), "")
+            lines.append(f"| {_LABELS[key]} | {g} | {f} | {better} |")
+    lines += [
+        "",
+        "FD and KID are biased upwards at small sample sizes; compare numbers at the same n. KID is the mean of "
+        "unbiased MMD² estimates over random subsets ± its standard error. Class accuracy is the fraction of samples "
+        "the feature classifier assigns to the class they were generated for (on held-out real images: the "
+        "classifier's own accuracy); coverage is the fraction of classes predicted at least once.",
+        "",
+        "## Samples",
+        "",
+        "![samples](samples.png)",
+        "",
+    ]
+    if "classes.png" in plots:
+        lines += ["## Predicted classes", "", "![classes](classes.png)", ""]
+    if report.get("nfe_sweep"):
+        lines += ["## Quality vs NFE", "", "| NFE | FD | KID | sampling (s) |", "|---|---|---|---|"]
+        for r in report["nfe_sweep"]:
+            lines.append(f"| {r['nfe']} | {_fmt(r.get('fd'))} | {_fmt(r.get('kid'))} | {r['sampling_seconds']:.1f} |")
+        lines.append(f"| noise floor | {_fmt(floor.get('fd'))} | {_fmt(floor.get('kid'))} | |")
+        lines.append("")
+        if "nfe_sweep.png" in plots:
+            lines += ["![quality vs NFE](nfe_sweep.png)", ""]
+    if report.get("nll"):
+        nll = report["nll"]
+        lines += ["## Likelihood", "",
+                  f"{nll['nll_n']} held-out images: NLL {nll['nll_nats_per_dim']:.4f} ± {nll['nll_std_err_per_dim']:.4f} "
+                  f"nats/dim, {nll['bpd_8bit']:.4f} bits/dim if the data were 8-bit (probability-flow ODE from "
+                  f"σ_min = {report['sigma_min']} with Hutchinson trace estimates; conditional models give "
+                  "-log p(x | class)).", ""]
+    t = report["timings"]
+    lines += ["## Timings", "",
+              f"- reference features: {t['reference_seconds']:.2f} s ({'cache hit' if ref['from_cache'] else 'computed and cached'})",
+              f"- sampling: {t['sampling_seconds']:.2f} s",
+              f"- evaluation of {report['n']} samples (features + metrics): {t['evaluation_seconds']:.2f} s"]
+    if "nll_seconds" in t:
+        lines.append(f"- likelihood: {t['nll_seconds']:.2f} s")
+    lines.append("")
+    json_path, md_path = out / "report.json", out / "report.md"
+    _atomic_text(json_path, json.dumps(report, indent=2) + "\n")
+    _atomic_text(md_path, "\n".join(lines))
+    return json_path, md_path
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
