@@ -1,0 +1,282 @@
+"""Checkpoints: one folder per save, tensors in safetensors, everything else in JSON.
+
+    RUN_DIR/checkpoints/
+        ckpt-00000500/
+            state.safetensors   model, EMA, optimizer moments, post-hoc EMA tracks
+            state.json          config, step, samples seen, RNG states, data position, optimizer hyper-state
+            COMPLETE            sha256 of the two files; written last
+        latest                  name of the newest complete checkpoint
+
+Saving is atomic: both files are written and fsynced inside a temporary folder next to the
+final one, the folder is renamed into place (os.replace), then COMPLETE and `latest` are written
+(each by write-temp + fsync + os.replace). A crash at any point leaves `latest` pointing at the
+previous complete checkpoint. Loading verifies the checksums and refuses non-finite tensors.
+
+Nested state (dicts of tensors and plain values) is flattened with '/' separators:
+tensors go to safetensors, everything else to JSON. Integer dict keys (optimizer state) are
+written as '#<int>' and restored as ints. Nothing is pickled; `torch.load` is never used.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import Tensor
+
+__all__ = [
+    "CheckpointError",
+    "flatten_state",
+    "unflatten_state",
+    "encode_bytes",
+    "decode_bytes",
+    "save_checkpoint",
+    "list_checkpoints",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "atomic_write_bytes",
+    "atomic_write_text",
+]
+
+_NAME = re.compile(r"^ckpt-(\d{8,})$")
+MARKER = "COMPLETE"
+FORMAT = "noisecraft-checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: missing, incomplete, corrupt or inconsistent. One line."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Flattening nested state
+
+
+def _enc_key(k: Any) -> str:
+    if isinstance(k, bool) or not isinstance(k, (str, int)):
+        raise TypeError(f"state keys must be str or int, got {k!r}")
+    if isinstance(k, int):
+        return f"#{k}"
+    if "/" in k or k.startswith("#"):
+        raise ValueError(f"state key {k!r} may not contain '/' or start with '#'")
+    return k
+
+
+def _dec_key(k: str) -> Any:
+    return int(k[1:]) if k.startswith("#") else k
+
+
+def flatten_state(state: dict, prefix: str = "") -> tuple[dict[str, Tensor], dict]:
+    """Split nested state into ({'a/b/c': tensor}, json-able nested dict without tensors)."""
+    tensors: dict[str, Tensor] = {}
+
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, Tensor):
+            tensors[path] = node.detach().cpu().contiguous().clone()
+            return {"__tensor__": path}
+        if isinstance(node, dict):
+            return {_enc_key(k): walk(v, f"{path}/{_enc_key(k)}" if path else _enc_key(k)) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return [walk(v, f"{path}/{i}") for i, v in enumerate(node)]
+        if node is None or isinstance(node, (bool, int, float, str)):
+            return node
+        raise TypeError(f"cannot store {type(node).__name__} at {path!r} in a checkpoint")
+
+    meta = walk(state, prefix)
+    return tensors, meta
+
+
+def unflatten_state(tensors: dict[str, Tensor], meta: Any) -> Any:
+    """Inverse of flatten_state."""
+    if isinstance(meta, dict):
+        if set(meta) == {"__tensor__"}:
+            key = meta["__tensor__"]
+            if key not in tensors:
+                raise CheckpointError(f"checkpoint is missing tensor {key!r}")
+            return tensors[key]
+        return {_dec_key(k): unflatten_state(tensors, v) for k, v in meta.items()}
+    if isinstance(meta, list):
+        return [unflatten_state(tensors, v) for v in meta]
+    return meta
+
+
+def encode_bytes(t: Tensor) -> str:
+    """A uint8 tensor (e.g. a torch.Generator state) as base64 text for JSON."""
+    return base64.b64encode(t.detach().cpu().to(torch.uint8).numpy().tobytes()).decode("ascii")
+
+
+def decode_bytes(text: str) -> Tensor:
+    raw = base64.b64decode(text.encode("ascii"), validate=True)
+    return torch.frombuffer(bytearray(raw), dtype=torch.uint8).clone()
+
+
+# ------------------------------------------------------------------------------------------------
+# Atomic file writes
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` so readers see the old or the new file, never a partial one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    _write_synced(tmp, data)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------
+# Save / find / load
+
+
+def _step_of(path: Path) -> int:
+    m = _NAME.match(path.name)
+    return int(m.group(1)) if m else -1
+
+
+def _is_complete(path: Path) -> bool:
+    return path.is_dir() and _NAME.match(path.name) is not None and (path / MARKER).is_file()
+
+
+def list_checkpoints(ckpt_dir: str | Path) -> list[Path]:
+    """Complete checkpoints in `ckpt_dir`, oldest first."""
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return []
+    return sorted((p for p in ckpt_dir.iterdir() if _is_complete(p)), key=_step_of)
+
+
+def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
+    """The checkpoint `latest` names if it is complete, else the newest complete one, else None."""
+    ckpt_dir = Path(ckpt_dir)
+    pointer = ckpt_dir / "latest"
+    if pointer.is_file():
+        name = pointer.read_text(encoding="utf-8").strip()
+        if _NAME.match(name) and _is_complete(ckpt_dir / name):
+            return ckpt_dir / name
+    done = list_checkpoints(ckpt_dir)
+    return done[-1] if done else None
+
+
+def _remove_tree(path: Path) -> None:
+    # Rename first so a half-deleted folder never looks like a checkpoint.
+    trash = path.with_name(f".trash-{path.name}-{os.getpid()}")
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def save_checkpoint(
+    ckpt_dir: str | Path,
+    step: int,
+    state: dict,
+    *,
+    keep: int = 2,
+    _before_rename: Callable[[Path], None] | None = None,
+) -> Path:
+    """Save nested `state` (tensors + JSON-able values) as checkpoint `step`; keep the newest `keep`.
+
+    `_before_rename` is a test hook called with the temporary folder after the files are written.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    name = f"ckpt-{step:08d}"
+    final = ckpt_dir / name
+    tensors, meta = flatten_state(state)
+    for k, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"refusing to save checkpoint {name}: tensor {k!r} has non-finite values")
+    blob = st_save(tensors, metadata={"format": FORMAT})
+    text = json.dumps({"format": FORMAT, "step": step, "state": meta}, indent=1).encode("utf-8")
+
+    tmp = ckpt_dir / f".tmp-{name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    _write_synced(tmp / "state.safetensors", blob)
+    _write_synced(tmp / "state.json", text)
+    _fsync_dir(tmp)
+    if _before_rename is not None:
+        _before_rename(tmp)
+    if final.exists():  # a stale (e.g. incomplete) folder of the same step from an earlier attempt
+        _remove_tree(final)
+    os.replace(tmp, final)
+    _fsync_dir(ckpt_dir)
+    marker = {"format": FORMAT, "files": {"state.safetensors": _sha256(blob), "state.json": _sha256(text)}}
+    atomic_write_text(final / MARKER, json.dumps(marker))
+    atomic_write_text(ckpt_dir / "latest", name + "\n")
+
+    # Retention: the newest `keep` complete checkpoints stay; leftovers of crashed saves go.
+    done = list_checkpoints(ckpt_dir)
+    for old in done[:-keep]:
+        if old != final:
+            _remove_tree(old)
+    for p in ckpt_dir.iterdir():
+        if p.name.startswith((".tmp-", ".trash-")) and p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif _NAME.match(p.name) and p.is_dir() and not _is_complete(p) and _step_of(p) < step:
+            shutil.rmtree(p, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: str | Path) -> tuple[int, dict]:
+    """(step, nested state) of a complete checkpoint folder; checksums and finiteness verified."""
+    path = Path(path)
+    if not (path / MARKER).is_file():
+        raise CheckpointError(f"{path} is not a complete checkpoint (no {MARKER} marker)")
+    try:
+        marker = json.loads((path / MARKER).read_text(encoding="utf-8"))
+        expected = marker["files"]
+    except (ValueError, KeyError, TypeError):
+        raise CheckpointError(f"checkpoint {path} has an unreadable {MARKER} marker") from None
+    data = {}
+    for fname in ("state.safetensors", "state.json"):
+        try:
+            data[fname] = (path / fname).read_bytes()
+        except FileNotFoundError:
+            raise CheckpointError(f"checkpoint {path} is missing {fname}") from None
+        if _sha256(data[fname]) != expected.get(fname):
+            raise CheckpointError(f"checkpoint {path} is corrupt: {fname} does not match its recorded checksum")
+    try:
+        tensors = st_load(data["state.safetensors"])
+        doc = json.loads(data["state.json"].decode("utf-8"))
+        step, meta = int(doc["step"]), doc["state"]
+    except Exception as e:  # noqa: BLE001 - any parse failure is corruption
+        raise CheckpointError(f"checkpoint {path} is corrupt: {type(e).__name__}: {e}".splitlines()[0]) from None
+    for k, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"checkpoint {path} has non-finite values in {k!r}; refusing to load it")
+    return step, unflatten_state(tensors, meta)

@@ -1,0 +1,398 @@
+"""Training configuration: small dataclasses, loaded from TOML, overridden with `--set a.b=value`.
+
+A config has one section per concern; every key has a type and a valid range, checked when the
+config is built, so a typo or a bad value fails before any data is read:
+
+    [data]     what to train on                    [optim]   AdamW, warm-up, decay, clipping
+    [net]      the network preset and overrides    [ema]     classic EMA and post-hoc EMA tracks
+    [process]  process + preconditioning           [train]   steps, batch, checkpoints, logging
+    [loss]     noise levels and loss weighting     [sample]  how sample grids are drawn
+
+`load_config("digits")` reads a packaged preset (src/noisecraft/configs/digits.toml);
+`load_config("my.toml", ["optim.lr=2e-3"])` reads a file and applies overrides. The resolved
+config is saved as JSON next to the weights (`Config.to_dict`), and `config_from_dict` reads it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "NetConfig",
+    "ProcessConfig",
+    "LossConfig",
+    "OptimConfig",
+    "EMAConfig",
+    "TrainConfig",
+    "SampleConfig",
+    "Config",
+    "PRESET_NAMES",
+    "preset_names",
+    "load_config",
+    "config_from_dict",
+    "apply_overrides",
+]
+
+
+class ConfigError(ValueError):
+    """A user error in a config: unknown key, wrong type or out-of-range value. One line."""
+
+
+NOISE_LEVELS = ("lognormal", "loguniform", "uniform_time", "logitnormal")
+WEIGHTINGS = ("edm", "eps", "min_snr", "flow", "x0")
+PROCESS_NAMES = ("ve", "vp", "vp_discrete", "flow")
+PREDICTIONS = ("edm", "eps", "x0", "v", "flow")
+LR_DECAYS = ("none", "cosine", "linear", "inv_sqrt")
+
+
+def _check(ok: bool, key: str, value: Any, valid: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} = {value!r} is out of range; valid: {valid}")
+
+
+def _choice(key: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} = {value!r} is not valid; valid: {', '.join(choices)}")
+
+
+@dataclass
+class DataConfig:
+    source: str = "digits"  # built-in dataset name or an image folder
+    resolution: int = 16  # training resolution in pixels; 0 = as stored
+    channels: int = 0  # 1 or 3 to convert; 0 = as stored
+    conditional: bool = True  # condition the net on class labels (needs labelled data)
+    hflip: bool = False  # random horizontal flips (drawn from the trainer's generator)
+
+    def validate(self) -> None:
+        _check(self.source != "", "data.source", self.source, "a built-in dataset name or a folder path")
+        _check(self.resolution == 0 or 4 <= self.resolution <= 4096, "data.resolution", self.resolution, "0 (as stored) or 4..4096")
+        _check(self.channels in (0, 1, 3), "data.channels", self.channels, "0 (as stored), 1 or 3")
+
+
+@dataclass
+class NetConfig:
+    name: str = "unet-small"  # a preset of noisecraft.nets
+    overrides: dict = field(default_factory=dict)  # keyword overrides passed to build_net
+
+    def validate(self) -> None:
+        _check(self.name != "", "net.name", self.name, "a preset name such as 'unet-small'")
+
+
+@dataclass
+class ProcessConfig:
+    name: str = "ve"  # forward process: ve | vp | vp_discrete | flow
+    prediction: str = "edm"  # what the net predicts: edm | eps | x0 | v | flow
+    sigma_data: float = 0.5  # data standard deviation used by EDM preconditioning and weighting
+    options: dict = field(default_factory=dict)  # keyword arguments of the process
+
+    def validate(self) -> None:
+        _choice("process.name", self.name, PROCESS_NAMES)
+        _choice("process.prediction", self.prediction, PREDICTIONS)
+        _check(0 < self.sigma_data < 100, "process.sigma_data", self.sigma_data, "0 < sigma_data < 100")
+
+
+@dataclass
+class LossConfig:
+    levels: str = "lognormal"  # σ distribution: lognormal | loguniform | uniform_time | logitnormal
+    p_mean: float = -1.2  # mean of ln σ (lognormal) or of logit t (logitnormal)
+    p_std: float = 1.2  # std of ln σ (lognormal) or of logit t (logitnormal)
+    sigma_min: float = 0.002  # loguniform range
+    sigma_max: float = 80.0
+    weighting: str = "edm"  # edm | eps | min_snr | flow | x0
+    gamma: float = 5.0  # min-SNR-γ
+
+    def validate(self) -> None:
+        _choice("loss.levels", self.levels, NOISE_LEVELS)
+        _choice("loss.weighting", self.weighting, WEIGHTINGS)
+        _check(math.isfinite(self.p_mean), "loss.p_mean", self.p_mean, "a finite number")
+        _check(0 < self.p_std < 100, "loss.p_std", self.p_std, "0 < p_std < 100")
+        _check(0 < self.sigma_min < self.sigma_max < math.inf, "loss.sigma_min/sigma_max",
+               (self.sigma_min, self.sigma_max), "0 < sigma_min < sigma_max < inf")
+        _check(0 < self.gamma < math.inf, "loss.gamma", self.gamma, "gamma > 0")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3  # peak learning rate of AdamW
+    beta1: float = 0.9
+    beta2: float = 0.99
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    warmup_steps: int = 100  # linear warm-up from 0 to lr
+    decay: str = "none"  # after warm-up: none | cosine | linear (to min_lr at the last step) | inv_sqrt
+    decay_start: int = 0  # step where decay begins (0 = right after warm-up)
+    min_lr: float = 0.0  # final learning rate of cosine/linear decay
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+
+    def validate(self) -> None:
+        _check(0 < self.lr < 10, "optim.lr", self.lr, "0 < lr < 10")
+        _check(0 <= self.beta1 < 1, "optim.beta1", self.beta1, "0 <= beta1 < 1")
+        _check(0 <= self.beta2 < 1, "optim.beta2", self.beta2, "0 <= beta2 < 1")
+        _check(0 < self.eps < 1, "optim.eps", self.eps, "0 < eps < 1")
+        _check(0 <= self.weight_decay < 10, "optim.weight_decay", self.weight_decay, "0 <= weight_decay < 10")
+        _check(self.warmup_steps >= 0, "optim.warmup_steps", self.warmup_steps, "an integer >= 0")
+        _choice("optim.decay", self.decay, LR_DECAYS)
+        _check(self.decay_start >= 0, "optim.decay_start", self.decay_start, "an integer >= 0")
+        _check(0 <= self.min_lr <= self.lr, "optim.min_lr", self.min_lr, f"0 <= min_lr <= lr ({self.lr})")
+        _check(0 <= self.grad_clip < math.inf, "optim.grad_clip", self.grad_clip, "0 (off) or a finite norm > 0")
+
+
+@dataclass
+class EMAConfig:
+    decay: float = 0.999  # classic EMA decay per step
+    warmup: bool = True  # use min(decay, (1+t)/(10+t)) so early weights are not frozen in
+    phema_stds: list = field(default_factory=lambda: [0.05, 0.10])  # post-hoc EMA tracks (relative std)
+    phema_every: int = 500  # save post-hoc EMA snapshots every this many steps; 0 disables post-hoc EMA
+
+    def validate(self) -> None:
+        _check(0 <= self.decay < 1, "ema.decay", self.decay, "0 <= decay < 1")
+        _check(self.phema_every >= 0, "ema.phema_every", self.phema_every, "an integer >= 0 (0 = off)")
+        _check(all(isinstance(s, (int, float)) and 0 < s < 0.28 for s in self.phema_stds) and len(self.phema_stds) >= 1,
+               "ema.phema_stds", self.phema_stds, "a non-empty list of relative stds, each 0 < std < 0.28")
+        _check(len(set(self.phema_stds)) == len(self.phema_stds), "ema.phema_stds", self.phema_stds, "distinct values")
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    steps: int = 1000  # optimizer steps; progress is counted in samples seen = steps·batch_size
+    batch_size: int = 64  # samples per optimizer step
+    accum_steps: int = 1  # micro-batches per step (batch_size must be divisible by it)
+    class_dropout: float = 0.1  # probability of dropping the label (classifier-free guidance)
+    bf16: bool = False  # bfloat16 autocast for the forward pass
+    checkpoint_every: int = 500  # steps between checkpoints (the last step is always saved)
+    keep_checkpoints: int = 2  # newest complete checkpoints to keep
+    log_every: int = 10  # steps between loss/lr/speed logs
+    sample_every: int = 0  # steps between sample grids; 0 = only at the end
+    tensorboard: bool = True
+    threads: int = 0  # torch.set_num_threads; 0 = leave as is
+
+    def validate(self) -> None:
+        _check(0 <= self.seed < 2**63, "train.seed", self.seed, "0 <= seed < 2**63")
+        _check(self.steps >= 1, "train.steps", self.steps, "an integer >= 1")
+        _check(self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
+        _check(self.accum_steps >= 1, "train.accum_steps", self.accum_steps, "an integer >= 1")
+        _check(self.batch_size % self.accum_steps == 0, "train.accum_steps", self.accum_steps,
+               f"a divisor of train.batch_size ({self.batch_size})")
+        _check(0 <= self.class_dropout < 1, "train.class_dropout", self.class_dropout, "0 <= class_dropout < 1")
+        _check(self.checkpoint_every >= 1, "train.checkpoint_every", self.checkpoint_every, "an integer >= 1")
+        _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", self.keep_checkpoints, "an integer >= 1")
+        _check(self.log_every >= 1, "train.log_every", self.log_every, "an integer >= 1")
+        _check(self.sample_every >= 0, "train.sample_every", self.sample_every, "an integer >= 0 (0 = only at the end)")
+        _check(0 <= self.threads <= 1024, "train.threads", self.threads, "0 (leave as is) .. 1024")
+
+
+@dataclass
+class SampleConfig:
+    solver: str = "heun"  # a name in noisecraft.SOLVERS
+    nfe: int = 35  # network evaluations per sample
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    guidance: float = 1.0  # classifier-free guidance weight (1 = plain conditional)
+    per_class: int = 10  # grid: samples per class row (unconditional: a square grid of per_class²)
+    scale: int = 4  # saved images are upscaled by this integer factor (nearest neighbour)
+
+    def validate(self) -> None:
+        from ..sampling import SOLVERS  # checked now, not when the first grid is drawn after training
+
+        _choice("sample.solver", self.solver, list(SOLVERS))
+        _check(1 <= self.nfe <= 10000, "sample.nfe", self.nfe, "1..10000")
+        _check(0 < self.sigma_min < self.sigma_max < math.inf, "sample.sigma_min/sigma_max",
+               (self.sigma_min, self.sigma_max), "0 < sigma_min < sigma_max < inf")
+        _check(0 <= self.guidance < 100, "sample.guidance", self.guidance, "0 <= guidance < 100")
+        _check(1 <= self.per_class <= 100, "sample.per_class", self.per_class, "1..100")
+        _check(1 <= self.scale <= 64, "sample.scale", self.scale, "1..64")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    process: ProcessConfig = field(default_factory=ProcessConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+    def validate(self) -> "Config":
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).validate()
+        if self.process.prediction == "flow" and self.process.name != "flow":
+            raise ConfigError(f"process.prediction = 'flow' needs process.name = 'flow', got {self.process.name!r}")
+        if self.process.prediction == "v" and self.process.name not in ("vp", "vp_discrete"):
+            raise ConfigError(f"process.prediction = 'v' needs process.name 'vp' or 'vp_discrete', got {self.process.name!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building from dicts, TOML and overrides
+
+
+def _field_types(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(key: str, value: Any, tp) -> Any:
+    """Check `value` against the field type `tp`; ints are accepted for floats."""
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is dict or origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    elif tp is list or origin is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+    elif origin in (typing.Union, types.UnionType):  # pragma: no cover - no optional fields today
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError:
+                pass
+    raise ConfigError(f"{key} = {value!r} has type {type(value).__name__}; expected {_type_name(tp)}")
+
+
+def _section_from_dict(cls, name: str, data: Any):
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{name}] must be a table of keys, got {data!r}")
+    types_ = _field_types(cls)
+    unknown = [k for k in data if k not in types_]
+    if unknown:
+        raise ConfigError(f"unknown key {name}.{unknown[0]}; valid keys in [{name}]: {', '.join(types_)}")
+    kwargs = {k: _coerce(f"{name}.{k}", v, types_[k]) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict, *, validate: bool = True) -> Config:
+    """Build a Config from nested dicts (missing keys take defaults; unknown keys are an error)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a table of sections, got {type(data).__name__}")
+    sections = _field_types(Config)
+    unknown = [k for k in data if k not in sections]
+    if unknown:
+        raise ConfigError(f"unknown config section {unknown[0]!r}; valid sections: {', '.join(sections)}")
+    cfg = Config(**{k: _section_from_dict(sections[k], k, v) for k, v in data.items()})
+    return cfg.validate() if validate else cfg
+
+
+def _parse_value(text: str) -> Any:
+    """Parse the right-hand side of `key=value` as a TOML value; bare words are strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    sections = _field_types(Config)
+    if parts[0] not in sections:
+        raise ConfigError(f"unknown config key {key!r}; keys look like section.key with section one of: {', '.join(sections)}")
+    if len(parts) < 2:
+        raise ConfigError(f"config key {key!r} names a section; set one key such as {parts[0]}.{next(iter(_field_types(sections[parts[0]])))}")
+    fields = _field_types(sections[parts[0]])
+    if parts[1] not in fields:
+        raise ConfigError(f"unknown key {parts[0]}.{parts[1]}; valid keys in [{parts[0]}]: {', '.join(fields)}")
+    tp = fields[parts[1]]
+    is_dict = tp is dict or typing.get_origin(tp) is dict
+    if len(parts) > 2 and not is_dict:
+        raise ConfigError(f"unknown config key {key!r}: {parts[0]}.{parts[1]} is a {_type_name(tp)}, not a table")
+    node = data.setdefault(parts[0], {})
+    for p in parts[1:-1]:
+        nxt = node.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"cannot set {key!r}: {p} is not a table")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+    """Apply `section.key=value` strings to a nested config dict (values parsed as TOML)."""
+    data = json.loads(json.dumps(data))  # deep copy
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, text = item.split("=", 1)
+        _set_dotted(data, key.strip(), _parse_value(text.strip()))
+    return data
+
+
+def preset_names() -> list[str]:
+    """Names of the packaged TOML presets (src/noisecraft/configs/*.toml)."""
+    folder = resources.files("noisecraft") / "configs"
+    try:
+        return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    except FileNotFoundError:  # pragma: no cover - broken install
+        return []
+
+
+PRESET_NAMES = tuple(preset_names())
+
+
+def _read_source(source: str | Path) -> dict:
+    text_path = Path(source)
+    is_path = str(source).endswith(".toml") or text_path.is_file() or "/" in str(source)
+    if is_path:
+        if not text_path.is_file():
+            raise ConfigError(f"config file {str(source)!r} does not exist; give a TOML file or a preset ({', '.join(preset_names())})")
+        raw = text_path.read_text(encoding="utf-8")
+        where = str(source)
+    else:
+        names = preset_names()
+        if source not in names:
+            raise ConfigError(f"unknown preset {source!r}; valid presets: {', '.join(names)} (or a path to a .toml file)")
+        raw = (resources.files("noisecraft") / "configs" / f"{source}.toml").read_text(encoding="utf-8")
+        where = f"preset {source!r}"
+    try:
+        return tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"cannot parse {where}: {e}") from None
+
+
+def load_config(source: str | Path | dict | None = None, overrides: Sequence[str] = ()) -> Config:
+    """A validated Config from a preset name, a TOML path or a dict (None = defaults), plus overrides."""
+    if source is None:
+        data: dict = {}
+    elif isinstance(source, dict):
+        data = source
+    else:
+        data = _read_source(source)
+    return config_from_dict(apply_overrides(data, overrides))
