@@ -292,5 +292,14 @@ def demo(out, steps, per_class, nfe, sets, quiet) -> None:
     click.echo(f"try: noisecraft sample {out} --class 3 --n 8 --out samples-3")
 
 
+def _register_subcommands() -> None:
+    from .eval_cmd import eval_group
+
+    cli.add_command(eval_group, "eval")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     cli(prog_name="noisecraft")

@@ -17,7 +17,6 @@ Extractors are saved as a folder with `extractor.json` (what to rebuild) and `we
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -30,6 +29,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ..runtime import num_threads
 from safetensors.torch import load_file as st_load_file
 from safetensors.torch import save_file as st_save_file
 from torch import Tensor, nn
@@ -325,15 +325,6 @@ def _shift(x: Tensor, gen: torch.Generator, max_shift: int) -> Tensor:
     return pad.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
-@contextlib.contextmanager
-def _num_threads(n: int):
-    old = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def accuracy(extractor: FeatureExtractor, images: Tensor, labels: Tensor) -> float:
@@ -376,7 +367,7 @@ def fit_classifier(
     max_shift = max(1, res // 8) if max_shift is None else max_shift
     t0 = time.perf_counter()
     history = []
-    with torch.random.fork_rng(devices=[]), _num_threads(threads):
+    with torch.random.fork_rng(devices=[]), num_threads(threads):
         torch.manual_seed(seed)
         net = ClassifierNet(cfg)
         gen = torch.Generator().manual_seed(seed)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from .. import runtime
 from torch import Tensor, nn
 
 from ..data.dataset import to_unit_range
@@ -240,13 +241,8 @@ def train_shapes_judge(
         fastest on one thread; on a busy 2-core machine two threads were 10x slower. None keeps
         torch's setting.
     """
-    previous_threads = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
+    with runtime.num_threads(num_threads or 0):
         return _train(num_images, epochs, batch_size, lr, noise, seed, config, validate, progress)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _train(

@@ -17,7 +17,6 @@ and classifier-free guidance.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
 from ..core import Precond, get_process
+from ..runtime import num_threads  # noqa: F401  (re-exported: CLI and eval import it from here)
 from .checkpoint import CheckpointError, atomic_write_bytes, latest_checkpoint, load_checkpoint
 from .config import Config, config_from_dict
 
@@ -78,16 +78,6 @@ class RunInfo:
         return self.config.data.conditional and self.num_classes > 0
 
 
-@contextlib.contextmanager
-def num_threads(n: int):
-    """Run the block with torch.set_num_threads(n) (n = 0: leave as is), then restore."""
-    old = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def is_run(path: str | Path) -> bool:
