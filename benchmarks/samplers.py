@@ -106,6 +106,8 @@ def make_problem(n_eval: int, n_calib: int, seed: int = 0) -> Problem:
     weights = 0.5 + torch.rand(k, generator=g, dtype=F64)
     exact = GaussianMixture(means, stds, weights)
     mixture = exact  # GaussianMixture evaluates a shared-σ batch with matrix products
+    noise = torch.randn(n_eval, 1, 8, 8, generator=torch.Generator().manual_seed(seed + 1), dtype=F64)
+    calib = torch.randn(n_calib, 1, 8, 8, generator=torch.Generator().manual_seed(seed + 2), dtype=F64)
     return Problem(process, mixture, noise, calib, process.sigma_min, process.sigma_max)
 
 
