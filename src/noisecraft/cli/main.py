@@ -187,7 +187,7 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
 @click.option("--nfe", type=int, help="Network evaluations per sample (default: the run's sample.nfe).")
 @click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sample i uses seed + i.")
-@click.option("--weights", default="ema", show_default=True, help="raw | ema | phema-<std> (post-hoc EMA).")
+@click.option("--weights", default="ema", show_default=True, help="raw | ema | best (eval.keep_best) | phema-<std> (post-hoc EMA).")
 @click.option("--scale", type=int, help="Upscale factor of the saved PNGs (default: the run's sample.scale).")
 def sample(run_dir, n, out, class_, solver, nfe, guidance, seed, weights, scale) -> None:
     """Draw N samples from a trained run; writes DIR/000000.png ... and DIR/grid.png."""

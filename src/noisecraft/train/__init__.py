@@ -12,6 +12,7 @@ from .config import (
     ConfigError,
     DataConfig,
     EMAConfig,
+    EvalConfig,
     LossConfig,
     NetConfig,
     OptimConfig,
@@ -30,7 +31,7 @@ from .run import RunError, RunInfo, generate, is_run, load_denoiser, read_run, r
 
 __all__ = [
     "CheckpointError", "latest_checkpoint", "load_checkpoint", "save_checkpoint",
-    "Config", "ConfigError", "DataConfig", "EMAConfig", "LossConfig", "NetConfig", "OptimConfig", "ProcessConfig",
+    "Config", "ConfigError", "DataConfig", "EMAConfig", "EvalConfig", "LossConfig", "NetConfig", "OptimConfig", "ProcessConfig",
     "SampleConfig", "TrainConfig", "apply_overrides", "config_from_dict", "load_config", "preset_names",
     "EMA", "DataOrder", "RunResult", "TrainingError", "learning_rate", "train",
     "PowerEMA", "exp_to_std", "power_beta", "reconstruct", "solve_posthoc_coefficients", "std_to_exp",

@@ -7,6 +7,7 @@ config is built, so a typo or a bad value fails before any data is read:
     [net]      the network preset and overrides    [ema]     classic EMA and post-hoc EMA tracks
     [process]  process + preconditioning           [train]   steps, batch, checkpoints, logging
     [loss]     noise levels and loss weighting     [sample]  how sample grids are drawn
+                                                   [eval]    metrics every N steps, best checkpoint
 
 `load_config("digits")` reads a packaged preset (src/noisecraft/configs/digits.toml);
 `load_config("my.toml", ["optim.lr=2e-3"])` reads a file and applies overrides. The resolved
@@ -41,6 +42,7 @@ __all__ = [
     "EMAConfig",
     "TrainConfig",
     "SampleConfig",
+    "EvalConfig",
     "Config",
     "PRESET_NAMES",
     "preset_names",
@@ -221,6 +223,50 @@ class SampleConfig:
 
 
 @dataclass
+class EvalConfig:
+    every: int = 0  # evaluate the EMA weights every this many steps; 0 = off
+    n: int = 256  # samples per evaluation
+    metrics: list = field(default_factory=lambda: ["fd", "kid"])  # metric groups of noisecraft.eval (not nll)
+    solver: str = ""  # "" = sample.solver
+    nfe: int = 0  # 0 = sample.nfe
+    guidance: float = -1.0  # negative = sample.guidance
+    seed: int = 0  # sample i of every evaluation is drawn from seed + i
+    features: str = ""  # feature extractor: "" = the dataset's default, or a fit-features folder / "inception"
+    keep_best: str = ""  # keep the EMA weights with the best value of this metric in RUN_DIR/best/; "" = off
+
+    def metric_groups(self) -> list[str]:
+        from ..eval.evaluate import METRICS
+
+        return [m for m in METRICS if m != "nll"]
+
+    def best_choices(self) -> list[str]:
+        from ..eval.evaluate import METRIC_DIRECTIONS, METRICS
+
+        return [k for g in self.metrics if g in METRICS for k in METRICS[g] if k in METRIC_DIRECTIONS]
+
+    def validate(self) -> None:
+        from ..sampling import SOLVERS
+
+        _check(self.every >= 0, "eval.every", self.every, "an integer >= 0 (0 = off)")
+        _check(1 <= self.n <= 1_000_000, "eval.n", self.n, "1..1000000")
+        groups = self.metric_groups()
+        _check(len(self.metrics) >= 1 and len(set(map(str, self.metrics))) == len(self.metrics), "eval.metrics",
+               self.metrics, f"a non-empty list of distinct names from: {', '.join(groups)}")
+        for m in self.metrics:
+            _choice("eval.metrics", m, groups)
+        if self.solver and self.solver not in SOLVERS:
+            raise ConfigError(f"eval.solver = {self.solver!r} is not valid; valid: '' (= sample.solver), {', '.join(SOLVERS)}")
+        _check(0 <= self.nfe <= 10000, "eval.nfe", self.nfe, "0 (= sample.nfe) or 1..10000")
+        _check(self.guidance < 100, "eval.guidance", self.guidance, "a negative number (= sample.guidance) or 0 <= guidance < 100")
+        _check(0 <= self.seed < 2**63, "eval.seed", self.seed, "0 <= seed < 2**63")
+        if self.keep_best:
+            choices = self.best_choices()
+            if self.keep_best not in choices:
+                raise ConfigError(f"eval.keep_best = {self.keep_best!r} is not a metric of eval.metrics "
+                                  f"{self.metrics}; valid: '' (off), {', '.join(choices)}")
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     net: NetConfig = field(default_factory=NetConfig)
@@ -230,6 +276,7 @@ class Config:
     ema: EMAConfig = field(default_factory=EMAConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> "Config":
         for f in dataclasses.fields(self):

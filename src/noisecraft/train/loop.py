@@ -260,6 +260,96 @@ def _write_grid(run_dir: Path, cfg: Config, denoiser, info_shape, num_classes: i
 
 
 # ------------------------------------------------------------------------------------------------
+# Evaluation during training ([eval])
+
+
+class _EvalHook:
+    """Scores the EMA weights every `eval.every` steps on a fixed seed, logs them, keeps the best.
+
+    The reference (the training images' features, cached on disk) is built once at the start.
+    Nothing here touches the trainer's generator, and the global torch RNG is forked around every
+    call, so a run with evaluation on trains (and resumes) exactly like one without.
+    """
+
+    def __init__(self, cfg: Config, out: Path, ds, shape, num_classes: int, best: Any, progress: bool):
+        from ..data import BUILTIN_DATASETS
+        from ..eval.evaluate import METRIC_DIRECTIONS, build_reference, default_extractor
+        from ..eval.features import load_extractor
+        from ..eval.metrics import min_samples_for_stats
+
+        ec, sc = cfg.eval, cfg.sample
+        self.cfg, self.out, self.shape, self.num_classes = cfg, out, tuple(shape), num_classes
+        self.solver = ec.solver or sc.solver
+        self.nfe = ec.nfe or sc.nfe
+        self.guidance = sc.guidance if ec.guidance < 0 else ec.guidance
+        self.metric = ec.keep_best
+        self.direction = METRIC_DIRECTIONS.get(self.metric, "min")
+        # the best value so far (from the checkpoint's training state): only if it is for the same metric
+        self.best = None
+        if self.metric and isinstance(best, dict) and best.get("metric") == self.metric:
+            value = best.get("value")
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                self.best = {"metric": self.metric, "value": float(value), "step": int(best.get("step", 0))}
+        echo = (lambda m: print(m, flush=True)) if progress else None
+        with torch.random.fork_rng(devices=[]):
+            if ec.features:
+                extractor = load_extractor(ec.features)
+            elif cfg.data.source in BUILTIN_DATASETS:
+                extractor = default_extractor(cfg.data.source, resolution=cfg.data.resolution or None,
+                                              channels=cfg.data.channels or None, echo=echo)
+            else:
+                raise ConfigError(f"eval.every > 0 needs a feature extractor for {cfg.data.source!r}: fit one with "
+                                  f"`noisecraft eval fit-features {cfg.data.source} --out F` and set eval.features=F")
+            if "fd" in ec.metrics and ec.n < min_samples_for_stats(extractor.feature_dim):
+                raise ConfigError(f"eval.n = {ec.n} is too small for FD with {extractor.feature_dim}-d features; valid: "
+                                  f">= {min_samples_for_stats(extractor.feature_dim)} (or drop 'fd' from eval.metrics)")
+            self.reference = build_reference(ds.images, extractor, name=f"{cfg.data.source}-train", metrics=ec.metrics)
+
+    def __call__(self, ema_module: nn.Module, step: int, samples_seen: int, writer) -> dict:
+        from ..eval.evaluate import METRIC_KEYS, evaluate_during_training
+
+        ec, sc = self.cfg.eval, self.cfg.sample
+        denoiser = build_denoiser(ema_module, self.cfg).eval()  # the EMA copy stays in eval mode
+        with torch.random.fork_rng(devices=[]):
+            scores = evaluate_during_training(
+                denoiser, self.reference, shape=self.shape, n=ec.n, num_classes=self.num_classes,
+                guidance=self.guidance, solver=self.solver, nfe=self.nfe, sigma_min=sc.sigma_min,
+                sigma_max=sc.sigma_max, seed=ec.seed, metrics=ec.metrics)
+        values = {k: float(scores[k]) for k in METRIC_KEYS if k in scores}
+        row = {"step": step, "samples": samples_seen, **values, "n": ec.n,
+               "seconds": scores.get("seconds", 0.0) + scores.get("sampling_seconds", 0.0)}
+        with open(self.out / "eval.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        if writer is not None:
+            for k, v in values.items():
+                writer.add_scalar(f"eval/{k}", v, step)
+        if self.metric and self.metric in values and math.isfinite(values[self.metric]):
+            v = values[self.metric]
+            if self.best is None or (v < self.best["value"] if self.direction == "min" else v > self.best["value"]):
+                self.best = {"metric": self.metric, "value": v, "step": step}
+                self._write_best(ema_module, step, samples_seen, v)
+        return row
+
+    def _write_best(self, ema_module: nn.Module, step: int, samples_seen: int, value: float) -> None:
+        from safetensors.torch import save as st_save
+
+        from .checkpoint import atomic_write_bytes
+
+        folder = self.out / "best"
+        folder.mkdir(exist_ok=True)
+        tensors = {k: v.detach().clone().contiguous() for k, v in ema_module.state_dict().items()}
+        meta = {"step": f"{step}", "samples_seen": f"{samples_seen}", "metric": self.metric, "value": f"{value!r}"}
+        blob = st_save(tensors, metadata=meta)
+        atomic_write_bytes(folder / "ema.safetensors", blob)  # weights first, then the JSON that describes them
+        doc = {"step": step, "samples_seen": samples_seen, "metric": self.metric, "value": value,
+               "direction": self.direction, "weights": "ema.safetensors"}
+        atomic_write_text(folder / "best.json", json.dumps(doc, indent=1) + "\n")
+
+    def state(self) -> dict | None:
+        return dict(self.best) if self.best is not None else None
+
+
+# ------------------------------------------------------------------------------------------------
 # The loop
 
 
@@ -308,17 +398,19 @@ def train(
         saved, saved_net = info.config, info.net
         if config is not None:
             # Only what does not change the training state may differ: the total steps (extending a
-            # run), thread count, and the [sample] section (how pictures are drawn).
+            # run), thread count, the [sample] section (how pictures are drawn) and [eval].
             a, b = config.to_dict(), saved.to_dict()
             for d in (a, b):
                 d.pop("sample")
+                d.pop("eval")
                 d["train"].pop("steps")
                 d["train"].pop("threads")
             if a != b:
                 diff = next(f"{sec}.{k}" for sec in a for k in a[sec] if a[sec][k] != b[sec].get(k))
                 raise ConfigError(f"{diff} differs from the config saved in {str(out)!r}; resume with the saved config "
-                                  "(only train.steps, train.threads and [sample] may change)")
+                                  "(only train.steps, train.threads, [sample] and [eval] may change)")
             saved.train.steps, saved.train.threads, saved.sample = config.train.steps, config.train.threads, config.sample
+            saved.eval = config.eval
         cfg = saved
     else:
         if config is None:
@@ -357,6 +449,7 @@ def _run(cfg: Config, out: Path, ds, net: nn.Module, shape, num_classes: int, re
     torch.manual_seed(_mix_seed(tc.seed, 0x610BA1))
     order = DataOrder(len(ds), tc.seed)
     step, samples_seen = 0, 0
+    eval_best = None
 
     ckpt_dir = out / "checkpoints"
     ckpt = latest_checkpoint(ckpt_dir) if resume else None
@@ -374,12 +467,15 @@ def _run(cfg: Config, out: Path, ds, net: nn.Module, shape, num_classes: int, re
             raise CheckpointError(f"{where} does not match this run's model/optimizer: {e}".splitlines()[0]) from None
         _restore_rng(gen, state.get("rng"), where)
         order = DataOrder.from_state(state.get("data_order"), len(ds), tc.seed, where)
+        eval_best = state.get("eval_best")
     start_step = step
     if resume:  # drop what a crashed process wrote after the checkpoint we continue from
         for t, _, p in list_snapshots(out):
             if t > samples_seen:
                 p.unlink()
     rows = _truncate_metrics(out / "metrics.jsonl", step)
+    _truncate_metrics(out / "eval.jsonl", step)
+    hook = _EvalHook(cfg, out, ds, shape, num_classes, eval_best, progress) if cfg.eval.every > 0 else None
 
     writer = None
     if tc.tensorboard:
@@ -463,6 +559,11 @@ def _run(cfg: Config, out: Path, ds, net: nn.Module, shape, num_classes: int, re
             if (tc.sample_every and step % tc.sample_every == 0) or step == tc.steps:
                 ema_den = build_denoiser(ema.module, cfg).eval()
                 _write_grid(out, cfg, ema_den, shape, num_classes, step, writer)
+            if hook is not None and (step % cfg.eval.every == 0 or step == tc.steps):
+                row = hook(ema.module, step, samples_seen, writer)
+                if progress:
+                    shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("step", "samples", "n", "seconds"))
+                    bar.write(f"eval step {step}: {shown}")
             if step % tc.checkpoint_every == 0 or final:
                 state = {
                     "model": net.state_dict(),
@@ -475,6 +576,9 @@ def _run(cfg: Config, out: Path, ds, net: nn.Module, shape, num_classes: int, re
                 }
                 if pema is not None:
                     state["phema"] = pema.state_dict()
+                best_state = hook.state() if hook is not None else eval_best
+                if best_state is not None:
+                    state["eval_best"] = best_state  # so a resumed run continues the comparison
                 saved_path = save_checkpoint(ckpt_dir, step, state, keep=tc.keep_checkpoints)
                 plot_losses(rows, out / "loss.png")
     finally:

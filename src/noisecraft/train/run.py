@@ -7,6 +7,8 @@
         phema/              post-hoc EMA snapshots (snap-*.safetensors) and reconstructions (phema-*.safetensors)
         samples/            sample grids written during training
         metrics.jsonl       one JSON line per log interval: step, samples, loss, lr, samples/s, grad norm
+        eval.jsonl          one JSON line per evaluation ([eval] every > 0): step, samples, metrics
+        best/               ema.safetensors + best.json: the EMA weights of the best evaluation (eval.keep_best)
         loss.png            the loss curve
         tb/                 TensorBoard event files
 
@@ -150,9 +152,16 @@ def reconstruct_phema(run_dir: str | Path, std: float, *, write: bool = True) ->
     return weights, out
 
 
+def best_path(run_dir: str | Path) -> Path:
+    """The EMA weights of the best evaluation during training (eval.keep_best)."""
+    return Path(run_dir) / "best" / "ema.safetensors"
+
+
 def weight_choices(run_dir: str | Path) -> list[str]:
     """Valid `weights=` values for this run."""
     choices = ["raw", "ema"]
+    if best_path(run_dir).is_file():
+        choices.append("best")
     if list_snapshots(run_dir):
         choices.append("phema-<std>")
     return choices
@@ -168,13 +177,27 @@ def _sub(state: dict, prefix: str) -> dict[str, Tensor]:
 def load_denoiser(run_dir: str | Path, weights: str = "ema", *, build_net: Callable[[dict], nn.Module] | None = None) -> tuple[Precond, RunInfo]:
     """(denoiser in eval mode, run info) from the newest complete checkpoint of a run.
 
-    weights: "raw" (the trained weights), "ema" (classic EMA), or "phema-<std>" (post-hoc EMA
-    reconstructed for relative std <std>; uses phema/phema-<std>.safetensors if `noisecraft ema`
-    wrote it, otherwise reconstructs it from the snapshots in memory).
+    weights: "raw" (the trained weights), "ema" (classic EMA), "best" (the EMA weights of the best
+    evaluation during training, RUN_DIR/best/, written with eval.keep_best), or "phema-<std>"
+    (post-hoc EMA reconstructed for relative std <std>; uses phema/phema-<std>.safetensors if
+    `noisecraft ema` wrote it, otherwise reconstructs it from the snapshots in memory).
     """
     info = read_run(run_dir)
     if build_net is None:
         from ..nets import build_net_from_config as build_net
+    if weights == "best":
+        path = best_path(run_dir)
+        if not path.is_file():
+            raise RunError(f"weights 'best' is not available: run {str(run_dir)!r} has no best/ weights (train with "
+                           f"eval.every > 0 and eval.keep_best set); valid: {', '.join(weight_choices(run_dir))}")
+        try:
+            params = _read_safetensors(path)[0]
+            net = build_net(info.net)
+            net.load_state_dict(params)
+        except Exception as e:  # noqa: BLE001 - a torn or foreign file
+            raise RunError(f"best weights {path} cannot be loaded: {e}".splitlines()[0]) from None
+        net.eval().requires_grad_(False)
+        return build_denoiser(net, info.config).eval(), info
     ckpt = latest_checkpoint(Path(run_dir) / "checkpoints")
     if ckpt is None:
         raise RunError(f"run {str(run_dir)!r} has no complete checkpoint yet; train it first (or resume it with `noisecraft train --resume`)")
