@@ -3,6 +3,9 @@
     noisecraft train CONFIG --out RUN_DIR [--steps N] [--checkpoint-every N] [--seed S] [--set key=value ...] [--dry-run]
     noisecraft train --resume RUN_DIR [--steps N]
     noisecraft sample RUN_DIR --n N [--class C] [--solver S] [--nfe K] [--guidance W] [--seed S] [--weights W] --out DIR
+    noisecraft inpaint RUN_DIR --image IMG --mask MASK [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
+    noisecraft img2img RUN_DIR --image IMG --strength 0.6 [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--seed S] --out DIR
+    noisecraft upscale RUN_DIR --image LOWRES [--method projection|pigdm|dps] [--sigma-y 0] [--n N] [--class C] [--solver S] [--nfe K] [--seed S] --out DIR
     noisecraft demo [--out runs/demo]
     noisecraft ema RUN_DIR --std S
 
@@ -178,6 +181,60 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
 # sample
 
 
+def check_sampling_options(info, *, n: int, solver: str | None, nfe: int | None, guidance: float | None, seed: int,
+                           solvers=None, default_solver: str | None = None):
+    """Validate the options shared by `sample` and the task commands; defaults from the run's [sample].
+
+    Returns (solver, nfe, guidance, seed); guidance is None when not given and the model is
+    unconditional (nothing to guide). `solvers` limits the valid solver names (default: all)."""
+    from ..sampling import SOLVERS
+
+    sc = info.config.sample
+    if not 1 <= n <= 100_000:
+        raise UserError(f"--n {n} is out of range; valid: 1..100000")
+    valid = tuple(SOLVERS if solvers is None else solvers)
+    solver = solver or default_solver or sc.solver
+    if solver not in valid:
+        raise UserError(f"--solver {solver!r} is not a solver{'' if solvers is None else ' for this command'}; valid: {', '.join(valid)}")
+    nfe = sc.nfe if nfe is None else nfe
+    if not 1 <= nfe <= 10_000:
+        raise UserError(f"--nfe {nfe} is out of range; valid: 1..10000")
+    if guidance is not None:
+        if not (math.isfinite(guidance) and 0 <= guidance < 100):
+            raise UserError(f"--guidance {guidance} is out of range; valid: 0 <= W < 100 (1 = no guidance)")
+        if not info.conditional and guidance != 1.0:
+            raise UserError(f"--guidance {guidance} needs a class-conditional model; {info.path} is unconditional")
+    elif info.conditional:
+        guidance = sc.guidance
+    if seed < 0:
+        raise UserError(f"--seed {seed} is out of range; valid: an integer >= 0")
+    return solver, nfe, 1.0 if guidance is None else guidance, seed
+
+
+def class_labels(info, class_, n: int):
+    """The class of each of n samples: --class for all, classes in turn when not given, None for
+    an unconditional model (--class on one is an error)."""
+    from ..train.run import resolve_class
+
+    if class_ is not None:
+        return resolve_class(info, class_)
+    if info.conditional:
+        return [i % info.num_classes for i in range(n)]
+    return None
+
+
+def check_out_folder(out: str) -> Path:
+    """--out must not be a run folder or a file."""
+    from ..train.run import is_run
+
+    outp = Path(out)
+    if is_run(outp):
+        raise UserError(f"--out {out!r} is a run folder; write samples to another folder")
+    if outp.exists() and not outp.is_dir():
+        raise UserError(f"--out {out!r} is a file, not a folder")
+    return outp
+
+
 @cli.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--n", "n", type=int, required=True, help="Number of samples.")
@@ -193,41 +250,16 @@ def sample(run_dir, n, out, class_, solver, nfe, guidance, seed, weights, scale)
     """Draw N samples from a trained run; writes DIR/000000.png ... and DIR/grid.png."""
     with _user_errors():
         from ..io import save_grid, save_image
-        from ..sampling import SOLVERS
-        from ..train.run import generate, is_run, load_denoiser, num_threads, read_run, resolve_class
+        from ..train.run import generate, load_denoiser, num_threads, read_run
 
         info = read_run(run_dir)
         sc = info.config.sample
-        if not 1 <= n <= 100_000:
-            raise UserError(f"--n {n} is out of range; valid: 1..100000")
-        solver = solver or sc.solver
-        if solver not in SOLVERS:
-            raise UserError(f"--solver {solver!r} is not a solver; valid: {', '.join(SOLVERS)}")
-        nfe = sc.nfe if nfe is None else nfe
-        if not 1 <= nfe <= 10_000:
-            raise UserError(f"--nfe {nfe} is out of range; valid: 1..10000")
-        guidance_given = guidance is not None
-        guidance = sc.guidance if guidance is None else guidance
-        if not (math.isfinite(guidance) and 0 <= guidance < 100):
-            raise UserError(f"--guidance {guidance} is out of range; valid: 0 <= W < 100 (1 = no guidance)")
-        if seed < 0:
-            raise UserError(f"--seed {seed} is out of range; valid: an integer >= 0")
+        solver, nfe, guidance, seed = check_sampling_options(info, n=n, solver=solver, nfe=nfe, guidance=guidance, seed=seed)
         scale = sc.scale if scale is None else scale
         if not 1 <= scale <= 64:
             raise UserError(f"--scale {scale} is out of range; valid: 1..64")
-        if class_ is not None:
-            labels = resolve_class(info, class_)
-        elif info.conditional:
-            labels = [i % info.num_classes for i in range(n)]
-        else:
-            labels = None
-            if guidance_given and guidance != 1.0:
-                raise UserError(f"--guidance {guidance} needs a class-conditional model; {run_dir} is unconditional")
-        outp = Path(out)
-        if is_run(outp):
-            raise UserError(f"--out {out!r} is a run folder; write samples to another folder")
-        if outp.exists() and not outp.is_dir():
-            raise UserError(f"--out {out!r} is a file, not a folder")
+        labels = class_labels(info, class_, n)
+        outp = check_out_folder(out)
         with num_threads(info.config.train.threads):
             den, _ = load_denoiser(run_dir, weights)
             x = generate(den, n, (info.channels, info.resolution, info.resolution), seed=seed,
@@ -294,8 +326,12 @@ def demo(out, steps, per_class, nfe, sets, quiet) -> None:
 
 def _register_subcommands() -> None:
     from .eval_cmd import eval_group
+    from .tasks_cmd import img2img_cmd, inpaint_cmd, upscale_cmd
 
     cli.add_command(eval_group, "eval")
+    cli.add_command(inpaint_cmd, "inpaint")
+    cli.add_command(img2img_cmd, "img2img")
+    cli.add_command(upscale_cmd, "upscale")
 
 
 _register_subcommands()

@@ -38,7 +38,7 @@ from PIL import Image, ImageOps
 
 from .dataset import DataError, ImageDataset, check_channels, check_resolution, to_unit_range
 
-__all__ = ["IMAGE_EXTENSIONS", "list_image_files", "load_image_folder"]
+__all__ = ["IMAGE_EXTENSIONS", "list_image_files", "load_image_folder", "read_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 _ON_ERROR = ("strict", "skip")
@@ -97,15 +97,41 @@ def _normalize(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))  # RGB, P, CMYK, YCbCr, LAB, HSV
 
 
-def _decode(path: Path, resolution: int) -> np.ndarray:
-    """Decode one image -> (r, r) or (r, r, 3) uint8. Raises on any defect."""
+def _decode_full(path: Path) -> np.ndarray:
+    """Decode one image at its own size -> (H, W) gray or (H, W, 3) RGB uint8. Raises on any defect."""
     with _open(path) as img:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img.seek(0)  # first frame of GIF / animated WebP
             img.load()  # full decode now: truncated or corrupt data fails here, not later
         img = ImageOps.exif_transpose(img)
-        arr = np.ascontiguousarray(_normalize(img))
+        return np.ascontiguousarray(_normalize(img))
+
+
+def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Tensor:
+    """One image file at its own size -> float32 (C, H, W) in [-1, 1], decoded by the same rules as
+    `load_image_folder` (first frame, EXIF orientation, alpha on black). channels: 1 or 3 converts
+    (RGB -> gray by ITU-R 601 luma, gray -> RGB by repetition); None keeps 1 for grayscale files, else 3.
+    An unreadable or missing file raises `DataError` naming it."""
+    check_channels(channels)
+    path = Path(path)
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise DataError(f"image {str(path)!r} {what}")
+    try:
+        arr = _decode_full(path)
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any decoder failure means "unreadable file"
+        raise DataError(f"cannot read image {str(path)!r}: {_why(e)}") from e
+    if channels is None:
+        channels = 1 if arr.ndim == 2 else 3
+    return to_unit_range(torch.from_numpy(_to_channels(arr, channels)).permute(2, 0, 1).contiguous())
+
+
+def _decode(path: Path, resolution: int) -> np.ndarray:
+    """Decode one image -> (r, r) or (r, r, 3) uint8. Raises on any defect."""
+    arr = _decode_full(path)
     pil = Image.fromarray(arr)  # mode "L" or "RGB"
     w, h = pil.size
     side = min(w, h)

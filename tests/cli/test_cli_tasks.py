@@ -1,0 +1,128 @@
+"""`noisecraft inpaint | img2img | upscale`: N PNGs + grid, known pixels kept, one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from click.testing import CliRunner
+
+from noisecraft.cli.main import cli
+from noisecraft.train.run import read_run
+
+# The fixture approach of test_cli_commands.py: one tiny run per module, a few steps.
+TINY = ["--set", "train.batch_size=8", "--set", "sample.nfe=2", "--set", "sample.per_class=1"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_user_error(result, *fragments: str):
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: "), lines
+    assert "Traceback" not in result.output
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    result = run("train", "tiny", "--out", out, "--steps", 2, *TINY, "--quiet")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def files(tiny_run, tmp_path_factory):
+    """An input image, a mask and a low-res image matching the tiny model."""
+    info = read_run(tiny_run)
+    r, c = info.resolution, info.channels
+    folder = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(0)
+    shape = (r, r) if c == 1 else (r, r, 3)
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(folder / "image.png")
+    mask = np.zeros((r, r), np.uint8)
+    mask[r // 4: 3 * r // 4, r // 4: 3 * r // 4] = 255  # white = regenerate
+    Image.fromarray(mask).save(folder / "mask.png")
+    Image.fromarray(np.zeros((r // 2, r // 2), np.uint8)).save(folder / "mask-small.png")
+    Image.fromarray(rng.integers(0, 256, (r + 4, r + 4, 3), dtype=np.uint8)).save(folder / "big.png")
+    Image.fromarray(rng.integers(0, 256, (r // 2, r // 2, 3), dtype=np.uint8)).save(folder / "low.png")
+    Image.fromarray(rng.integers(0, 256, (r // 2 + 1, r // 2 + 1), dtype=np.uint8)).save(folder / "odd.png")
+    return {"dir": folder, "r": r, "c": c, "mask": mask}
+
+
+def _pngs(out, n, r):
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"{i:06d}.png" for i in range(n)] + ["grid.png"]
+    for i in range(n):
+        assert Image.open(out / f"{i:06d}.png").size == (r, r)
+    return [np.asarray(Image.open(out / f"{i:06d}.png")) for i in range(n)]
+
+
+def test_inpaint_keeps_known_pixels(tiny_run, files, tmp_path):
+    d = files["dir"]
+    out = tmp_path / "inp"
+    result = run("inpaint", tiny_run, "--image", d / "image.png", "--mask", d / "mask.png", "--n", 3, "--nfe", 2,
+                 "--resample", 2, "--seed", 5, "--out", out)
+    assert result.exit_code == 0, result.output
+    images = _pngs(out, 3, files["r"])
+    src = np.asarray(Image.open(d / "image.png")).astype(int)
+    known = files["mask"] < 128
+    for img in images:
+        img = img.astype(int).reshape(src.shape)
+        assert np.abs(img[known] - src[known]).max() <= 1
+    # the grid's first tile is the input image
+    grid = np.asarray(Image.open(out / "grid.png")).astype(int)
+    r = files["r"]
+    tile = grid[1:1 + r, 1:1 + r].reshape(src.shape) if grid.ndim == src.ndim else grid[1:1 + r, 1:1 + r, 0]
+    assert np.abs(tile - src).max() <= 1
+
+
+def test_img2img_and_upscale_write_pngs(tiny_run, files, tmp_path):
+    d = files["dir"]
+    result = run("img2img", tiny_run, "--image", d / "image.png", "--strength", 0.6, "--n", 2, "--nfe", 2,
+                 "--out", tmp_path / "i2i")
+    assert result.exit_code == 0, result.output
+    _pngs(tmp_path / "i2i", 2, files["r"])
+    for method in ("projection", "dps"):
+        out = tmp_path / f"up-{method}"
+        result = run("upscale", tiny_run, "--image", d / "low.png", "--method", method, "--n", 2, "--nfe", 2,
+                     "--out", out)
+        assert result.exit_code == 0, result.output
+        _pngs(out, 2, files["r"])
+
+
+def test_same_seed_same_result(tiny_run, files, tmp_path):
+    d = files["dir"]
+    for name, seed in (("a", 3), ("b", 3)):
+        assert run("img2img", tiny_run, "--image", d / "image.png", "--strength", 0.5, "--n", 2, "--nfe", 2,
+                   "--seed", seed, "--out", tmp_path / name).exit_code == 0
+    assert (tmp_path / "a" / "000001.png").read_bytes() == (tmp_path / "b" / "000001.png").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["inpaint", "{run}", "--image", "{in}/image.png", "--mask", "{in}/mask-small.png"], ["mask is", "the image is"]),
+        (["inpaint", "{run}", "--image", "{in}/big.png", "--mask", "{in}/mask.png"], ["image is", "the model was trained at"]),
+        (["img2img", "{run}", "--image", "{in}/image.png", "--strength", "1.5"], ["--strength 1.5"]),
+        (["img2img", "{run}", "--image", "{in}/image.png", "--strength", "0"], ["--strength 0"]),
+        (["img2img", "{run}", "--image", "{in}/big.png", "--strength", "0.5"], ["the model was trained at"]),
+        (["img2img", "{run}", "--image", "{in}/image.png", "--strength", "0.5", "--guidance", "-1"], ["--guidance -1"]),
+        (["img2img", "{run}", "--image", "{in}/image.png", "--strength", "0.5", "--class", "99"], ["--class 99"]),
+        (["img2img", "{run}", "--image", "{in}/missing.png", "--strength", "0.5"], ["missing.png", "does not exist"]),
+        (["inpaint", "{run}", "--image", "{in}/image.png", "--mask", "{in}/mask.png", "--solver", "heun"], ["--solver 'heun'"]),
+        (["upscale", "{run}", "--image", "{in}/image.png"], ["image is", "divides"]),
+        (["upscale", "{run}", "--image", "{in}/odd.png"], ["image is", "divides"]),
+        (["upscale", "{run}", "--image", "{in}/low.png", "--method", "nope"], ["--method 'nope'"]),
+    ],
+)
+def test_bad_inputs_are_one_line_errors(tiny_run, files, tmp_path, args, fragments):
+    args = [a.replace("{run}", str(tiny_run)).replace("{in}", str(files["dir"])) for a in args]
+    assert_user_error(run(*args, "--out", tmp_path / "o"), *fragments)
+    assert not (tmp_path / "o").exists()
