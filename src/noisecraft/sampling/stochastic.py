@@ -22,7 +22,7 @@ from .deterministic import Callback, Denoise, combine, corrected_steps, report
 from .noise import NoiseSource
 from .quadrature import exp_adams_weights
 
-__all__ = ["ancestral", "edm_stochastic", "dpmpp_2m_sde", "pc_langevin", "ancestral_sigmas"]
+__all__ = ["ancestral", "edm_stochastic", "dpmpp_2m_sde", "pc_langevin", "ancestral_sigmas", "ancestral_step"]
 
 
 def ancestral_sigmas(sigma: float, sigma_next: float, eta: float) -> tuple[float, float]:
@@ -31,6 +31,13 @@ def ancestral_sigmas(sigma: float, sigma_next: float, eta: float) -> tuple[float
         return 0.0, 0.0
     up = min(sigma_next, eta * sigma_next * math.sqrt(max(0.0, 1 - (sigma_next / sigma) ** 2)))
     return math.sqrt(sigma_next**2 - up**2), up
+
+
+def ancestral_step(x: Tensor, denoised: Tensor, sigma: float, sigma_next: float, eta: float, noise: NoiseSource) -> Tensor:
+    """One ancestral step σ → σ' given D(x, σ) (see the module docstring)."""
+    down, up = ancestral_sigmas(sigma, sigma_next, eta)
+    x = torch.lerp(denoised, x, down / sigma)
+    return x + up * noise(x) if up > 0 else x
 
 
 def ancestral(
@@ -49,10 +56,7 @@ def ancestral(
     for i in range(len(sigmas) - 1):
         s, s_next = sigmas[i], sigmas[i + 1]
         d = denoise(x, s)
-        down, up = ancestral_sigmas(s, s_next, eta)
-        x = torch.lerp(d, x, down / s)
-        if up > 0:
-            x = x + up * noise(x)
+        x = ancestral_step(x, d, s, s_next, eta, noise)
         report(callback, i, x, s, s_next, d)
     return x
 
@@ -166,10 +170,7 @@ def pc_langevin(
     for i in range(n):
         s, s_next = sigmas[i], sigmas[i + 1]
         d = denoise(x, s)
-        down, up = ancestral_sigmas(s, s_next, 1.0)
-        x = torch.lerp(d, x, down / s)
-        if up > 0:
-            x = x + up * noise(x)
+        x = ancestral_step(x, d, s, s_next, 1.0, noise)
         for _ in range(corrector_steps if i in with_corrector else 0):
             score = (denoise(x, s_next) - x) / s_next**2
             step = 2 * (snr * s_next) ** 2

@@ -8,14 +8,14 @@
 """
 
 from .img2img import check_strength, img2img, strength_to_sigma
-from .inpaint import INPAINT_SOLVERS, ancestral_step, check_mask, inpaint, repaint_walk
+from .inpaint import INPAINT_SOLVERS, check_mask, inpaint, repaint_walk
 from .inverse import METHODS, dps, projection, solve_inverse_problem, super_resolve
 from .inversion import INVERTIBLE_SOLVERS, interpolate, invert
 from .operators import Blur, Downsample, LinearOperator, Masking, SparsePoints, gaussian_kernel
 
 __all__ = [
     "img2img", "strength_to_sigma", "check_strength",
-    "inpaint", "repaint_walk", "check_mask", "ancestral_step", "INPAINT_SOLVERS",
+    "inpaint", "repaint_walk", "check_mask", "INPAINT_SOLVERS",
     "dps", "projection", "solve_inverse_problem", "super_resolve", "METHODS",
     "invert", "interpolate", "INVERTIBLE_SOLVERS",
     "LinearOperator", "Masking", "SparsePoints", "Downsample", "Blur", "gaussian_kernel",

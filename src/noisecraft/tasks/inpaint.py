@@ -26,20 +26,12 @@ from ..sampling.api import check_sigmas
 from ..sampling.deterministic import euler, report
 from ..sampling.noise import Generators, NoiseSource
 from ..sampling.registry import DEFAULT_OPTIONS, get_solver
-from ..sampling.stochastic import ancestral, ancestral_sigmas
+from ..sampling.stochastic import ancestral, ancestral_step
 
-__all__ = ["inpaint", "repaint_walk", "check_mask", "ancestral_step", "INPAINT_SOLVERS"]
+__all__ = ["inpaint", "repaint_walk", "check_mask", "INPAINT_SOLVERS"]
 
 # Solvers whose update is the ancestral step (η from the registry entry; Euler/DDIM are η = 0).
 INPAINT_SOLVERS = ("ddpm", "euler_ancestral", "ddim_eta", "ddim", "euler")
-
-
-def ancestral_step(x: Tensor, denoised: Tensor, sigma: float, sigma_next: float, eta: float, noise: NoiseSource) -> Tensor:
-    """One step σ -> σ' of `sampling.stochastic.ancestral` given D(x, σ) (DDPM posterior at η = 1,
-    DDIM at η = 0)."""
-    down, up = ancestral_sigmas(sigma, sigma_next, eta)
-    x = denoised + (down / sigma) * (x - denoised)
-    return x + up * noise(x) if up > 0 else x
 
 
 def repaint_walk(num_steps: int, resample_steps: int = 1, jump: int = 1) -> list[tuple[int, int]]:
