@@ -93,6 +93,8 @@ def eval_run(run_dir, out, n, metrics, solver, nfe, guidance, seed, weights, fea
 
         metric_list = parse_metrics(metrics)
         sweep = _int_list(sweep_nfe, "--sweep-nfe")
+        if not 0 <= seed <= 2**63 - max(n, 1):  # sample i uses seed + i (64-bit generator seeds)
+            raise _usage(f"--seed {seed} is out of range; valid: 0 <= seed <= 2**63 - N (N = --n {n})")
         if nll_n < 1:
             raise _usage(f"--nll-n {nll_n} is out of range; valid: an integer >= 1")
         if kid_subsets < 1:
@@ -133,12 +135,15 @@ def fit_features_cmd(dataset, out, resolution, channels, steps, batch_size, widt
 
         from ..eval import fit_features, save_extractor
 
-        if steps < 1:
-            raise _usage(f"--steps {steps} is out of range; valid: an integer >= 1")
-        if batch_size < 1:
-            raise _usage(f"--batch-size {batch_size} is out of range; valid: an integer >= 1")
-        if resolution < 0:
-            raise _usage(f"--resolution {resolution} is out of range; valid: 0 (as stored) or >= 4")
+        # upper bounds keep a typo from allocating terabytes (the classifier is a few conv layers)
+        for name, value, lo, hi in (("--steps", steps, 1, 10_000_000), ("--batch-size", batch_size, 1, 65_536),
+                                    ("--width", width, 1, 1024), ("--feature-dim", feature_dim, 1, 4096)):
+            if not lo <= value <= hi:
+                raise _usage(f"{name} {value} is out of range; valid: {lo}..{hi}")
+        if not (resolution == 0 or 4 <= resolution <= 1024):
+            raise _usage(f"--resolution {resolution} is out of range; valid: 0 (as stored) or 4..1024")
+        if not 0 <= seed < 2**63:
+            raise _usage(f"--seed {seed} is out of range; valid: 0 <= seed < 2**63")
         if channels not in (0, 1, 3):
             raise _usage(f"--channels {channels} is not valid; valid: 0 (as stored), 1, 3")
         outp = Path(out)

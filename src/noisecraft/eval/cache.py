@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file as np_load_file
 from safetensors.numpy import save_file as np_save_file
 from torch import Tensor
 
+from ..io_safety import read_safetensors
 from .features import FeatureExtractor, cache_root
 from .metrics import FeatureStats, as_features, feature_stats, min_samples_for_stats
 
@@ -71,7 +71,7 @@ def _stats_or_none(features: np.ndarray) -> FeatureStats | None:
 
 
 def _read(path: Path, key: str) -> tuple[np.ndarray, FeatureStats | None]:
-    arrays = np_load_file(str(path))
+    arrays = read_safetensors(path, framework="np", finite=False)[0]  # validated header/offsets; finiteness below
     meta_key = arrays.get("key")
     if meta_key is None or bytes(meta_key.tobytes()).decode("ascii", "replace") != key:
         raise ValueError("its key does not match")

@@ -30,9 +30,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from ..runtime import num_threads
-from safetensors.torch import load_file as st_load_file
 from safetensors.torch import save_file as st_save_file
 from torch import Tensor, nn
+
+from ..io_safety import WeightFileError, check_tensors_match, read_safetensors, read_weights
 
 __all__ = [
     "EvalError",
@@ -479,7 +480,10 @@ def _load_classifier(folder: Path) -> FeatureExtractor:
         if meta.get("format") != FEATURES_FORMAT or meta.get("kind") != "classifier":
             raise ValueError(f"format {meta.get('format')!r} / kind {meta.get('kind')!r} is not {FEATURES_FORMAT!r} / 'classifier'")
         net = ClassifierNet(ClassifierConfig(**meta["config"]))
-        net.load_state_dict(st_load_file(str(folder / "weights.safetensors")))
+        weights_file = folder / "weights.safetensors"
+        state = read_safetensors(weights_file)[0]  # validated: header, offsets, NaN/Inf
+        check_tensors_match(net.state_dict(), state, source=weights_file)
+        net.load_state_dict(state)
     except Exception as e:  # noqa: BLE001 - any defect of the folder is one user error
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise EvalError(f"feature extractor {str(folder)!r} cannot be loaded ({msg}); re-create it with "
@@ -687,14 +691,8 @@ def default_inception_path() -> Path:
 
 
 def _read_weights(path: Path) -> dict[str, Tensor]:
-    if path.suffix == ".safetensors":
-        return st_load_file(str(path))
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError("the file does not hold a state dict of tensors")
-    return state
+    # safetensors (validated), or torch.load(weights_only=True) for .pth: never code from the file
+    return read_weights(path)
 
 
 def inception_extractor(weights: str | Path | None = None) -> FeatureExtractor:
@@ -711,12 +709,18 @@ def inception_extractor(weights: str | Path | None = None) -> FeatureExtractor:
         )
     try:
         state = _read_weights(path)
+    except WeightFileError as e:  # a pickle that would run code, a hostile or torn safetensors, NaN/Inf
+        raise EvalError(f"Inception weight file {str(path)!r} cannot be read, it is refused: {e.problem}") from None
     except Exception as e:  # noqa: BLE001 - a bad file is one user error
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise EvalError(f"Inception weight file {str(path)!r} cannot be read ({msg}); expected {INCEPTION_FILENAME} "
                         f"from {INCEPTION_URL}") from None
     net = InceptionV3()
     state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
+    try:
+        check_tensors_match(net.state_dict(), state, source=path, strict=False)  # shapes and dtypes of known names
+    except ValueError as e:
+        raise EvalError(f"{e}; expected {INCEPTION_FILENAME}") from None
     result = net.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
     if missing or result.unexpected_keys:

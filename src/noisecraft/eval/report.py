@@ -78,6 +78,7 @@ def evaluate_run(
     from ..train.run import generate, load_denoiser, num_threads, read_run
 
     info = read_run(run_dir)
+    info.require_no_image_cond("noisecraft eval")
     metrics = parse_metrics(metrics)
     sc = info.config.sample
     solver = solver or sc.solver

@@ -191,7 +191,7 @@ class ShapesJudge(nn.Module):
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "ShapesJudge":
-        from safetensors.torch import load_file
+        from ..io_safety import check_tensors_match, read_safetensors
 
         folder = Path(folder)
         for name in ("judge.json", "judge.safetensors"):
@@ -202,7 +202,9 @@ class ShapesJudge(nn.Module):
             raise ValueError(f"{str(folder)!r} does not hold a version-1 shapes judge (format {meta.get('format')!r}, "
                              f"version {meta.get('version')!r})")
         judge = cls(ShapesJudgeConfig(**meta["config"]))
-        judge.load_state_dict(load_file(str(folder / "judge.safetensors")))
+        state = read_safetensors(folder / "judge.safetensors")[0]  # validated: header, offsets, NaN/Inf
+        check_tensors_match(judge.state_dict(), state, source=folder / "judge.safetensors")
+        judge.load_state_dict(state)
         judge.metrics = dict(meta.get("metrics", {}))
         judge.shapes_version = meta.get("shapes_version")
         return judge.to(device).eval()

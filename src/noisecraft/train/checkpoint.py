@@ -10,7 +10,11 @@
 Saving is atomic: both files are written and fsynced inside a temporary folder next to the
 final one, the folder is renamed into place (os.replace), then COMPLETE and `latest` are written
 (each by write-temp + fsync + os.replace). A crash at any point leaves `latest` pointing at the
-previous complete checkpoint. Loading verifies the checksums and refuses non-finite tensors.
+previous complete checkpoint (tests/train/test_crash_kill.py SIGKILLs inside each stage; the
+environment variable NOISECRAFT_TEST_SAVE_PAUSE=<seconds>, unset by default, makes every stage
+sleep so a test can do that). A write that fails (disk full, read-only) raises
+`CheckpointWriteError` naming the folder, after removing whatever this save wrote. Non-finite
+tensors are refused before anything is written. Loading verifies the checksums and refuses non-finite tensors.
 
 Nested state (dicts of tensors and plain values) is flattened with '/' separators:
 tensors go to safetensors, everything else to JSON. Integer dict keys (optimizer state) are
@@ -20,21 +24,25 @@ written as '#<int>' and restored as ints. Nothing is pickled; `torch.load` is ne
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor
 
+from ..io_safety import WeightFileError, load_safetensors_bytes
+
 __all__ = [
     "CheckpointError",
+    "CheckpointWriteError",
     "flatten_state",
     "unflatten_state",
     "encode_bytes",
@@ -54,6 +62,17 @@ FORMAT = "noisecraft-checkpoint/1"
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: missing, incomplete, corrupt or inconsistent. One line."""
+
+
+class CheckpointWriteError(CheckpointError, OSError):
+    """A checkpoint could not be written (disk full, read-only or unwritable folder). One line that
+    names the folder; `errno` is the failed write's. Nothing of the failed save is left behind."""
+
+    def __str__(self) -> str:  # the message, not OSError's "[Errno N] ..." format
+        return str(self.args[0]) if self.args else ""
+
+
+_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -146,8 +165,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` so readers see the old or the new file, never a partial one."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    _write_synced(tmp, data)
-    os.replace(tmp, path)
+    try:
+        _write_synced(tmp, data)
+        os.replace(tmp, path)
+    except OSError:  # e.g. ENOSPC: leave the old file, and no half-written temp file, behind
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
     _fsync_dir(path.parent)
 
 
@@ -199,6 +225,15 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
+def _test_pause() -> None:
+    """Crash-test hook (inert by default): with NOISECRAFT_TEST_SAVE_PAUSE=<seconds> in the environment,
+    every stage of a save sleeps that long, so a test can SIGKILL the process inside a save
+    (tests/train/test_crash_kill.py). Unset, empty or 0, nothing happens."""
+    value = os.environ.get("NOISECRAFT_TEST_SAVE_PAUSE", "")
+    if value:
+        time.sleep(max(0.0, float(value)))
+
+
 def save_checkpoint(
     ckpt_dir: str | Path,
     step: int,
@@ -209,10 +244,12 @@ def save_checkpoint(
 ) -> Path:
     """Save nested `state` (tensors + JSON-able values) as checkpoint `step`; keep the newest `keep`.
 
+    A failed write (disk full, read-only, permissions) raises `CheckpointWriteError` naming the
+    folder, after removing what this save wrote: the previous checkpoint and `latest` are untouched.
+    Non-finite floating-point tensors are refused before anything is written.
     `_before_rename` is a test hook called with the temporary folder after the files are written.
     """
     ckpt_dir = Path(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     name = f"ckpt-{step:08d}"
     final = ckpt_dir / name
     tensors, meta = flatten_state(state)
@@ -223,21 +260,39 @@ def save_checkpoint(
     text = json.dumps({"format": FORMAT, "step": step, "state": meta}, indent=1).encode("utf-8")
 
     tmp = ckpt_dir / f".tmp-{name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    _write_synced(tmp / "state.safetensors", blob)
-    _write_synced(tmp / "state.json", text)
-    _fsync_dir(tmp)
-    if _before_rename is not None:
-        _before_rename(tmp)
-    if final.exists():  # a stale (e.g. incomplete) folder of the same step from an earlier attempt
-        _remove_tree(final)
-    os.replace(tmp, final)
-    _fsync_dir(ckpt_dir)
-    marker = {"format": FORMAT, "files": {"state.safetensors": _sha256(blob), "state.json": _sha256(text)}}
-    atomic_write_text(final / MARKER, json.dumps(marker))
-    atomic_write_text(ckpt_dir / "latest", name + "\n")
+    renamed = False
+    try:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        _write_synced(tmp / "state.safetensors", blob)
+        _write_synced(tmp / "state.json", text)
+        _fsync_dir(tmp)
+        _test_pause()  # killed here: a temp folder, removed by the next save
+        if _before_rename is not None:
+            _before_rename(tmp)
+        if final.exists():  # a stale (e.g. incomplete) folder of the same step from an earlier attempt
+            _remove_tree(final)
+        os.replace(tmp, final)
+        renamed = True
+        _fsync_dir(ckpt_dir)
+        _test_pause()  # killed here: a folder without COMPLETE, never loaded, removed later
+        marker = {"format": FORMAT, "files": {"state.safetensors": _sha256(blob), "state.json": _sha256(text)}}
+        atomic_write_text(final / MARKER, json.dumps(marker))
+        _test_pause()  # killed here: complete, but `latest` still names the previous one (both valid)
+        atomic_write_text(ckpt_dir / "latest", name + "\n")
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if renamed:  # undo: the folder is not (or not yet named) the latest checkpoint
+            shutil.rmtree(final, ignore_errors=True)
+        prev = latest_checkpoint(ckpt_dir)
+        kept = f"the previous checkpoint {prev.name} is intact" if prev is not None else "no earlier checkpoint exists"
+        err = CheckpointWriteError(f"cannot write checkpoint {name} in {str(ckpt_dir)!r}: {e.strerror or e}"
+                                   f"{' (disk full)' if e.errno in _DISK_FULL else ''}; {kept} - free space or fix "
+                                   "the folder, then resume")
+        err.errno, err.filename = e.errno, e.filename
+        raise err from e
 
     # Retention: the newest `keep` complete checkpoints stay; leftovers of crashed saves go.
     done = list_checkpoints(ckpt_dir)
@@ -247,6 +302,8 @@ def save_checkpoint(
     for p in ckpt_dir.iterdir():
         if p.name.startswith((".tmp-", ".trash-")) and p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
+        elif p.name.startswith(".latest.tmp-") and p.is_file():  # a `latest` write killed half-way
+            p.unlink(missing_ok=True)
         elif _NAME.match(p.name) and p.is_dir() and not _is_complete(p) and _step_of(p) < step:
             shutil.rmtree(p, ignore_errors=True)
     return final
@@ -270,13 +327,18 @@ def load_checkpoint(path: str | Path) -> tuple[int, dict]:
             raise CheckpointError(f"checkpoint {path} is missing {fname}") from None
         if _sha256(data[fname]) != expected.get(fname):
             raise CheckpointError(f"checkpoint {path} is corrupt: {fname} does not match its recorded checksum")
+    # Validated by noisecraft.io_safety (header, offsets, NaN/Inf) even when the checksums match:
+    # COMPLETE is as easy to forge as the file it describes.
     try:
-        tensors = st_load(data["state.safetensors"])
+        tensors, _ = load_safetensors_bytes(data["state.safetensors"], name=path / "state.safetensors")
+    except WeightFileError as e:
+        raise CheckpointError(f"checkpoint file {e.path} is refused: {e.problem}") from None
+    try:
         doc = json.loads(data["state.json"].decode("utf-8"))
         step, meta = int(doc["step"]), doc["state"]
     except Exception as e:  # noqa: BLE001 - any parse failure is corruption
         raise CheckpointError(f"checkpoint {path} is corrupt: {type(e).__name__}: {e}".splitlines()[0]) from None
-    for k, t in tensors.items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise CheckpointError(f"checkpoint {path} has non-finite values in {k!r}; refusing to load it")
-    return step, unflatten_state(tensors, meta)
+    try:
+        return step, unflatten_state(tensors, meta)
+    except (TypeError, ValueError, AttributeError, RecursionError) as e:
+        raise CheckpointError(f"checkpoint {path} is corrupt: its state.json does not fit its tensors ({e})".splitlines()[0]) from None
