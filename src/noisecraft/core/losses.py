@@ -132,8 +132,11 @@ class DenoisingLoss:
         self.levels, self.weighting, self.sigma_data, self.gamma = levels, weighting, sigma_data, gamma
 
     def __call__(self, denoiser, x0: Tensor, *, generator: torch.Generator | None = None, **cond) -> Tensor:
-        sigma = self.levels.sample(x0.shape[0], generator=generator, device=x0.device).to(x0.dtype)
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        # Draw on the generator's device (a CPU generator can drive a CUDA run), so a seed gives the
+        # same σ and ε on every device.
+        gdev = generator.device if generator is not None else x0.device
+        sigma = self.levels.sample(x0.shape[0], generator=generator, device=gdev).to(x0.device, x0.dtype)
+        noise = torch.randn(x0.shape, generator=generator, device=gdev, dtype=x0.dtype).to(x0.device)
         x = x0 + expand_sigma(sigma, x0) * noise
         denoised = denoiser(x, sigma, **cond)
         w = expand_sigma(loss_weight(self.weighting, sigma, self.sigma_data, self.gamma), x0)

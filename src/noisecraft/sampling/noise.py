@@ -25,12 +25,16 @@ def seeded_generators(seeds: Sequence[int], device: str | torch.device = "cpu") 
 def randn(shape: Sequence[int], generator: Generators = None, *, dtype=torch.float32, device=None) -> Tensor:
     """Standard normal noise of `shape`; per-sample when `generator` is a list (one per batch row)."""
     shape = tuple(shape)
-    if generator is None or isinstance(generator, torch.Generator):
-        return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+    if generator is None:
+        return torch.randn(shape, dtype=dtype, device=device)
+    # Noise is drawn on the generator's own device and then moved, so CPU generators drive CUDA
+    # sampling and a seed gives the same noise on every device.
+    if isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator, dtype=dtype, device=generator.device).to(device)
     gens = list(generator)
     if len(gens) != shape[0]:
         raise ValueError(f"got {len(gens)} generators for a batch of {shape[0]}; pass one per sample or a single generator")
-    return torch.stack([torch.randn(shape[1:], generator=g, dtype=dtype, device=device) for g in gens])
+    return torch.stack([torch.randn(shape[1:], generator=g, dtype=dtype, device=g.device) for g in gens]).to(device)
 
 
 class NoiseSource:
