@@ -1,8 +1,8 @@
 """`noisecraft inpaint | img2img | upscale`: the inference tasks of `noisecraft.tasks` on image files.
 
-    noisecraft inpaint RUN_DIR --image IMG --mask MASK [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
+    noisecraft inpaint RUN_DIR --image IMG --mask MASK [--method auto|repaint|model] [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft img2img RUN_DIR --image IMG --strength 0.6 [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--seed S] --out DIR
-    noisecraft upscale RUN_DIR --image LOWRES [--method projection|pigdm|dps] [--sigma-y 0] [--n N] [--class C] [--solver S] [--nfe K] [--seed S] --out DIR
+    noisecraft upscale RUN_DIR --image LOWRES [--method model|projection|pigdm|dps] [--sigma-y 0] [--n N] [--class C] [--solver S] [--nfe K] [--seed S] --out DIR
 
 Images are decoded as the training data is (`noisecraft.data.images.read_image`), converted to the
 model's channel count (RGB <-> gray) and mapped to [-1, 1]; they are never resized: the image (and
@@ -10,6 +10,10 @@ mask) of inpaint/img2img must have the model's resolution, and upscale's low-res
 integer factor >= 2 must. MASK is a PNG where white (>= 50% gray) marks the region to regenerate
 and black the known pixels. Sample i uses seed + i; DIR gets 000000.png ... and grid.png, whose
 first tile is the input image (upscale: the low-res input enlarged by pixel repetition).
+
+A run trained with `[cond] image = "mask"` inpaints in one sampler pass (method "model"), one
+trained with `[cond] image = "lowres"` upscales by its lowres_factor (method "model"); other runs
+use RePaint and the zero-shot inverse-problem methods.
 """
 
 from __future__ import annotations
@@ -71,6 +75,44 @@ def _load_mask(path: str, image: torch.Tensor) -> torch.Tensor:
     return ((m + 1) / 2 < 0.5).float()
 
 
+def _inpaint_method(info, method: str, valid) -> str:
+    """--method of inpaint resolved for the run: 'repaint' or 'model' (UserError when it cannot run)."""
+    if method not in valid:
+        raise UserError(f"--method {method!r} is not a method; valid: {', '.join(valid)}")
+    kind = info.image_cond
+    if kind == "lowres":
+        raise UserError(f"run {info.path} was trained for super-resolution ([cond] image = 'lowres'); inpaint needs a "
+                        "plain or a mask-conditioned run (use `noisecraft upscale` with this one)")
+    if method == "auto":
+        return "model" if kind == "mask" else "repaint"
+    if method == "model" and kind != "mask":
+        raise UserError(f"--method model needs a run trained with [cond] image = 'mask'; {info.path} has no image "
+                        "condition: use --method repaint (or auto)")
+    if method == "repaint" and kind == "mask":
+        raise UserError(f"--method repaint needs a run without an image condition; {info.path} is mask-conditioned: "
+                        "use --method model (or auto)")
+    return method
+
+
+def _upscale_method(info, method: str | None, valid) -> str:
+    """--method of upscale resolved for the run (UserError when it cannot run)."""
+    kind = info.image_cond
+    if method is None:
+        method = "model" if kind == "lowres" else "projection"
+    if method not in valid:
+        raise UserError(f"--method {method!r} is not a method; valid: {', '.join(valid)}")
+    if kind == "mask":
+        raise UserError(f"run {info.path} was trained for inpainting ([cond] image = 'mask'); upscale needs a plain or a "
+                        "low-res-conditioned run (use `noisecraft inpaint` with this one)")
+    if method == "model" and kind != "lowres":
+        raise UserError(f"--method model needs a run trained with [cond] image = 'lowres'; {info.path} has no image "
+                        "condition: use --method projection, pigdm or dps")
+    if method != "model" and kind == "lowres":
+        raise UserError(f"--method {method} is zero-shot and needs a run without an image condition; {info.path} is "
+                        "low-res-conditioned: use --method model (the default)")
+    return method
+
+
 def _guided(den, info, labels, guidance):
     """(denoiser, conditioning) for labels (None = unconditional) with classifier-free guidance."""
     if labels is None:
@@ -114,21 +156,31 @@ def _setup(run_dir, image, n, class_, solver, nfe, guidance, seed, out, **kw):
 @click.command()
 @_common
 @click.option("--mask", required=True, type=click.Path(), help="PNG of the image's size: white = regenerate, black = keep.")
+@click.option("--method", default="auto", show_default=True,
+              help="auto (model for a mask-conditioned run, else repaint) | repaint | model.")
 @click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance).")
-@click.option("--solver", help="ddpm (default), euler_ancestral, ddim_eta, ddim or euler.")
-@click.option("--resample", type=int, default=5, show_default=True, help="RePaint resampling count U (1 = none).")
-def inpaint_cmd(run_dir, image, out, n, class_, nfe, seed, weights, mask, guidance, solver, resample) -> None:
-    """Regenerate the white region of MASK in IMAGE (RePaint); the black region is kept exactly.
+@click.option("--solver", help="repaint: ddpm (default), euler_ancestral, ddim_eta, ddim or euler; model: any (default: the run's).")
+@click.option("--resample", type=int, help="RePaint resampling count U (1 = none)  [default: 5; repaint only]")
+def inpaint_cmd(run_dir, image, out, n, class_, nfe, seed, weights, mask, method, guidance, solver, resample) -> None:
+    """Regenerate the white region of MASK in IMAGE (RePaint, or one pass of a mask-conditioned run);
+    the black region is kept exactly.
 
     Writes DIR/000000.png ... and DIR/grid.png (first tile: the input image).
     """
     with _user_errors():
         from ..sampling import seeded_generators
-        from ..tasks import INPAINT_SOLVERS, inpaint
-        from ..train.run import load_denoiser, num_threads
+        from ..tasks import INPAINT_METHODS, INPAINT_SOLVERS, inpaint
+        from ..train.run import load_denoiser, num_threads, read_run
 
+        method = _inpaint_method(read_run(run_dir), method, INPAINT_METHODS)
+        repaint = method == "repaint"
         info, solver, nfe, guidance, seed, labels, outp, img = _setup(
-            run_dir, image, n, class_, solver, nfe, guidance, seed, out, solvers=INPAINT_SOLVERS, default_solver="ddpm")
+            run_dir, image, n, class_, solver, nfe, guidance, seed, out,
+            **(dict(solvers=INPAINT_SOLVERS, default_solver="ddpm") if repaint else {}))
+        if resample is not None and not repaint:
+            raise UserError(f"--resample {resample} applies to RePaint only; the mask-conditioned run {run_dir} inpaints "
+                            "in one pass (drop --resample, or use --method repaint with a plain run)")
+        resample = 5 if resample is None else resample
         if not 1 <= resample <= 100:
             raise UserError(f"--resample {resample} is out of range; valid: 1..100")
         _check_size(img, info)
@@ -137,8 +189,8 @@ def inpaint_cmd(run_dir, image, out, n, class_, nfe, seed, weights, mask, guidan
         with num_threads(info.config.train.threads):
             den, _ = load_denoiser(run_dir, weights)
             den, cond = _guided(den, info, labels, guidance)
-            x = inpaint(den, img.expand(n, -1, -1, -1).contiguous(), known, solver=solver, nfe=nfe,
-                        sigma_min=sc.sigma_min, sigma_max=sc.sigma_max, resample_steps=resample,
+            x = inpaint(den, img.expand(n, -1, -1, -1).contiguous(), known, method=method, solver=solver, nfe=nfe,
+                        sigma_min=sc.sigma_min, sigma_max=sc.sigma_max, resample_steps=resample if repaint else None,
                         generator=seeded_generators(range(seed, seed + n)), **cond)
         _write(x, img, outp)
     click.echo(f"wrote {n} inpainted images and grid.png to {out}")
@@ -178,22 +230,26 @@ def img2img_cmd(run_dir, image, out, n, class_, nfe, seed, weights, strength, gu
 
 @click.command()
 @_common
-@click.option("--method", default="projection", show_default=True, help="projection | pigdm | dps.")
+@click.option("--method", help="model (default for a low-res-conditioned run) | projection (default otherwise) | pigdm | dps.")
 @click.option("--sigma-y", "sigma_y", type=float, default=0.0, show_default=True, help="Noise std of the low-res image (projection, pigdm).")
 @click.option("--solver", help="Solver name (default: ddpm).")
 def upscale_cmd(run_dir, image, out, n, class_, nfe, seed, weights, method, sigma_y, solver) -> None:
-    """Super-resolve LOWRES to the model's resolution (zero-shot; block means of each result equal LOWRES).
+    """Super-resolve LOWRES to the model's resolution: with a low-res-conditioned run (method model),
+    or zero-shot with any other run (block means of each projection result equal LOWRES).
 
-    The factor is the model's resolution / LOWRES's size and must be an integer >= 2. Writes
-    DIR/000000.png ... and DIR/grid.png (first tile: LOWRES enlarged by pixel repetition).
+    The factor is the model's resolution / LOWRES's size and must be an integer >= 2 (a
+    low-res-conditioned run: its lowres_factor). Writes DIR/000000.png ... and DIR/grid.png
+    (first tile: LOWRES enlarged by pixel repetition).
     """
     with _user_errors():
         from ..sampling import seeded_generators
-        from ..tasks import METHODS, super_resolve
-        from ..train.run import load_denoiser, num_threads
+        from ..tasks import SR_METHODS, super_resolve
+        from ..train.run import load_denoiser, num_threads, read_run
 
-        if method not in METHODS:
-            raise UserError(f"--method {method!r} is not a method; valid: {', '.join(METHODS)}")
+        method = _upscale_method(read_run(run_dir), method, SR_METHODS)
+        if method == "model" and sigma_y != 0:
+            raise UserError(f"--sigma-y {sigma_y} applies to the zero-shot methods only; a low-res-conditioned run "
+                            "takes the low-res image as it is")
         if not (math.isfinite(sigma_y) and sigma_y >= 0):
             raise UserError(f"--sigma-y {sigma_y} is out of range; valid: a number >= 0")
         info, solver, nfe, _, seed, labels, outp, low = _setup(
@@ -204,12 +260,16 @@ def upscale_cmd(run_dir, image, out, n, class_, nfe, seed, weights, method, sigm
             raise UserError(f"image is {w}x{h}; the model was trained at {r}x{r}, so the low-res image must be square "
                             f"with a side that divides {r} at least twice (e.g. {r // 2}x{r // 2})")
         factor = r // h
+        if method == "model" and factor != info.config.cond.lowres_factor:
+            f = info.config.cond.lowres_factor
+            raise UserError(f"image is {w}x{h}, but the low-res run {run_dir} upscales by its lowres_factor {f}: give a "
+                            f"{r // f}x{r // f} image (or a zero-shot --method with a plain run)")
         sc = info.config.sample
         cond = {} if labels is None else {"class_labels": labels}
         with num_threads(info.config.train.threads):
             den, _ = load_denoiser(run_dir, weights)
-            x = super_resolve(den, low.expand(n, -1, -1, -1).contiguous(), factor, method=method, sigma_y=sigma_y,
-                              sigma_data=info.config.process.sigma_data, solver=solver, nfe=nfe,
+            zero_shot = {} if method == "model" else {"sigma_y": sigma_y, "sigma_data": info.config.process.sigma_data}
+            x = super_resolve(den, low.expand(n, -1, -1, -1).contiguous(), factor, method=method, **zero_shot, solver=solver, nfe=nfe,
                               sigma_min=sc.sigma_min, sigma_max=sc.sigma_max,
                               generator=seeded_generators(range(seed, seed + n)), **cond)
         _write(x.detach(), low.repeat_interleave(factor, -2).repeat_interleave(factor, -1), outp)

@@ -10,6 +10,8 @@
   starts as the identity.
 * With `context_dim > 0` each block also has a cross-attention sublayer between self-attention
   and the MLP (as in PixArt-α), its output projection zero-initialised; context=None skips it.
+* With `cond_channels > 0` an `image_cond` (B, cond_channels, H, W) is concatenated to x along the
+  channels before patchify, so each token also embeds its patch of the condition image.
 * The final layer is adaLN + a zero-initialised linear, so the untrained net outputs zero.
 
 Unlike the U-Net, the positional embedding ties a DiT to its configured resolution.
@@ -23,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import Attention, NetConfig, NoiseEmbedding, check_context, check_inputs, check_positive, class_onehot
+from .layers import (Attention, NetConfig, NoiseEmbedding, check_context, pool_context, check_image_cond, check_inputs, check_positive,
+                     class_onehot)
 
 __all__ = ["DiT", "DiTConfig", "sincos_pos_embed_2d"]
 
@@ -43,6 +46,8 @@ class DiTConfig(NetConfig):
     mlp_ratio: float = 4.0
     dropout: float = 0.0  # on the MLP's hidden activations
     context_dim: int = 0  # > 0: a cross-attention sublayer per block reading (B, L, context_dim)
+    pooled_context: bool = False  # also add Linear(masked mean of the context) to the conditioning vector (Imagen)
+    cond_channels: int = 0  # > 0: an image_cond (B, cond_channels, H, W) is concatenated to x before patchify
 
     name = "dit"
 
@@ -67,7 +72,7 @@ class DiTConfig(NetConfig):
             depth=self.depth,
             num_heads=self.num_heads,
         )
-        for key in ("num_classes", "context_dim"):
+        for key in ("num_classes", "context_dim", "cond_channels"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"DiTConfig.{key} must be an integer >= 0, got {value!r}")
@@ -133,12 +138,12 @@ class DiTBlock(nn.Module):
         )
         self.ada = nn.Linear(dim, 6 * dim)
 
-    def forward(self, x: Tensor, c: Tensor, context: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, c: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None) -> Tensor:
         # x: (B, N, D); c: (B, D) already passed through SiLU
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(c)[:, None, :].chunk(6, dim=-1)  # (B, 1, D) each
         x = x + gate1 * self.attn(modulate(self.norm1(x), shift1, scale1))
         if self.cross_attn is not None and context is not None:
-            x = x + self.cross_attn(self.norm_cross(x), context)
+            x = x + self.cross_attn(self.norm_cross(x), context, context_mask)
         return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))  # (B, N, D)
 
 
@@ -157,7 +162,7 @@ class FinalLayer(nn.Module):
 
 
 class DiT(nn.Module):
-    """Diffusion transformer: `net(x, c_noise, class_labels=None, context=None) -> (B, C_out, H, W)`."""
+    """Diffusion transformer: `net(x, c_noise, class_labels=None, context=None, *, context_mask=None, image_cond=None) -> (B, C_out, H, W)`."""
 
     def __init__(self, config: DiTConfig) -> None:
         super().__init__()
@@ -166,11 +171,13 @@ class DiT(nn.Module):
         assert cfg.out_channels is not None  # resolved by DiTConfig
         self.grid = cfg.resolution // p
 
-        self.patch_embed = nn.Conv2d(cfg.in_channels, D, kernel_size=p, stride=p)  # (B, C, H, W) -> (B, D, H/p, W/p)
+        # (B, C + cond_channels, H, W) -> (B, D, H/p, W/p): x and image_cond are patchified together
+        self.patch_embed = nn.Conv2d(cfg.in_channels + cfg.cond_channels, D, kernel_size=p, stride=p)
         # Fixed positions are derived from the config, so they stay out of the state dict.
         self.register_buffer("pos_embed", sincos_pos_embed_2d(D, self.grid, self.grid)[None], persistent=False)
         self.noise_emb = NoiseEmbedding(D)
         self.class_emb = nn.Linear(cfg.num_classes, D, bias=False) if cfg.num_classes else None
+        self.context_emb = nn.Linear(cfg.context_dim, D) if cfg.context_dim and cfg.pooled_context else None
         self.blocks = nn.ModuleList(
             DiTBlock(D, cfg.num_heads, cfg.mlp_ratio, cfg.dropout, cfg.context_dim) for _ in range(cfg.depth)
         )
@@ -212,6 +219,9 @@ class DiT(nn.Module):
         c_noise: Tensor,
         class_labels: Tensor | None = None,
         context: Tensor | None = None,
+        *,
+        context_mask: Tensor | None = None,
+        image_cond: Tensor | None = None,
     ) -> Tensor:
         cfg = self.cfg
         c_noise = check_inputs(x, c_noise, cfg.in_channels)
@@ -221,18 +231,23 @@ class DiT(nn.Module):
                 f"input size {H}x{W} does not match this DiT's resolution {cfg.resolution}x{cfg.resolution} "
                 "(its position embedding is fixed); rebuild it with another resolution"
             )
-        check_context(context, cfg.context_dim, B)
+        check_context(context, cfg.context_dim, B, context_mask)
+        check_image_cond(image_cond, cfg.cond_channels, x)
         onehot = class_onehot(class_labels, cfg.num_classes, B, x.dtype)
 
         c = self.noise_emb(c_noise)  # (B, D)
         if onehot is not None:
             assert self.class_emb is not None
             c = c + self.class_emb(onehot)  # a zero row adds exactly nothing
+        if self.context_emb is not None and context is not None:
+            c = c + self.context_emb(pool_context(context, context_mask))  # the prompt as a whole (B, D)
         c = F.silu(c)
 
+        if image_cond is not None:  # concatenation conditioning: the condition is never scaled by c_in
+            x = torch.cat([x, image_cond.to(x.dtype)], dim=1)  # (B, C + cond_channels, H, W)
         h = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, D), N = grid²
         for block in self.blocks:
-            h = block(h, c, context)  # (B, N, D)
+            h = block(h, c, context, context_mask)  # (B, N, D)
         h = self.final(h, c)  # (B, N, p·p·C_out)
         return self.unpatchify(h)
 

@@ -12,6 +12,11 @@ Every network in `noisecraft.nets` has the same call:
   nothing, which is how classifier-free guidance drops labels without a magic null class.
 * `context` (B, L, context_dim) is a token sequence (e.g. text-encoder output) read by
   cross-attention; None means "no context" and skips the cross-attention layers.
+  `context_mask` (B, L) bool, keyword-only, marks its real tokens (True) so that padded keys are
+  ignored; a row with no real token makes the cross-attention add nothing for that sample.
+* `image_cond` (B, cond_channels, H, W), keyword-only, is an image concatenated to x along the
+  channels at the input (SR3 / Palette-style conditioning: a low-res image, a masked image and its
+  mask); required exactly when the net was built with `cond_channels > 0`.
 
 Nothing here knows about diffusion processes; this module imports only torch.
 """
@@ -32,6 +37,8 @@ __all__ = [
     "check_positive",
     "NoiseEmbedding",
     "check_context",
+    "pool_context",
+    "check_image_cond",
     "check_inputs",
     "class_onehot",
     "group_norm",
@@ -90,7 +97,9 @@ class Attention(nn.Module):
             self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None) -> Tensor:
+        """context_mask (B, L) bool (True = real token): padded keys get no attention weight. A row
+        with no real token at all attends to nothing, and its output is exactly zero (not NaN)."""
         B, N, D = x.shape
         H = self.num_heads
         if self.is_cross:
@@ -99,13 +108,24 @@ class Attention(nn.Module):
             q = self.q(x)  # (B, N, D)
             k, v = self.kv(context).chunk(2, dim=-1)  # (B, L, D) each
         else:
+            if context_mask is not None:
+                raise ValueError("context_mask is only valid for cross-attention (built with context_dim)")
             q, k, v = self.qkv(x).chunk(3, dim=-1)  # (B, N, D) each
 
         def heads(t: Tensor) -> Tensor:  # (B, T, D) -> (B, H, T, D/H)
             return t.unflatten(-1, (H, D // H)).transpose(1, 2)
 
-        h = F.scaled_dot_product_attention(heads(q), heads(k), heads(v))  # (B, H, N, D/H)
-        return self.out(h.transpose(1, 2).reshape(B, N, D))  # (B, N, D)
+        attn_mask, empty = None, None
+        if context_mask is not None:
+            keep = context_mask.to(device=x.device, dtype=torch.bool)  # (B, L)
+            empty = ~keep.any(dim=1)  # (B,) rows with nothing to attend to
+            # SDPA gives NaN for a fully masked row; let such rows attend everywhere, then zero them.
+            attn_mask = (keep | empty[:, None])[:, None, None, :]  # (B, 1, 1, L), broadcast over heads and queries
+        h = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=attn_mask)  # (B, H, N, D/H)
+        out = self.out(h.transpose(1, 2).reshape(B, N, D))  # (B, N, D)
+        if empty is not None:
+            out = out.masked_fill(empty[:, None, None], 0.0)
+        return out
 
 
 def num_groups(channels: int, max_groups: int = 32, min_group_channels: int = 4) -> int:
@@ -174,9 +194,26 @@ def check_inputs(x: Tensor, c_noise: Tensor, in_channels: int) -> Tensor:
     return c_noise
 
 
-def check_context(context: Tensor | None, context_dim: int, batch_size: int) -> None:
-    """Check a cross-attention context (B, L, context_dim); None is always allowed."""
+def pool_context(context: Tensor, context_mask: Tensor | None = None) -> Tensor:
+    """Masked mean of the context tokens: (B, L, D) -> (B, D); a row without real tokens gives zeros.
+
+    Added to the noise embedding of a net built with `pooled_context=True`, as Imagen adds its
+    pooled text embedding to the timestep embedding (Saharia et al. 2022, Sec. 2.2 and App. F):
+    a direct, global path for the prompt next to cross-attention, which alone learns slowly.
+    """
+    if context_mask is None:
+        return context.mean(dim=1)
+    w = context_mask.to(context.dtype)[..., None]  # (B, L, 1)
+    return (context * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+
+
+def check_context(context: Tensor | None, context_dim: int, batch_size: int, context_mask: Tensor | None = None) -> None:
+    """Check a cross-attention context (B, L, context_dim) and its optional mask (B, L) bool;
+    context None is always allowed (then the mask must be None too)."""
     if context is None:
+        if context_mask is not None:
+            raise ValueError(f"context_mask of shape {tuple(context_mask.shape)} was given without a context; "
+                             "pass both or neither")
         return
     shape = tuple(context.shape)
     if context_dim == 0:
@@ -186,6 +223,31 @@ def check_context(context: Tensor | None, context_dim: int, batch_size: int) -> 
         )
     if context.ndim != 3 or shape[0] != batch_size or shape[2] != context_dim:
         raise ValueError(f"expected context of shape (B, L, context_dim) = ({batch_size}, L, {context_dim}), got {shape}")
+    if context_mask is not None:
+        if context_mask.dtype != torch.bool or tuple(context_mask.shape) != shape[:2]:
+            raise ValueError(f"expected context_mask as a bool tensor of shape (B, L) = {shape[:2]} (True = real token), "
+                             f"got {context_mask.dtype} {tuple(context_mask.shape)}")
+
+
+def check_image_cond(image_cond: Tensor | None, cond_channels: int, x: Tensor) -> None:
+    """Check a concatenation condition (B, cond_channels, H, W) against x (B, C, H, W).
+
+    Required when the net was built with cond_channels > 0, refused otherwise.
+    """
+    B, _, H, W = x.shape
+    if cond_channels == 0:
+        if image_cond is not None:
+            raise ValueError(
+                f"this network takes no image condition (cond_channels=0) but image_cond of shape "
+                f"{tuple(image_cond.shape)} was given; pass image_cond=None or build it with cond_channels > 0"
+            )
+        return
+    want = (B, cond_channels, H, W)
+    if image_cond is None:
+        raise ValueError(f"this network needs image_cond of shape (B, cond_channels, H, W) = {want} "
+                         f"(it was built with cond_channels={cond_channels}), got None")
+    if tuple(image_cond.shape) != want:
+        raise ValueError(f"expected image_cond of shape (B, cond_channels, H, W) = {want}, got {tuple(image_cond.shape)}")
 
 
 class NetConfig:

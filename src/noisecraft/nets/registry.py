@@ -102,7 +102,8 @@ def build_net(name: str, *, in_channels: int, resolution: int, num_classes: int 
     """Build the preset `name` for images of `in_channels` x `resolution` x `resolution`.
 
     `overrides` replace fields of the architecture's config (`UNetConfig` / `DiTConfig`), e.g.
-    `dropout=0.1`, `out_channels=2`, `context_dim=256`. Every net has `net.config`.
+    `dropout=0.1`, `out_channels=2`, `context_dim=256`, `cond_channels=2` (an image condition
+    concatenated at the input, `net(x, c, image_cond=...)`). Every net has `net.config`.
     """
     if name not in NET_PRESETS:
         raise ValueError(f"unknown network preset {name!r}; valid names: {sorted(NET_PRESETS)}")

@@ -11,6 +11,8 @@
   AdaGN(h, e) = (1 + s(e))·GroupNorm(h) + b(e) (ADM Sec. 3, "scale-shift norm").
 * Self-attention runs after the blocks of the levels listed in `attn_resolutions` and in the
   middle; with `context_dim > 0` a cross-attention layer follows every self-attention layer.
+* With `cond_channels > 0` an `image_cond` (B, cond_channels, H, W) is concatenated to x before
+  `conv_in` (SR3, Saharia et al. 2021; Palette, Saharia et al. 2022): the net sees [x, image].
 * The last conv of every block, the attention output projections and `conv_out` start at zero,
   so every block starts as the identity and the untrained net outputs exactly zero.
 
@@ -26,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import Attention, NetConfig, NoiseEmbedding, check_context, check_inputs, check_positive, class_onehot, group_norm
+from .layers import (Attention, NetConfig, NoiseEmbedding, check_context, pool_context, check_image_cond, check_inputs, check_positive,
+                     class_onehot, group_norm)
 
 __all__ = ["UNet", "UNetConfig"]
 
@@ -48,6 +51,8 @@ class UNetConfig(NetConfig):
     emb_channels: int | None = None  # width of the conditioning embedding; None: 4 * model_channels
     dropout: float = 0.0  # in every residual block, before its last conv
     context_dim: int = 0  # > 0: cross-attention to a (B, L, context_dim) context after each self-attention
+    pooled_context: bool = False  # also add Linear(masked mean of the context) to the noise embedding (Imagen)
+    cond_channels: int = 0  # > 0: an image_cond (B, cond_channels, H, W) is concatenated to x before conv_in
 
     name = "unet"
 
@@ -81,7 +86,7 @@ class UNetConfig(NetConfig):
             attn_head_channels=self.attn_head_channels,
             emb_channels=self.emb_channels,  # type: ignore[arg-type]
         )
-        for key in ("num_classes", "context_dim"):
+        for key in ("num_classes", "context_dim", "cond_channels"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"UNetConfig.{key} must be an integer >= 0, got {value!r}")
@@ -116,12 +121,12 @@ class AttentionLayer(nn.Module):
         self.attn = Attention(channels, num_heads, context_dim=context_dim)
         _zero(self.attn.out)
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None) -> Tensor:
         B, C, H, W = x.shape
         if self.attn.is_cross and context is None:  # "no context": the layer is skipped
             return x
         h = self.norm(x).flatten(2).transpose(1, 2)  # (B, HW, C)
-        h = self.attn(h, context)  # (B, HW, C)
+        h = self.attn(h, context, context_mask)  # (B, HW, C)
         return x + h.transpose(1, 2).reshape(B, C, H, W)
 
 
@@ -153,7 +158,7 @@ class UNetBlock(nn.Module):
         self.self_attn = AttentionLayer(out_channels, num_heads) if num_heads else None
         self.cross_attn = AttentionLayer(out_channels, num_heads, context_dim) if num_heads and context_dim else None
 
-    def forward(self, x: Tensor, emb: Tensor, context: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, emb: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None) -> Tensor:
         # x: (B, C_in, H, W), emb: (B, E) already passed through SiLU
         h = self.conv1(F.silu(self.norm1(x)))  # (B, C_out, H, W)
         scale, shift = self.emb(emb)[:, :, None, None].chunk(2, dim=1)  # (B, C_out, 1, 1) each
@@ -163,7 +168,7 @@ class UNetBlock(nn.Module):
         if self.self_attn is not None:
             x = self.self_attn(x)
         if self.cross_attn is not None:
-            x = self.cross_attn(x, context)
+            x = self.cross_attn(x, context, context_mask)
         return x
 
 
@@ -190,7 +195,7 @@ class Upsample(nn.Module):
 
 
 class UNet(nn.Module):
-    """ADM/EDM-style U-Net: `net(x, c_noise, class_labels=None, context=None) -> (B, C_out, H, W)`."""
+    """ADM/EDM-style U-Net: `net(x, c_noise, class_labels=None, context=None, *, context_mask=None, image_cond=None) -> (B, C_out, H, W)`."""
 
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
@@ -207,9 +212,10 @@ class UNet(nn.Module):
         # Conditioning: emb = MLP(Fourier(c_noise)) + W_class·onehot(label)   (B, E)
         self.noise_emb = NoiseEmbedding(E)
         self.class_emb = nn.Linear(cfg.num_classes, E, bias=False) if cfg.num_classes else None
+        self.context_emb = nn.Linear(cfg.context_dim, E) if cfg.context_dim and cfg.pooled_context else None
 
         ch = cfg.model_channels
-        self.conv_in = nn.Conv2d(cfg.in_channels, ch, 3, padding=1)
+        self.conv_in = nn.Conv2d(cfg.in_channels + cfg.cond_channels, ch, 3, padding=1)  # x and image_cond
         skips = [ch]  # channels of every tensor the encoder hands to the decoder
 
         # Encoder: level l at resolution/2**l.
@@ -261,34 +267,42 @@ class UNet(nn.Module):
         c_noise: Tensor,
         class_labels: Tensor | None = None,
         context: Tensor | None = None,
+        *,
+        context_mask: Tensor | None = None,
+        image_cond: Tensor | None = None,
     ) -> Tensor:
         cfg = self.cfg
         c_noise = check_inputs(x, c_noise, cfg.in_channels)
+        check_image_cond(image_cond, cfg.cond_channels, x)
         B, _, H, W = x.shape
         if H % cfg.factor or W % cfg.factor:
             raise ValueError(
                 f"input size {H}x{W} is not divisible by {cfg.factor} = 2**(levels-1); "
                 f"this U-Net needs height and width that are multiples of {cfg.factor}"
             )
-        check_context(context, cfg.context_dim, B)
+        check_context(context, cfg.context_dim, B, context_mask)
         onehot = class_onehot(class_labels, cfg.num_classes, B, x.dtype)
 
         emb = self.noise_emb(c_noise)  # (B, E)
         if onehot is not None:
             assert self.class_emb is not None
             emb = emb + self.class_emb(onehot)  # a zero row adds exactly nothing
+        if self.context_emb is not None and context is not None:
+            emb = emb + self.context_emb(pool_context(context, context_mask))  # the prompt as a whole (B, E)
         emb = F.silu(emb)  # shared by every block's scale/shift projection
 
+        if image_cond is not None:  # concatenation conditioning: the condition is never scaled by c_in
+            x = torch.cat([x, image_cond.to(x.dtype)], dim=1)  # (B, C_in + cond_channels, H, W)
         h = self.conv_in(x)  # (B, model_channels, H, W)
         skips = [h]
         for block in self.enc.values():
-            h = block(h) if isinstance(block, Downsample) else block(h, emb, context)
+            h = block(h) if isinstance(block, Downsample) else block(h, emb, context, context_mask)
             skips.append(h)
         for block in self.mid:
-            h = block(h, emb, context)  # (B, C_low, H/f, W/f)
+            h = block(h, emb, context, context_mask)  # (B, C_low, H/f, W/f)
         for block in self.dec.values():
             if isinstance(block, Upsample):
                 h = block(h)
             else:
-                h = block(torch.cat([h, skips.pop()], dim=1), emb, context)
+                h = block(torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)
         return self.conv_out(F.silu(self.norm_out(h)))  # (B, C_out, H, W)

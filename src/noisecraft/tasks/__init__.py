@@ -3,20 +3,23 @@
     inpaint(denoiser, image, mask, ...)                 RePaint resampling, mask = 1 on known pixels
     img2img(denoiser, image, strength, ...)             SDEdit
     solve_inverse_problem(denoiser, A, y, method=...)   DPS / range-space projection; operators below
-    super_resolve(denoiser, low_res, factor, ...)       the same with Downsample(factor)
+    super_resolve(denoiser, low_res, factor, ...)       the same with Downsample(factor), or a low-res-conditioned model
+    mask_condition / lowres_condition                   the image_cond of mask- / low-res-conditioned models
     invert(denoiser, image, ...) / interpolate(a, b, t) ODE inversion and slerp of noise
 """
 
 from .img2img import check_strength, img2img, strength_to_sigma
-from .inpaint import INPAINT_SOLVERS, check_mask, inpaint, repaint_walk
-from .inverse import METHODS, dps, projection, solve_inverse_problem, super_resolve
+from .image_cond import IMAGE_CONDS, image_cond_channels, image_cond_of, lowres_condition, mask_condition
+from .inpaint import INPAINT_METHODS, INPAINT_SOLVERS, check_mask, inpaint, repaint_walk
+from .inverse import METHODS, SR_METHODS, dps, projection, solve_inverse_problem, super_resolve
 from .inversion import INVERTIBLE_SOLVERS, interpolate, invert
 from .operators import Blur, Downsample, LinearOperator, Masking, SparsePoints, gaussian_kernel
 
 __all__ = [
     "img2img", "strength_to_sigma", "check_strength",
-    "inpaint", "repaint_walk", "check_mask", "INPAINT_SOLVERS",
-    "dps", "projection", "solve_inverse_problem", "super_resolve", "METHODS",
+    "inpaint", "repaint_walk", "check_mask", "INPAINT_SOLVERS", "INPAINT_METHODS",
+    "dps", "projection", "solve_inverse_problem", "super_resolve", "METHODS", "SR_METHODS",
+    "IMAGE_CONDS", "image_cond_channels", "image_cond_of", "lowres_condition", "mask_condition",
     "invert", "interpolate", "INVERTIBLE_SOLVERS",
     "LinearOperator", "Masking", "SparsePoints", "Downsample", "Blur", "gaussian_kernel",
 ]

@@ -1,4 +1,5 @@
-"""Inpainting by resampling (RePaint, Lugmayr et al. 2022) with any unconditional denoiser.
+"""Inpainting: by resampling (RePaint, Lugmayr et al. 2022) with any denoiser, or in one sampler
+pass with a mask-conditioned model (`[cond] image = "mask"`, Palette-style, Saharia et al. 2022).
 
 Each step from σ to σ' (Alg. 1 of the paper, in σ-space):
 
@@ -11,6 +12,10 @@ them by "resampling": after every `jump` steps it re-noises x back up those step
 (x ← x + sqrt(σ_hi² - σ_lo²)·z, the forward process) and denoises them again, `resample_steps`
 times in all. The last step lands at σ = 0, where the known half is the image itself: known
 pixels of the result equal the observation exactly.
+
+A mask-conditioned model was trained on D(x, σ, image_cond=[x0·keep, keep]) with random boxes
+`keep`, so it is itself a denoiser of p(x0 | known pixels): `method="model"` just samples it with
+any solver (nfe calls, no resampling) and pastes the known pixels into the result.
 """
 
 from __future__ import annotations
@@ -21,14 +26,17 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from ..sampling import default_sigmas
+from ..sampling import default_sigmas, sample
 from ..sampling.api import check_sigmas
 from ..sampling.deterministic import euler, report
 from ..sampling.noise import Generators, NoiseSource
 from ..sampling.registry import DEFAULT_OPTIONS, get_solver
 from ..sampling.stochastic import ancestral, ancestral_step
+from .image_cond import image_cond_of, mask_condition
 
-__all__ = ["inpaint", "repaint_walk", "check_mask", "INPAINT_SOLVERS"]
+__all__ = ["inpaint", "repaint_walk", "check_mask", "INPAINT_SOLVERS", "INPAINT_METHODS"]
+
+INPAINT_METHODS = ("auto", "repaint", "model")
 
 # Solvers whose update is the ancestral step (η from the registry entry; Euler/DDIM are η = 0).
 INPAINT_SOLVERS = ("ddpm", "euler_ancestral", "ddim_eta", "ddim", "euler")
@@ -100,36 +108,72 @@ def _solver_eta(solver: str, eta: float | None) -> float:
     return float(eta)
 
 
+def _inpaint_method(denoiser: Callable[..., Tensor], method: str) -> str:
+    """'repaint' or 'model' for `method`, or a ValueError when the denoiser cannot run it."""
+    if method not in INPAINT_METHODS:
+        raise ValueError(f"unknown inpaint method {method!r}; valid: {', '.join(INPAINT_METHODS)}")
+    kind, _ = image_cond_of(denoiser)
+    if method == "auto":
+        return "model" if kind == "mask" else "repaint"
+    if method == "model" and kind in ("", "lowres"):
+        what = "no image condition" if kind == "" else "a low-res condition (a super-resolution model)"
+        raise ValueError(f"inpaint method 'model' needs a mask-conditioned denoiser (a run trained with [cond] image = "
+                         f"'mask'); this one has {what}: use method='repaint'")
+    if method == "repaint" and kind in ("mask", "lowres"):
+        raise ValueError(f"RePaint needs a denoiser without an image condition, but this one is {kind}-conditioned; "
+                         + ("use method='model' (or 'auto')" if kind == "mask" else "inpaint with another model"))
+    return method
+
+
 def inpaint(
     denoiser: Callable[..., Tensor],
     image: Tensor,
     mask: Tensor,
     *,
+    method: str = "auto",
     solver: str = "ddpm",
     nfe: int = 50,
     sigma_min: float = 0.002,
     sigma_max: float = 80.0,
     sigmas: Tensor | list[float] | None = None,
-    resample_steps: int = 5,
-    jump: int = 1,
+    resample_steps: int | None = None,
+    jump: int | None = None,
     eta: float | None = None,
     generator: Generators = None,
     callback: Callable[[dict], None] | None = None,
     **cond: Any,
 ) -> Tensor:
-    """Fill the pixels where mask == 0 given `image` where mask == 1 (RePaint).
+    """Fill the pixels where mask == 0 given `image` where mask == 1.
 
     image: (B, C, ...) in the model's data range (values under mask == 0 are ignored).
-    mask: 1 = known, 0 = to generate; shapes as `check_mask`.
-    solver: one of INPAINT_SOLVERS; it sets η and, with nfe/sigma_min/sigma_max, the schedule as
-        `sample()` would (`sigmas` overrides). The denoiser is called once per denoising move:
-        about nfe·resample_steps calls in all (`len(repaint_walk(...))` minus the re-noise moves).
-    resample_steps: U, how often each block is denoised (1 = plain replacement, no resampling).
-    jump: j, the length of the blocks re-noised together (RePaint uses j = 10, U = 10 on 250 steps).
+    mask: 1 = known, 0 = to generate; shapes as `check_mask` (a mask-conditioned model needs one
+        mask for all channels).
+    method: "repaint" (resampling; any model without an image condition), "model" (one sampler
+        pass of a mask-conditioned model), or "auto": "model" for a denoiser tagged as
+        mask-conditioned (`load_denoiser` of a run trained with `[cond] image = "mask"`), else "repaint".
+    solver: RePaint: one of INPAINT_SOLVERS; it sets η and, with nfe/sigma_min/sigma_max, the
+        schedule as `sample()` would (`sigmas` overrides). The denoiser is called about
+        nfe·resample_steps times (`len(repaint_walk(...))` minus the re-noise moves).
+        "model": any solver of `sample()`, nfe calls.
+    resample_steps: U, how often each block is denoised (RePaint only; default 5, 1 = plain replacement).
+    jump: j, the length of the blocks re-noised together (RePaint only; default 1; the paper uses
+        j = 10, U = 10 on 250 steps).
     generator: a torch.Generator or one per sample (per-sample reproducibility as in `sample()`).
-    cond: conditioning passed to the denoiser.
+    cond: conditioning passed to the denoiser (e.g. class_labels).
     """
     known = check_mask(mask, image)
+    method = _inpaint_method(denoiser, method)
+    if "image_cond" in cond:
+        raise ValueError("inpaint builds image_cond from the image and the mask itself; do not pass image_cond=")
+    if method == "model":
+        if resample_steps not in (None, 1) or jump not in (None, 1):
+            raise ValueError(f"resample_steps={resample_steps} and jump={jump} apply to method 'repaint' only; "
+                             "a mask-conditioned model samples in one pass (leave them unset)")
+        return _inpaint_with_model(denoiser, image, known, solver=solver, nfe=nfe, sigma_min=sigma_min,
+                                   sigma_max=sigma_max, sigmas=sigmas, eta=eta, generator=generator,
+                                   callback=callback, cond=cond)
+    resample_steps = 5 if resample_steps is None else resample_steps
+    jump = 1 if jump is None else jump
     eta = _solver_eta(solver, eta)
     sig = check_sigmas(sigmas) if sigmas is not None else default_sigmas(solver, nfe, sigma_min, sigma_max).tolist()
     if sig[-1] != 0:
@@ -153,3 +197,21 @@ def inpaint(
             x = torch.where(known, observed.to(x.dtype), unknown)
             report(callback, i, x, s, s_next, d)
     return x
+
+
+def _inpaint_with_model(denoiser: Callable[..., Tensor], image: Tensor, known: Tensor, *, solver: str, nfe: int,
+                        sigma_min: float, sigma_max: float, sigmas: Tensor | list[float] | None, eta: float | None,
+                        generator: Generators, callback: Callable[[dict], None] | None, cond: dict[str, Any]) -> Tensor:
+    """One `sample()` pass of a mask-conditioned denoiser, then the known pixels pasted in exactly."""
+    if known.shape[1] > 1:
+        if not bool((known == known[:, :1]).all()):
+            raise ValueError(f"a mask-conditioned model takes one mask for all channels; the mask of shape "
+                             f"{tuple(known.shape)} differs between channels (give a (B, 1, H, W) mask)")
+        known = known[:, :1]
+    keep = known.expand(image.shape[0], 1, *image.shape[2:])
+    options: dict[str, Any] = {} if eta is None else {"eta": eta}
+    noise = NoiseSource(generator)(image)
+    with torch.no_grad():
+        x = sample(denoiser, noise, solver=solver, nfe=nfe, sigma_min=sigma_min, sigma_max=sigma_max, sigmas=sigmas,
+                   generator=generator, callback=callback, image_cond=mask_condition(image, keep), **options, **cond)
+    return torch.where(known, image.to(x.dtype), x)

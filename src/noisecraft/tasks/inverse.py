@@ -1,6 +1,7 @@
 """Zero-shot inverse problems y = A·x0 + σ_y·n with any unconditional denoiser, as
 Denoiser -> Denoiser wrappers (so every sampler can run them) plus `solve_inverse_problem` and
-`super_resolve`, which call `sample()`.
+`super_resolve`, which call `sample()`. `super_resolve(..., method="model")` instead samples a
+model trained on low-res conditions (`[cond] image = "lowres"`; SR3, Saharia et al. 2021).
 
 Every wrapper corrects the posterior-mean estimate D(x, σ) ≈ E[x0 | x] towards the measurement.
 By Tweedie (D = x + σ²·∇ log p_σ(x)) a corrected denoiser is a corrected score, so the sampler then
@@ -50,11 +51,13 @@ from torch import Tensor
 from ..core.precond import expand_sigma
 from ..sampling import sample
 from ..sampling.noise import Generators, randn
+from .image_cond import image_cond_of, lowres_condition
 from .operators import Downsample, LinearOperator
 
-__all__ = ["dps", "projection", "solve_inverse_problem", "super_resolve", "METHODS"]
+__all__ = ["dps", "projection", "solve_inverse_problem", "super_resolve", "METHODS", "SR_METHODS"]
 
 METHODS = ("projection", "pigdm", "dps")
+SR_METHODS = METHODS + ("model",)  # "model": a low-res-conditioned model ([cond] image = "lowres")
 
 
 def _sigma_vector(sigma: Tensor | float, x: Tensor) -> Tensor:
@@ -201,12 +204,55 @@ def super_resolve(
     denoiser: Callable[..., Tensor],
     low_res: Tensor,
     factor: int,
+    *,
+    method: str | None = None,
     **kwargs: Any,
 ) -> Tensor:
-    """Zero-shot super-resolution: x (B, C, f·h, f·w) whose f×f block averages equal `low_res`
-    (B, C, h, w) (Downsample(f) as the measurement operator). Keywords as `solve_inverse_problem`
-    (method='projection' by default: the output's block means equal low_res exactly)."""
+    """Super-resolution: x (B, C, f·h, f·w) given `low_res` (B, C, h, w), its f×f block averages.
+
+    method: "model" samples a low-res-conditioned model (a run trained with `[cond] image =
+        "lowres"` and `lowres_factor = factor`): one `sample()` pass with image_cond = the
+        nearest-upsampled low_res. "projection" (exact block means), "pigdm" and "dps" are the
+        zero-shot methods of `solve_inverse_problem` with Downsample(f) for a model without an image
+        condition. None (default): "model" for a denoiser tagged as low-res-conditioned
+        (`load_denoiser` of such a run), else "projection".
+    kwargs: as `solve_inverse_problem` (zero-shot); for "model": solver (default "ddpm"), nfe,
+        sigma_min, sigma_max, sigmas, noise, generator, callback, solver options and conditioning.
+    """
     if not isinstance(low_res, Tensor) or low_res.ndim < 3 or not low_res.is_floating_point():
         got = getattr(low_res, "shape", type(low_res).__name__)
         raise ValueError(f"low_res must be a float tensor (B, C, h, w), got {got}")
-    return solve_inverse_problem(denoiser, Downsample(factor), low_res, **kwargs)
+    kind, trained_factor = image_cond_of(denoiser)
+    if method is None:
+        method = "model" if kind == "lowres" else "projection"
+    if method not in SR_METHODS:
+        raise ValueError(f"unknown super-resolution method {method!r}; valid: {', '.join(SR_METHODS)}")
+    if "image_cond" in kwargs:
+        raise ValueError("super_resolve builds image_cond from low_res itself; do not pass image_cond=")
+    if method != "model":
+        if kind in ("mask", "lowres"):
+            raise ValueError(f"zero-shot method {method!r} needs a denoiser without an image condition, but this one is "
+                             f"{kind}-conditioned" + ("; use method='model'" if kind == "lowres" else ""))
+        return solve_inverse_problem(denoiser, Downsample(factor), low_res, method=method, **kwargs)
+    if kind in ("", "mask"):
+        what = "no image condition" if kind == "" else "a mask condition (an inpainting model)"
+        raise ValueError(f"super-resolution method 'model' needs a low-res-conditioned denoiser (a run trained with "
+                         f"[cond] image = 'lowres'); this one has {what}: use a zero-shot method ({', '.join(METHODS)})")
+    if trained_factor and factor != trained_factor:
+        h, w = low_res.shape[-2:]
+        raise ValueError(f"this low-res model was trained for factor {trained_factor} ({h * trained_factor}x{w * trained_factor} "
+                         f"from {h}x{w}) but factor {factor} was asked; give a low-res image 1/{trained_factor} of the "
+                         "model's size or use a zero-shot method")
+    for key, default in (("sigma_y", 0.0), ("step_size", None)):
+        if kwargs.get(key, default) != default:
+            raise ValueError(f"{key}={kwargs[key]!r} applies to the zero-shot methods only, not to method 'model'")
+        kwargs.pop(key, None)
+    kwargs.pop("sigma_data", None)  # zero-shot only; harmless here
+    image_cond = lowres_condition(low_res, factor)
+    noise = kwargs.pop("noise", None)
+    generator = kwargs.get("generator")
+    if noise is None:
+        noise = randn(image_cond.shape, generator, dtype=low_res.dtype, device=low_res.device)
+    kwargs.setdefault("solver", "ddpm")
+    with torch.no_grad():
+        return sample(denoiser, noise, image_cond=image_cond, **kwargs)

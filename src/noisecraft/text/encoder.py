@@ -4,7 +4,8 @@
         --depth x [x + SelfAttn(LN(x), mask); x + MLP(LN(x))]--> final LN --> context (B, L, dim)
 
 Pre-norm blocks as in GPT-2 / ViT (Xiong et al. 2020, "On Layer Normalization in the Transformer
-Architecture"), bidirectional attention with padded keys masked out. Outputs at padded positions
+Architecture"), bidirectional attention with padded keys masked out, each block's output projections
+zero-initialised so that it starts as the identity. Outputs at padded positions
 are set to exactly zero, so a network that reads the context without the mask sees the same
 (zero) padding for every prompt.
 
@@ -98,6 +99,14 @@ class SmallTextEncoder(nn.Module):
         self.norm = nn.LayerNorm(cfg.dim)
         nn.init.normal_(self.token_emb.weight, std=0.02)
         nn.init.normal_(self.pos_emb, std=0.02)
+        # Every block starts as the identity (zero output projections, as the U-Net's blocks do), so
+        # the initial context of a token is LN(word + position embedding): all words are told apart
+        # from the first step. With randomly initialised blocks a large shared component swamped
+        # most words, and jointly training such an encoder on shapes ended up reading only colours.
+        for block in self.blocks:
+            for layer in (block.proj, block.mlp[-1]):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | SmallTextEncoderConfig) -> "SmallTextEncoder":

