@@ -197,26 +197,21 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
                 if steps < cfg.train.steps:
                     raise UserError(f"--steps {steps} is less than the run's train.steps ({cfg.train.steps}); give a value >= {cfg.train.steps}")
                 cfg.train.steps = steps
-            if device is not None:
-                cfg.train.device = device
-            cfg.validate()
-            if dry_run:
-                click.echo(cfg.to_json())
-                return
-            result = _run_training(loop.train, cfg, resume_dir, resume=True, progress=not quiet)
+            run_dir, resume = resume_dir, True
         else:
             if not config:
                 raise UserError(f"missing CONFIG: give a preset ({', '.join(preset_names())}) or a TOML file, or use --resume RUN_DIR")
             cfg = _resolve_config(config, steps, checkpoint_every, seed, sets)
-            if device is not None:
-                cfg.train.device = device
-                cfg.validate()
-            if dry_run:
-                click.echo(cfg.to_json())
-                return
-            if not out:
-                raise UserError("missing --out RUN_DIR: the folder to write the run into")
-            result = _run_training(loop.train, cfg, out, progress=not quiet)
+            run_dir, resume = out, False
+        if device is not None:
+            cfg.train.device = device
+        cfg.validate()
+        if dry_run:
+            click.echo(cfg.to_json())
+            return
+        if not run_dir:
+            raise UserError("missing --out RUN_DIR: the folder to write the run into")
+        result = _run_training(loop.train, cfg, run_dir, resume=resume, progress=not quiet)
     click.echo(f"trained {result.run_dir}: step {result.step}, {result.samples_seen} samples seen, "
                f"loss {result.loss:.4f}, {result.seconds:.1f} s; checkpoint {result.checkpoint}")
 
