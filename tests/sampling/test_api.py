@@ -69,7 +69,10 @@ def test_same_seed_bitwise_and_per_sample_generators_batch_invariant(name, mixtu
     assert not torch.equal(a, c)
     batch = run(nc.seeded_generators([0, 1, 2, 3]), noise)
     singles = torch.cat([run(nc.seeded_generators([i]), noise[i : i + 1]) for i in range(4)])
-    assert torch.equal(batch, singles)
+    # Same noise per sample; the mixture's batched float64 reductions may differ in the last bit
+    # between a batch of 4 and of 1 (vector kernels vs their scalar tails), so compare at 1e-12.
+    torch.testing.assert_close(batch, singles, rtol=0, atol=1e-12)
+    assert not torch.allclose(batch[0], batch[1])
 
 
 def test_deterministic_solvers_are_batch_invariant(mixture2d):
