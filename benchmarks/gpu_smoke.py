@@ -37,7 +37,7 @@ def train_digits(out: Path, steps: int) -> dict:
     from noisecraft.eval.evaluate import build_reference, default_extractor, evaluate_samples
     from noisecraft.data import load_dataset
     from noisecraft.train import loop
-    from noisecraft.train.config import load_config
+    from noisecraft.config import load_config
     from noisecraft.train.run import generate, load_denoiser
 
     cfg = load_config("digits", [f"train.steps={steps}", f"train.device='{DEVICE}'", "train.threads=4"])
@@ -65,7 +65,7 @@ def train_digits(out: Path, steps: int) -> dict:
 
 def determinism(out: Path) -> dict:
     from noisecraft.train import loop
-    from noisecraft.train.config import load_config
+    from noisecraft.config import load_config
     from noisecraft.train.run import load_denoiser
 
     def run(name: str, device: str) -> dict:

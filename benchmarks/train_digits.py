@@ -95,7 +95,7 @@ def _snapshot(budget: float, clock: TrainClock, step: int, batch: int, state: di
 
 
 def noisecraft_config(threads: int):
-    from noisecraft.train import load_config
+    from noisecraft.config import load_config
 
     base = load_config("digits")
     steps = base.train.steps
@@ -153,7 +153,7 @@ def train_noisecraft(budgets: list[float], threads: int, workdir: Path) -> tuple
 
 
 def noisecraft_denoiser(cfg, state: dict):
-    from noisecraft.train.loop import build_net
+    from noisecraft.train import build_net
     from noisecraft.train.run import build_denoiser
 
     net = build_net(cfg, channels=1, resolution=RESOLUTION, num_classes=NUM_CLASSES)
@@ -341,7 +341,7 @@ def time_to_reach(rows: list[dict], target: float, higher_better: bool) -> float
 def throughput(threads: int, batch_size: int, steps: int, rounds: int) -> dict:
     from noisecraft.data import load_dataset
     from noisecraft.train.ema import EMA
-    from noisecraft.train.loop import build_net, make_loss
+    from noisecraft.train import build_net, make_loss
     from noisecraft.train.run import build_denoiser
 
     cfg = noisecraft_config(threads)

@@ -62,6 +62,7 @@ def world(tmp_path_factory):
              "EMPTY": str(root / "empty"), "MISSING": str(root / "no" / "such" / "thing"), "OUT": str(root / "out")}
     import noisecraft.eval.features as features
     import noisecraft.eval.report as report
+    import noisecraft.runs.generation as generation
     import noisecraft.sampling as sampling
     import noisecraft.tasks as tasks
     import noisecraft.train.loop as loop
@@ -77,6 +78,7 @@ def world(tmp_path_factory):
                    lambda *a, **k: real_fit(*a, **{**k, "steps": 1, "batch_size": min(k.get("batch_size", 8), 8)}))
         mp.setattr(report, "build_reference", lambda *a, **k: None)  # only used after sampling, which stops
         mp.setattr(sampling, "sample", _stop)
+        mp.setattr(generation, "sample", _stop)  # what Run.generate calls
         for name in ("inpaint", "img2img", "super_resolve"):
             mp.setattr(tasks, name, _stop)
         torch.set_num_threads(1)

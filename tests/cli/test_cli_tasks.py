@@ -9,7 +9,7 @@ from PIL import Image
 
 from noisecraft.cli.main import cli
 from cli_helpers import assert_user_error, run
-from noisecraft.train.run import read_run
+from noisecraft.runs import Run
 
 # The fixture approach of test_cli_commands.py: one tiny run per module, a few steps.
 TINY = ["--set", "train.batch_size=8", "--set", "sample.nfe=2", "--set", "sample.per_class=1"]
@@ -30,8 +30,8 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def files(tiny_run, tmp_path_factory):
     """An input image, a mask and a low-res image matching the tiny model."""
-    info = read_run(tiny_run)
-    r, c = info.resolution, info.channels
+    info = Run.open(tiny_run)
+    r, c = info.shape[-1], info.shape[0]
     folder = tmp_path_factory.mktemp("inputs")
     rng = np.random.default_rng(0)
     shape = (r, r) if c == 1 else (r, r, 3)
@@ -46,12 +46,16 @@ def files(tiny_run, tmp_path_factory):
     return {"dir": folder, "r": r, "c": c, "mask": mask}
 
 
+SCALE = 2  # the tiny preset's display scale (sample.scale): every command writes files this much larger
+
+
 def _pngs(out, n, r):
+    """The results at the display scale, returned at the native size (every SCALE-th pixel)."""
     names = sorted(p.name for p in out.iterdir())
     assert names == [f"{i:06d}.png" for i in range(n)] + ["grid.png"]
     for i in range(n):
-        assert Image.open(out / f"{i:06d}.png").size == (r, r)
-    return [np.asarray(Image.open(out / f"{i:06d}.png")) for i in range(n)]
+        assert Image.open(out / f"{i:06d}.png").size == (r * SCALE, r * SCALE)
+    return [np.asarray(Image.open(out / f"{i:06d}.png"))[::SCALE, ::SCALE] for i in range(n)]
 
 
 def test_inpaint_keeps_known_pixels(tiny_run, files, tmp_path):
@@ -67,10 +71,26 @@ def test_inpaint_keeps_known_pixels(tiny_run, files, tmp_path):
         img = img.astype(int).reshape(src.shape)
         assert np.abs(img[known] - src[known]).max() <= 1
     # the grid's first tile is the input image
-    grid = np.asarray(Image.open(out / "grid.png")).astype(int)
+    grid = np.asarray(Image.open(out / "grid.png")).astype(int)[::SCALE, ::SCALE]
     r = files["r"]
     tile = grid[1:1 + r, 1:1 + r].reshape(src.shape) if grid.ndim == src.ndim else grid[1:1 + r, 1:1 + r, 0]
     assert np.abs(tile - src).max() <= 1
+    # what inpaint wrote (at the display scale) is read back by the next command as it is
+    again = run("inpaint", tiny_run, "--image", out / "000000.png", "--mask", d / "mask.png", "--n", 1, "--nfe", 2,
+                "--resample", 1, "--out", tmp_path / "again")
+    assert again.exit_code == 0, again.output
+    first = _pngs(tmp_path / "again", 1, r)[0].astype(int).reshape(src.shape)
+    assert np.abs(first[known] - images[0].astype(int).reshape(src.shape)[known]).max() <= 1
+
+
+def test_sample_output_is_a_valid_task_input(tiny_run, files, tmp_path):
+    """`sample` writes display-scale PNGs; img2img and inpaint take them without resizing."""
+    assert run("sample", tiny_run, "--n", 1, "--nfe", 2, "--out", tmp_path / "s").exit_code == 0
+    drawn = tmp_path / "s" / "000000.png"
+    assert Image.open(drawn).size == (files["r"] * SCALE,) * 2
+    for cmd in (["img2img", "--strength", 0.5], ["inpaint", "--mask", files["dir"] / "mask.png", "--resample", 1]):
+        result = run(cmd[0], tiny_run, "--image", drawn, *cmd[1:], "--nfe", 2, "--out", tmp_path / cmd[0])
+        assert result.exit_code == 0, result.output
 
 
 def test_img2img_and_upscale_write_pngs(tiny_run, files, tmp_path):

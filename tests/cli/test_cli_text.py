@@ -41,7 +41,7 @@ def test_shapes_presets_dry_run():
 
 def test_train_shapes_writes_a_text_run(text_run):
     meta = json.loads((text_run / "run.json").read_text())
-    assert meta["text"]["name"] == "small" and meta["net"]["context_dim"] == 16 and meta["net"]["pooled_context"]
+    assert meta["conditioners"][0]["encoder"]["name"] == "small" and meta["net"]["context_dim"] == 16 and meta["net"]["pooled_context"]
     assert (text_run / "samples" / "step-00000002.png").is_file()
 
 
@@ -67,7 +67,7 @@ def test_long_prompt_is_truncated_with_a_warning(text_run, tmp_path):
 
 @pytest.mark.parametrize("args, fragments", [
     (["--prompt", "a red circle", "--class", "3"], ["--class 3 and --prompt cannot be combined"]),
-    (["--prompt", "a red circle", "--guidance", "-1"], ["--guidance -1.0 is out of range", "valid: 0 <= W < 100"]),
+    (["--prompt", "a red circle", "--guidance", "-1"], ["--guidance -1.0 is out of range", "valid: 0 <= guidance < 100"]),
     (["--prompt", "a", "--prompt", "b", "--n", "3"], ["--n 3 is not a multiple of the 2 prompts"]),
     ([], ["is a text-conditioned model: give --prompt TEXT"]),
 ])

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from noisecraft.data import DataError, load_image_folder
-from noisecraft.train.loop import DataOrder
+from noisecraft.train import DataOrder
 
 
 def _png_bytes(img: Image.Image) -> bytes:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import noisecraft.eval as ev
 from noisecraft.cli.eval_cmd import eval_group
-from noisecraft.cli.main import _Group
+from noisecraft.cli.common import Group as _Group
 from noisecraft.cli.main import cli as main_cli
 
 

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from noisecraft.conditioning import ClassLabels
+from noisecraft.sampling import SamplingSpec
+
 import noisecraft.eval as ev
 from noisecraft import GaussianMixture
 
@@ -76,7 +79,8 @@ def test_evaluate_during_training(reference, digit_mixture):
 
     den = Wrapped().train()
     state = torch.get_rng_state()
-    kw = dict(shape=(1, 8, 8), n=40, num_classes=10, solver="euler", nfe=6, seed=3, metrics=("fd", "kid", "acc"))
+    kw = dict(shape=(1, 8, 8), n=40, spec=SamplingSpec(solver="euler", nfe=6, seed=3),
+              conditioners=[ClassLabels([str(i) for i in range(10)])], metrics=("fd", "kid", "acc"))
     a = ev.evaluate_during_training(den, reference, **kw)
     b = ev.evaluate_during_training(den, reference, **kw)
     assert torch.equal(state, torch.get_rng_state())  # the trainer's RNG is untouched

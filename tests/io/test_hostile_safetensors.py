@@ -160,7 +160,7 @@ def test_forged_checkpoint_with_hostile_state_is_refused(run, tmp_path, variant)
 
 
 def _model_state(run):
-    from noisecraft.train.checkpoint import latest_checkpoint, load_checkpoint
+    from noisecraft.runs.checkpoint import latest_checkpoint, load_checkpoint
 
     return load_checkpoint(latest_checkpoint(run / "checkpoints"))[1]
 
@@ -195,7 +195,7 @@ def test_weights_that_do_not_match_the_model_are_refused(run, tmp_path, defect):
 
 @pytest.mark.parametrize("where", ["model", "ema"])
 def test_resume_and_sample_refuse_a_checkpoint_of_another_shape(run, tmp_path, where):
-    from noisecraft.train.checkpoint import flatten_state
+    from noisecraft.runs.checkpoint import flatten_state
 
     state = _model_state(run)
     sub = state[where] if where == "model" else state["ema"]["module"]

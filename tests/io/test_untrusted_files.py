@@ -140,7 +140,7 @@ def _put_features(run, data):
 
 def _python(fn):
     def call(tiny, run, tmp):
-        from noisecraft.train.checkpoint import CheckpointError
+        from noisecraft.runs.checkpoint import CheckpointError
 
         with pytest.raises((ValueError, CheckpointError)) as info:  # RunError, EvalError, WeightFileError, ...
             fn(tiny, run, tmp)
@@ -160,26 +160,26 @@ def _cli(*args):
 
 def _load_denoiser(weights):
     def fn(tiny, run, tmp):
-        from noisecraft.train.run import load_denoiser
+        from noisecraft.runs import Run
 
-        load_denoiser(run, weights)
+        Run.open(run).denoiser(weights)
     return fn
 
 
 def _resume(tiny, run, tmp):
-    from noisecraft.train.loop import train
+    from noisecraft.train import train
 
     train(None, run, resume=True, progress=False)
 
 
 def _load_checkpoint(tiny, run, tmp):
-    from noisecraft.train.checkpoint import load_checkpoint
+    from noisecraft.runs.checkpoint import load_checkpoint
 
     load_checkpoint(checkpoint_dir(run))
 
 
 def _reconstruct(tiny, run, tmp):
-    from noisecraft.train.run import reconstruct_phema
+    from noisecraft.runs import reconstruct_phema
 
     reconstruct_phema(run, 0.07)
 

@@ -53,7 +53,7 @@ def build_tiny_run(root: Path) -> dict[str, Path]:
     r = run_cli("ema", run, "--std", PHEMA_STD)
     assert r.exit_code == 0, r.output
     # best/ as the eval hook writes it (EMA weights + best.json), without running an evaluation
-    from noisecraft.train.checkpoint import latest_checkpoint, load_checkpoint
+    from noisecraft.runs.checkpoint import latest_checkpoint, load_checkpoint
 
     _, state = load_checkpoint(latest_checkpoint(run / "checkpoints"))
     (run / "best").mkdir()

@@ -122,8 +122,8 @@ def test_inpaint_errors_name_the_problem():
     # a real mask-conditioned net at 8x8 given a 16x16 image: the net names the expected condition
     torch.manual_seed(0)
     net = build_net("dit-tiny", in_channels=1, resolution=8, cond_channels=2)
-    den = Precond(net)
-    den.image_cond = "mask"
+    den = Precond(net)  # a mask condition: read from the net's cond_channels (in_channels + 1)
+    assert image_cond_of(den) == ("mask", 0)
     with pytest.raises(ValueError, match="does not match this DiT's resolution 8x8"):
         inpaint(den, torch.zeros(1, 1, 16, 16), torch.ones(1, 1, 16, 16), nfe=2)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from noisecraft.data import ImageDataset, load_dataset
-from noisecraft.train.config import load_config
+from noisecraft.config import load_config
 
 
 @pytest.fixture(scope="session")

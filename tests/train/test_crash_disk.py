@@ -11,9 +11,9 @@ import shutil
 import pytest
 import torch
 
-from noisecraft.train import checkpoint as ck
+from noisecraft.runs import checkpoint as ck
 from noisecraft.train import loop
-from noisecraft.train.checkpoint import (
+from noisecraft.runs.checkpoint import (
     CheckpointError,
     CheckpointWriteError,
     flatten_state,
@@ -21,8 +21,8 @@ from noisecraft.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from noisecraft.train.loop import TrainingError, train
-from noisecraft.train.run import RunError
+from noisecraft.train import TrainingError, train
+from noisecraft.runs import RunError
 
 
 
@@ -43,7 +43,7 @@ def assert_user_error(result, *fragments: str):
 
 @pytest.fixture(autouse=True)
 def _no_loss_plot(monkeypatch):
-    monkeypatch.setattr(loop, "plot_losses", lambda rows, path: None)  # matplotlib time, irrelevant here
+    monkeypatch.setattr("noisecraft.train.folder.plot_losses", lambda rows, path: None)  # matplotlib time, irrelevant here
 
 
 @pytest.fixture
@@ -168,7 +168,7 @@ def test_disk_full_during_a_checkpoint_then_resume(tiny_config, tmp_path, small_
         assert sorted(p.name for p in ckpts.iterdir()) == ["ckpt-00000002", "latest"]
         assert (ckpts / "latest").read_text().strip() == "ckpt-00000002" and load_checkpoint(ckpts / "ckpt-00000002")[0] == 2
         monkeypatch.undo()
-        monkeypatch.setattr(loop, "plot_losses", lambda rows, path: None)
+        monkeypatch.setattr("noisecraft.train.folder.plot_losses", lambda rows, path: None)
         rest = train(None, tmp_path / name, resume=True, dataset=small_ds, progress=False)
         assert rest.resumed_from == 2 and rest.step == 6
         _same_final(tmp_path / "ok", tmp_path / name)
@@ -184,7 +184,7 @@ def test_disk_full_outside_checkpoints_names_the_file_and_resumes(tiny_config, t
     assert "\n" not in msg and "snap-000000000048-0.100.safetensors" in msg and "No space left on device" in msg
     assert "the newest checkpoint ckpt-00000004 is intact" in msg and "--resume" in msg
     monkeypatch.undo()
-    monkeypatch.setattr(loop, "plot_losses", lambda rows, path: None)
+    monkeypatch.setattr("noisecraft.train.folder.plot_losses", lambda rows, path: None)
     train(None, tmp_path / "r", resume=True, dataset=small_ds, progress=False)
     _same_final(tmp_path / "ok", tmp_path / "r")
     assert not [p for p in (tmp_path / "r").rglob(".*")]

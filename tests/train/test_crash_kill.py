@@ -30,9 +30,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from noisecraft.train import loop
-from noisecraft.train.checkpoint import MARKER, flatten_state, latest_checkpoint, load_checkpoint
-from noisecraft.train.run import is_run
+from noisecraft.train import folder, loop
+from noisecraft.runs.checkpoint import MARKER, flatten_state, latest_checkpoint, load_checkpoint
+from noisecraft.runs import is_run
 
 PAUSE_ENV = "NOISECRAFT_TEST_SAVE_PAUSE"
 STAGES = ("tmp", "unmarked", "unlinked")
@@ -71,7 +71,7 @@ def _check_after_kill(run: Path) -> int:
     """A killed run is either not started (only start leftovers) or a run whose newest complete
     checkpoint loads (checksums, finiteness); returns that checkpoint's step (0 = none)."""
     if not is_run(run):
-        assert not run.exists() or all(loop._start_leftover(p) for p in run.iterdir()), list(run.iterdir())
+        assert not run.exists() or all(folder._start_leftover(p) for p in run.iterdir()), list(run.iterdir())
         return 0
     ckpt = latest_checkpoint(run / "checkpoints")
     return load_checkpoint(ckpt)[0] if ckpt is not None else 0
@@ -249,7 +249,7 @@ def _forked(run: Path, cfg, ds):
 
 
 def test_sigkill_at_random_moments_fast(tiny_config, tmp_path, small_ds, monkeypatch):
-    monkeypatch.setattr(loop, "plot_losses", lambda rows, path: None)  # matplotlib time; the slow test plots
+    monkeypatch.setattr("noisecraft.train.folder.plot_losses", lambda rows, path: None)  # matplotlib time; the slow test plots
     monkeypatch.delenv(PAUSE_ENV, raising=False)
     cfg = tiny_config("train.steps=8", "train.checkpoint_every=2", "train.log_every=1", "ema.phema_every=2")
     loop.train(cfg, tmp_path / "ref", dataset=small_ds, progress=False)
@@ -270,9 +270,9 @@ def test_sigkill_at_random_moments_fast(tiny_config, tmp_path, small_ds, monkeyp
 DRIVER = """
 import sys, torch
 torch.set_num_threads(1)
-from noisecraft.train.config import load_config
-from noisecraft.train.loop import train
-from noisecraft.train.run import is_run
+from noisecraft.config import load_config
+from noisecraft.train import train
+from noisecraft.runs import is_run
 out, overrides = sys.argv[1], sys.argv[2:]
 print("ready", flush=True)
 resume = is_run(out)  # what a user does after a crash: resume a run, start again if it never began

@@ -13,14 +13,14 @@ import torch
 
 import noisecraft as nc
 from noisecraft.train import loop
-from noisecraft.train.checkpoint import flatten_state, latest_checkpoint, load_checkpoint
-from noisecraft.train.loop import train
-from noisecraft.train.run import generate, load_denoiser
+from noisecraft.runs.checkpoint import flatten_state, latest_checkpoint, load_checkpoint
+from noisecraft.train import train
+from noisecraft.runs import Run
 
 
 @pytest.fixture(autouse=True)
 def _no_loss_plot(monkeypatch):
-    monkeypatch.setattr(loop, "plot_losses", lambda rows, path: None)  # matplotlib time, irrelevant here
+    monkeypatch.setattr("noisecraft.train.folder.plot_losses", lambda rows, path: None)  # matplotlib time, irrelevant here
 
 
 def _final(run):
@@ -105,10 +105,11 @@ def test_every_random_source_changes_the_run(tiny_config, tmp_path, small_ds):
 
 def test_same_seed_same_samples_bitwise(tiny_config, tmp_path, small_ds):
     train(tiny_config("train.steps=2"), tmp_path / "r", dataset=small_ds, progress=False)
-    den, _ = load_denoiser(tmp_path / "r", "ema")
+    saved = Run.open(tmp_path / "r")
+    den = saved.denoiser("ema")
     for solver in ("heun", "euler_ancestral", "dpmpp_2m_sde"):  # deterministic and two stochastic solvers
-        draw = lambda seed, n=4: generate(den, n, (1, 8, 8), seed=seed, class_labels=[1, 2, 3, 4][:n],  # noqa: E731
-                                          num_classes=10, guidance=2.0, solver=solver, nfe=4)
+        draw = lambda seed, n=4: saved.generate(saved.spec(seed=seed, guidance=2.0, solver=solver, nfe=4), n,  # noqa: E731
+                                                class_labels=[1, 2, 3, 4][:n])
         torch.manual_seed(0)
         a = draw(7)
         torch.manual_seed(123)  # the global generator plays no part

@@ -10,8 +10,8 @@ import torch
 
 from noisecraft.runtime import DeviceError, resolve_device
 from noisecraft.train import loop
-from noisecraft.train.config import ConfigError
-from noisecraft.train.run import generate, load_denoiser
+from noisecraft.config import ConfigError
+from noisecraft.runs import Run
 
 from noisecraft.cli.main import cli
 
@@ -53,8 +53,8 @@ def test_cli_device_errors_are_one_line(tmp_path):
 def test_auto_is_the_cpu_run_bitwise(tmp_path, tiny_config, small_ds):
     a = loop.train(tiny_config("train.steps=3"), tmp_path / "a", progress=False, dataset=small_ds)
     b = loop.train(tiny_config("train.steps=3", "train.device='auto'"), tmp_path / "b", progress=False, dataset=small_ds)
-    da, _ = load_denoiser(a.run_dir)
-    db, _ = load_denoiser(b.run_dir, device="auto")
+    da = Run.open(a.run_dir).denoiser()
+    db = Run.open(b.run_dir).denoiser(device="auto")
     for (n, p), (_, q) in zip(da.net.state_dict().items(), db.net.state_dict().items()):
         assert torch.equal(p, q), n
 
@@ -66,7 +66,6 @@ def test_cuda_training_resumes_and_samples(tmp_path, tiny_config, small_ds):
     loop.train(cfg, tmp_path / "part", stop_at=2, progress=False, dataset=small_ds)
     part = loop.train(None, tmp_path / "part", resume=True, progress=False, dataset=small_ds)
     assert part.step == full.step == 4
-    den, info = load_denoiser(full.run_dir, device="cuda")
-    x = generate(den, 4, (info.channels, info.resolution, info.resolution), class_labels=1,
-                 num_classes=info.num_classes, guidance=2.0, solver="heun", nfe=5)
+    saved = Run.open(full.run_dir)
+    x = saved.generate(saved.spec(guidance=2.0, solver="heun", nfe=5), 4, class_labels=1, device="cuda")
     assert x.device.type == "cpu" and torch.isfinite(x).all()

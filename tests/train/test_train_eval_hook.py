@@ -9,10 +9,10 @@ import torch
 from safetensors import safe_open
 
 from noisecraft.eval import fit_classifier, save_extractor
-from noisecraft.train.checkpoint import flatten_state, latest_checkpoint, load_checkpoint
-from noisecraft.train.config import ConfigError, load_config
-from noisecraft.train.loop import train
-from noisecraft.train.run import load_denoiser, weight_choices
+from noisecraft.runs.checkpoint import flatten_state, latest_checkpoint, load_checkpoint
+from noisecraft.config import ConfigError, load_config
+from noisecraft.train import train
+from noisecraft.runs import Run, weight_choices
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +67,7 @@ def test_metrics_logged_and_best_kept(tiny_config, features, tmp_path, small_ds)
     assert list((run / "tb").glob("events.out.tfevents.*"))
     # `--weights best` loads exactly those weights
     assert "best" in weight_choices(run)
-    den, _ = load_denoiser(run, "best")
+    den = Run.open(run).denoiser("best")
     with safe_open(str(run / "best" / "ema.safetensors"), framework="pt") as f:
         saved = {k: f.get_tensor(k) for k in f.keys()}
         assert f.metadata()["step"] == str(best_row["step"])

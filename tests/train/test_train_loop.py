@@ -8,10 +8,11 @@ import json
 import pytest
 import torch
 
-from noisecraft.train import checkpoint as ck
-from noisecraft.train.checkpoint import CheckpointError, flatten_state, latest_checkpoint, load_checkpoint
-from noisecraft.train.loop import build_net, make_loss, train
-from noisecraft.train.run import RunError, build_denoiser, load_denoiser
+from noisecraft.runs import checkpoint as ck
+from noisecraft.runs.checkpoint import CheckpointError, flatten_state, latest_checkpoint, load_checkpoint
+from noisecraft.train import build_net, make_loss, train
+from noisecraft.conditioning import ClassLabels
+from noisecraft.runs import Run, RunError, build_denoiser
 
 
 def _final_state(run):
@@ -90,10 +91,10 @@ def test_crash_during_checkpoint_save_resumes_from_previous(tiny_config, tmp_pat
             return real(ckpt_dir, step, state, _before_rename=lambda tmp: (_ for _ in ()).throw(OSError("power cut")), **kw)
         return real(ckpt_dir, step, state, **kw)
 
-    monkeypatch.setattr("noisecraft.train.loop.save_checkpoint", crashing)
+    monkeypatch.setattr("noisecraft.train.hooks.save_checkpoint", crashing)
     with pytest.raises(OSError, match="power cut"):
         train(cfg, tmp_path / "b", dataset=small_ds, progress=False)
-    monkeypatch.setattr("noisecraft.train.loop.save_checkpoint", real)
+    monkeypatch.setattr("noisecraft.train.hooks.save_checkpoint", real)
     assert latest_checkpoint(tmp_path / "b" / "checkpoints").name == "ckpt-00000002"
     rest = train(None, tmp_path / "b", resume=True, dataset=small_ds, progress=False)
     assert rest.resumed_from == 2 and rest.losses == straight.losses[2:]
@@ -147,8 +148,8 @@ def test_loss_decreases(tiny_config, tmp_path, digits8):
     cfg = tiny_config("train.steps=40", "train.batch_size=32", "train.accum_steps=1", "optim.lr=4e-3",
                       "train.class_dropout=0", "ema.phema_every=0", "optim.decay=none")
     result = train(cfg, tmp_path / "r", progress=False)
-    init = build_net(cfg, channels=1, resolution=8, num_classes=10)
-    trained, _ = load_denoiser(tmp_path / "r", "raw")
+    init = build_net(cfg, (1, 8, 8), [ClassLabels([str(i) for i in range(10)])])
+    trained = Run.open(tmp_path / "r").denoiser("raw")
     loss = make_loss(cfg)
     x0 = digits8.images[:256]
     labels = torch.nn.functional.one_hot(digits8.labels[:256], 10).float()

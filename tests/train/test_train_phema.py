@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from noisecraft.train.phema import (
-    PowerEMA,
+from noisecraft.train import PowerEMA
+from noisecraft.runs.phema import (
     exp_to_std,
     power_beta,
     reconstruct,

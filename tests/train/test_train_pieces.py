@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from noisecraft.train.config import OptimConfig
+from noisecraft.config import OptimConfig
 from noisecraft.train.ema import EMA
-from noisecraft.train.loop import DataOrder, learning_rate
+from noisecraft.train import DataOrder, learning_rate
 
 
 def test_warmup_then_cosine():

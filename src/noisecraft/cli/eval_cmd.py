@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import click
 
+from .common import UserError, user_errors
+
 __all__ = ["eval_group", "eval_run", "fit_features_cmd"]
 
 
@@ -30,14 +32,10 @@ class _DefaultGroup(click.Group):
 
 
 def _errors():
-    from .main import _user_errors  # lazy: main.py imports this module to register it
-
-    return _user_errors()
+    return user_errors()
 
 
 def _usage(message: str) -> Exception:
-    from .main import UserError
-
     return UserError(message)
 
 

@@ -9,119 +9,24 @@
     noisecraft demo [--out runs/demo]
     noisecraft ema RUN_DIR --std S
 
-Every user error prints one line `error: ...` to stderr and exits with status 2 (set
-NOISECRAFT_DEBUG=1 to see the traceback instead). Status 1 (also one line) means the machine
-failed the work: a diverged run, out of memory, a full disk. Weight files are read only through
-noisecraft.io_safety: a pickle or a malformed safetensors file is a one-line status-2 error.
+Every user error prints one line `error: ...` to stderr and exits with status 2 (see
+cli/common.py). Weight files are read only through noisecraft.io_safety: a pickle or a malformed
+safetensors file is a one-line status-2 error.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import math
 import os
 import sys
 import warnings
-from pathlib import Path
-from typing import Iterator
 
 import click
 
-USAGE_EXIT = 2
+from .common import Group, UserError, check_out_folder, condition_values, sampling_spec, user_errors, write_samples
 
 
-class UserError(click.ClickException):
-    exit_code = USAGE_EXIT
-
-    def show(self, file=None) -> None:  # one line, no usage block
-        click.echo(f"error: {self.format_message()}", err=True, file=file)
-
-
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    from ..train.checkpoint import CheckpointError
-    from ..train.config import ConfigError
-    from ..train.run import RunError
-
-    types: list[type[BaseException]] = [ConfigError, RunError, CheckpointError, ValueError, TypeError, FileNotFoundError]
-    try:
-        from ..data import DataError
-
-        types.append(DataError)
-    except ImportError:  # pragma: no cover - data package missing
-        pass
-    return tuple(types)
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn library errors into one-line CLI errors (exit 2)."""
-    try:
-        yield
-    except click.ClickException:
-        raise
-    except _user_error_types() as e:
-        if os.environ.get("NOISECRAFT_DEBUG"):
-            raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(msg) from None
-
-
-# OS errors of the machine rather than of the arguments: exit 1 (others, e.g. a too-long path: exit 2)
-_MACHINE_ERRNOS = {errno.ENOSPC, errno.EIO, getattr(errno, "EDQUOT", errno.ENOSPC)}
-
-
-def _is_out_of_memory(e: BaseException) -> bool:
-    """MemoryError, torch.OutOfMemoryError, or torch's CPU allocator / size-overflow RuntimeError."""
-    text = str(e)
-    return (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "DefaultCPUAllocator" in text
-            or "out of memory" in text or "Storage size calculation overflowed" in text)
-
-
-class _Group(click.Group):
-    """A group whose errors (click's own included) are printed as one line."""
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as e:  # plain `noisecraft`: the help, not an error
-            if not standalone_mode:
-                raise
-            click.echo(e.ctx.get_help() if e.ctx is not None else e.format_message())
-            sys.exit(0)
-        except click.ClickException as e:
-            if not standalone_mode:
-                raise
-            hint = ""
-            if isinstance(e, click.UsageError) and not isinstance(e, UserError) and e.ctx is not None:
-                hint = f" (see '{e.ctx.command_path} --help')"
-            message = " ".join(e.format_message().split("\n"))  # always one line
-            click.echo(f"error: {message}{hint}", err=True)
-            sys.exit(e.exit_code)
-        except click.exceptions.Abort:
-            if not standalone_mode:
-                raise
-            click.echo("aborted", err=True)
-            sys.exit(1)
-        except (MemoryError, RuntimeError) as e:  # sizes the machine cannot hold: one line, exit 1
-            if not standalone_mode or os.environ.get("NOISECRAFT_DEBUG") or not _is_out_of_memory(e):
-                raise
-            detail = " ".join(str(e).split())[:200]
-            click.echo(f"error: out of memory ({detail}); use smaller sizes (--n, batch size, resolution, width)",
-                       err=True)
-            sys.exit(1)
-        except OSError as e:  # a path the system refuses (too long, not a folder, no permission), a full disk
-            if not standalone_mode or os.environ.get("NOISECRAFT_DEBUG"):
-                raise
-            where = f": {str(e.filename)[:200]!r}" if e.filename is not None else ""
-            click.echo(f"error: {' '.join(str(e.strerror or e).split())}{where}", err=True)
-            sys.exit(1 if e.errno in _MACHINE_ERRNOS else USAGE_EXIT)
-        if standalone_mode:
-            sys.exit(rv if isinstance(rv, int) else 0)
-        return rv
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="noisecraft")
 def cli() -> None:
     """noisecraft: train diffusion models from scratch and sample them with fast, accurate solvers."""
@@ -132,7 +37,7 @@ def cli() -> None:
 
 
 def _resolve_config(config: str, steps, checkpoint_every, seed, sets):
-    from ..train.config import load_config
+    from ..config import load_config
 
     overrides = list(sets)
     if steps is not None:
@@ -182,17 +87,15 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
     (text-to-image with the small or the pretrained text encoder; sample with --prompt).
     Every config key is described in docs/training.md; --dry-run shows them all.
     """
-    with _user_errors():
+    with user_errors():
+        from ..config import preset_names
+        from ..runs import Run
         from ..train import loop
-        from ..train.config import preset_names
 
         if resume_dir is not None:
             if config or out or sets or seed is not None or checkpoint_every is not None:
                 raise UserError("--resume RUN_DIR takes no CONFIG, --out, --set, --seed or --checkpoint-every (the run's saved config is used; only --steps may extend it)")
-            from ..train.run import read_run
-
-            info = read_run(resume_dir)
-            cfg = info.config
+            cfg = Run.open(resume_dir).config
             if steps is not None:
                 if steps < cfg.train.steps:
                     raise UserError(f"--steps {steps} is less than the run's train.steps ({cfg.train.steps}); give a value >= {cfg.train.steps}")
@@ -220,80 +123,6 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
 # sample
 
 
-def check_sampling_options(info, *, n: int, solver: str | None, nfe: int | None, guidance: float | None, seed: int,
-                           solvers=None, default_solver: str | None = None, text: bool = False):
-    """Validate the options shared by `sample` and the task commands; defaults from the run's [sample].
-
-    Returns (solver, nfe, guidance, seed); guidance is None when not given and the model is
-    unconditional (nothing to guide). `solvers` limits the valid solver names (default: all).
-    text: the samples are prompted (a text-conditioned model), so guidance applies."""
-    from ..sampling import SOLVERS
-
-    sc = info.config.sample
-    if not 1 <= n <= 100_000:
-        raise UserError(f"--n {n} is out of range; valid: 1..100000")
-    valid = tuple(SOLVERS if solvers is None else solvers)
-    solver = solver or default_solver or sc.solver
-    if solver not in valid:
-        raise UserError(f"--solver {solver!r} is not a solver{'' if solvers is None else ' for this command'}; valid: {', '.join(valid)}")
-    nfe = sc.nfe if nfe is None else nfe
-    if not 1 <= nfe <= 10_000:
-        raise UserError(f"--nfe {nfe} is out of range; valid: 1..10000")
-    if guidance is not None:
-        if not (math.isfinite(guidance) and 0 <= guidance < 100):
-            raise UserError(f"--guidance {guidance} is out of range; valid: 0 <= W < 100 (1 = no guidance)")
-        if not (info.conditional or text) and guidance != 1.0:
-            raise UserError(f"--guidance {guidance} needs a class-conditional model; {info.path} is unconditional")
-    elif info.conditional or text:
-        guidance = sc.guidance
-    if not 0 <= seed <= 2**63 - n:  # sample i uses seed + i, a 64-bit generator seed
-        raise UserError(f"--seed {seed} is out of range; valid: 0 <= seed <= 2**63 - N (N = --n {n})")
-    return solver, nfe, 1.0 if guidance is None else guidance, seed
-
-
-def class_labels(info, class_, n: int):
-    """The class of each of n samples: --class for all, classes in turn when not given, None for
-    an unconditional model (--class on one is an error)."""
-    from ..train.run import resolve_class
-
-    if class_ is not None:
-        return resolve_class(info, class_)
-    if info.conditional:
-        return [i % info.num_classes for i in range(n)]
-    return None
-
-
-def prompt_list(info, prompts: tuple[str, ...], class_, n: int) -> list[str] | None:
-    """The prompt of each of n samples (None: no --prompt on a model without text); each of k
-    prompts is repeated n / k times. Errors for --prompt on a model without text conditioning,
-    for a text model without --prompt, and for --prompt together with --class."""
-    if not prompts:
-        if info.text is not None:
-            raise UserError(f"{info.path} is a text-conditioned model: give --prompt TEXT (--prompt '' draws unprompted samples)")
-        return None
-    if info.text is None:
-        raise UserError(f"--prompt needs a text-conditioned model; {info.path} was trained without text "
-                        "(text.encoder = ''): use --class or no condition")
-    if class_ is not None:
-        raise UserError(f"--class {class_} and --prompt cannot be combined: {info.path} is text-conditioned; give --prompt only")
-    if n % len(prompts):
-        raise UserError(f"--n {n} is not a multiple of the {len(prompts)} prompts given; valid: one --prompt, or N a "
-                        f"multiple of the number of prompts (each prompt gets N / #prompts samples)")
-    return [p for p in prompts for _ in range(n // len(prompts))]
-
-
-def check_out_folder(out: str) -> Path:
-    """--out must not be a run folder or a file."""
-    from ..train.run import is_run
-
-    outp = Path(out)
-    if is_run(outp):
-        raise UserError(f"--out {out!r} is a run folder; write samples to another folder")
-    if outp.exists() and not outp.is_dir():
-        raise UserError(f"--out {out!r} is a file, not a folder")
-    return outp
-
-
 @cli.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--n", "n", type=int, required=True, help="Number of samples.")
@@ -311,37 +140,30 @@ def check_out_folder(out: str) -> Path:
 def sample(run_dir, n, out, class_, prompt, solver, nfe, guidance, seed, weights, scale, device) -> None:
     """Draw N samples from a trained run; writes DIR/000000.png ... and DIR/grid.png
     (and DIR/prompts.txt, one prompt per sample, with --prompt)."""
-    with _user_errors():
-        from ..io import save_grid, save_image
-        from ..train.run import generate, load_denoiser, num_threads, read_run
+    with user_errors():
+        from ..runs import Run
+        from ..runtime import num_threads
 
-        info = read_run(run_dir)
-        info.require_no_image_cond("noisecraft sample")
-        sc = info.config.sample
-        prompts = prompt_list(info, prompt, class_, n)
-        solver, nfe, guidance, seed = check_sampling_options(info, n=n, solver=solver, nfe=nfe, guidance=guidance, seed=seed,
-                                                             text=prompts is not None)
-        scale = sc.scale if scale is None else scale
+        run = Run.open(run_dir)
+        values = condition_values(run, class_, prompt, n)
+        spec = sampling_spec(run, n=n, solver=solver, nfe=nfe, guidance=guidance, seed=seed)
+        scale = run.config.sample.scale if scale is None else scale
         if not 1 <= scale <= 64:
             raise UserError(f"--scale {scale} is out of range; valid: 1..64")
-        labels = class_labels(info, class_, n)
         outp = check_out_folder(out)
-        with num_threads(info.config.train.threads), warnings.catch_warnings(record=True) as caught:
+        with num_threads(run.config.train.threads), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
-            den, _ = load_denoiser(run_dir, weights, device=device)
-            x = generate(den, n, (info.channels, info.resolution, info.resolution), seed=seed,
-                         class_labels=labels, num_classes=info.num_classes, guidance=guidance, solver=solver, nfe=nfe,
-                         sigma_min=sc.sigma_min, sigma_max=sc.sigma_max, prompts=prompts).clamp(-1, 1)
+            x = run.generate(spec, n, weights=weights, device=device, **values)
         for message in dict.fromkeys(str(w.message) for w in caught if "truncated" in str(w.message)):
             click.echo(f"warning: {message}", err=True)  # e.g. a prompt longer than the text encoder's max_length
-        outp.mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            save_image(x[i], outp / f"{i:06d}.png", scale=scale)
-        nrow = info.num_classes if (class_ is None and info.conditional and n >= info.num_classes) else max(1, math.ceil(math.sqrt(n)))
-        if prompts is not None:
+        k = run.num_classes
+        nrow = k if (class_ is None and k and n >= k) else max(1, math.ceil(math.sqrt(n)))
+        if "prompts" in values:
             nrow = n // len(prompt) if len(prompt) > 1 else nrow
-            (outp / "prompts.txt").write_text("".join(f"{i:06d}.png\t{p}\n" for i, p in enumerate(prompts)), encoding="utf-8")
-        save_grid(x, outp / "grid.png", nrow, scale=scale)
+            outp.mkdir(parents=True, exist_ok=True)
+            lines = "".join(f"{i:06d}.png\t{p}\n" for i, p in enumerate(values["prompts"]))
+            (outp / "prompts.txt").write_text(lines, encoding="utf-8")
+        write_samples(run, x, outp, nrow=nrow, scale=scale)
     click.echo(f"wrote {n} samples and grid.png to {out}")
 
 
@@ -357,10 +179,10 @@ def ema(run_dir, std) -> None:
 
     Writes RUN_DIR/phema/phema-<std>.safetensors; sample it with `--weights phema-<std>`.
     """
-    with _user_errors():
-        from ..train.run import read_run, reconstruct_phema
+    with user_errors():
+        from ..runs import Run, reconstruct_phema
 
-        read_run(run_dir)
+        Run.open(run_dir)
         _, path = reconstruct_phema(run_dir, std)
     click.echo(f"wrote {path} (sample with --weights phema-{std:.3f})")
 
@@ -382,7 +204,7 @@ def demo(out, steps, per_class, nfe, sets, quiet) -> None:
     Writes into OUT: the run itself, grid.png (one row per digit), process.png and process.gif
     (a digit dissolving into noise, and noise becoming digits).
     """
-    with _user_errors():
+    with user_errors():
         from ..train.demo import run_demo
 
         try:

@@ -4,12 +4,14 @@
     noisecraft img2img RUN_DIR --image IMG --strength 0.6 [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--seed S] --out DIR
     noisecraft upscale RUN_DIR --image LOWRES [--method model|projection|pigdm|dps] [--sigma-y 0] [--n N] [--class C] [--solver S] [--nfe K] [--seed S] --out DIR
 
-Images are decoded as the training data is (`noisecraft.data.images.read_image`), converted to the
-model's channel count (RGB <-> gray) and mapped to [-1, 1]; they are never resized: the image (and
-mask) of inpaint/img2img must have the model's resolution, and upscale's low-res image times an
-integer factor >= 2 must. MASK is a PNG where white (>= 50% gray) marks the region to regenerate
-and black the known pixels. Sample i uses seed + i; DIR gets 000000.png ... and grid.png, whose
-first tile is the input image (upscale: the low-res input enlarged by pixel repetition).
+Images are decoded as the training data is, converted to the model's channel count (RGB <-> gray)
+and mapped to [-1, 1]. The image (and mask) of inpaint/img2img may be given at the model's
+resolution or at the display scale every command writes (`sample.scale`, 4 for the presets: a
+16x16 model reads 16x16 or 64x64 files), so what `noisecraft sample` wrote can be inpainted as it
+is; other sizes are refused, never resized. Upscale's low-res image times an integer factor >= 2
+must give the model's resolution. MASK is a PNG where white (>= 50% gray) marks the region to regenerate
+and black the known pixels. Sample i uses seed + i; DIR gets 000000.png ... and grid.png at the display scale,
+whose first tile is the input image (upscale: the low-res input enlarged by pixel repetition).
 
 A run trained with `[cond] image = "mask"` inpaints in one sampler pass (method "model"), one
 trained with `[cond] image = "lowres"` upscales by its lowres_factor (method "model"); other runs
@@ -24,7 +26,7 @@ from pathlib import Path
 import click
 import torch
 
-from .main import UserError, _user_errors, check_out_folder, check_sampling_options, class_labels
+from .common import UserError, check_out_folder, condition_values, sampling_spec, user_errors, write_samples
 
 _COMMON = [
     click.argument("run_dir", type=click.Path()),
@@ -44,42 +46,39 @@ def _common(fn):
     return fn
 
 
-def _model_channels(info) -> int:
-    if info.channels not in (1, 3):
-        raise UserError(f"the model has {info.channels} channels; only 1 (gray) or 3 (RGB) models take image files")
-    return info.channels
+def _model_channels(run) -> int:
+    if run.shape[0] not in (1, 3) or run.modality != "image":
+        raise UserError(f"run {run.path} is a {run.modality} model with shape {run.shape}; only 1- or 3-channel image "
+                        "models take image files")
+    return run.shape[0]
 
 
-def _load(path: str, info) -> torch.Tensor:
-    """(C, H, W) in [-1, 1] with the model's channel count, any size."""
-    from ..data.images import read_image
+def _load(path: str, run) -> torch.Tensor:
+    """(C, H, W) in [-1, 1] with the model's channel count, at the native or the display scale."""
+    from ..modalities import get_modality
 
-    return read_image(path, _model_channels(info))
-
-
-def _check_size(x: torch.Tensor, info, what: str = "image") -> None:
-    h, w = x.shape[-2:]
-    r = info.resolution
-    if (h, w) != (r, r):
-        raise UserError(f"{what} is {w}x{h}, the model was trained at {r}x{r}; resize it to {r}x{r} first")
+    _model_channels(run)
+    return get_modality(run.modality).read(path, run.shape, scale=run.config.sample.scale)
 
 
-def _load_mask(path: str, image: torch.Tensor) -> torch.Tensor:
-    """MASK PNG (white = regenerate, black = known) -> (1, H, W) float, 1 = known."""
-    from ..data.images import read_image
+def _load_mask(path: str, run) -> torch.Tensor:
+    """MASK PNG (white = regenerate, black = known), native or display scale -> (1, H, W) float, 1 = known."""
+    from ..modalities import get_modality
 
-    m = read_image(path, 1)
-    if m.shape[-2:] != image.shape[-2:]:
-        raise UserError(f"mask is {m.shape[-1]}x{m.shape[-2]} but the image is {image.shape[-1]}x{image.shape[-2]}; "
-                        "they must be the same size")
+    m = get_modality(run.modality).read(path, (1, *run.shape[1:]), scale=run.config.sample.scale)
     return ((m + 1) / 2 < 0.5).float()
+
+
+def _image_kind(run) -> str:
+    c = run.conditioner("image_cond")
+    return c.image if c is not None else ""
 
 
 def _inpaint_method(info, method: str, valid) -> str:
     """--method of inpaint resolved for the run: 'repaint' or 'model' (UserError when it cannot run)."""
     if method not in valid:
         raise UserError(f"--method {method!r} is not a method; valid: {', '.join(valid)}")
-    kind = info.image_cond
+    kind = _image_kind(info)
     if kind == "lowres":
         raise UserError(f"run {info.path} was trained for super-resolution ([cond] image = 'lowres'); inpaint needs a "
                         "plain or a mask-conditioned run (use `noisecraft upscale` with this one)")
@@ -96,7 +95,7 @@ def _inpaint_method(info, method: str, valid) -> str:
 
 def _upscale_method(info, method: str | None, valid) -> str:
     """--method of upscale resolved for the run (UserError when it cannot run)."""
-    kind = info.image_cond
+    kind = _image_kind(info)
     if method is None:
         method = "model" if kind == "lowres" else "projection"
     if method not in valid:
@@ -113,44 +112,33 @@ def _upscale_method(info, method: str | None, valid) -> str:
     return method
 
 
-def _guided(den, info, labels, guidance):
-    """(denoiser, conditioning) for labels (None = unconditional) with classifier-free guidance."""
-    if labels is None:
-        return den, {}
-    from ..guidance.cfg import classifier_free_guidance
-
-    return classifier_free_guidance(den, guidance, num_classes=info.num_classes), {"class_labels": labels}
-
-
-def _onehot(info, labels, n: int):
-    if labels is None:
-        return None
-    t = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
-    t = t.expand(n) if t.numel() == 1 else t
-    return torch.nn.functional.one_hot(t, info.num_classes).float()
-
-
-def _write(x: torch.Tensor, first: torch.Tensor, out: Path) -> None:
-    """DIR/000000.png ... and grid.png with the input as its first tile."""
-    from ..io import save_grid, save_image
-
-    out.mkdir(parents=True, exist_ok=True)
-    x = x.clamp(-1, 1)
-    for i in range(x.shape[0]):
-        save_image(x[i], out / f"{i:06d}.png")
-    tiles = torch.cat([first.unsqueeze(0), x])
-    save_grid(tiles, out / "grid.png", max(1, math.ceil(math.sqrt(tiles.shape[0]))))
-
-
 def _setup(run_dir, image, n, class_, solver, nfe, guidance, seed, out, **kw):
-    from ..train.run import read_run
+    """(run, spec, values, out folder, input image) shared by the three commands."""
+    from ..runs import Run
 
-    info = read_run(run_dir)
-    solver, nfe, guidance, seed = check_sampling_options(info, n=n, solver=solver, nfe=nfe, guidance=guidance, seed=seed, **kw)
-    labels = _onehot(info, class_labels(info, class_, n), n)
+    run = Run.open(run_dir)
+    values = condition_values(run, class_, (), n)
+    spec = sampling_spec(run, n=n, solver=solver, nfe=nfe, guidance=guidance, seed=seed, **kw)
     outp = check_out_folder(out)
-    img = _load(image, info)
-    return info, solver, nfe, guidance, seed, labels, outp, img
+    return run, spec, values, outp, _load(image, run)
+
+
+def _conditioned(run, spec, values, n, weights):
+    """(guided denoiser, conditioning) of the run's conditions other than the image the task builds."""
+    from ..runs import conditioned
+
+    conds = [c for c in run.conditioners if c.key != "image_cond"]  # the task provides image_cond itself
+    return conditioned(run.denoiser(weights), conds, spec, values, n)
+
+
+def _generators(spec, n):
+    from ..sampling import seeded_generators
+
+    return seeded_generators(range(spec.seed, spec.seed + n))
+
+
+def _grid_row(n: int) -> int:
+    return max(1, math.ceil(math.sqrt(n + 1)))
 
 
 @click.command()
@@ -167,32 +155,28 @@ def inpaint_cmd(run_dir, image, out, n, class_, nfe, seed, weights, mask, method
 
     Writes DIR/000000.png ... and DIR/grid.png (first tile: the input image).
     """
-    with _user_errors():
-        from ..sampling import seeded_generators
+    with user_errors():
+        from ..runs import Run
+        from ..runtime import num_threads
         from ..tasks import INPAINT_METHODS, INPAINT_SOLVERS, inpaint
-        from ..train.run import load_denoiser, num_threads, read_run
 
-        method = _inpaint_method(read_run(run_dir), method, INPAINT_METHODS)
+        method = _inpaint_method(Run.open(run_dir), method, INPAINT_METHODS)
         repaint = method == "repaint"
-        info, solver, nfe, guidance, seed, labels, outp, img = _setup(
-            run_dir, image, n, class_, solver, nfe, guidance, seed, out,
-            **(dict(solvers=INPAINT_SOLVERS, default_solver="ddpm") if repaint else {}))
+        run, spec, values, outp, img = _setup(run_dir, image, n, class_, solver, nfe, guidance, seed, out,
+                                              **(dict(solvers=INPAINT_SOLVERS, default_solver="ddpm") if repaint else {}))
         if resample is not None and not repaint:
             raise UserError(f"--resample {resample} applies to RePaint only; the mask-conditioned run {run_dir} inpaints "
                             "in one pass (drop --resample, or use --method repaint with a plain run)")
         resample = 5 if resample is None else resample
         if not 1 <= resample <= 100:
             raise UserError(f"--resample {resample} is out of range; valid: 1..100")
-        _check_size(img, info)
-        known = _load_mask(mask, img)
-        sc = info.config.sample
-        with num_threads(info.config.train.threads):
-            den, _ = load_denoiser(run_dir, weights)
-            den, cond = _guided(den, info, labels, guidance)
-            x = inpaint(den, img.expand(n, -1, -1, -1).contiguous(), known, method=method, solver=solver, nfe=nfe,
-                        sigma_min=sc.sigma_min, sigma_max=sc.sigma_max, resample_steps=resample if repaint else None,
-                        generator=seeded_generators(range(seed, seed + n)), **cond)
-        _write(x, img, outp)
+        known = _load_mask(mask, run)
+        with num_threads(run.config.train.threads):
+            den, cond = _conditioned(run, spec, values, n, weights)
+            x = inpaint(den, img.expand(n, -1, -1, -1).contiguous(), known, method=method, solver=spec.solver,
+                        nfe=spec.nfe, sigma_min=spec.sigma_min, sigma_max=spec.sigma_max,
+                        resample_steps=resample if repaint else None, generator=_generators(spec, n), **cond)
+        write_samples(run, x, outp, nrow=_grid_row(n), first=img)
     click.echo(f"wrote {n} inpainted images and grid.png to {out}")
 
 
@@ -206,25 +190,19 @@ def img2img_cmd(run_dir, image, out, n, class_, nfe, seed, weights, strength, gu
 
     Writes DIR/000000.png ... and DIR/grid.png (first tile: the input image).
     """
-    with _user_errors():
-        from ..sampling import seeded_generators
+    with user_errors():
+        from ..runtime import num_threads
         from ..tasks import img2img
-        from ..train.run import load_denoiser, num_threads
 
         if not (math.isfinite(strength) and 0 < strength <= 1):
             raise UserError(f"--strength {strength} is out of range; valid: 0 < S <= 1 (1 = start from pure noise)")
-        info, solver, nfe, guidance, seed, labels, outp, img = _setup(
-            run_dir, image, n, class_, solver, nfe, guidance, seed, out)
-        _check_size(img, info)
-        sc = info.config.sample
-        with num_threads(info.config.train.threads):
-            den, _ = load_denoiser(run_dir, weights)
-            den, cond = _guided(den, info, labels, guidance)
+        run, spec, values, outp, img = _setup(run_dir, image, n, class_, solver, nfe, guidance, seed, out)
+        with num_threads(run.config.train.threads):
+            den, cond = _conditioned(run, spec, values, n, weights)
             with torch.no_grad():
-                x = img2img(den, img.expand(n, -1, -1, -1).contiguous(), strength, solver=solver, nfe=nfe,
-                            sigma_min=sc.sigma_min, sigma_max=sc.sigma_max,
-                            generator=seeded_generators(range(seed, seed + n)), **cond)
-        _write(x, img, outp)
+                x = img2img(den, img.expand(n, -1, -1, -1).contiguous(), strength, solver=spec.solver, nfe=spec.nfe,
+                            sigma_min=spec.sigma_min, sigma_max=spec.sigma_max, generator=_generators(spec, n), **cond)
+        write_samples(run, x, outp, nrow=_grid_row(n), first=img)
     click.echo(f"wrote {n} images and grid.png to {out}")
 
 
@@ -241,36 +219,41 @@ def upscale_cmd(run_dir, image, out, n, class_, nfe, seed, weights, method, sigm
     low-res-conditioned run: its lowres_factor). Writes DIR/000000.png ... and DIR/grid.png
     (first tile: LOWRES enlarged by pixel repetition).
     """
-    with _user_errors():
-        from ..sampling import seeded_generators
+    with user_errors():
+        from ..data.images import read_image
+        from ..runs import Run
+        from ..runtime import num_threads
         from ..tasks import SR_METHODS, super_resolve
-        from ..train.run import load_denoiser, num_threads, read_run
 
-        method = _upscale_method(read_run(run_dir), method, SR_METHODS)
+        run = Run.open(run_dir)
+        method = _upscale_method(run, method, SR_METHODS)
         if method == "model" and sigma_y != 0:
             raise UserError(f"--sigma-y {sigma_y} applies to the zero-shot methods only; a low-res-conditioned run "
                             "takes the low-res image as it is")
         if not (math.isfinite(sigma_y) and sigma_y >= 0):
             raise UserError(f"--sigma-y {sigma_y} is out of range; valid: a number >= 0")
-        info, solver, nfe, _, seed, labels, outp, low = _setup(
-            run_dir, image, n, class_, solver, nfe, None, seed, out, default_solver="ddpm")
+        values = condition_values(run, class_, (), n)
+        spec = sampling_spec(run, n=n, solver=solver, nfe=nfe, guidance=None, seed=seed, default_solver="ddpm")
+        spec = spec.replace(guidance=1.0)  # the measurement steers; class labels condition without guidance
+        outp = check_out_folder(out)
+        low = read_image(image, _model_channels(run))  # any size: the factor is read off it
         h, w = low.shape[-2:]
-        r = info.resolution
+        r = run.shape[-1]
         if h != w or r % h or r // h < 2:
             raise UserError(f"image is {w}x{h}; the model was trained at {r}x{r}, so the low-res image must be square "
                             f"with a side that divides {r} at least twice (e.g. {r // 2}x{r // 2})")
         factor = r // h
-        if method == "model" and factor != info.config.cond.lowres_factor:
-            f = info.config.cond.lowres_factor
+        trained = run.conditioner("image_cond")
+        if method == "model" and factor != trained.lowres_factor:
+            f = trained.lowres_factor
             raise UserError(f"image is {w}x{h}, but the low-res run {run_dir} upscales by its lowres_factor {f}: give a "
                             f"{r // f}x{r // f} image (or a zero-shot --method with a plain run)")
-        sc = info.config.sample
-        cond = {} if labels is None else {"class_labels": labels}
-        with num_threads(info.config.train.threads):
-            den, _ = load_denoiser(run_dir, weights)
-            zero_shot = {} if method == "model" else {"sigma_y": sigma_y, "sigma_data": info.config.process.sigma_data}
-            x = super_resolve(den, low.expand(n, -1, -1, -1).contiguous(), factor, method=method, **zero_shot, solver=solver, nfe=nfe,
-                              sigma_min=sc.sigma_min, sigma_max=sc.sigma_max,
-                              generator=seeded_generators(range(seed, seed + n)), **cond)
-        _write(x.detach(), low.repeat_interleave(factor, -2).repeat_interleave(factor, -1), outp)
+        with num_threads(run.config.train.threads):
+            den, cond = _conditioned(run, spec, values, n, weights)
+            zero_shot = {} if method == "model" else {"sigma_y": sigma_y, "sigma_data": run.config.process.sigma_data}
+            x = super_resolve(den, low.expand(n, -1, -1, -1).contiguous(), factor, method=method, **zero_shot,
+                              solver=spec.solver, nfe=spec.nfe, sigma_min=spec.sigma_min, sigma_max=spec.sigma_max,
+                              generator=_generators(spec, n), **cond)
+        first = low.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
+        write_samples(run, x.detach(), outp, nrow=_grid_row(n), first=first)
     click.echo(f"wrote {n} upscaled images ({w}x{h} -> {r}x{r}) and grid.png to {out}")

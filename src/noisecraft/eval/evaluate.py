@@ -34,6 +34,10 @@ from .metrics import (
     min_samples_for_stats,
     precision_recall,
 )
+from ..conditioning import Conditioner
+from ..config import DEFAULT_METRICS, METRIC_DIRECTIONS, METRIC_KEYS, METRICS
+from ..runs.generation import generate, prepare_values
+from ..sampling import SamplingSpec
 from .splits import RealSplits, real_splits
 
 __all__ = [
@@ -52,21 +56,7 @@ __all__ = [
     "evaluate_during_training",
 ]
 
-# Metric groups the user names, and the numbers each group reports.
-METRICS: dict[str, tuple[str, ...]] = {
-    "fd": ("fd",),
-    "kid": ("kid", "kid_std_err"),
-    "pr": ("precision", "recall"),
-    "acc": ("accuracy", "coverage"),
-    "nll": ("nll_nats_per_dim", "bpd_8bit"),
-}
-METRIC_KEYS = tuple(k for keys in METRICS.values() for k in keys)
-DEFAULT_METRICS = ("fd", "kid", "pr", "acc")
-# For keeping the best checkpoint: which way is better.
-METRIC_DIRECTIONS: dict[str, str] = {
-    "fd": "min", "kid": "min", "precision": "max", "recall": "max", "accuracy": "max", "coverage": "max",
-    "nll_nats_per_dim": "min", "bpd_8bit": "min",
-}
+# The metric tables are part of the config schema ([eval] metrics / keep_best): noisecraft.config.
 
 
 def parse_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
@@ -300,18 +290,14 @@ def evaluate_during_training(
     reference: Reference,
     *,
     shape: Sequence[int],
+    spec: SamplingSpec,
+    conditioners: Sequence[Conditioner] = (),
     n: int = 256,
-    num_classes: int = 0,
-    guidance: float = 1.0,
-    solver: str = "heun",
-    nfe: int = 35,
-    sigma_min: float = 0.002,
-    sigma_max: float = 80.0,
-    seed: int = 0,
     metrics: Sequence[str] = ("fd", "kid"),
     batch_size: int = 256,
 ) -> dict[str, Any]:
-    """Draw n samples (sample i from seed + i; classes in turn for conditional models) and score them.
+    """Draw n samples per `spec` (sample i from spec.seed + i; classes in turn for class-conditional
+    models) and score them.
 
     Meant to be called by the trainer every N steps with a fixed seed, so successive calls differ
     only by the weights. Build `reference` once before training (`build_reference`; its features are
@@ -319,24 +305,21 @@ def evaluate_during_training(
     global torch RNG is not touched. Returns the metric dict of `evaluate_samples` plus
     "sampling_seconds"; `METRIC_DIRECTIONS` says which way each metric improves.
     """
-    from ..train.run import generate  # the same sampling as `noisecraft sample` (lazy: train imports eval)
-
     metrics = tuple(m for m in parse_metrics(metrics) if m != "nll")
     module = denoiser if isinstance(denoiser, torch.nn.Module) else None
     was_training = module.training if module is not None else False
-    labels = [i % num_classes for i in range(n)] if num_classes > 0 else None
+    values = prepare_values(conditioners, {}, n)  # every condition at its default (classes in turn)
+    labels = values.get("class_labels")
     try:
         if module is not None:
             module.eval()
         t0 = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
-            x = generate(denoiser, n, tuple(shape), seed=seed, class_labels=labels, num_classes=num_classes,
-                         guidance=guidance, solver=solver, nfe=nfe, sigma_min=sigma_min, sigma_max=sigma_max,
-                         batch_size=batch_size).clamp(-1, 1)
+            x = generate(denoiser, n, tuple(shape), spec, conditioners, values, batch_size=batch_size).clamp(-1, 1)
         sampling = time.perf_counter() - t0
     finally:
         if module is not None:
             module.train(was_training)
-    out = evaluate_samples(x, reference, labels=labels, metrics=metrics)
+    out = evaluate_samples(x, reference, labels=labels.tolist() if labels is not None else None, metrics=metrics)
     out["sampling_seconds"] = sampling
     return out

@@ -74,48 +74,46 @@ def evaluate_run(
     nll_n: held-out images whose likelihood is computed when "nll" is among the metrics.
     """
     from ..io import save_grid
-    from ..sampling import SOLVERS
-    from ..train.run import generate, load_denoiser, num_threads, read_run
+    from ..runs import Run, prepare_values
+    from ..runtime import num_threads
+    from ..sampling import SpecError
 
-    info = read_run(run_dir)
-    info.require_no_image_cond("noisecraft eval")
+    run = Run.open(run_dir)
     metrics = parse_metrics(metrics)
-    sc = info.config.sample
-    solver = solver or sc.solver
-    if solver not in SOLVERS:
-        raise EvalError(f"--solver {solver!r} is not a solver; valid: {', '.join(SOLVERS)}")
-    nfe = sc.nfe if nfe is None else nfe
-    guidance = sc.guidance if guidance is None else guidance
-    for v, name in [(nfe, "--nfe"), *[(s, "--sweep-nfe") for s in sweep_nfe]]:
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10_000:
-            raise EvalError(f"{name} {v} is out of range; valid: 1..10000")
-    if not (math.isfinite(guidance) and 0 <= guidance < 100):
-        raise EvalError(f"--guidance {guidance} is out of range; valid: 0 <= W < 100 (1 = no guidance)")
-    if not info.conditional:
-        guidance = 1.0
-    if seed < 0:
-        raise EvalError(f"--seed {seed} is out of range; valid: an integer >= 0")
+    sc = run.config.sample
     if not 2 <= n <= 1_000_000:
-        raise EvalError(f"--n {n} is out of range; valid: 2..1000000")
+        raise EvalError(f"n {n} is out of range; valid: 2..1000000")
+    values = prepare_values(run.conditioners, {}, n)  # classes in turn; a required condition (an image) fails here
+    conditional = run.num_classes > 0
+    try:
+        spec = run.spec(solver=solver, nfe=nfe, guidance=guidance if conditional else 1.0, seed=seed)
+        spec.check_seed_range(n)
+    except SpecError as e:
+        raise EvalError(str(e)) from None
+    for k in sweep_nfe:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10_000:
+            raise EvalError(f"sweep_nfe {k} is out of range; valid: 1..10000")
+    solver, nfe, guidance = spec.solver, spec.nfe, spec.guidance
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise EvalError(f"--out {str(out)!r} is a file, not a folder")
+        raise EvalError(f"out_dir {str(out)!r} is a file, not a folder")
     if (out / "run.json").exists():
-        raise EvalError(f"--out {str(out)!r} is a run folder; write the report to another folder")
+        raise EvalError(f"out_dir {str(out)!r} is a run folder; write the report to another folder")
 
     # Real data at the run's resolution and channels: the same images the model was trained on.
-    data_cfg = info.config.data
+    data_cfg = run.config.data
     channels = data_cfg.channels or None
-    splits = real_splits(data_cfg.source, resolution=info.resolution, channels=channels, seed=0)
+    resolution = run.shape[-1]
+    splits = real_splits(data_cfg.source, resolution=resolution, channels=channels, seed=0)
     if isinstance(features, FeatureExtractor):
         extractor = features
     elif features is not None:
         extractor = load_extractor(features)
     else:
-        extractor = default_extractor(data_cfg.source, resolution=info.resolution, channels=channels, echo=echo)
+        extractor = default_extractor(data_cfg.source, resolution=resolution, channels=channels, echo=echo)
 
     if "fd" in metrics and n < extractor.feature_dim + 1:
-        raise EvalError(f"--n {n} is too small for FD with {extractor.feature_dim}-d features; need at least "
+        raise EvalError(f"n {n} is too small for FD with {extractor.feature_dim}-d features; need at least "
                         f"{extractor.feature_dim + 1} samples (feature_dim + 1), or leave fd out of --metrics")
 
     t0 = time.perf_counter()
@@ -124,16 +122,14 @@ def evaluate_run(
                           kid_subsets=kid_subsets, seed=seed)
     reference_seconds = time.perf_counter() - t0
 
-    labels = [i % info.num_classes for i in range(n)] if info.conditional else None
-    shape = (info.channels, info.resolution, info.resolution)
+    labels = values["class_labels"].tolist() if conditional else None
     timings: dict[str, float] = {"reference_seconds": reference_seconds}
-    with num_threads(info.config.train.threads):
-        den, _ = load_denoiser(run_dir, weights)
+    threads = run.config.train.threads
+    with num_threads(threads):
+        den = run.denoiser(weights)
 
         def draw(k: int):
-            return generate(den, n, shape, seed=seed, class_labels=labels, num_classes=info.num_classes,
-                            guidance=guidance, solver=solver, nfe=k, sigma_min=sc.sigma_min,
-                            sigma_max=sc.sigma_max).clamp(-1, 1)
+            return run.generate(spec.replace(nfe=k), n, weights=weights, **values).clamp(-1, 1)
 
         echo(f"sampling {n} images ({solver}, nfe={nfe}) ...")
         t0 = time.perf_counter()
@@ -149,7 +145,7 @@ def evaluate_run(
     sweep = []
     for k in sorted(set(sweep_nfe)):
         echo(f"sweep: sampling {n} images at nfe={k} ...")
-        with num_threads(info.config.train.threads):
+        with num_threads(threads):
             t0 = time.perf_counter()
             xs = samples if k == nfe else draw(k)  # same seeds: the main samples are reused
             sampled = timings["sampling_seconds"] if k == nfe else time.perf_counter() - t0
@@ -164,10 +160,10 @@ def evaluate_run(
         pool, pool_labels = ((splits.holdout_images, splits.holdout_labels) if splits.holdout_images.shape[0]
                              else (splits.images, splits.labels))
         k = min(nll_n, pool.shape[0])
-        imgs, lab = pool[:k], (pool_labels[:k] if info.conditional else None)
+        imgs, lab = pool[:k], (pool_labels[:k] if conditional else None)
         echo(f"likelihood of {k} held-out images (probability-flow ODE) ...")
-        with num_threads(info.config.train.threads):
-            nll = evaluate_nll(den, imgs, labels=lab, num_classes=info.num_classes, sigma_min=sc.sigma_min,
+        with num_threads(threads):
+            nll = evaluate_nll(den, imgs, labels=lab, num_classes=run.num_classes, sigma_min=sc.sigma_min,
                                sigma_max=sc.sigma_max, seed=seed)
         timings["nll_seconds"] = nll.pop("nll_seconds")
         generated.update({k2: nll[k2] for k2 in ("nll_nats_per_dim", "bpd_8bit")})
@@ -177,8 +173,8 @@ def evaluate_run(
         "run": str(run_dir),
         "weights": weights,
         "dataset": data_cfg.source,
-        "conditional": info.conditional,
-        "class_names": info.class_names,
+        "conditional": conditional,
+        "class_names": run.class_names,
         "n": n,
         "seed": seed,
         "solver": solver,
@@ -198,9 +194,10 @@ def evaluate_run(
                         "machine": platform.machine()},
     }
     out.mkdir(parents=True, exist_ok=True)
-    nrow = info.num_classes if info.conditional and n >= info.num_classes else max(1, math.ceil(math.sqrt(min(n, 100))))
-    grid_n = min(n, nrow * 10) if info.conditional else min(n, nrow * nrow)
-    save_grid(samples[:grid_n], out / "samples.png", nrow, scale=max(1, 64 // info.resolution))
+    k = run.num_classes
+    nrow = k if conditional and n >= k else max(1, math.ceil(math.sqrt(min(n, 100))))
+    grid_n = min(n, nrow * 10) if conditional else min(n, nrow * nrow)
+    save_grid(samples[:grid_n], out / "samples.png", nrow, scale=max(1, 64 // resolution))
     write_report(report, out)
     return report
 

@@ -12,10 +12,8 @@ The low-res image is the f×f block average of the full image (`operators.Downsa
 measurement of zero-shot `super_resolve`), and nearest upsampling is that operator's
 pseudo-inverse A⁺, so a low-res model and the zero-shot methods see the same measurement.
 
-`image_cond_of(denoiser)` says which condition a denoiser needs: the `image_cond` tag that
-`noisecraft.train.run.build_denoiser` puts on denoisers of a run ("", "mask" or "lowres") and
-the `lowres_factor` next to it; for an untagged denoiser it falls back to the network's
-`cond_channels` (0: none) or returns None (unknown, e.g. a wrapper function).
+`image_cond_of(denoiser)` says which condition a denoiser needs, from its network's
+`cond_channels` (or a class that declares `image_cond`); None when it cannot be told.
 """
 
 from __future__ import annotations
@@ -63,11 +61,24 @@ def lowres_condition(low_res: Tensor, factor: int) -> Tensor:
 
 def image_cond_of(denoiser: Any) -> tuple[str | None, int]:
     """(kind, lowres_factor) of the condition `denoiser` needs: kind "" (none), "mask", "lowres",
-    or None when it cannot be told (an untagged wrapper); lowres_factor is 0 unless kind is "lowres"."""
-    kind = getattr(denoiser, "image_cond", None)
+    or None when it cannot be told (a plain function); lowres_factor is 0 when unknown.
+
+    A denoiser class may declare its condition (class attributes `image_cond` and
+    `lowres_factor`, as the test oracles do); otherwise it is read from the network a `Precond`
+    wraps: `cond_channels` = 0 none, = in_channels + 1 a mask, = in_channels a low-res image.
+    """
+    kind = getattr(type(denoiser), "image_cond", None)
     if isinstance(kind, str):
-        return kind, int(getattr(denoiser, "lowres_factor", 0) or 0) if kind == "lowres" else 0
-    cfg = getattr(getattr(denoiser, "net", None), "cfg", None)
-    if getattr(cfg, "cond_channels", None) == 0:
+        return kind, int(getattr(type(denoiser), "lowres_factor", 0) or 0) if kind == "lowres" else 0
+    net = getattr(denoiser, "net", None)
+    cfg = getattr(net, "cfg", None) or getattr(getattr(net, "net", None), "cfg", None)  # a text run wraps the net
+    cond, channels = getattr(cfg, "cond_channels", None), getattr(cfg, "in_channels", None)
+    if cond is None:
+        return None, 0
+    if cond == 0:
         return "", 0
+    if channels is not None and cond == channels + 1:
+        return "mask", 0
+    if channels is not None and cond == channels:
+        return "lowres", 0
     return None, 0

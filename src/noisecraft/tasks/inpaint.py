@@ -150,7 +150,7 @@ def inpaint(
         mask for all channels).
     method: "repaint" (resampling; any model without an image condition), "model" (one sampler
         pass of a mask-conditioned model), or "auto": "model" for a denoiser tagged as
-        mask-conditioned (`load_denoiser` of a run trained with `[cond] image = "mask"`), else "repaint".
+        mask-conditioned (`Run.denoiser` of a run trained with `[cond] image = "mask"`), else "repaint".
     solver: RePaint: one of INPAINT_SOLVERS; it sets η and, with nfe/sigma_min/sigma_max, the
         schedule as `sample()` would (`sigmas` overrides). The denoiser is called about
         nfe·resample_steps times (`len(repaint_walk(...))` minus the re-noise moves).

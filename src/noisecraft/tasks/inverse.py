@@ -215,7 +215,7 @@ def super_resolve(
         nearest-upsampled low_res. "projection" (exact block means), "pigdm" and "dps" are the
         zero-shot methods of `solve_inverse_problem` with Downsample(f) for a model without an image
         condition. None (default): "model" for a denoiser tagged as low-res-conditioned
-        (`load_denoiser` of such a run), else "projection".
+        (`Run.denoiser` of such a run), else "projection".
     kwargs: as `solve_inverse_problem` (zero-shot); for "model": solver (default "ddpm"), nfe,
         sigma_min, sigma_max, sigmas, noise, generator, callback, solver options and conditioning.
     """

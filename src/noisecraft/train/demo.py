@@ -24,9 +24,11 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from .config import load_config
-from .loop import build_dataset, train
-from .run import generate, is_run, load_denoiser, num_threads
+from ..config import load_config
+from ..runs import Run, is_run
+from ..runtime import num_threads
+from .build import build_dataset
+from .loop import train
 
 __all__ = ["run_demo", "DEMO_PRESET", "process_frames"]
 
@@ -37,21 +39,19 @@ def _display(x: Tensor, sigma: float) -> Tensor:
     return (x / (1.0 + sigma**2) ** 0.5).clamp(-1, 1)
 
 
-def process_frames(denoiser, x0: Tensor, labels: Tensor, num_classes: int, cfg, *, seed: int = 0) -> dict:
-    """Forward and reverse frames for images x0 (B, C, H, W) and their labels.
+def process_frames(run: Run, x0: Tensor, labels: Tensor, *, seed: int = 0) -> dict:
+    """Forward and reverse frames for images x0 (B, C, H, W) and their labels, sampled with the
+    run's [sample] settings.
 
     Returns {"sigmas": [σ_0 > ... > σ_last] of the sampler steps, "forward": [(σ, frame)] with σ
     increasing from 0, "reverse": [(σ, x)] from σ_max down to 0 and "denoised": [(σ, D(x; σ))]}.
     """
-    sc = cfg.sample
     steps: list[dict] = []
 
     def grab(info: dict) -> None:
         steps.append({k: (v.detach().clone() if isinstance(v, Tensor) else v) for k, v in info.items()})
 
-    generate(denoiser, x0.shape[0], tuple(x0.shape[1:]), seed=seed, class_labels=labels, num_classes=num_classes,
-             guidance=sc.guidance, solver=sc.solver, nfe=sc.nfe, sigma_min=sc.sigma_min, sigma_max=sc.sigma_max,
-             callback=grab)
+    run.generate(run.spec(seed=seed), x0.shape[0], class_labels=labels, callback=grab)
     # The callback reports x after each step (at σ_next) and D at σ; the start is σ_max·noise,
     # with the noise generate() drew for sample i from seed + i.
     start = torch.stack([torch.randn(tuple(x0.shape[1:]), generator=torch.Generator().manual_seed(seed + i))
@@ -146,9 +146,7 @@ def run_demo(
     t0 = time.perf_counter()
     if is_run(out):
         echo(f"{out} already holds a run: resuming it if unfinished, then redrawing the pictures")
-        from .run import read_run
-
-        saved = read_run(out).config
+        saved = Run.open(out).config
         if steps is None:
             cfg.train.steps = max(cfg.train.steps, saved.train.steps)
         result = train(cfg, out, resume=True, progress=progress)
@@ -164,16 +162,16 @@ def _draw(out: Path, cfg) -> dict:
     from ..io import save_grid
 
     sc = cfg.sample
-    den, info = load_denoiser(out, "ema")
-    shape = (info.channels, info.resolution, info.resolution)
-    labels = torch.arange(info.num_classes).repeat_interleave(sc.per_class)
-    x = generate(den, len(labels), shape, seed=cfg.train.seed, class_labels=labels, num_classes=info.num_classes,
-                 guidance=sc.guidance, solver=sc.solver, nfe=sc.nfe, sigma_min=sc.sigma_min, sigma_max=sc.sigma_max)
+    run = Run.open(out)
+    run.config.sample = sc  # this call's [sample] settings (the demo may override per_class / nfe)
+    k = run.num_classes
+    labels = torch.arange(k).repeat_interleave(sc.per_class)
+    x = run.generate(run.spec(seed=cfg.train.seed), len(labels), class_labels=labels)
     grid = save_grid(x.clamp(-1, 1), out / "grid.png", sc.per_class, scale=sc.scale)
 
     ds = build_dataset(cfg)
-    first = torch.stack([torch.nonzero(ds.labels == c)[0, 0] for c in range(info.num_classes)])
-    frames = process_frames(den, ds.images[first], torch.arange(info.num_classes), info.num_classes, cfg, seed=cfg.train.seed)
-    png = _process_png(frames, row=min(3, info.num_classes - 1), path=out / "process.png")
+    first = torch.stack([torch.nonzero(ds.labels == c)[0, 0] for c in range(k)])
+    frames = process_frames(run, ds.images[first], torch.arange(k), seed=cfg.train.seed)
+    png = _process_png(frames, row=min(3, k - 1), path=out / "process.png")
     gif = _process_gif(frames, out / "process.gif", sc.scale)
     return {"grid": grid, "process_png": png, "process_gif": gif}

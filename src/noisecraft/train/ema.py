@@ -8,11 +8,14 @@ in short runs. Buffers (if any) are copied, not averaged.
 from __future__ import annotations
 
 import copy
+from typing import Mapping, Sequence
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-__all__ = ["EMA"]
+from ..runs.phema import power_beta, std_to_exp
+
+__all__ = ["EMA", "PowerEMA"]
 
 
 class EMA:
@@ -47,3 +50,44 @@ class EMA:
         self.num_updates = int(state["num_updates"])
         self.decay = float(state["decay"])
         self.warmup = bool(state["warmup"])
+
+
+class PowerEMA:
+    """Power-function EMA tracks of a module's parameters, one per relative std.
+
+    `update(module, t, dt)` after each optimizer step, with t the samples seen *after* the step and
+    dt the batch size; `snapshot()` returns {std: state_dict} ready to be saved.
+    """
+
+    def __init__(self, module: nn.Module, stds: Sequence[float] = (0.05, 0.10)):
+        self.stds = [float(s) for s in stds]
+        for s in self.stds:
+            std_to_exp(s)  # validates
+        self._names = [n for n, _ in module.named_parameters()]
+        self.tracks: list[list[Tensor]] = [
+            [p.detach().clone().float() for p in module.parameters()] for _ in self.stds
+        ]
+
+    @torch.no_grad()
+    def update(self, module: nn.Module, t: float, dt: float) -> None:
+        params = [p.detach() for p in module.parameters()]
+        for std, track in zip(self.stds, self.tracks):
+            beta = power_beta(std, t, dt)
+            for e, p in zip(track, params):
+                e.lerp_(p.to(e.dtype), 1.0 - beta)
+
+    def snapshot(self) -> dict[float, dict[str, Tensor]]:
+        """{std: {parameter name: tensor}} - copies, safe to save."""
+        return {std: {n: e.clone() for n, e in zip(self._names, track)} for std, track in zip(self.stds, self.tracks)}
+
+    def state_dict(self) -> dict:
+        return {"stds": list(self.stds), "tracks": {f"{i}": {n: e for n, e in zip(self._names, tr)} for i, tr in enumerate(self.tracks)}}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        stds = [float(s) for s in state["stds"]]
+        if stds != self.stds:
+            raise ValueError(f"post-hoc EMA stds in the checkpoint {stds} differ from the config {self.stds}")
+        for i, track in enumerate(self.tracks):
+            saved = state["tracks"][f"{i}"]
+            for n, e in zip(self._names, track):
+                e.copy_(saved[n])

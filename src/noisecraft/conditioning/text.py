@@ -1,4 +1,4 @@
-"""Text conditioning in the trainer: the `[text]` config section turned into network inputs.
+"""Text conditioning: prompts encoded for the network's cross-attention (`[text]` config section).
 
     [text]
     encoder = "small"          # "" (off) | "small" (trained jointly) | "hf" (frozen pretrained)
@@ -20,7 +20,7 @@ Salimans 2022, Sec. 3.2), as class dropout does for labels.
   Every distinct caption of the training set is encoded once at the start of a run (deterministic),
   and the micro-batches read rows of that table.
 
-run.json gets `"text": conditioner.config`, which is how `load_denoiser` rebuilds the pair.
+run.json's conditioner entry keeps `"encoder": conditioner.config`, which is how `Run.open` rebuilds the pair.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .config import Config, ConfigError
+from ..config import Config, ConfigError
+from .base import Batch, ConditionError, Conditioner
 
-__all__ = ["TextConditionedNet", "TextTraining", "check_text_run", "text_net_builder", "find_text_conditioner",
-           "load_text_conditioner"]
+__all__ = ["TextConditionedNet", "TextPrompts", "check_text_run", "find_text_conditioner", "load_text_conditioner"]
 
 
 class TextConditionedNet(nn.Module):
@@ -126,54 +126,73 @@ def _new_conditioner(cfg: Config, ds: Any, saved: Mapping[str, Any] | None, prog
     return enc
 
 
-class TextTraining:
-    """The text side of one training run: the conditioner, and `conditioning(...)` per micro-batch.
+class TextPrompts(Conditioner):
+    """Prompt conditioning: `prompts=` at sampling, one caption per training image (with dropout).
 
-    ds: the captioned training set; saved: run.json's "text" entry when resuming (None for a new run).
+    encoder: the `TextConditioner` ("small": trained jointly, a submodule of the trained
+    `TextConditionedNet`; "hf": frozen, its encodings of every training caption computed once).
     """
 
-    def __init__(self, cfg: Config, ds: Any, saved: Mapping[str, Any] | None = None, *, progress: bool = False) -> None:
-        check_text_run(cfg, ds)
-        self.kind = cfg.text.encoder
-        self.dropout = cfg.text.caption_dropout
-        self.lr_scale = cfg.text.lr_scale
-        self.ds = ds
-        self.conditioner = _new_conditioner(cfg, ds, saved, progress)
+    key = "prompts"
+    kind = "text"
+
+    def __init__(self, encoder: Any, *, dropout: float = 0.1, lr_scale: float = 1.0, dataset: Any = None,
+                 progress: bool = False) -> None:
+        self.encoder = encoder
+        self.trainable = isinstance(encoder, nn.Module)  # the small encoder trains with the net
+        self.dropout, self.lr_scale = float(dropout), float(lr_scale)
+        self.ds = dataset
         self.table: tuple[Tensor, Tensor] | None = None
         self.rows: dict[str, int] = {}
-        if self.kind == "hf":
+        if dataset is not None and not self.trainable:
             self._encode_all_captions(progress)
+
+    @classmethod
+    def for_training(cls, cfg: Config, ds: Any, saved: Mapping[str, Any] | None = None, *,
+                     progress: bool = False) -> "TextPrompts":
+        """The text side of a training run; `saved`: the encoder config of the run being resumed."""
+        check_text_run(cfg, ds)
+        encoder = _new_conditioner(cfg, ds, saved, progress)
+        return cls(encoder, dropout=cfg.text.caption_dropout, lr_scale=cfg.text.lr_scale, dataset=ds, progress=progress)
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any], *, device: str | torch.device = "cpu") -> "TextPrompts":
+        return cls(load_text_conditioner(meta["encoder"], device=device), dropout=float(meta.get("dropout", 0.1)),
+                   lr_scale=float(meta.get("lr_scale", 1.0)))
 
     @property
     def context_dim(self) -> int:
-        return int(self.conditioner.context_dim)
+        return int(self.encoder.context_dim)
 
-    @property
-    def meta(self) -> dict:
-        """JSON for run.json: how to rebuild the conditioner."""
-        return self.conditioner.config
+    def meta(self) -> dict[str, Any]:
+        return {"kind": self.kind, "encoder": self.encoder.config, "dropout": self.dropout, "lr_scale": self.lr_scale}
 
-    def wrap(self, net: nn.Module) -> TextConditionedNet:
-        """The module the trainer optimizes: the net plus a trainable conditioner (small)."""
-        return TextConditionedNet(net, self.conditioner if self.kind == "small" else None)
+    def net_overrides(self) -> dict[str, Any]:
+        # cross-attention, plus the pooled prompt added to the noise embedding (Imagen)
+        return {"pooled_context": True, "context_dim": self.context_dim}
 
-    def param_groups(self, module: TextConditionedNet) -> list[dict]:
-        """Optimizer groups: the net at optim.lr, a small encoder at optim.lr x text.lr_scale."""
-        groups = [{"params": list(module.net.parameters())}]
-        if module.text is not None:
-            groups.append({"params": list(module.text.parameters()), "lr_scale": self.lr_scale})
-        return groups
+    def wrap_net(self, net: nn.Module) -> "TextConditionedNet":
+        """The net plus a trainable encoder (one module to optimize, average and save), or a frozen one referenced."""
+        if self.trainable:
+            return TextConditionedNet(net, self.encoder)
+        return TextConditionedNet(net, frozen=self.encoder)
 
-    def sampling_conditioner(self, module: nn.Module) -> Any:
-        """The conditioner that goes with `module` (the EMA copy's own small encoder, or the frozen one)."""
-        if self.kind == "small":
-            return module.conditioner
-        return self.conditioner
+    def param_groups(self, module: nn.Module) -> list[dict] | None:
+        """The net at optim.lr, a small encoder at optim.lr x text.lr_scale."""
+        if getattr(module, "text", None) is None:
+            return None
+        return [{"params": list(module.net.parameters())},
+                {"params": list(module.text.parameters()), "lr_scale": self.lr_scale}]
+
+    def _encoder_of(self, module: nn.Module) -> Any:
+        """The encoder that goes with `module` (an EMA copy has its own small encoder)."""
+        found = find_text_conditioner(module)
+        return found if found is not None else self.encoder
 
     def _encode_all_captions(self, progress: bool) -> None:
         t0 = time.process_time()
         unique = sorted({c for caps in self.ds.captions for c in caps} | {""})
-        context, mask = self.conditioner.encode_many(unique)  # (U, L, D), (U, L)
+        context, mask = self.encoder.encode_many(unique)  # (U, L, D), (U, L)
         self.table = (context, mask)
         self.rows = {c: i for i, c in enumerate(unique)}
         if progress:
@@ -188,43 +207,50 @@ class TextTraining:
             prompts = ["" if d else p for p, d in zip(prompts, drop)]
         return prompts
 
-    def encode(self, module: nn.Module, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
-        """(context, mask) for the training prompts; gradients reach a small encoder."""
-        if self.kind == "small":
-            return module.conditioner.encode(prompts)
+    def encode_training(self, module: nn.Module, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
+        """(context, mask) for training prompts; gradients reach a small encoder."""
+        if self.trainable:
+            return self._encoder_of(module).encode(prompts)
         assert self.table is not None
         rows = torch.tensor([self.rows[p] for p in prompts], dtype=torch.long)
         return self.table[0][rows], self.table[1][rows]
 
-    def conditioning(self, module: nn.Module, idx: Tensor, gen: torch.Generator,
-                     device: torch.device | str = "cpu") -> dict[str, Tensor]:
-        """The cross-attention inputs of one micro-batch: {"context", "context_mask"}."""
-        context, mask = self.encode(module, self.prompts(idx, gen))
+    def train_inputs(self, net: nn.Module, batch: Batch, generator: torch.Generator, device) -> dict[str, Tensor]:
+        context, mask = self.encode_training(net, self.prompts(batch.idx, generator))
         return {"context": context.to(device), "context_mask": mask.to(device)}
 
-    def grid_prompts(self, rows: int) -> list[str]:
-        """`rows` distinct captions of the training set (first caption of the first images), for sample grids."""
-        out: list[str] = []
-        for caps in self.ds.captions:
-            if caps[0] not in out:
-                out.append(caps[0])
-            if len(out) == rows:
-                break
-        return out
+    def prepare(self, value: Any, n: int) -> list[str]:
+        if value is None:
+            return self.default_value(n)
+        prompts = [value] if isinstance(value, str) else list(value)
+        bad = [p for p in prompts if not isinstance(p, str)]
+        if bad:
+            raise ConditionError(f"prompts must be strings, got {type(bad[0]).__name__} {bad[0]!r}")
+        if len(prompts) == 1:
+            prompts = prompts * n
+        if len(prompts) != n:
+            raise ConditionError(f"got {len(prompts)} prompts for {n} samples; give one prompt for all or one per sample")
+        return prompts
 
+    def default_value(self, n: int) -> list[str]:
+        raise ConditionError("prompts is required: this model is text-conditioned; give prompts=... ('' draws "
+                             "unprompted samples)")
 
-def text_net_builder(text_config: Mapping[str, Any], build_net: Callable[[dict], nn.Module],
-                     *, device: str | torch.device = "cpu") -> Callable[[dict], nn.Module]:
-    """`build_net` for a text run: net config -> TextConditionedNet (small: fresh encoder weights to
-    load from the checkpoint; hf: the frozen encoder loaded from its package or folder, once)."""
-    frozen: list[Any] = []
+    def sample_inputs(self, net: nn.Module, values: Sequence[str], device) -> dict[str, Tensor]:
+        with torch.no_grad():
+            context, mask = self._encoder_of(net).encode(list(values))
+        return {"context": context.to(device), "context_mask": mask.to(device)}
 
-    def build(net_config: dict) -> nn.Module:
-        net = build_net(net_config)
-        if text_config.get("name") == "small":
-            return TextConditionedNet(net, load_text_conditioner(text_config))
-        if not frozen:
-            frozen.append(load_text_conditioner(text_config, device=device))
-        return TextConditionedNet(net, frozen=frozen[0])
+    def null_inputs(self, net: nn.Module, cond: dict[str, Any]) -> dict[str, Any]:
+        """The empty prompt's encoding (a learned [bos][eos] for the small encoder)."""
+        n = cond["context"].shape[0]
+        with torch.no_grad():
+            null, null_mask = self._encoder_of(net).encode_empty(n)
+        dev = cond["context"].device
+        return {**cond, "context": null.to(dev), "context_mask": null_mask.to(dev)}
 
-    return build
+    def preview_values(self, dataset: Any, idx: Tensor) -> list[str]:
+        return [dataset.captions[int(i)][0] for i in idx]
+
+    def describe(self, values: Sequence[str]) -> list[str]:
+        return list(values)

@@ -29,6 +29,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
+from .sampling.spec import SamplingSpec, SpecError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
@@ -60,6 +62,22 @@ __all__ = [
 class ConfigError(ValueError):
     """A user error in a config: unknown key, wrong type or out-of-range value. One line."""
 
+
+# Evaluation metric groups the user names ([eval] metrics, `noisecraft eval --metrics`), and the numbers each group reports.
+METRICS: dict[str, tuple[str, ...]] = {
+    "fd": ("fd",),
+    "kid": ("kid", "kid_std_err"),
+    "pr": ("precision", "recall"),
+    "acc": ("accuracy", "coverage"),
+    "nll": ("nll_nats_per_dim", "bpd_8bit"),
+}
+METRIC_KEYS = tuple(k for keys in METRICS.values() for k in keys)
+DEFAULT_METRICS = ("fd", "kid", "pr", "acc")
+# For keeping the best checkpoint: which way is better.
+METRIC_DIRECTIONS: dict[str, str] = {
+    "fd": "min", "kid": "min", "precision": "max", "recall": "max", "accuracy": "max", "coverage": "max",
+    "nll_nats_per_dim": "min", "bpd_8bit": "min",
+}
 
 NOISE_LEVELS = ("lognormal", "loguniform", "uniform_time", "logitnormal")
 WEIGHTINGS = ("edm", "eps", "min_snr", "flow", "x0")
@@ -97,7 +115,7 @@ class DataConfig:
         if self.options:
             import inspect
 
-            from ..data import BUILTIN_DATASETS
+            from .data import BUILTIN_DATASETS
 
             if self.source not in BUILTIN_DATASETS:
                 raise ConfigError(f"data.options = {self.options!r} needs a built-in data.source "
@@ -230,24 +248,39 @@ class TrainConfig:
                "train.device", self.device, "'cpu', 'cuda', 'cuda:N' or 'auto'")
 
 
+_SPEC = SamplingSpec()  # the one set of sampling defaults (noisecraft.sampling.spec)
+
+
 @dataclass
 class SampleConfig:
-    solver: str = "heun"  # a name in noisecraft.SOLVERS
-    nfe: int = 35  # network evaluations per sample
-    sigma_min: float = 0.002
-    sigma_max: float = 80.0
-    guidance: float = 1.0  # classifier-free guidance weight (1 = plain conditional)
+    """How the run's samples are drawn by default (`noisecraft sample`, previews, evaluation): the
+    fields of a `SamplingSpec` plus how previews are laid out and files scaled."""
+
+    solver: str = _SPEC.solver  # a name in noisecraft.SOLVERS
+    nfe: int = _SPEC.nfe  # network evaluations per sample
+    sigma_min: float = _SPEC.sigma_min
+    sigma_max: float = _SPEC.sigma_max
+    guidance: float = _SPEC.guidance  # classifier-free guidance weight (1 = plain conditional)
+    guidance_interval: list = field(default_factory=list)  # [] = every σ; [lo, hi] = guide only for σ in (lo, hi]
     per_class: int = 10  # grid: samples per class row (unconditional: a square grid of per_class²)
-    scale: int = 4  # saved images are upscaled by this integer factor (nearest neighbour)
+    scale: int = 4  # the display scale: written images are upscaled by this integer factor (nearest neighbour)
+
+    def spec(self, **changes: Any) -> SamplingSpec:
+        """The SamplingSpec these settings describe, with `changes` (None = keep) applied."""
+        base = SamplingSpec(self.solver, self.nfe, self.sigma_min, self.sigma_max, self.guidance,
+                            tuple(self.guidance_interval) if self.guidance_interval else None)
+        return base.replace(**changes)
 
     def validate(self) -> None:
-        from ..sampling import SOLVERS  # checked now, not when the first grid is drawn after training
+        _check(len(self.guidance_interval) in (0, 2), "sample.guidance_interval", self.guidance_interval,
+               "[] (guide at every σ) or [lo, hi]")
+        from .sampling import SOLVERS
 
         _choice("sample.solver", self.solver, list(SOLVERS))
-        _check(1 <= self.nfe <= 10000, "sample.nfe", self.nfe, "1..10000")
-        _check(0 < self.sigma_min < self.sigma_max < math.inf, "sample.sigma_min/sigma_max",
-               (self.sigma_min, self.sigma_max), "0 < sigma_min < sigma_max < inf")
-        _check(0 <= self.guidance < 100, "sample.guidance", self.guidance, "0 <= guidance < 100")
+        try:
+            self.spec()
+        except SpecError as e:
+            raise ConfigError(f"sample.{e}") from None
         _check(1 <= self.per_class <= 100, "sample.per_class", self.per_class, "1..100")
         _check(1 <= self.scale <= 64, "sample.scale", self.scale, "1..64")
 
@@ -265,17 +298,13 @@ class EvalConfig:
     keep_best: str = ""  # keep the EMA weights with the best value of this metric in RUN_DIR/best/; "" = off
 
     def metric_groups(self) -> list[str]:
-        from ..eval.evaluate import METRICS
-
         return [m for m in METRICS if m != "nll"]
 
     def best_choices(self) -> list[str]:
-        from ..eval.evaluate import METRIC_DIRECTIONS, METRICS
-
         return [k for g in self.metrics if g in METRICS for k in METRICS[g] if k in METRIC_DIRECTIONS]
 
     def validate(self) -> None:
-        from ..sampling import SOLVERS
+        from .sampling import SOLVERS
 
         _check(self.every >= 0, "eval.every", self.every, "an integer >= 0 (0 = off)")
         _check(1 <= self.n <= 1_000_000, "eval.n", self.n, "1..1000000")

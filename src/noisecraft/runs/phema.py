@@ -19,7 +19,8 @@ from their inner products (Appendix C.3):
     x = argmin ‖Σ_i x_i p_i - p*‖²  ⇔  A x = b,  A_ij = ⟨p_i, p_j⟩, b_i = ⟨p_i, p*⟩
 
 and because averaging is linear in the weights, θ* = Σ_i x_i θ_i. `solve_posthoc_coefficients`
-and `reconstruct` are pure functions; `PowerEMA` is the small training-time object.
+and `reconstruct` are pure functions (they read runs); `noisecraft.train.ema.PowerEMA` is the
+small training-time object that keeps the tracks.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ __all__ = [
     "std_to_exp",
     "exp_to_std",
     "power_beta",
-    "PowerEMA",
     "solve_posthoc_coefficients",
     "reconstruct",
 ]
@@ -65,47 +65,6 @@ def power_beta(std: float, t_next: float, t_delta: float) -> float:
     """Per-step decay β = (1 - Δt/t)^(γ+1) of the power EMA at time t_next (EDM2 Eq. 4)."""
     gamma = std_to_exp(std)
     return (1.0 - t_delta / t_next) ** (gamma + 1)
-
-
-class PowerEMA:
-    """Power-function EMA tracks of a module's parameters, one per relative std.
-
-    `update(module, t, dt)` after each optimizer step, with t the samples seen *after* the step and
-    dt the batch size; `snapshot()` returns {std: state_dict} ready to be saved.
-    """
-
-    def __init__(self, module: nn.Module, stds: Sequence[float] = (0.05, 0.10)):
-        self.stds = [float(s) for s in stds]
-        for s in self.stds:
-            std_to_exp(s)  # validates
-        self._names = [n for n, _ in module.named_parameters()]
-        self.tracks: list[list[Tensor]] = [
-            [p.detach().clone().float() for p in module.parameters()] for _ in self.stds
-        ]
-
-    @torch.no_grad()
-    def update(self, module: nn.Module, t: float, dt: float) -> None:
-        params = [p.detach() for p in module.parameters()]
-        for std, track in zip(self.stds, self.tracks):
-            beta = power_beta(std, t, dt)
-            for e, p in zip(track, params):
-                e.lerp_(p.to(e.dtype), 1.0 - beta)
-
-    def snapshot(self) -> dict[float, dict[str, Tensor]]:
-        """{std: {parameter name: tensor}} - copies, safe to save."""
-        return {std: {n: e.clone() for n, e in zip(self._names, track)} for std, track in zip(self.stds, self.tracks)}
-
-    def state_dict(self) -> dict:
-        return {"stds": list(self.stds), "tracks": {f"{i}": {n: e for n, e in zip(self._names, tr)} for i, tr in enumerate(self.tracks)}}
-
-    def load_state_dict(self, state: Mapping) -> None:
-        stds = [float(s) for s in state["stds"]]
-        if stds != self.stds:
-            raise ValueError(f"post-hoc EMA stds in the checkpoint {stds} differ from the config {self.stds}")
-        for i, track in enumerate(self.tracks):
-            saved = state["tracks"][f"{i}"]
-            for n, e in zip(self._names, track):
-                e.copy_(saved[n])
 
 
 def _log_inner(t_i: np.ndarray, g_i: np.ndarray, t_j: np.ndarray, g_j: np.ndarray) -> np.ndarray:

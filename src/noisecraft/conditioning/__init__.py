@@ -1,0 +1,75 @@
+"""Conditioners: one object per kind of condition, used alike by training, sampling, previews and tasks.
+
+    conds = conditioners_for_training(cfg, dataset)     # from the config ([data] conditional, [cond], [text])
+    conds = conditioners_from_meta(run_json["conditioners"])   # a saved run's
+    x = generate(denoiser, n, shape, spec, conds, {"class_labels": 3})   # noisecraft.runs.generate
+
+See `base.Conditioner` for the interface; adding a kind of condition is one new module here
+plus one line in `_FROM_META` (and in `conditioners_for_training` if a config section turns it on).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+from ..config import Config, ConfigError
+from .base import Batch, ConditionError, Conditioner
+from .image import ImageCondition, random_box_masks
+from .labels import ClassLabels
+from .text import TextConditionedNet, TextPrompts, find_text_conditioner
+
+__all__ = [
+    "Batch", "ConditionError", "Conditioner", "ClassLabels", "ImageCondition", "TextPrompts", "TextConditionedNet",
+    "find_text_conditioner", "random_box_masks", "conditioners_for_training", "conditioners_from_meta",
+]
+
+
+def conditioners_for_training(cfg: Config, dataset: Any, *, saved: Sequence[Mapping[str, Any]] | None = None,
+                              progress: bool = False) -> list[Conditioner]:
+    """The conditioners a config asks for, in the order the trainer draws their randomness
+    (class dropout, image masks, captions). `saved`: run.json's entries when resuming."""
+    out: list[Conditioner] = []
+    if cfg.data.conditional:
+        if not dataset.num_classes:
+            raise ConfigError(f"data.conditional = true but dataset {cfg.data.source!r} has no class labels; "
+                              "set data.conditional=false")
+        out.append(ClassLabels(dataset.class_names, cfg.train.class_dropout))
+    cc = cfg.cond
+    if cc.image:
+        side = int(dataset.images.shape[-1])
+        if cc.image == "lowres" and side % cc.lowres_factor:
+            raise ConfigError(f"cond.lowres_factor = {cc.lowres_factor} does not divide the training resolution {side}; "
+                              f"valid: a divisor of {side} that is >= 2")
+        if cfg.eval.every > 0:
+            raise ConfigError(f"eval.every = {cfg.eval.every}: evaluation during training samples without an image "
+                              f"condition, which a cond.image = {cc.image!r} model needs; set eval.every = 0")
+        out.append(ImageCondition(cc.image, dataset.channels, lowres_factor=cc.lowres_factor, mask_min=cc.mask_min,
+                                  mask_max=cc.mask_max, mask_boxes=cc.mask_boxes))
+    if cfg.text.encoder:
+        saved_text = next((m["encoder"] for m in saved or () if m.get("kind") == "text"), None)
+        out.append(TextPrompts.for_training(cfg, dataset, saved_text, progress=progress))
+    return out
+
+
+def _image_from_meta(meta: Mapping[str, Any], device: Any) -> ImageCondition:
+    return ImageCondition(meta["image"], int(meta["channels"]), lowres_factor=int(meta["lowres_factor"]),
+                          mask_min=float(meta["mask_min"]), mask_max=float(meta["mask_max"]),
+                          mask_boxes=int(meta["mask_boxes"]))
+
+
+_FROM_META: dict[str, Callable[[Mapping[str, Any], Any], Conditioner]] = {
+    "class": lambda m, device: ClassLabels(m["class_names"], float(m.get("dropout", 0.0))),
+    "image": _image_from_meta,
+    "text": lambda m, device: TextPrompts.from_meta(m, device=device),
+}
+
+
+def conditioners_from_meta(entries: Sequence[Mapping[str, Any]], *, device: Any = "cpu") -> list[Conditioner]:
+    """Rebuild conditioners from their `meta()` (run.json); ValueError for an unknown kind."""
+    out = []
+    for m in entries:
+        kind = m.get("kind") if isinstance(m, Mapping) else None
+        if kind not in _FROM_META:
+            raise ValueError(f"unknown conditioner {kind!r} in run.json; valid: {', '.join(_FROM_META)}")
+        out.append(_FROM_META[kind](m, device))
+    return out
