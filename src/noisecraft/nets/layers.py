@@ -332,11 +332,15 @@ def check_divisible(x: Tensor, factors: tuple[int, ...], what: str) -> None:
     by_factor: dict[int, list[str]] = {}
     for axis, f in zip(axes, factors):
         by_factor.setdefault(f, []).append(axis)
-    need = "; ".join(f"{' and '.join(names)} {'multiples' if len(names) > 1 else 'a multiple'} of {f}"
+
+    def join(names: list[str]) -> str:  # "T", "H and W", "T, H and W"
+        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+    need = "; ".join(f"{join(names)} {'multiples' if len(names) > 1 else 'a multiple'} of {f}"
                      for f, names in by_factor.items() if f > 1)
     free = by_factor.get(1)
     raise ValueError(f"input size {'x'.join(map(str, sizes))} ({', '.join(axes)}) is not divisible by {what}; "
-                     f"this net needs {need}" + (f" ({' and '.join(free)} free)" if free else ""))
+                     f"this net needs {need}" + (f" ({join(free)} free)" if free else ""))
 
 
 class NetConfig:

@@ -153,9 +153,9 @@ class AttentionLayer(nn.Module):
     """Residual (cross-)attention on x (B, C, *spatial): x + Attn(GroupNorm(x)), over a choice of axes.
 
     * axes="all": every position attends to every other (1-D, 2-D and cross-attention).
-    * axes="space": (B, C, T, H, W) attends within each frame, frames never mix.
-    * axes="time": each pixel attends over the frames at its place, with a sin-cos frame index
-      added to the normalised input; space never mixes.
+    * axes="space": (B, C, T, H, W) attends within each frame, normalised per frame: frames never mix.
+    * axes="time": each pixel attends over the frames at its place, normalised per pixel, with a
+      sin-cos frame index added to the normalised input: pixels never mix.
     The pair space-then-time is the factorized space-time attention of Video Diffusion Models
     (Ho et al. 2022, Sec. 3), which costs O(T·(HW)² + HW·T²) instead of O((THW)²).
     """
@@ -171,17 +171,19 @@ class AttentionLayer(nn.Module):
     def forward(self, x: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None) -> Tensor:
         if self.attn.is_cross and context is None:  # "no context": the layer is skipped
             return x
-        h = self.norm(x)  # (B, C, *spatial)
         if self.axes == "all":
-            tokens = h.flatten(2).transpose(1, 2)  # (B, N, C)
+            tokens = self.norm(x).flatten(2).transpose(1, 2)  # (B, N, C)
             out = self.attn(tokens, context, context_mask).transpose(1, 2)  # (B, C, N)
             return x + out.reshape(x.shape)
+        # The norm sees only the sequence being attended over, so that nothing outside it leaks in.
         B, C, T, H, W = x.shape
         if self.axes == "space":
-            tokens = h.permute(0, 2, 3, 4, 1).reshape(B * T, H * W, C)  # one sequence per frame
+            frames = x.transpose(1, 2).reshape(B * T, C, H, W)  # one sequence per frame
+            tokens = self.norm(frames).flatten(2).transpose(1, 2)  # (BT, HW, C)
             out = self.attn(tokens).reshape(B, T, H, W, C).permute(0, 4, 1, 2, 3)
         else:
-            tokens = h.permute(0, 3, 4, 2, 1).reshape(B * H * W, T, C)  # one sequence per pixel
+            pixels = x.permute(0, 3, 4, 1, 2).reshape(B * H * W, C, T)  # one sequence per pixel
+            tokens = self.norm(pixels).transpose(1, 2)  # (BHW, T, C)
             tokens = tokens + _frame_pos_embed(T, C, x.device, tokens.dtype)  # (T, C) broadcast
             out = self.attn(tokens).reshape(B, H, W, T, C).permute(0, 4, 3, 1, 2)
         return x + out  # (B, C, T, H, W)
