@@ -166,7 +166,7 @@ def test_dit_patches_and_positions_in_nd() -> None:
 
 @pytest.mark.parametrize("dims, shape", [(1, (8, 1, 16)), (3, (8, 1, 2, 8, 8))])
 def test_training_steps_reduce_the_loss(dims: int, shape: tuple[int, ...]) -> None:
-    # Denoise a fixed toy batch of smooth signals: 40 Adam steps must cut the loss several-fold.
+    # Denoise a fixed toy batch of smooth signals: 40 Adam steps must cut the loss by more than 20x.
     torch.manual_seed(0)
     net = build_net("unet-tiny", in_channels=1, resolution=shape[-1], dims=dims)
     t = torch.linspace(-1, 1, shape[-1])
@@ -185,7 +185,7 @@ def test_training_steps_reduce_the_loss(dims: int, shape: tuple[int, ...]) -> No
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < losses[0] / 5, (losses[0], losses[-1])
+    assert losses[-1] < losses[0] / 20, (losses[0], losses[-1])  # typically 50-100x
 
 
 def test_errors_name_the_expected_shape() -> None:

@@ -43,6 +43,8 @@ __all__ = [
     "check_positive",
     "NoiseEmbedding",
     "check_context",
+    "check_dims",
+    "check_divisible",
     "pool_context",
     "check_image_cond",
     "check_inputs",
@@ -240,7 +242,7 @@ CONV: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
 def check_dims(owner: str, dims: Any) -> None:
     """Raise ValueError unless `dims` (the number of spatial axes) is 1, 2 or 3."""
-    if dims not in SPATIAL_AXES or isinstance(dims, bool):
+    if not isinstance(dims, int) or isinstance(dims, bool) or dims not in SPATIAL_AXES:
         raise ValueError(f"{owner}.dims must be 1 (audio, (C, L)), 2 (images, (C, H, W)) or 3 (video, (C, T, H, W)), "
                          f"got {dims!r}")
 
