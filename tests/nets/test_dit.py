@@ -102,7 +102,7 @@ def test_cross_attention_context(nudge) -> None:
     [
         (dict(in_channels=1, resolution=15), "resolution 15 .*patch_size 2"),
         (dict(in_channels=0, resolution=16), "in_channels.*0"),
-        (dict(in_channels=1, resolution=16, hidden_size=66), "hidden_size 66"),
+        (dict(in_channels=1, resolution=16, hidden_size=65), "hidden_size 65 must be even"),
         (dict(in_channels=1, resolution=16, depth=0), "depth.*0"),
         (dict(in_channels=1, resolution=16, dropout=-0.1), "dropout.*-0.1"),
         (dict(in_channels=1, resolution=16, channel_mult=(1, 2)), "channel_mult.*valid keys"),

@@ -148,7 +148,7 @@ def test_bad_inputs_raise() -> None:
         cond(torch.randn(2, 3, 16, 16), c)
     with pytest.raises(ValueError, match=r"c_noise.*\(3,\)"):
         cond(x, torch.randn(3))
-    with pytest.raises(ValueError, match="15x16 .*multiples of 2"):
+    with pytest.raises(ValueError, match=r"15x16 \(H, W\) is not divisible by 2.*H and W multiples of 2"):
         cond(torch.randn(2, 1, 15, 16), c)
     with pytest.raises(ValueError, match="context_dim=0"):
         cond(x, c, context=torch.randn(2, 4, 8))

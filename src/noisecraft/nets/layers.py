@@ -1,8 +1,11 @@
-"""Pieces shared by the denoiser networks: noise-level and class embeddings, attention, checks.
+"""Pieces shared by the denoiser networks: the conditioning embedding, attention, checks.
 
 Every network in `noisecraft.nets` has the same call:
 
     net(x, c_noise, class_labels=None, context=None) -> Tensor of x's shape
+
+* `x` (B, C, *spatial) has `dims` spatial axes: (B, C, L) audio (dims=1), (B, C, H, W) images
+  (dims=2), (B, C, T, H, W) video (dims=3). `SPATIAL_AXES` names them in error messages.
 
 * `c_noise` (B,) is whatever scalar the training process feeds the net: ¼·ln σ (EDM, about
   [-2, 2]), a time t in [0, 1] (flow matching, continuous VP) or a DDPM step in [0, 999].
@@ -14,8 +17,8 @@ Every network in `noisecraft.nets` has the same call:
   cross-attention; None means "no context" and skips the cross-attention layers.
   `context_mask` (B, L) bool, keyword-only, marks its real tokens (True) so that padded keys are
   ignored; a row with no real token makes the cross-attention add nothing for that sample.
-* `image_cond` (B, cond_channels, H, W), keyword-only, is an image concatenated to x along the
-  channels at the input (SR3 / Palette-style conditioning: a low-res image, a masked image and its
+* `image_cond` (B, cond_channels, *spatial), keyword-only, is a signal of x's spatial size
+  concatenated to x along the channels at the input (SR3 / Palette-style conditioning: a low-res image, a masked image and its
   mask); required exactly when the net was built with `cond_channels > 0`.
 
 Nothing here knows about diffusion processes; this module imports only torch.
@@ -33,10 +36,15 @@ from torch import Tensor, nn
 
 __all__ = [
     "Attention",
+    "CONV",
+    "ConditionedNet",
+    "SPATIAL_AXES",
     "NetConfig",
     "check_positive",
     "NoiseEmbedding",
     "check_context",
+    "check_dims",
+    "check_divisible",
     "pool_context",
     "check_image_cond",
     "check_inputs",
@@ -74,6 +82,52 @@ class NoiseEmbedding(nn.Module):
         phase = c_noise.float()[:, None] * self.freqs[None, :]  # (B, F)
         feats = torch.cat([phase.cos(), phase.sin()], dim=1)  # (B, 2F)
         return self.mlp(feats.to(self.mlp[0].weight.dtype))  # (B, dim)
+
+
+class ConditionedNet(nn.Module):
+    """Base of the denoiser nets: the one conditioning embedding they all share.
+
+        emb = SiLU(MLP(Fourier(c_noise)) + W_class·onehot(label) [+ W_ctx·pool(context) + b])   (B, dim)
+
+    `add_condition_embedding` creates the layers as the net's own attributes `noise_emb`,
+    `class_emb` (bias-free, so an all-zero label row adds exactly nothing) and `context_emb`
+    (only with `pooled_context`). They sit on the net itself rather than in a submodule so that
+    the parameter names (`noise_emb.mlp.0.weight`, ...) stay those of the runs saved before this
+    class existed; nets call it where they always built these layers, so seeded inits and the
+    parameter order are unchanged too.
+    """
+
+    noise_emb: NoiseEmbedding
+    class_emb: nn.Linear | None
+    context_emb: nn.Linear | None
+
+    def add_condition_embedding(self, dim: int, num_classes: int, context_dim: int, pooled_context: bool) -> None:
+        self.noise_emb = NoiseEmbedding(dim)
+        self.class_emb = nn.Linear(num_classes, dim, bias=False) if num_classes else None
+        self.context_emb = nn.Linear(context_dim, dim) if context_dim and pooled_context else None
+
+    def embed_condition(
+        self,
+        c_noise: Tensor,
+        class_labels: Tensor | None,
+        context: Tensor | None,
+        context_mask: Tensor | None,
+        dtype: torch.dtype,
+    ) -> Tensor:
+        """c_noise (B,), labels, context -> the conditioning vector (B, dim), already through SiLU.
+
+        The class labels are checked here (`class_onehot`); c_noise and the context are checked
+        by the caller (`check_inputs`, `check_context`).
+        """
+        num_classes = 0 if self.class_emb is None else self.class_emb.in_features
+        onehot = class_onehot(class_labels, num_classes, c_noise.shape[0], dtype)
+        emb = self.noise_emb(c_noise)  # (B, dim)
+        if onehot is not None:
+            assert self.class_emb is not None
+            emb = emb + self.class_emb(onehot)  # a zero row adds exactly nothing
+        if self.context_emb is not None and context is not None:
+            emb = emb + self.context_emb(pool_context(context, context_mask))  # the prompt as a whole (B, dim)
+        return F.silu(emb)  # shared by every block's modulation
 
 
 class Attention(nn.Module):
@@ -179,13 +233,32 @@ def class_onehot(class_labels: Tensor | None, num_classes: int, batch_size: int,
     return F.one_hot(class_labels.long(), num_classes).to(dtype)
 
 
-def check_inputs(x: Tensor, c_noise: Tensor, in_channels: int) -> Tensor:
-    """Check x (B, in_channels, H, W) and c_noise; return c_noise as a (B,) tensor.
+# The names of the spatial axes of x (B, C, *spatial) for a net of each rank, for error messages.
+SPATIAL_AXES: dict[int, tuple[str, ...]] = {1: ("L",), 2: ("H", "W"), 3: ("T", "H", "W")}
+
+# The convolution for each spatial rank.
+CONV: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+
+
+def check_dims(owner: str, dims: Any) -> None:
+    """Raise ValueError unless `dims` (the number of spatial axes) is 1, 2 or 3."""
+    if not isinstance(dims, int) or isinstance(dims, bool) or dims not in SPATIAL_AXES:
+        raise ValueError(f"{owner}.dims must be 1 (audio, (C, L)), 2 (images, (C, H, W)) or 3 (video, (C, T, H, W)), "
+                         f"got {dims!r}")
+
+
+def shape_str(*names: Any) -> str:
+    return "(" + ", ".join(str(n) for n in names) + ")"
+
+
+def check_inputs(x: Tensor, c_noise: Tensor, in_channels: int, dims: int = 2) -> Tensor:
+    """Check x (B, in_channels, *spatial) with `dims` spatial axes and c_noise; return c_noise as (B,).
 
     A 0-d c_noise is broadcast to the batch; any other shape than (B,) is an error.
     """
-    if x.ndim != 4 or x.shape[1] != in_channels:
-        raise ValueError(f"expected x of shape (B, {in_channels}, H, W), got {tuple(x.shape)}")
+    if x.ndim != dims + 2 or x.shape[1] != in_channels:
+        raise ValueError(f"x must have shape {shape_str('B', in_channels, *SPATIAL_AXES[dims])} for a {dims}-D net, "
+                         f"got {tuple(x.shape)}")
     c_noise = torch.as_tensor(c_noise, device=x.device)
     if c_noise.ndim == 0:
         c_noise = c_noise.expand(x.shape[0])
@@ -230,11 +303,10 @@ def check_context(context: Tensor | None, context_dim: int, batch_size: int, con
 
 
 def check_image_cond(image_cond: Tensor | None, cond_channels: int, x: Tensor) -> None:
-    """Check a concatenation condition (B, cond_channels, H, W) against x (B, C, H, W).
+    """Check a concatenation condition (B, cond_channels, *spatial) against x (B, C, *spatial).
 
     Required when the net was built with cond_channels > 0, refused otherwise.
     """
-    B, _, H, W = x.shape
     if cond_channels == 0:
         if image_cond is not None:
             raise ValueError(
@@ -242,12 +314,35 @@ def check_image_cond(image_cond: Tensor | None, cond_channels: int, x: Tensor) -
                 f"{tuple(image_cond.shape)} was given; pass image_cond=None or build it with cond_channels > 0"
             )
         return
-    want = (B, cond_channels, H, W)
+    axes = SPATIAL_AXES.get(x.ndim - 2, ("*spatial",))
+    want = (x.shape[0], cond_channels, *x.shape[2:])
+    pattern = shape_str("B", "cond_channels", *axes)
     if image_cond is None:
-        raise ValueError(f"this network needs image_cond of shape (B, cond_channels, H, W) = {want} "
+        raise ValueError(f"this network needs image_cond of shape {pattern} = {want} "
                          f"(it was built with cond_channels={cond_channels}), got None")
     if tuple(image_cond.shape) != want:
-        raise ValueError(f"expected image_cond of shape (B, cond_channels, H, W) = {want}, got {tuple(image_cond.shape)}")
+        raise ValueError(f"expected image_cond of shape {pattern} = {want}, got {tuple(image_cond.shape)}")
+
+
+def check_divisible(x: Tensor, factors: tuple[int, ...], what: str) -> None:
+    """Check that each spatial size of x (B, C, *spatial) is divisible by its entry of `factors`
+    (1 = free); the error names the sizes, the factors and the axes."""
+    sizes = tuple(x.shape[2:])
+    if all(n % f == 0 for n, f in zip(sizes, factors)):
+        return
+    axes = SPATIAL_AXES[len(sizes)]
+    by_factor: dict[int, list[str]] = {}
+    for axis, f in zip(axes, factors):
+        by_factor.setdefault(f, []).append(axis)
+
+    def join(names: list[str]) -> str:  # "T", "H and W", "T, H and W"
+        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+    need = "; ".join(f"{join(names)} {'multiples' if len(names) > 1 else 'a multiple'} of {f}"
+                     for f, names in by_factor.items() if f > 1)
+    free = by_factor.get(1)
+    raise ValueError(f"input size {'x'.join(map(str, sizes))} ({', '.join(axes)}) is not divisible by {what}; "
+                     f"this net needs {need}" + (f" ({join(free)} free)" if free else ""))
 
 
 class NetConfig:

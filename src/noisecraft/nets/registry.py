@@ -1,12 +1,17 @@
 """Size presets for the networks, and rebuilding a network from its saved config.
 
     net = build_net("unet-small", in_channels=1, resolution=16, num_classes=10, dropout=0.1)
+    audio = build_net("unet-tiny", in_channels=1, resolution=256, dims=1)    # x (B, 1, L)
+    video = build_net("unet-tiny", in_channels=3, resolution=32, dims=3)     # x (B, 3, T, 32, 32)
     json.dump(net.config, f)                      # saved next to the weights
     twin = build_net_from_config(json.load(f))    # same architecture, same parameter names
 
 A preset is a plain factory `(*, in_channels, resolution, num_classes=0, **overrides) -> nn.Module`
-in `NET_PRESETS`; overrides are fields of the architecture's config dataclass. Architectures are
-looked up in one fixed table keyed by the config's "name" - never by class-name strings.
+in `NET_PRESETS`; overrides are fields of the architecture's config dataclass, `dims` (1, 2 or 3
+spatial axes; default 2) among them. `resolution` is the spatial side: the length L of audio, the
+side of square images, the frame side H = W of video (whose number of frames is free). Presets have
+the same widths and depths for every rank. Architectures are looked up in one fixed table keyed by
+the config's "name" - never by class-name strings; configs saved before `dims` existed are 2-D.
 """
 
 from __future__ import annotations
@@ -99,11 +104,13 @@ NET_PRESETS: dict[str, Callable[..., nn.Module]] = {
 
 
 def build_net(name: str, *, in_channels: int, resolution: int, num_classes: int = 0, **overrides: Any) -> nn.Module:
-    """Build the preset `name` for images of `in_channels` x `resolution` x `resolution`.
+    """Build the preset `name` for samples of `in_channels` channels and spatial side `resolution`:
+    (C, L) with `dims=1`, (C, H, W) with the default `dims=2`, (C, T, H, W) with `dims=3`.
 
     `overrides` replace fields of the architecture's config (`UNetConfig` / `DiTConfig`), e.g.
-    `dropout=0.1`, `out_channels=2`, `context_dim=256`, `cond_channels=2` (an image condition
-    concatenated at the input, `net(x, c, image_cond=...)`). Every net has `net.config`.
+    `dims=1`, `dropout=0.1`, `out_channels=2`, `context_dim=256`, `cond_channels=2` (a signal
+    concatenated at the input, `net(x, c, image_cond=...)`), `temporal_patch=2` (video DiT).
+    Every net has `net.config`.
     """
     if name not in NET_PRESETS:
         raise ValueError(f"unknown network preset {name!r}; valid names: {sorted(NET_PRESETS)}")

@@ -1,23 +1,32 @@
-"""A U-Net denoiser in the ADM / EDM style (Dhariwal & Nichol 2021; Karras et al. 2022).
+"""A U-Net denoiser in the ADM / EDM style (Dhariwal & Nichol 2021; Karras et al. 2022), for
+signals of 1, 2 or 3 spatial axes (`dims`): audio (B, C, L), images (B, C, H, W), video (B, C, T, H, W).
 
-    x (B, C_in, H, W) ──conv_in──> encoder ──> middle ──> decoder ──norm, SiLU, conv_out──> (B, C_out, H, W)
-                                       └──── skip connections (concatenated) ───┘
+    x (B, C_in, *spatial) ──conv_in──> encoder ──> middle ──> decoder ──norm, SiLU, conv_out──> (B, C_out, *spatial)
+                                            └──── skip connections (concatenated) ───┘
 
-* The encoder has one level per entry of `channel_mult`; level l works at resolution H / 2**l
+* The encoder has one level per entry of `channel_mult`; level l works at resolution side / 2**l
   with `model_channels * channel_mult[l]` channels and holds `num_blocks` residual blocks, then a
   stride-2 convolution down to the next level. The decoder mirrors it with `num_blocks + 1`
   blocks per level, each reading one skip tensor, and nearest-neighbour upsampling + conv.
+  Convolutions and group norms have the rank of the input.
+* Video (dims=3) is factorized in space and time: only H and W are down-/upsampled (the number
+  of frames T is the same at every level and free at run time, T=1 included), convolutions are
+  full 3x3x3, and every attention place holds spatial self-attention within each frame followed
+  by temporal self-attention across frames at each pixel (Video Diffusion Models, Ho et al. 2022).
 * Residual blocks condition on the noise level (and class) through adaptive group norm,
-  AdaGN(h, e) = (1 + s(e))·GroupNorm(h) + b(e) (ADM Sec. 3, "scale-shift norm").
+  AdaGN(h, e) = (1 + s(e))·GroupNorm(h) + b(e) (ADM Sec. 3, "scale-shift norm"); the
+  conditioning vector e comes from the shared `ConditionedNet` embedding.
 * Self-attention runs after the blocks of the levels listed in `attn_resolutions` and in the
-  middle; with `context_dim > 0` a cross-attention layer follows every self-attention layer.
-* With `cond_channels > 0` an `image_cond` (B, cond_channels, H, W) is concatenated to x before
+  middle; with `context_dim > 0` a cross-attention layer follows every self-attention layer
+  (for video it reads the context from every position of every frame).
+* With `cond_channels > 0` an `image_cond` (B, cond_channels, *spatial) is concatenated to x before
   `conv_in` (SR3, Saharia et al. 2021; Palette, Saharia et al. 2022): the net sees [x, image].
 * The last conv of every block, the attention output projections and `conv_out` start at zero,
   so every block starts as the identity and the untrained net outputs exactly zero.
 
-Any input resolution divisible by 2**(levels-1) works; `resolution` in the config decides where
-the attention layers sit (and is what a checkpoint was trained at).
+Any input size whose spatial sides (L; H, W) are divisible by 2**(levels-1) works; `resolution`
+in the config is that side (L for audio, the frame side for video) at which the checkpoint was
+trained, and decides where the attention layers sit.
 """
 
 from __future__ import annotations
@@ -28,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import (Attention, NetConfig, NoiseEmbedding, check_context, pool_context, check_image_cond, check_inputs, check_positive,
-                     class_onehot, group_norm)
+from .layers import (CONV, Attention, ConditionedNet, NetConfig, check_context, check_dims, check_divisible,
+                     check_image_cond, check_inputs, check_positive, group_norm)
 
 __all__ = ["UNet", "UNetConfig"]
 
@@ -52,7 +61,8 @@ class UNetConfig(NetConfig):
     dropout: float = 0.0  # in every residual block, before its last conv
     context_dim: int = 0  # > 0: cross-attention to a (B, L, context_dim) context after each self-attention
     pooled_context: bool = False  # also add Linear(masked mean of the context) to the noise embedding (Imagen)
-    cond_channels: int = 0  # > 0: an image_cond (B, cond_channels, H, W) is concatenated to x before conv_in
+    cond_channels: int = 0  # > 0: an image_cond (B, cond_channels, *spatial) is concatenated to x before conv_in
+    dims: int = 2  # spatial axes: 1 (C, L), 2 (C, H, W) or 3 (C, T, H, W); configs saved without it are 2-D
 
     name = "unet"
 
@@ -72,10 +82,17 @@ class UNetConfig(NetConfig):
         return 2 ** (len(self.channel_mult) - 1)
 
     @property
+    def spatial_factors(self) -> tuple[int, ...]:
+        """What each spatial size of the input must be a multiple of (video: frames are free)."""
+        f = self.factor
+        return (1, f, f) if self.dims == 3 else (f,) * self.dims
+
+    @property
     def level_resolutions(self) -> tuple[int, ...]:
         return tuple(self.resolution // 2**level for level in range(len(self.channel_mult)))
 
     def _validate(self) -> None:
+        check_dims("UNetConfig", self.dims)
         check_positive(
             "UNetConfig",
             in_channels=self.in_channels,
@@ -112,22 +129,64 @@ def _zero(module: nn.Module) -> nn.Module:
     return module
 
 
-class AttentionLayer(nn.Module):
-    """Residual (cross-)attention over the pixels of x (B, C, H, W): x + Attn(GroupNorm(x))."""
+def _conv(dims: int, in_channels: int, out_channels: int, kernel: int, stride: int | tuple[int, ...] = 1) -> nn.Module:
+    """A 'same'-padded conv of the rank. For video (dims=3) the kernel is a full 3x3x3: one conv
+    per place keeps the module tree (and parameter names) of the 1-D/2-D nets, every block sees
+    motion over neighbouring frames (not only the levels with temporal attention), and with
+    zero padding a single frame (T=1) reads only the centre 3x3 slice, so the same net takes
+    images as one-frame videos (joint image/video training, Ho et al. 2022). A factorized
+    1x3x3 + 3x1x1 pair would save ~2/3 of the conv cost; at our sizes simplicity wins."""
+    return CONV[dims](in_channels, out_channels, kernel, stride=stride, padding=kernel // 2)
 
-    def __init__(self, channels: int, num_heads: int, context_dim: int | None = None) -> None:
+
+def _frame_pos_embed(num_frames: int, channels: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """Sin-cos embedding of the frame index, (T, channels): temporal attention is otherwise blind to
+    frame order. Computed for the T at hand, so any number of frames works."""
+    half = channels // 2
+    omega = 1.0 / 10000 ** (torch.arange(half, dtype=torch.float64) / max(half, 1))  # (C/2,)
+    phase = torch.arange(num_frames, dtype=torch.float64)[:, None] * omega[None, :]  # (T, C/2)
+    pe = torch.cat([phase.sin(), phase.cos(), torch.zeros(num_frames, channels - 2 * half, dtype=torch.float64)], 1)
+    return pe.to(device=device, dtype=dtype)
+
+
+class AttentionLayer(nn.Module):
+    """Residual (cross-)attention on x (B, C, *spatial): x + Attn(GroupNorm(x)), over a choice of axes.
+
+    * axes="all": every position attends to every other (1-D, 2-D and cross-attention).
+    * axes="space": (B, C, T, H, W) attends within each frame, normalised per frame: frames never mix.
+    * axes="time": each pixel attends over the frames at its place, normalised per pixel, with a
+      sin-cos frame index added to the normalised input: pixels never mix.
+    The pair space-then-time is the factorized space-time attention of Video Diffusion Models
+    (Ho et al. 2022, Sec. 3), which costs O(T·(HW)² + HW·T²) instead of O((THW)²).
+    """
+
+    def __init__(self, channels: int, num_heads: int, context_dim: int | None = None, axes: str = "all") -> None:
         super().__init__()
+        assert axes in ("all", "space", "time")
+        self.axes = axes
         self.norm = group_norm(channels)
         self.attn = Attention(channels, num_heads, context_dim=context_dim)
         _zero(self.attn.out)
 
     def forward(self, x: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None) -> Tensor:
-        B, C, H, W = x.shape
         if self.attn.is_cross and context is None:  # "no context": the layer is skipped
             return x
-        h = self.norm(x).flatten(2).transpose(1, 2)  # (B, HW, C)
-        h = self.attn(h, context, context_mask)  # (B, HW, C)
-        return x + h.transpose(1, 2).reshape(B, C, H, W)
+        if self.axes == "all":
+            tokens = self.norm(x).flatten(2).transpose(1, 2)  # (B, N, C)
+            out = self.attn(tokens, context, context_mask).transpose(1, 2)  # (B, C, N)
+            return x + out.reshape(x.shape)
+        # The norm sees only the sequence being attended over, so that nothing outside it leaks in.
+        B, C, T, H, W = x.shape
+        if self.axes == "space":
+            frames = x.transpose(1, 2).reshape(B * T, C, H, W)  # one sequence per frame
+            tokens = self.norm(frames).flatten(2).transpose(1, 2)  # (BT, HW, C)
+            out = self.attn(tokens).reshape(B, T, H, W, C).permute(0, 4, 1, 2, 3)
+        else:
+            pixels = x.permute(0, 3, 4, 1, 2).reshape(B * H * W, C, T)  # one sequence per pixel
+            tokens = self.norm(pixels).transpose(1, 2)  # (BHW, T, C)
+            tokens = tokens + _frame_pos_embed(T, C, x.device, tokens.dtype)  # (T, C) broadcast
+            out = self.attn(tokens).reshape(B, H, W, T, C).permute(0, 4, 3, 1, 2)
+        return x + out  # (B, C, T, H, W)
 
 
 class UNetBlock(nn.Module):
@@ -135,7 +194,10 @@ class UNetBlock(nn.Module):
 
         h = conv1(SiLU(GroupNorm(x)))
         h = conv2(Dropout(SiLU((1 + scale)·GroupNorm(h) + shift)))      scale, shift = Linear(emb)
-        out = skip(x) + h       then   out = out + SelfAttn(out) [+ CrossAttn(out, context)]
+        out = skip(x) + h       then   out = out + SelfAttn(out) [+ TemporalAttn(out)] [+ CrossAttn(out, context)]
+
+    For video (dims=3) SelfAttn works within each frame and TemporalAttn across the frames of
+    each pixel (Ho et al. 2022); cross-attention reads the context from every position.
     """
 
     def __init__(
@@ -146,61 +208,74 @@ class UNetBlock(nn.Module):
         dropout: float,
         num_heads: int = 0,  # 0: no attention
         context_dim: int = 0,
+        dims: int = 2,
     ) -> None:
         super().__init__()
         self.norm1 = group_norm(in_channels)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv1 = _conv(dims, in_channels, out_channels, 3)
         self.emb = nn.Linear(emb_channels, 2 * out_channels)
         self.norm2 = group_norm(out_channels, affine=False)  # the affine part comes from `emb`
         self.dropout = nn.Dropout(dropout)
-        self.conv2 = _zero(nn.Conv2d(out_channels, out_channels, 3, padding=1))
-        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
-        self.self_attn = AttentionLayer(out_channels, num_heads) if num_heads else None
+        self.conv2 = _zero(_conv(dims, out_channels, out_channels, 3))
+        self.skip = _conv(dims, in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+        video = dims == 3
+        self.self_attn = AttentionLayer(out_channels, num_heads, axes="space" if video else "all") if num_heads else None
+        self.temporal_attn = AttentionLayer(out_channels, num_heads, axes="time") if num_heads and video else None
         self.cross_attn = AttentionLayer(out_channels, num_heads, context_dim) if num_heads and context_dim else None
 
     def forward(self, x: Tensor, emb: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None) -> Tensor:
-        # x: (B, C_in, H, W), emb: (B, E) already passed through SiLU
-        h = self.conv1(F.silu(self.norm1(x)))  # (B, C_out, H, W)
-        scale, shift = self.emb(emb)[:, :, None, None].chunk(2, dim=1)  # (B, C_out, 1, 1) each
+        # x: (B, C_in, *spatial), emb: (B, E) already passed through SiLU
+        h = self.conv1(F.silu(self.norm1(x)))  # (B, C_out, *spatial)
+        ones = (None,) * (x.ndim - 2)
+        scale, shift = self.emb(emb)[(slice(None), slice(None), *ones)].chunk(2, dim=1)  # (B, C_out, 1, ...) each
         h = F.silu(torch.addcmul(shift, self.norm2(h), scale + 1))
-        h = self.conv2(self.dropout(h))  # (B, C_out, H, W)
+        h = self.conv2(self.dropout(h))  # (B, C_out, *spatial)
         x = self.skip(x) + h
         if self.self_attn is not None:
             x = self.self_attn(x)
+        if self.temporal_attn is not None:
+            x = self.temporal_attn(x)
         if self.cross_attn is not None:
             x = self.cross_attn(x, context, context_mask)
         return x
 
 
-class Downsample(nn.Module):
-    """(B, C, H, W) -> (B, C, H/2, W/2) with a stride-2 3x3 conv."""
+def _spatial_stride(dims: int) -> int | tuple[int, ...]:
+    """2 along every axis, except time for video: frames are never down-/upsampled, so T is free
+    at run time (any number of frames, T=1 included) and temporal detail is kept at every level."""
+    return (1, 2, 2) if dims == 3 else 2
 
-    def __init__(self, channels: int) -> None:
+
+class Downsample(nn.Module):
+    """(B, C, *spatial) -> (B, C, *spatial/2) with a stride-2 3x3 conv (video: (T, H/2, W/2))."""
+
+    def __init__(self, channels: int, dims: int = 2) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+        self.conv = _conv(dims, channels, channels, 3, stride=_spatial_stride(dims))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x)
 
 
 class Upsample(nn.Module):
-    """(B, C, H, W) -> (B, C, 2H, 2W): nearest-neighbour, then a 3x3 conv."""
+    """(B, C, *spatial) -> (B, C, *spatial·2): nearest-neighbour, then a 3x3 conv (video: (T, 2H, 2W))."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, dims: int = 2) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv = _conv(dims, channels, channels, 3)
+        self.scale: float | tuple[float, ...] = (1.0, 2.0, 2.0) if dims == 3 else 2.0
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return self.conv(F.interpolate(x, scale_factor=self.scale, mode="nearest"))
 
 
-class UNet(nn.Module):
-    """ADM/EDM-style U-Net: `net(x, c_noise, class_labels=None, context=None, *, context_mask=None, image_cond=None) -> (B, C_out, H, W)`."""
+class UNet(ConditionedNet):
+    """ADM/EDM-style U-Net: `net(x, c_noise, class_labels=None, context=None, *, context_mask=None, image_cond=None) -> (B, C_out, *spatial)`."""
 
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
         cfg = self.cfg = config
-        E = cfg.emb_channels
+        E, d = cfg.emb_channels, cfg.dims
         assert E is not None and cfg.out_channels is not None  # resolved by UNetConfig
 
         def heads(channels: int) -> int:  # about channels / attn_head_channels, and a divisor of channels
@@ -210,12 +285,10 @@ class UNet(nn.Module):
             return n
 
         # Conditioning: emb = MLP(Fourier(c_noise)) + W_class·onehot(label)   (B, E)
-        self.noise_emb = NoiseEmbedding(E)
-        self.class_emb = nn.Linear(cfg.num_classes, E, bias=False) if cfg.num_classes else None
-        self.context_emb = nn.Linear(cfg.context_dim, E) if cfg.context_dim and cfg.pooled_context else None
+        self.add_condition_embedding(E, cfg.num_classes, cfg.context_dim, cfg.pooled_context)
 
         ch = cfg.model_channels
-        self.conv_in = nn.Conv2d(cfg.in_channels + cfg.cond_channels, ch, 3, padding=1)  # x and image_cond
+        self.conv_in = _conv(d, cfg.in_channels + cfg.cond_channels, ch, 3)  # x and image_cond
         skips = [ch]  # channels of every tensor the encoder hands to the decoder
 
         # Encoder: level l at resolution/2**l.
@@ -223,20 +296,20 @@ class UNet(nn.Module):
         for level, mult in enumerate(cfg.channel_mult):
             attn = cfg.resolution // 2**level in cfg.attn_resolutions
             if level > 0:
-                self.enc[f"l{level}_down"] = Downsample(ch)
+                self.enc[f"l{level}_down"] = Downsample(ch, d)
                 skips.append(ch)
             for i in range(cfg.num_blocks):
                 out = cfg.model_channels * mult
                 self.enc[f"l{level}_block{i}"] = UNetBlock(
-                    ch, out, E, cfg.dropout, heads(out) if attn else 0, cfg.context_dim
+                    ch, out, E, cfg.dropout, heads(out) if attn else 0, cfg.context_dim, d
                 )
                 ch = out
                 skips.append(ch)
 
         # Middle, at the lowest resolution.
         self.mid = nn.ModuleList([
-            UNetBlock(ch, ch, E, cfg.dropout, heads(ch) if cfg.mid_attention else 0, cfg.context_dim),
-            UNetBlock(ch, ch, E, cfg.dropout),
+            UNetBlock(ch, ch, E, cfg.dropout, heads(ch) if cfg.mid_attention else 0, cfg.context_dim, d),
+            UNetBlock(ch, ch, E, cfg.dropout, dims=d),
         ])
 
         # Decoder: mirror image, each block concatenates one skip tensor.
@@ -246,15 +319,15 @@ class UNet(nn.Module):
             for i in range(cfg.num_blocks + 1):
                 out = cfg.model_channels * mult
                 self.dec[f"l{level}_block{i}"] = UNetBlock(
-                    ch + skips.pop(), out, E, cfg.dropout, heads(out) if attn else 0, cfg.context_dim
+                    ch + skips.pop(), out, E, cfg.dropout, heads(out) if attn else 0, cfg.context_dim, d
                 )
                 ch = out
             if level > 0:
-                self.dec[f"l{level}_up"] = Upsample(ch)
+                self.dec[f"l{level}_up"] = Upsample(ch, d)
         assert not skips
 
         self.norm_out = group_norm(ch)
-        self.conv_out = _zero(nn.Conv2d(ch, cfg.out_channels, 3, padding=1))
+        self.conv_out = _zero(_conv(d, ch, cfg.out_channels, 3))
 
     @property
     def config(self) -> dict:
@@ -272,37 +345,24 @@ class UNet(nn.Module):
         image_cond: Tensor | None = None,
     ) -> Tensor:
         cfg = self.cfg
-        c_noise = check_inputs(x, c_noise, cfg.in_channels)
+        c_noise = check_inputs(x, c_noise, cfg.in_channels, cfg.dims)
         check_image_cond(image_cond, cfg.cond_channels, x)
-        B, _, H, W = x.shape
-        if H % cfg.factor or W % cfg.factor:
-            raise ValueError(
-                f"input size {H}x{W} is not divisible by {cfg.factor} = 2**(levels-1); "
-                f"this U-Net needs height and width that are multiples of {cfg.factor}"
-            )
-        check_context(context, cfg.context_dim, B, context_mask)
-        onehot = class_onehot(class_labels, cfg.num_classes, B, x.dtype)
-
-        emb = self.noise_emb(c_noise)  # (B, E)
-        if onehot is not None:
-            assert self.class_emb is not None
-            emb = emb + self.class_emb(onehot)  # a zero row adds exactly nothing
-        if self.context_emb is not None and context is not None:
-            emb = emb + self.context_emb(pool_context(context, context_mask))  # the prompt as a whole (B, E)
-        emb = F.silu(emb)  # shared by every block's scale/shift projection
+        check_divisible(x, cfg.spatial_factors, f"{cfg.factor} = 2**(levels-1) (the U-Net's down-sampling factor)")
+        check_context(context, cfg.context_dim, x.shape[0], context_mask)
+        emb = self.embed_condition(c_noise, class_labels, context, context_mask, x.dtype)  # (B, E)
 
         if image_cond is not None:  # concatenation conditioning: the condition is never scaled by c_in
-            x = torch.cat([x, image_cond.to(x.dtype)], dim=1)  # (B, C_in + cond_channels, H, W)
-        h = self.conv_in(x)  # (B, model_channels, H, W)
+            x = torch.cat([x, image_cond.to(x.dtype)], dim=1)  # (B, C_in + cond_channels, *spatial)
+        h = self.conv_in(x)  # (B, model_channels, *spatial)
         skips = [h]
         for block in self.enc.values():
             h = block(h) if isinstance(block, Downsample) else block(h, emb, context, context_mask)
             skips.append(h)
         for block in self.mid:
-            h = block(h, emb, context, context_mask)  # (B, C_low, H/f, W/f)
+            h = block(h, emb, context, context_mask)  # (B, C_low, *spatial/f)   (video: (T, H/f, W/f))
         for block in self.dec.values():
             if isinstance(block, Upsample):
                 h = block(h)
             else:
                 h = block(torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)
-        return self.conv_out(F.silu(self.norm_out(h)))  # (B, C_out, H, W)
+        return self.conv_out(F.silu(self.norm_out(h)))  # (B, C_out, *spatial)
