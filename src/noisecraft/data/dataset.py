@@ -11,11 +11,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..io.readers import DataError, check_channels, to_unit_range  # noqa: F401 - re-exported
+
 __all__ = ["DataError", "ImageDataset"]
-
-
-class DataError(Exception):
-    """A dataset cannot be built: missing/empty folder, unreadable image, unknown dataset name."""
 
 
 class ImageDataset(Dataset):
@@ -89,13 +87,3 @@ class ImageDataset(Dataset):
 def check_resolution(resolution: int | None) -> None:
     if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0):
         raise ValueError(f"resolution must be a positive integer (e.g. 8, 16, 32, 64) or None, got {resolution!r}")
-
-
-def check_channels(channels: int | None) -> None:
-    if channels is not None and (isinstance(channels, bool) or not isinstance(channels, int) or channels not in (1, 3)):
-        raise ValueError(f"channels must be 1 (grayscale), 3 (RGB) or None (from the data), got {channels!r}")
-
-
-def to_unit_range(u8: Tensor) -> Tensor:
-    """uint8 0..255 -> float32 [-1, 1] (0 -> -1, 255 -> +1)."""
-    return u8.to(torch.float32) / 127.5 - 1.0
