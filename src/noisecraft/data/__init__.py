@@ -5,13 +5,13 @@
     ds = load_dataset("shapes", split="train")          # (N, 3, 32, 32) + ds.captions, ds.attributes
 """
 
-from .dataset import DataError, ImageDataset
+from .dataset import DataError, ImageDataset, SignalDataset
 from .digits import load_digits
 from .images import IMAGE_EXTENSIONS, list_image_files, load_image_folder
 from .registry import BUILTIN_DATASETS, BUILTIN_SPLITS, ON_ERROR, SPLITS, load_dataset
 from .shapes import CaptionedImageDataset, load_shapes
 
 __all__ = [
-    "DataError", "ImageDataset", "CaptionedImageDataset", "load_dataset", "BUILTIN_DATASETS", "BUILTIN_SPLITS",
+    "DataError", "SignalDataset", "ImageDataset", "CaptionedImageDataset", "load_dataset", "BUILTIN_DATASETS", "BUILTIN_SPLITS",
     "SPLITS", "ON_ERROR", "load_digits", "load_shapes", "load_image_folder", "list_image_files", "IMAGE_EXTENSIONS",
 ]
