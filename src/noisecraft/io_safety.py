@@ -17,6 +17,9 @@ Every place in noisecraft that reads weights goes through this module:
   would import or call code. Used only where a format we do not control (.pth) is accepted.
 * `check_tensors_match(expected, got, what=...)`: names, shapes and dtypes of loaded tensors
   against a live model before `load_state_dict` (which would silently cast dtypes).
+* `read_npz_array(path, key, shape=...)`: one float array of an NPZ data file (not weights, but the
+  same rule: nothing is unpickled). The member's .npy header (dtype, shape) is checked before its
+  data is read, and the data is read with `allow_pickle=False`; defects raise `DataError`.
 * `check_safetensors_file(path)`: the header checks only, against the file's size, without reading
   the tensor data (for big third-party folders handed to another loader, e.g. transformers).
 
@@ -33,12 +36,16 @@ import pickle
 import re
 import struct
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from .io.readers import DataError
 
 __all__ = [
     "WeightFileError",
@@ -58,6 +65,7 @@ __all__ = [
     "read_weights",
     "check_finite",
     "check_tensors_match",
+    "read_npz_array",
 ]
 
 MAX_HEADER_BYTES = 100_000_000  # the limit safetensors itself enforces
@@ -342,3 +350,48 @@ def check_tensors_match(expected: Mapping[str, Tensor], got: Mapping[str, Any], 
         missing = [k for k in expected if k not in got]
         if missing:
             raise WeightMismatchError(source, f"it lacks tensor {missing[0]!r} of the model ({len(missing)} missing)")
+
+
+_NPZ_FLOATS = (np.float16, np.float32, np.float64)
+
+
+def _npy_header(f) -> tuple[tuple[int, ...], np.dtype]:
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    return tuple(int(v) for v in shape), np.dtype(dtype)
+
+
+def read_npz_array(path: str | os.PathLike, key: str, *, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The float array `key` of the NPZ file `path` (float16/32/64, never an object array), checked
+    against `shape` from its header before any data is read. Every defect is a one-line `DataError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"NPZ file {str(path)!r} {'is not a file' if path.exists() else 'does not exist'}")
+    member = key + ".npy"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if member not in names:
+                keys = sorted(n[:-4] if n.endswith(".npy") else n for n in names)
+                raise DataError(f"NPZ file {str(path)!r} has no array {key!r} (keys: {', '.join(keys) or 'none'}); "
+                                f"save the data as numpy.savez(path, {key}=array)")
+            with zf.open(member) as f:
+                got, dtype = _npy_header(f)
+            if dtype.hasobject or dtype.type not in _NPZ_FLOATS:
+                raise DataError(f"NPZ file {str(path)!r}: array {key!r} has dtype {dtype}; valid: float16, float32, float64 "
+                                "(object/pickled arrays are never loaded)")
+            if shape is not None and got != tuple(shape):
+                raise DataError(f"NPZ file {str(path)!r}: array {key!r} has shape {got}; expected {tuple(shape)}")
+            with zf.open(member) as f:
+                return np.lib.format.read_array(f, allow_pickle=False)
+    except DataError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - not a zip, truncated, bad header: all mean "unreadable file"
+        raise DataError(f"cannot read NPZ file {str(path)!r}: {type(e).__name__}: {_one_line(e)}") from e

@@ -1,8 +1,8 @@
-"""The one in-memory image dataset every source returns, and the error type for bad data.
+"""The one in-memory dataset every source returns (`SignalDataset`, images: `ImageDataset`), and the error type for bad data.
 
-Datasets are small enough to decode eagerly: all images live in one float32 tensor, so indexing is
+Datasets are small enough to decode eagerly: all examples live in one float32 tensor, so indexing is
 a tensor lookup, data order is exactly reproducible, and the trainer can draw batches and flips with
-its own generator. Random augmentation is never applied here (see `ImageDataset.hflip`).
+its own generator. Random augmentation is never applied here (see `SignalDataset.hflip`).
 """
 
 from __future__ import annotations
@@ -11,35 +11,42 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-__all__ = ["DataError", "ImageDataset"]
+from ..io.readers import DataError, check_channels, to_unit_range  # noqa: F401 - re-exported
+from ..modalities import default_modality, get_modality
+
+__all__ = ["DataError", "SignalDataset", "ImageDataset"]
 
 
-class DataError(Exception):
-    """A dataset cannot be built: missing/empty folder, unreadable image, unknown dataset name."""
+class SignalDataset(Dataset):
+    """Examples `data` (N, C, *spatial) float32 in [-1, 1], spatial rank 1-3, plus integer class labels (N,).
 
-
-class ImageDataset(Dataset):
-    """Images (N, C, H, W) float32 in [-1, 1] plus integer class labels (N,).
-
+    `data` is the rank-generic name; `images` is the same tensor (kept on every dataset so image code
+    and rank-generic code can share one attribute). `modality` names the modality that reads, writes
+    and previews the examples (`noisecraft.modalities`); by default `default_modality(sample_shape)`:
+    "image" for (1 or 3, H, W), else "array".
     `labels` is all zeros and `num_classes` is 0 when the data is unlabeled.
-    `hflip` only records whether horizontal flips are a valid augmentation for this data;
-    the trainer applies them with its own random generator so runs stay reproducible.
+    `hflip` only records whether flipping the last axis is a valid augmentation for this data;
+    the trainer applies it with its own random generator so runs stay reproducible.
     `skipped` / `skipped_files` list the files left out by `on_error="skip"` (folder sources).
     """
 
+    _ranks: tuple[int, ...] = (1, 2, 3)
+
     def __init__(
         self,
-        images: Tensor,
+        data: Tensor,
         labels: Tensor | None = None,
         *,
         class_names: list[str] | None = None,
         name: str = "",
         hflip: bool = False,
         skipped_files: list[str] | None = None,
+        modality: str | None = None,
     ) -> None:
-        if images.ndim != 4 or images.dtype != torch.float32:
-            raise ValueError(f"images must be a float32 tensor (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
-        n = images.shape[0]
+        if not isinstance(data, Tensor) or data.dtype != torch.float32 or data.ndim - 2 not in self._ranks:
+            what = f"{data.dtype} {tuple(data.shape)}" if isinstance(data, Tensor) else type(data).__name__
+            raise ValueError(f"{self._data_doc()}, got {what}")
+        n = data.shape[0]
         class_names = list(class_names or [])
         if labels is None:
             labels = torch.zeros(n, dtype=torch.long)
@@ -50,12 +57,37 @@ class ImageDataset(Dataset):
             raise ValueError(f"labels must lie in [0, {len(class_names)}), got [{int(labels.min())}, {int(labels.max())}]")
         if not class_names and n and bool(labels.any()):
             raise ValueError("unlabeled data (no class_names) must have all-zero labels")
-        self.images = images  # (N, C, H, W)
+        sample_shape = tuple(int(v) for v in data.shape[1:])
+        self.modality = default_modality(sample_shape) if modality is None else modality
+        get_modality(self.modality).check_shape(sample_shape)  # ValueError naming the shape and the modality's rule
+        self.data = data  # (N, C, *spatial)
         self.labels = labels  # (N,)
         self.class_names = class_names
         self.name = name
         self.hflip = bool(hflip)
         self.skipped_files = list(skipped_files or [])
+
+    @classmethod
+    def _data_doc(cls) -> str:
+        return "data must be a float32 tensor (N, C, *spatial) with spatial rank 1, 2 or 3"
+
+    @property
+    def images(self) -> Tensor:
+        """The same tensor as `data` (the name image code has always used)."""
+        return self.data
+
+    @images.setter
+    def images(self, value: Tensor) -> None:
+        self.data = value
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """(C, *spatial) of one example."""
+        return tuple(int(v) for v in self.data.shape[1:])
+
+    @property
+    def spatial_rank(self) -> int:
+        return self.data.ndim - 2
 
     @property
     def num_classes(self) -> int:
@@ -63,25 +95,56 @@ class ImageDataset(Dataset):
 
     @property
     def channels(self) -> int:
-        return int(self.images.shape[1])
-
-    @property
-    def resolution(self) -> int:
-        return int(self.images.shape[-1])
+        return int(self.data.shape[1])
 
     @property
     def skipped(self) -> int:
         return len(self.skipped_files)
 
     def __len__(self) -> int:
-        return int(self.images.shape[0])
+        return int(self.data.shape[0])
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
-        return self.images[i], self.labels[i]
+        return self.data[i], self.labels[i]
 
     def __repr__(self) -> str:
         return (
-            f"ImageDataset(name={self.name!r}, n={len(self)}, channels={self.channels}, "
+            f"{type(self).__name__}(name={self.name!r}, n={len(self)}, sample_shape={self.sample_shape}, "
+            f"modality={self.modality!r}, num_classes={self.num_classes}, hflip={self.hflip}, skipped={self.skipped})"
+        )
+
+
+class ImageDataset(SignalDataset):
+    """Images (N, C, H, W) float32 in [-1, 1] plus integer class labels (N,): a `SignalDataset` of
+    spatial rank 2, with `resolution` (the side length W)."""
+
+    _ranks = (2,)
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor | None = None,
+        *,
+        class_names: list[str] | None = None,
+        name: str = "",
+        hflip: bool = False,
+        skipped_files: list[str] | None = None,
+        modality: str | None = None,
+    ) -> None:
+        super().__init__(images, labels, class_names=class_names, name=name, hflip=hflip,
+                         skipped_files=skipped_files, modality=modality)
+
+    @classmethod
+    def _data_doc(cls) -> str:
+        return "images must be a float32 tensor (N, C, H, W)"
+
+    @property
+    def resolution(self) -> int:
+        return int(self.data.shape[-1])
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageDataset(name={self.name!r}, n={len(self)}, channels={self.channels}, "  # subclasses rename it
             f"resolution={self.resolution}, num_classes={self.num_classes}, hflip={self.hflip}, skipped={self.skipped})"
         )
 
@@ -89,13 +152,3 @@ class ImageDataset(Dataset):
 def check_resolution(resolution: int | None) -> None:
     if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0):
         raise ValueError(f"resolution must be a positive integer (e.g. 8, 16, 32, 64) or None, got {resolution!r}")
-
-
-def check_channels(channels: int | None) -> None:
-    if channels is not None and (isinstance(channels, bool) or not isinstance(channels, int) or channels not in (1, 3)):
-        raise ValueError(f"channels must be 1 (grayscale), 3 (RGB) or None (from the data), got {channels!r}")
-
-
-def to_unit_range(u8: Tensor) -> Tensor:
-    """uint8 0..255 -> float32 [-1, 1] (0 -> -1, 255 -> +1)."""
-    return u8.to(torch.float32) / 127.5 - 1.0

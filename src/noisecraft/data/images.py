@@ -8,7 +8,7 @@
   first-level folder. With all images directly in the root the data is unlabeled. A mix is
   ambiguous and raises `DataError` (pass `labels=False` to ignore the folders). Classes come from
   the folders holding image *files*, before decoding, so a skipped file never shifts class indices.
-* Decoding: the first frame only (GIF/animated WebP); EXIF orientation applied; palette, 1-bit,
+* Decoding (`noisecraft.io.readers`, shared with the image modality): the first frame only (GIF/animated WebP); EXIF orientation applied; palette, 1-bit,
   CMYK and YCbCr images become RGB; 16-bit grayscale is scaled 0..65535 -> 0..255 (Pillow's own
   conversion would clip it); transparency is composited on black (alpha premultiplied), which
   matches the -1 background of the built-in data. ICC profiles are ignored.
@@ -34,15 +34,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
+from ..io.readers import _open, _to_channels, _why, decode_image, read_image
 from .dataset import DataError, ImageDataset, check_channels, check_resolution, to_unit_range
 
 __all__ = ["IMAGE_EXTENSIONS", "list_image_files", "load_image_folder", "read_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 _ON_ERROR = ("strict", "skip")
-_GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 
 
 def _ext_list() -> str:
@@ -61,77 +61,9 @@ def list_image_files(root: str | os.PathLike) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
-def _open(path: Path) -> Image.Image:
-    """Open lazily (header only), turning Pillow's decompression-bomb warning into an error."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            return Image.open(path)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise DataError(f"decompression bomb refused (limit Image.MAX_IMAGE_PIXELS={Image.MAX_IMAGE_PIXELS}): {e}") from e
-
-
-def _composite_on_black(arr: np.ndarray) -> np.ndarray:
-    """(H, W, K+1) uint8 with alpha last -> premultiplied colour, i.e. over a black background:
-    (H, W) for gray + alpha (K = 1), (H, W, 3) for RGBA."""
-    color, alpha = arr[..., :-1].astype(np.uint32), arr[..., -1:].astype(np.uint32)
-    out = ((color * alpha + 127) // 255).astype(np.uint8)
-    return out[..., 0] if out.shape[-1] == 1 else out
-
-
-def _normalize(img: Image.Image) -> np.ndarray:
-    """Any Pillow image -> (H, W) gray or (H, W, 3) RGB uint8 array, alpha composited on black."""
-    mode = img.mode
-    transparent = "transparency" in img.info and img.info["transparency"] is not None
-    if mode.startswith("I;16") or mode == "I":
-        arr = np.asarray(img, dtype=np.int64)
-        return ((np.clip(arr, 0, 65535) * 255 + 32767) // 65535).astype(np.uint8)  # 16-bit range -> 8-bit
-    if mode == "F":
-        return np.asarray(img.convert("L"))
-    if mode in _GRAY_MODES:  # "1", "L", "LA", "La"
-        if mode in ("LA", "La") or transparent:
-            return _composite_on_black(np.asarray(img.convert("LA")))
-        return np.asarray(img.convert("L"))
-    if mode in ("RGBA", "RGBa", "PA") or transparent:  # alpha channel, or P/RGB with a transparent colour key
-        return _composite_on_black(np.asarray(img.convert("RGBA")))
-    return np.asarray(img.convert("RGB"))  # RGB, P, CMYK, YCbCr, LAB, HSV
-
-
-def _decode_full(path: Path) -> np.ndarray:
-    """Decode one image at its own size -> (H, W) gray or (H, W, 3) RGB uint8. Raises on any defect."""
-    with _open(path) as img:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img.seek(0)  # first frame of GIF / animated WebP
-            img.load()  # full decode now: truncated or corrupt data fails here, not later
-        img = ImageOps.exif_transpose(img)
-        return np.ascontiguousarray(_normalize(img))
-
-
-def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Tensor:
-    """One image file at its own size -> float32 (C, H, W) in [-1, 1], decoded by the same rules as
-    `load_image_folder` (first frame, EXIF orientation, alpha on black). channels: 1 or 3 converts
-    (RGB -> gray by ITU-R 601 luma, gray -> RGB by repetition); None keeps 1 for grayscale files, else 3.
-    An unreadable or missing file raises `DataError` naming it."""
-    check_channels(channels)
-    path = Path(path)
-    if not path.is_file():
-        what = "is not a file" if path.exists() else "does not exist"
-        raise DataError(f"image {str(path)!r} {what}")
-    try:
-        arr = _decode_full(path)
-    except MemoryError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any decoder failure means "unreadable file"
-        raise DataError(f"cannot read image {str(path)!r}: {_why(e)}") from e
-    if channels is None:
-        channels = 1 if arr.ndim == 2 else 3
-    return to_unit_range(torch.from_numpy(_to_channels(arr, channels)).permute(2, 0, 1).contiguous())
-
-
 def _decode(path: Path, resolution: int) -> np.ndarray:
     """Decode one image -> (r, r) or (r, r, 3) uint8. Raises on any defect."""
-    arr = _decode_full(path)
+    arr = decode_image(path)
     pil = Image.fromarray(arr)  # mode "L" or "RGB"
     w, h = pil.size
     side = min(w, h)
@@ -146,10 +78,6 @@ def _shorter_side(path: Path) -> int:
     if min(w, h) < 1:
         raise DataError(f"image has no pixels ({w}x{h})")
     return min(w, h)
-
-
-def _why(e: Exception) -> str:
-    return str(e) if isinstance(e, DataError) else f"{type(e).__name__}: {e}"
 
 
 def load_image_folder(
@@ -245,14 +173,3 @@ def load_image_folder(
         hflip=hflip,
         skipped_files=skipped,
     )
-
-
-def _to_channels(a: np.ndarray, channels: int) -> np.ndarray:
-    """(H, W) or (H, W, 3) uint8 -> (H, W, channels) uint8."""
-    if a.ndim == 2:
-        return np.repeat(a[..., None], channels, axis=-1)
-    if channels == 3:
-        return a
-    # ITU-R 601-2 luma, the weights Pillow uses for RGB -> "L"
-    luma = a.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]

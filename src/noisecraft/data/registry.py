@@ -1,4 +1,4 @@
-"""`load_dataset`: one entry point for built-in datasets and image folders.
+"""`load_dataset`: one entry point for built-in datasets (images, 1-D waves, 3-D blobs) and image folders.
 
 `source` is looked up among the built-in names first, then treated as a folder path; write a
 folder that shares a built-in's name as a path ("./digits") to load the folder.
@@ -10,20 +10,24 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .dataset import DataError, ImageDataset, check_channels, check_resolution
+from .blobs import load_blobs
+from .dataset import DataError, SignalDataset, check_channels, check_resolution
 from .digits import load_digits
 from .images import IMAGE_EXTENSIONS, load_image_folder
 from .shapes import SHAPES_SPLITS, load_shapes
+from .waves import load_waves
 
 __all__ = ["BUILTIN_DATASETS", "BUILTIN_SPLITS", "SPLITS", "ON_ERROR", "load_dataset"]
 
 SPLITS = ("train", "test", "all")
 ON_ERROR = ("strict", "skip")
 
-# name -> loader(resolution=, split=, channels=, labels=, hflip=) -> ImageDataset
-BUILTIN_DATASETS: dict[str, Callable[..., ImageDataset]] = {
+# name -> loader(resolution=, split=, channels=, labels=, hflip=) -> SignalDataset (images: ImageDataset)
+BUILTIN_DATASETS: dict[str, Callable[..., SignalDataset]] = {
     "digits": load_digits,
     "shapes": load_shapes,
+    "waves": load_waves,  # 1-D (1, 64), modality "array"
+    "blobs": load_blobs,  # 3-D (1, 8, 16, 16), modality "array"
 }
 
 # Built-ins with splits beyond SPLITS (e.g. shapes' "heldout" colour-shape pairs).
@@ -41,11 +45,11 @@ def load_dataset(
     labels: bool = True,
     on_error: str = "strict",
     hflip: bool = False,
-) -> ImageDataset:
+) -> SignalDataset:
     """Load a built-in dataset by name, or every image under a folder.
 
-    resolution: output side length; None keeps the built-in's native size (digits: 8, shapes: 32) or, for a
-        folder, the smallest shorter side found.
+    resolution: output side length (waves: the length; blobs: the frame side); None keeps the built-in's
+        native size (digits: 8, shapes: 32, waves: 64, blobs: 16) or, for a folder, the smallest shorter side found.
     split: "train", "test" or "all". Built-ins have a fixed held-out "test" split; a folder is used
         whole, so it accepts "train" and "all" (same data) and rejects "test". "shapes" also has
         "heldout" (= "test": unseen colour-shape pairs) and "test_seen" (see `BUILTIN_SPLITS`).

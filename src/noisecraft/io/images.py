@@ -4,16 +4,15 @@ Values map linearly [-1, 1] -> [0, 255] (clamped, rounded; NaN becomes 0 = mid g
 (C, H, W) with C = 1 (grayscale), 3 (RGB) or 4 (RGBA). `scale` enlarges by an integer factor with
 nearest-neighbour repetition, so tiny samples (8x8 digits) stay crisp and viewable.
 
-Every write is atomic: the file is written to a hidden temp file in the target folder and moved into
-place with `os.replace`, so a reader (or a crash) never sees a half-written image. Missing parent
-folders are created.
+Every write is atomic (`noisecraft.io.files.atomic_write`): the file is written to a hidden temp file
+in the target folder and moved into place with `os.replace`, so a reader (or a crash) never sees a
+half-written image. Missing parent folders are created.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,12 +21,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-__all__ = ["to_uint8", "save_image", "make_grid", "save_grid", "save_gif"]
+from .files import _UMASK, atomic_write  # noqa: F401 - _UMASK re-exported for tests
 
-# Read the process umask once (at import, normally single-threaded): mkstemp creates files 0600,
-# and we give the finished file the permissions a plain open() would have given it.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+__all__ = ["to_uint8", "save_image", "make_grid", "save_grid", "save_gif"]
 
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
@@ -64,23 +60,7 @@ def _format_for(path: Path) -> str:
 
 
 def _atomic_save(img: Image.Image, path: str | os.PathLike, fmt: str, **params) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **params)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return atomic_write(path, lambda f: img.save(f, format=fmt, **params))
 
 
 def save_image(x: Tensor, path: str | os.PathLike, *, scale: int = 1) -> Path:

@@ -1,0 +1,41 @@
+"""`noisecraft data export`: real examples of a built-in dataset as files (`noisecraft.data.export`).
+
+    noisecraft data export DATASET --split S --n N [--seed S] [--scale K] --out DIR
+
+The command only parses options and calls `export_dataset`; its ValueError / DataError become the
+main CLI's one-line `error: ...` exits (status 2) through `_user_errors`. Register the group in the
+main CLI with `cli.add_command(data_group, "data")`.
+"""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["data_group", "export_cmd"]
+
+
+def _errors():
+    from .main import _user_errors  # lazy: main.py imports this module to register it (as eval_cmd does)
+
+    return _user_errors()
+
+
+@click.group("data")
+def data_group() -> None:
+    """Built-in datasets as files."""
+
+
+@data_group.command("export")
+@click.argument("dataset")
+@click.option("--split", required=True, help="Split to draw from: train | test | all (shapes also heldout, test_seen).")
+@click.option("--n", "n", type=int, required=True, help="Number of examples (a seeded random subset of the split).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random subset.")
+@click.option("--scale", type=int, help="Display scale of image files (default: the modality's, 4 for images).")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="New (or empty) folder to write.")
+def export_cmd(dataset: str, split: str, n: int, seed: int, scale: int | None, out: str) -> None:
+    """Write N examples of a built-in DATASET (digits, shapes, waves, blobs) plus labels.csv to --out."""
+    from ..data.export import export_dataset
+
+    with _errors():
+        path = export_dataset(dataset, split=split, n=n, seed=seed, out=out, scale=scale)
+    click.echo(f"wrote {n} {dataset} examples ({split}) and labels.csv to {path}")
