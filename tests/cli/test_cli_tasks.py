@@ -118,11 +118,11 @@ def test_same_seed_same_result(tiny_run, files, tmp_path):
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["inpaint", "{run}", "--image", "{in}/image.png", "--mask", "{in}/mask-small.png"], ["mask is", "the image is"]),
-        (["inpaint", "{run}", "--image", "{in}/big.png", "--mask", "{in}/mask.png"], ["image is", "the model was trained at"]),
+        (["inpaint", "{run}", "--image", "{in}/image.png", "--mask", "{in}/mask-small.png"], ["mask-small.png' is 4x4", "valid sizes: 8x8 (native) or 16x16 (display scale 2)"]),
+        (["inpaint", "{run}", "--image", "{in}/big.png", "--mask", "{in}/mask.png"], ["big.png' is 12x12", "valid sizes: 8x8"]),
         (["img2img", "{run}", "--image", "{in}/image.png", "--strength", "1.5"], ["--strength 1.5"]),
         (["img2img", "{run}", "--image", "{in}/image.png", "--strength", "0"], ["--strength 0"]),
-        (["img2img", "{run}", "--image", "{in}/big.png", "--strength", "0.5"], ["the model was trained at"]),
+        (["img2img", "{run}", "--image", "{in}/big.png", "--strength", "0.5"], ["is 12x12", "valid sizes: 8x8 (native) or 16x16"]),
         (["img2img", "{run}", "--image", "{in}/image.png", "--strength", "0.5", "--guidance", "-1"], ["--guidance -1"]),
         (["img2img", "{run}", "--image", "{in}/image.png", "--strength", "0.5", "--class", "99"], ["--class 99"]),
         (["img2img", "{run}", "--image", "{in}/missing.png", "--strength", "0.5"], ["missing.png", "does not exist"]),

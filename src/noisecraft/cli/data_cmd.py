@@ -3,21 +3,17 @@
     noisecraft data export DATASET --split S --n N [--seed S] [--scale K] --out DIR
 
 The command only parses options and calls `export_dataset`; its ValueError / DataError become the
-main CLI's one-line `error: ...` exits (status 2) through `_user_errors`. Register the group in the
-main CLI with `cli.add_command(data_group, "data")`.
+CLI's one-line `error: ...` exits (status 2) through `cli.common.user_errors`; main.py registers the
+group as `noisecraft data`.
 """
 
 from __future__ import annotations
 
 import click
 
+from .common import user_errors
+
 __all__ = ["data_group", "export_cmd"]
-
-
-def _errors():
-    from .main import _user_errors  # lazy: main.py imports this module to register it (as eval_cmd does)
-
-    return _user_errors()
 
 
 @click.group("data")
@@ -36,6 +32,6 @@ def export_cmd(dataset: str, split: str, n: int, seed: int, scale: int | None, o
     """Write N examples of a built-in DATASET (digits, shapes, waves, blobs) plus labels.csv to --out."""
     from ..data.export import export_dataset
 
-    with _errors():
+    with user_errors():
         path = export_dataset(dataset, split=split, n=n, seed=seed, out=out, scale=scale)
     click.echo(f"wrote {n} {dataset} examples ({split}) and labels.csv to {path}")

@@ -219,9 +219,11 @@ def demo(out, steps, per_class, nfe, sets, quiet) -> None:
 
 
 def _register_subcommands() -> None:
+    from .data_cmd import data_group
     from .eval_cmd import eval_group
     from .tasks_cmd import img2img_cmd, inpaint_cmd, upscale_cmd
 
+    cli.add_command(data_group, "data")
     cli.add_command(eval_group, "eval")
     cli.add_command(inpaint_cmd, "inpaint")
     cli.add_command(img2img_cmd, "img2img")

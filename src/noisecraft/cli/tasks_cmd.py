@@ -65,7 +65,7 @@ def _load_mask(path: str, run) -> torch.Tensor:
     """MASK PNG (white = regenerate, black = known), native or display scale -> (1, H, W) float, 1 = known."""
     from ..modalities import get_modality
 
-    m = get_modality(run.modality).read(path, (1, *run.shape[1:]), scale=run.config.sample.scale)
+    m = get_modality(run.modality).read_mask(path, tuple(run.shape[1:]), scale=run.config.sample.scale)
     return ((m + 1) / 2 < 0.5).float()
 
 

@@ -36,7 +36,7 @@ def conditioners_for_training(cfg: Config, dataset: Any, *, saved: Sequence[Mapp
         out.append(ClassLabels(dataset.class_names, cfg.train.class_dropout))
     cc = cfg.cond
     if cc.image:
-        side = int(dataset.images.shape[-1])
+        side = int(dataset.data.shape[-1])
         if cc.image == "lowres" and side % cc.lowres_factor:
             raise ConfigError(f"cond.lowres_factor = {cc.lowres_factor} does not divide the training resolution {side}; "
                               f"valid: a divisor of {side} that is >= 2")

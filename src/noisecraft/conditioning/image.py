@@ -114,7 +114,7 @@ class ImageCondition(Conditioner):
 
     def preview_values(self, dataset: Any, idx: Tensor) -> Tensor:
         gen = torch.Generator().manual_seed(PREVIEW_SEED)
-        return self.build(dataset.images[idx], gen)
+        return self.build(dataset.data[idx], gen)
 
     def preview_rows(self, values: Tensor) -> Tensor:
         """What the model was given: the masked image (unknown pixels 0, mid-gray), or the upsampled low-res image."""

@@ -43,7 +43,7 @@ def grad_norm(params: list[Tensor]) -> float:
 
 def _micro_batch(state: TrainState, dataset: Any, size: int, device: torch.device) -> Batch:
     idx = state.order.take(size)
-    x0 = dataset.images[idx]  # (B, C, *spatial)
+    x0 = dataset.data[idx]  # (B, C, *spatial)
     if dataset.hflip:  # flips along the last axis, drawn from the trainer's generator
         flip = torch.rand(size, generator=state.generator) < 0.5
         x0 = torch.where(flip.reshape((-1,) + (1,) * (x0.ndim - 1)), x0.flip(-1), x0)
