@@ -110,7 +110,7 @@ class Previews(Hook):
 
     def write(self, module: torch.nn.Module, step: int) -> Path:
         sc = self.cfg.sample
-        idx, nrow = preview_indices(self.ds, sc.per_class, any(c.key == "class_labels" for c in self.conditioners))
+        idx, nrow = preview_indices(self.ds, sc.per_class)
         values = {c.key: c.preview_values(self.ds, idx) for c in self.conditioners}
         denoiser = build_denoiser(module, self.cfg).eval()
         spec = sc.spec(seed=self.cfg.train.seed)
@@ -124,12 +124,12 @@ class Previews(Hook):
         return path
 
 
-def preview_indices(dataset: Any, per_row: int, by_class: bool) -> tuple[torch.Tensor, int]:
+def preview_indices(dataset: Any, per_row: int) -> tuple[torch.Tensor, int]:
     """Training examples whose conditions the preview uses, and the row length: one row of
-    per_row per class (class-conditional), per distinct first caption (captioned data), else a
+    per_row per class (labelled data), per distinct first caption (captioned data), else a
     per_row x per_row square of the first examples."""
     n = len(dataset)
-    if by_class and getattr(dataset, "num_classes", 0):
+    if getattr(dataset, "num_classes", 0):
         firsts = [int((dataset.labels == c).nonzero()[0]) for c in range(dataset.num_classes) if (dataset.labels == c).any()]
         return torch.tensor(firsts).repeat_interleave(per_row), per_row
     captions = getattr(dataset, "captions", None)
