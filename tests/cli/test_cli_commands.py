@@ -155,3 +155,13 @@ def test_demo_quick(tmp_path):
 def test_module_entry_point_help():
     r = run("--help")
     assert r.exit_code == 0 and "train" in r.output and "sample" in r.output and "demo" in r.output
+
+
+def test_data_export_through_the_main_cli(tmp_path):
+    """`noisecraft data export` is registered on the real CLI; bad values are one-line errors."""
+    out = tmp_path / "exp"
+    result = run("data", "export", "waves", "--split", "test", "--n", 3, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["000000.npz", "000001.npz", "000002.npz", "labels.csv"]
+    assert_user_error(run("data", "export", "waves", "--split", "test", "--n", 3, "--out", out), "not empty")
+    assert_user_error(run("data", "export", "nope", "--split", "test", "--n", 3, "--out", tmp_path / "x"), "nope")

@@ -93,7 +93,7 @@ def default_extractor(
 
     if source not in BUILTIN_DATASETS:
         raise EvalError(f"dataset {source!r} has no default feature extractor; fit one with `noisecraft eval "
-                        f"fit-features {source} --out FEATURES` and pass --features FEATURES (or --features inception)")
+                        f"fit-features {source} --out FEATURES` and pass features=FEATURES (or features='inception')")
     root = Path(cache_dir) if cache_dir is not None else cache_root() / "features"
     folder = root / f"{source}-r{resolution or 'native'}-c{channels or 'native'}"
     if (folder / "extractor.json").is_file():
@@ -135,7 +135,7 @@ def _feature_metrics(
         need = min_samples_for_stats(feats.shape[1])
         if feats.shape[0] < need:
             raise EvalError(f"FD with {feats.shape[1]}-d features needs at least {need} samples, got "
-                            f"{feats.shape[0]}; raise --n or use an extractor with fewer features")
+                            f"{feats.shape[0]}; raise n or use an extractor with fewer features")
         out["fd"] = frechet_distance_from_stats(real.stats, feature_stats(feats, "generated features"))
     if "kid" in metrics:
         r = kid(real.features, feats, num_subsets=kid_subsets, subset_size=kid_subset_size, seed=seed)

@@ -463,7 +463,7 @@ def save_extractor(extractor: FeatureExtractor, path: str | Path) -> Path:
         raise EvalError("only classifier extractors are saved this way; an Inception extractor is its weight file")
     out = Path(path)
     if out.exists() and not out.is_dir():
-        raise EvalError(f"--out {str(out)!r} is a file; give a folder for the feature extractor")
+        raise EvalError(f"out_dir {str(out)!r} is a file; give a folder for the feature extractor")
     out.mkdir(parents=True, exist_ok=True)
     meta = {"format": FEATURES_FORMAT, "kind": "classifier", "config": asdict(net.config),
             "class_names": extractor.class_names, "fingerprint": extractor.fingerprint,
@@ -500,15 +500,15 @@ def load_extractor(path: str | Path) -> FeatureExtractor:
     p = Path(path)
     if p.is_dir():
         if not (p / "extractor.json").is_file():
-            raise EvalError(f"--features {text!r} is a folder without extractor.json; give a folder written by "
+            raise EvalError(f"features {text!r} is a folder without extractor.json; give a folder written by "
                             "`noisecraft eval fit-features`, an Inception weight file, or 'inception'")
         return _load_classifier(p)
     if p.suffix in (".pth", ".pt", ".safetensors", ".bin"):
         return inception_extractor(p)
     if not p.exists():
-        raise EvalError(f"--features {text!r} does not exist; give a folder written by `noisecraft eval fit-features`, "
+        raise EvalError(f"features {text!r} does not exist; give a folder written by `noisecraft eval fit-features`, "
                         f"an Inception weight file (.pth/.safetensors), or 'inception'")
-    raise EvalError(f"--features {text!r} is not a feature-extractor folder or a .pth/.safetensors weight file")
+    raise EvalError(f"features {text!r} is not a feature-extractor folder or a .pth/.safetensors weight file")
 
 
 # ------------------------------------------------------------------------------------------------

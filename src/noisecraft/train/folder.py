@@ -37,22 +37,22 @@ def _start_leftover(p: Path) -> bool:
 
 
 def check_fresh_out(out: Path) -> None:
-    """Refuse an --out that cannot hold a new run, before any data is read or anything is created:
+    """Refuse an out_dir that cannot hold a new run, before any data is read or anything is created:
     a file, a folder inside a file, an existing run, a non-empty folder, or an unwritable place."""
     if out.exists() and not out.is_dir():
-        raise RunError(f"--out {str(out)!r} is a file, not a folder")
+        raise RunError(f"out_dir {str(out)!r} is a file, not a folder")
     if out.is_dir():
         if is_run(out):
-            raise RunError(f"{str(out)!r} already holds a run; resume it with `noisecraft train --resume {out}` or choose another --out")
+            raise RunError(f"{str(out)!r} already holds a run; resume it with `noisecraft train --resume {out}` or choose another out_dir")
         if not all(_start_leftover(p) for p in out.iterdir()):
-            raise RunError(f"--out {str(out)!r} is a non-empty folder that is not a run; choose an empty or new folder")
+            raise RunError(f"out_dir {str(out)!r} is a non-empty folder that is not a run; choose an empty or new folder")
         where = out
     else:  # the nearest existing ancestor is where the folder would be created
         where = next((a for a in out.absolute().parents if a.exists()), Path("/"))
         if not where.is_dir():
-            raise RunError(f"--out {str(out)!r} cannot be created: {str(where)!r} is a file, not a folder")
+            raise RunError(f"out_dir {str(out)!r} cannot be created: {str(where)!r} is a file, not a folder")
     if not os.access(where, os.W_OK | os.X_OK):
-        raise RunError(f"--out {str(out)!r} is not writable: no write permission for {str(where)!r} (or a read-only "
+        raise RunError(f"out_dir {str(out)!r} is not writable: no write permission for {str(where)!r} (or a read-only "
                        "file system); choose a folder you can write to")
 
 
@@ -69,7 +69,7 @@ def check_free_space(out: Path, cfg: Config, net: nn.Module) -> None:
     if free < need:
         raise RunError(f"not enough free space for {str(out)!r}: {free / 2**20:.0f} MiB free on {str(where)!r}, the run "
                        f"needs about {need / 2**20:.0f} MiB (checkpoints + post-hoc EMA snapshots); free space, choose "
-                       "another --out, or lower train.keep_checkpoints / raise ema.phema_every")
+                       "another out_dir, or lower train.keep_checkpoints / raise ema.phema_every")
 
 
 def prepare_fresh_run(out: Path, cfg: Config, run_meta: dict) -> None:
