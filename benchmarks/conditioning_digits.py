@@ -140,19 +140,16 @@ def super_resolution(plain, lowres_model, images, labels, extractor, seed: int) 
 def cfg_curve(plain, info, extractor, per_class: int, seed: int) -> tuple[list[dict], dict, dict]:
     from noisecraft.data import load_dataset
     from noisecraft.eval import build_reference, evaluate_samples
-    from noisecraft.train.run import generate
-
     train = load_dataset("digits", resolution=16, split="train")
     test = load_dataset("digits", resolution=16, split="test")
     ref = build_reference(train.images, extractor, holdout=test.images, holdout_labels=test.labels,
                           metrics=("fd", "acc"), name="digits-train")
     sc = info.config.sample
     labels = torch.arange(10).repeat(per_class)  # classes in turn
+    spec = info.spec(seed=seed)
     rows, grids = [], {}
     for w in CFG_WEIGHTS:
-        x, sec = _timed(lambda: generate(plain, len(labels), (1, 16, 16), seed=seed, class_labels=labels, num_classes=10,
-                                         guidance=w, solver=sc.solver, nfe=sc.nfe, sigma_min=sc.sigma_min,
-                                         sigma_max=sc.sigma_max).clamp(-1, 1))
+        x, sec = _timed(lambda: info.generate(spec.replace(guidance=w), len(labels), class_labels=labels).clamp(-1, 1))
         m = evaluate_samples(x, ref, labels=labels, metrics=("fd", "acc"))
         row = {"guidance": w, "accuracy": m["accuracy"], "fd": m["fd"], "coverage": m["coverage"], "n": len(labels),
                "solver": sc.solver, "nfe": sc.nfe, "seconds": sec}
@@ -248,20 +245,21 @@ def main(argv: list[str] | None = None) -> int:
 
     from noisecraft.data import load_dataset
     from noisecraft.eval import default_extractor
-    from noisecraft.train.run import load_denoiser
+    from noisecraft.runs import Run
 
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     extractor = default_extractor("digits", resolution=16)
     test = load_dataset("digits", resolution=16, split="test")
     images, labels = test.images[: args.n], test.labels[: args.n]
-    plain, info = load_denoiser(args.plain)
+    info = Run.open(args.plain)
+    plain = info.denoiser()
     result: dict[str, Any] = {"runs": {"plain": args.plain, "mask": args.mask, "lowres": args.lowres},
                               "training": args.training, "machine": machine_info()}
     inpaint_ex = sr_ex = cfg_grids = None
     if "inpaint" in parts:
-        result["inpaint"], inpaint_ex = inpainting(plain, load_denoiser(args.mask)[0], images, labels, extractor, args.seed)
+        result["inpaint"], inpaint_ex = inpainting(plain, Run.open(args.mask).denoiser(), images, labels, extractor, args.seed)
     if "sr" in parts:
-        result["sr"], sr_ex = super_resolution(plain, load_denoiser(args.lowres)[0], images, labels, extractor, args.seed)
+        result["sr"], sr_ex = super_resolution(plain, Run.open(args.lowres).denoiser(), images, labels, extractor, args.seed)
     if "cfg" in parts:
         result["cfg"], cfg_grids, result["cfg_noise_floor"] = cfg_curve(plain, info, extractor, args.cfg_per_class, args.seed)
     md = _markdown(result)

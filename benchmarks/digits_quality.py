@@ -58,20 +58,16 @@ def train_classifier(resolution: int):
 
 def evaluate(run_dir: str, *, per_class: int = 100, guidance: float | None = None, weights: str = "ema",
              solver: str | None = None, nfe: int | None = None, seed: int = 1000) -> dict:
-    from noisecraft.train.run import generate, load_denoiser
+    from noisecraft.runs import Run
 
-    den, info = load_denoiser(run_dir, weights)
-    sc = info.config.sample
-    guidance = sc.guidance if guidance is None else guidance
-    solver = solver or sc.solver
-    nfe = nfe or sc.nfe
-    clf, train, test, clf_acc = train_classifier(info.resolution)
+    info = Run.open(run_dir)
+    spec = info.spec(guidance=guidance, solver=solver, nfe=nfe or None, seed=seed)
+    guidance, solver, nfe = spec.guidance, spec.solver, spec.nfe
+    clf, train, test, clf_acc = train_classifier(info.shape[-1])
 
     labels = torch.arange(info.num_classes).repeat_interleave(per_class)
     t0 = time.perf_counter()
-    x = generate(den, len(labels), (info.channels, info.resolution, info.resolution), seed=seed, class_labels=labels,
-                 num_classes=info.num_classes, guidance=guidance, solver=solver, nfe=nfe,
-                 sigma_min=sc.sigma_min, sigma_max=sc.sigma_max).clamp(-1, 1)
+    x = info.generate(spec, len(labels), weights=weights, class_labels=labels).clamp(-1, 1)
     gen_seconds = time.perf_counter() - t0
     xs = _flat(x)
     pred = clf.predict(xs)

@@ -38,19 +38,18 @@ def train_digits(out: Path, steps: int) -> dict:
     from noisecraft.data import load_dataset
     from noisecraft.train import loop
     from noisecraft.config import load_config
-    from noisecraft.train.run import generate, load_denoiser
+    from noisecraft.runs import Run
 
     cfg = load_config("digits", [f"train.steps={steps}", f"train.device='{DEVICE}'", "train.threads=4"])
     t0 = time.perf_counter()
     res = loop.train(cfg, out / "digits-cuda", progress=False)
     wall = time.perf_counter() - t0
-    den, info = load_denoiser(res.run_dir, device=DEVICE)
+    run = Run.open(res.run_dir)
+    run.denoiser(device=DEVICE)  # load the weights before timing
     labels = torch.arange(1000) % 10
     _sync()
     t1 = time.perf_counter()
-    x = generate(den, 1000, (info.channels, info.resolution, info.resolution), seed=0, class_labels=labels,
-                 num_classes=10, guidance=cfg.sample.guidance, solver=cfg.sample.solver, nfe=cfg.sample.nfe,
-                 batch_size=1000)
+    x = run.generate(run.spec(seed=0), 1000, device=DEVICE, batch_size=1000, class_labels=labels)
     _sync()
     sample_s = time.perf_counter() - t1
     ext = default_extractor("digits", resolution=16)
@@ -66,12 +65,12 @@ def train_digits(out: Path, steps: int) -> dict:
 def determinism(out: Path) -> dict:
     from noisecraft.train import loop
     from noisecraft.config import load_config
-    from noisecraft.train.run import load_denoiser
+    from noisecraft.runs import Run
 
     def run(name: str, device: str) -> dict:
         cfg = load_config("tiny", ["train.steps=50", f"train.device='{device}'", "train.tensorboard=false"])
         loop.train(cfg, out / name, progress=False)
-        den, _ = load_denoiser(out / name, weights="raw")
+        den = Run.open(out / name).denoiser("raw")
         return {k: v.detach().cpu() for k, v in den.net.state_dict().items()}
 
     a, b, c = run("gpu-a", DEVICE), run("gpu-b", DEVICE), run("cpu", "cpu")

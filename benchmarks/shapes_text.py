@@ -39,9 +39,9 @@ def _prompts(ds, n: int, seed: int) -> list[str]:
 
 def _training_summary(run: Path) -> dict:
     """Steps, batch and samples seen from the run, plus CPU seconds if the launcher recorded them."""
-    from noisecraft.train.run import read_run
+    from noisecraft.runs import Run
 
-    info = read_run(run)
+    info = Run.open(run)
     out = {"steps": None, "batch_size": info.config.train.batch_size, "samples_seen": None,
            "encoder": info.config.text.encoder, "net": info.config.net.name}
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
@@ -73,13 +73,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     from noisecraft.data import load_dataset
     from noisecraft.eval.shapes_judge import load_or_train_shapes_judge
-    from noisecraft.train.run import generate, load_denoiser
+    from noisecraft.runs import Run
 
     weights = [float(w) for w in args.guidance.split(",")]
-    den, info = load_denoiser(args.run, args.weights, device=args.device)
-    if info.text is None:
+    info = Run.open(args.run)
+    if info.conditioner("prompts") is None:
         sys.exit(f"error: {args.run} is not a text-conditioned run")
-    shape = (info.channels, info.resolution, info.resolution)
     splits = {name: load_dataset("shapes", split=name, labels=False) for name in ("test_seen", "heldout")}
     for name, ds in splits.items():
         if args.n > len(ds):
@@ -92,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
         from noisecraft.eval.evaluate import default_extractor
         from noisecraft.eval.metrics import min_samples_for_stats
 
-        extractor = default_extractor("shapes", resolution=info.resolution, echo=print)
+        extractor = default_extractor("shapes", resolution=info.shape[-1], echo=print)
         if 2 * args.n < min_samples_for_stats(extractor.feature_dim):
             sys.exit(f"error: FD needs at least {min_samples_for_stats(extractor.feature_dim)} samples; "
                      f"give --n >= {(min_samples_for_stats(extractor.feature_dim) + 1) // 2} or --no-fd")
@@ -106,8 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
         samples = []
         t0, c0 = time.perf_counter(), _cpu_s()
         for name in splits:
-            x = generate(den, args.n, shape, seed=args.seed, prompts=prompts[name], guidance=w, solver=args.solver,
-                         nfe=args.nfe).clamp(-1, 1)
+            spec = info.spec(seed=args.seed, guidance=w, solver=args.solver, nfe=args.nfe)
+            x = info.generate(spec, args.n, weights=args.weights, device=args.device, prompts=prompts[name]).clamp(-1, 1)
             samples.append(x)
             acc = judge.evaluate(x, attrs[name])
             row[name] = {"match": acc["all"], **{k: acc[k] for k in ("color", "shape", "position")}}

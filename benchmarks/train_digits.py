@@ -152,23 +152,28 @@ def train_noisecraft(budgets: list[float], threads: int, workdir: Path) -> tuple
     return snaps, info
 
 
-def noisecraft_denoiser(cfg, state: dict):
-    from noisecraft.train import build_net
-    from noisecraft.train.run import build_denoiser
+def _classes():
+    from noisecraft.conditioning import ClassLabels
 
-    net = build_net(cfg, channels=1, resolution=RESOLUTION, num_classes=NUM_CLASSES)
+    return ClassLabels([str(i) for i in range(NUM_CLASSES)])
+
+
+def noisecraft_denoiser(cfg, state: dict):
+    from noisecraft.runs import build_denoiser
+    from noisecraft.train import build_net
+
+    net = build_net(cfg, (1, RESOLUTION, RESOLUTION), [_classes()])
     net.load_state_dict(state)
     net.eval().requires_grad_(False)
     return build_denoiser(net, cfg).eval()
 
 
 def noisecraft_samples(cfg, state: dict, labels: torch.Tensor, seed: int, guidance: float) -> torch.Tensor:
-    from noisecraft.train.run import generate
+    from noisecraft.runs import generate
 
-    sc = cfg.sample
-    return generate(noisecraft_denoiser(cfg, state), len(labels), (1, RESOLUTION, RESOLUTION), seed=seed,
-                    class_labels=labels, num_classes=NUM_CLASSES, guidance=guidance, solver=sc.solver, nfe=sc.nfe,
-                    sigma_min=sc.sigma_min, sigma_max=sc.sigma_max, batch_size=len(labels)).clamp(-1, 1)
+    spec = cfg.sample.spec(seed=seed, guidance=guidance)
+    return generate(noisecraft_denoiser(cfg, state), len(labels), (1, RESOLUTION, RESOLUTION), spec, [_classes()],
+                    {"class_labels": labels}, batch_size=len(labels)).clamp(-1, 1)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -340,13 +345,12 @@ def time_to_reach(rows: list[dict], target: float, higher_better: bool) -> float
 
 def throughput(threads: int, batch_size: int, steps: int, rounds: int) -> dict:
     from noisecraft.data import load_dataset
-    from noisecraft.train.ema import EMA
-    from noisecraft.train import build_net, make_loss
-    from noisecraft.train.run import build_denoiser
+    from noisecraft.runs import build_denoiser
+    from noisecraft.train import EMA, build_net, make_loss
 
     cfg = noisecraft_config(threads)
     ds = load_dataset("digits", resolution=RESOLUTION, split="train")
-    net = build_net(cfg, channels=1, resolution=RESOLUTION, num_classes=NUM_CLASSES)
+    net = build_net(cfg, (1, RESOLUTION, RESOLUTION), [_classes()])
     den, loss_fn = build_denoiser(net, cfg).train(), make_loss(cfg)
     oc = cfg.optim
     opt = torch.optim.AdamW(net.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2), eps=oc.eps, weight_decay=oc.weight_decay)

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from noisecraft.data.shapes import load_shapes
-from noisecraft.runs.checkpoint import latest_checkpoint, load_checkpoint
 from noisecraft.config import ConfigError, load_config
 from noisecraft.train import build_net, make_loss, train
 from noisecraft.conditioning import TextConditionedNet, TextPrompts

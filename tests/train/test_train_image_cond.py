@@ -9,7 +9,7 @@ import torch
 from noisecraft.sampling import seeded_generators
 from noisecraft.tasks import Downsample, image_cond_of, inpaint, super_resolve
 from noisecraft.runs.checkpoint import flatten_state, latest_checkpoint, load_checkpoint
-from noisecraft.config import CondConfig, ConfigError, load_config
+from noisecraft.config import ConfigError, load_config
 from noisecraft.conditioning import ImageCondition, random_box_masks
 from noisecraft.train import train
 from noisecraft.runs import Run

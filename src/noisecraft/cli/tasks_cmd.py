@@ -21,7 +21,6 @@ use RePaint and the zero-shot inverse-problem methods.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import click
 import torch

@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 __all__ = [
     "std_to_exp",
