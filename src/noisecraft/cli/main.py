@@ -138,9 +138,10 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
 @click.option("--scale", type=int, help="Upscale factor of the saved PNGs (default: the run's sample.scale).")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:N | auto (CUDA when available).")
 def sample(run_dir, n, out, class_, prompt, solver, nfe, guidance, seed, weights, scale, device) -> None:
-    """Draw N samples from a trained run; writes DIR/000000.png ... and DIR/grid.png
-    (and DIR/prompts.txt, one prompt per sample, with --prompt)."""
+    """Draw N samples from a trained run; writes DIR/000000.png ... (.npz for array runs) and
+    DIR/grid.png at the display scale (and DIR/prompts.txt, one prompt per sample, with --prompt)."""
     with user_errors():
+        from ..modalities import get_modality
         from ..runs import Run
         from ..runtime import num_threads
 
@@ -161,7 +162,8 @@ def sample(run_dir, n, out, class_, prompt, solver, nfe, guidance, seed, weights
         if "prompts" in values:
             nrow = n // len(prompt) if len(prompt) > 1 else nrow
             outp.mkdir(parents=True, exist_ok=True)
-            lines = "".join(f"{i:06d}.png\t{p}\n" for i, p in enumerate(values["prompts"]))
+            ext = get_modality(run.modality).file_ext
+            lines = "".join(f"{i:06d}{ext}\t{p}\n" for i, p in enumerate(values["prompts"]))
             (outp / "prompts.txt").write_text(lines, encoding="utf-8")
         write_samples(run, x, outp, nrow=nrow, scale=scale)
     click.echo(f"wrote {n} samples and grid.png to {out}")

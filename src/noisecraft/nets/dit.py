@@ -34,14 +34,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .layers import (CONV, SPATIAL_AXES, Attention, ConditionedNet, NetConfig, check_context, check_dims, check_divisible,
+from .layers import (CONV, SPATIAL_AXES, Attention, ConditionedNet, ArchConfig, check_context, check_dims, check_divisible,
                      check_image_cond, check_inputs, check_positive)
 
 __all__ = ["DiT", "DiTConfig", "sincos_pos_embed", "sincos_pos_embed_2d"]
 
 
 @dataclass(frozen=True)
-class DiTConfig(NetConfig):
+class DiTConfig(ArchConfig):
     """Everything that decides the DiT's architecture; saved next to the weights as JSON."""
 
     in_channels: int

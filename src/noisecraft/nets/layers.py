@@ -39,7 +39,7 @@ __all__ = [
     "CONV",
     "ConditionedNet",
     "SPATIAL_AXES",
-    "NetConfig",
+    "ArchConfig",
     "check_positive",
     "NoiseEmbedding",
     "check_context",
@@ -345,7 +345,7 @@ def check_divisible(x: Tensor, factors: tuple[int, ...], what: str) -> None:
                      f"this net needs {need}" + (f" ({join(free)} free)" if free else ""))
 
 
-class NetConfig:
+class ArchConfig:
     """Mixin for the frozen dataclass configs of the networks: a JSON-ready dict and back.
 
     `to_dict()` adds the architecture `name` ("unet", "dit") that `build_net_from_config` uses
@@ -362,7 +362,7 @@ class NetConfig:
         return out
 
     @classmethod
-    def from_dict(cls, config: Mapping[str, Any]) -> "NetConfig":
+    def from_dict(cls, config: Mapping[str, Any]) -> "ArchConfig":
         config = dict(config)
         name = config.pop("name", cls.name)
         if name != cls.name:

@@ -37,14 +37,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import (CONV, Attention, ConditionedNet, NetConfig, check_context, check_dims, check_divisible,
+from .layers import (CONV, Attention, ConditionedNet, ArchConfig, check_context, check_dims, check_divisible,
                      check_image_cond, check_inputs, check_positive, group_norm)
 
 __all__ = ["UNet", "UNetConfig"]
 
 
 @dataclass(frozen=True)
-class UNetConfig(NetConfig):
+class UNetConfig(ArchConfig):
     """Everything that decides the U-Net's architecture; saved next to the weights as JSON."""
 
     in_channels: int

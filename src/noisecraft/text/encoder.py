@@ -22,14 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nets.layers import NetConfig, check_positive
+from ..nets.layers import ArchConfig, check_positive
 from .tokenizer import WordTokenizer
 
 __all__ = ["SmallTextEncoderConfig", "SmallTextEncoder", "SmallTextConditioner"]
 
 
 @dataclass(frozen=True)
-class SmallTextEncoderConfig(NetConfig):
+class SmallTextEncoderConfig(ArchConfig):
     """Everything that decides the encoder's architecture; saved next to the weights as JSON."""
 
     vocab_size: int
