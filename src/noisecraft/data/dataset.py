@@ -120,20 +120,6 @@ class ImageDataset(SignalDataset):
 
     _ranks = (2,)
 
-    def __init__(
-        self,
-        images: Tensor,
-        labels: Tensor | None = None,
-        *,
-        class_names: list[str] | None = None,
-        name: str = "",
-        hflip: bool = False,
-        skipped_files: list[str] | None = None,
-        modality: str | None = None,
-    ) -> None:
-        super().__init__(images, labels, class_names=class_names, name=name, hflip=hflip,
-                         skipped_files=skipped_files, modality=modality)
-
     @classmethod
     def _data_doc(cls) -> str:
         return "images must be a float32 tensor (N, C, H, W)"
