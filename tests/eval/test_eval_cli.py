@@ -128,3 +128,15 @@ def test_eval_too_few_samples_for_fd(tiny_run, tiny_features, tmp_path):
     result = run("eval", tiny_run, "--n", 5, "--features", tiny_features[0], "--out", tmp_path / "r")
     assert_user_error(result, "--n 5 is too small for FD with 8-d features", "need at least 9")
     assert not (tmp_path / "r").exists()
+
+
+def test_eval_of_a_run_without_default_features_is_one_line(tmp_path):
+    """A 1-D (array) run: no default evaluation features yet, said in one line before any work."""
+    from noisecraft.config import load_config
+    from noisecraft.train import train
+
+    train(load_config("tiny", ["data.source=waves", "data.resolution=16", "train.steps=1", "ema.phema_every=0",
+                               "train.tensorboard=false", "sample.per_class=1"]), tmp_path / "w", progress=False)
+    res = CliRunner().invoke(main_cli, ["eval", str(tmp_path / "w"), "--out", str(tmp_path / "rep"), "--n", "16"])
+    assert res.exit_code == 2 and "no default evaluation features for the array modality" in res.output
+    assert not (tmp_path / "rep").exists()

@@ -47,8 +47,8 @@ def _common(fn):
 
 def _model_channels(run) -> int:
     if run.shape[0] not in (1, 3) or run.modality != "image":
-        raise UserError(f"run {run.path} is a {run.modality} model with shape {run.shape}; only 1- or 3-channel image "
-                        "models take image files")
+        raise UserError(f"run {run.path} is a model of {run.modality} data with shape {run.shape}; only 1- or 3-channel "
+                        "image models take image files")
     return run.shape[0]
 
 

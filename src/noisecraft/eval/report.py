@@ -74,11 +74,15 @@ def evaluate_run(
     nll_n: held-out images whose likelihood is computed when "nll" is among the metrics.
     """
     from ..io import save_grid
+    from ..modalities import get_modality
     from ..runs import Run, prepare_values
     from ..runtime import num_threads
     from ..sampling import SpecError
 
     run = Run.open(run_dir)
+    if features is None and get_modality(run.modality).eval_features is None:
+        raise EvalError(f"run {str(run_dir)!r} holds {run.modality} data {run.shape}: there are no default evaluation "
+                        f"features for the {run.modality} modality yet; evaluation scores image runs")
     metrics = parse_metrics(metrics)
     sc = run.config.sample
     if not 2 <= n <= 1_000_000:

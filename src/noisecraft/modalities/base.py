@@ -62,6 +62,9 @@ class Modality(ABC):
     ranks: tuple[int, ...] = ()
     file_ext: str = ""
     display_scale: int = 1
+    # Default evaluation features (noisecraft.eval): "classifier" = a small classifier fitted on the
+    # built-in dataset (`default_extractor`); None = none yet (evaluation needs features= given).
+    eval_features: str | None = None
 
     # --- shapes -------------------------------------------------------------------------------------
     def check_shape(self, shape: Sequence[int]) -> None:

@@ -34,6 +34,7 @@ class ImageModality(Modality):
     ranks = (2,)
     file_ext = ".png"
     display_scale = IMAGE_DISPLAY_SCALE
+    eval_features = "classifier"
 
     def shape_doc(self) -> str:
         return "(C, H, W) with C = 1 (gray) or 3 (RGB)"

@@ -33,15 +33,19 @@ def _previous_best(metric: str, best: Any) -> dict | None:
     return None
 
 
-def _extractor(cfg: Config, progress: bool):
+def _extractor(cfg: Config, modality: str, progress: bool):
     from ..data import BUILTIN_DATASETS
     from ..eval.evaluate import default_extractor
     from ..eval.features import load_extractor
+    from ..modalities import get_modality
 
     ec = cfg.eval
     echo = (lambda m: print(m, flush=True)) if progress else None
     if ec.features:
         return load_extractor(ec.features)
+    if get_modality(modality).eval_features is None:
+        raise ConfigError(f"eval.every > 0 needs evaluation features, and the {modality} modality has no default "
+                          "ones yet; set eval.every = 0 (or eval.features to a feature-extractor folder)")
     if cfg.data.source in BUILTIN_DATASETS:
         return default_extractor(cfg.data.source, resolution=cfg.data.resolution or None,
                                  channels=cfg.data.channels or None, echo=echo)
@@ -64,7 +68,7 @@ class Evaluation(Hook):
         self.direction = METRIC_DIRECTIONS.get(self.metric, "min")
         self.best = _previous_best(self.metric, best)
         with torch.random.fork_rng(devices=[]):
-            extractor = _extractor(cfg, progress)
+            extractor = _extractor(cfg, dataset.modality, progress)
             if "fd" in ec.metrics and ec.n < min_samples_for_stats(extractor.feature_dim):
                 raise ConfigError(f"eval.n = {ec.n} is too small for FD with {extractor.feature_dim}-d features; valid: "
                                   f">= {min_samples_for_stats(extractor.feature_dim)} (or drop 'fd' from eval.metrics)")
