@@ -4,11 +4,11 @@ from .api import BudgetExceeded, DenoiserError, check_sigmas, default_sigmas, sa
 from .noise import NoiseSource, randn, seeded_generators
 from .optimize import optimize_schedule
 from .reference import solve_pf_ode
-from .registry import SOLVERS, SolverInfo, get_solver
+from .registry import DEFAULT_SOLVER, SOLVERS, SolverInfo, get_solver
 from .spec import SamplingSpec, SpecError
 
 __all__ = [
     "BudgetExceeded", "DenoiserError", "check_sigmas", "default_sigmas", "sample",
     "NoiseSource", "randn", "seeded_generators", "solve_pf_ode", "optimize_schedule",
-    "SOLVERS", "SolverInfo", "get_solver", "SamplingSpec", "SpecError",
+    "SOLVERS", "DEFAULT_SOLVER", "SolverInfo", "get_solver", "SamplingSpec", "SpecError",
 ]

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..core.schedules import get_schedule
 from .noise import Generators, NoiseSource
-from .registry import DEFAULT_OPTIONS, SolverInfo, get_solver
+from .registry import DEFAULT_OPTIONS, DEFAULT_SOLVER, SolverInfo, get_solver
 
 __all__ = ["sample", "default_sigmas", "DenoiserError", "BudgetExceeded", "check_sigmas"]
 
@@ -120,7 +120,7 @@ def sample(
     denoiser: Callable[..., Tensor],
     noise: Tensor,
     *,
-    solver: str = "dpmpp_3m",
+    solver: str = DEFAULT_SOLVER,
     nfe: int | None = None,
     sigma_min: float = DEFAULT_SIGMA_MIN,
     sigma_max: float = DEFAULT_SIGMA_MAX,
@@ -132,7 +132,7 @@ def sample(
     """Draw samples by integrating from `sigma_max·noise` down to σ = 0.
 
     denoiser(x, sigma, **cond) -> E[x0 | x] for σ-space x = x0 + σ·ε, sigma of shape (B,).
-    noise: standard normal, shape (B, ...). solver: a key of `SOLVERS`.
+    noise: standard normal, shape (B, ...). solver: a key of `SOLVERS` (default `DEFAULT_SOLVER`).
     nfe: the exact budget of denoiser calls (never exceeded). Default 20, or with `sigmas` the
         number the schedule needs.
     sigmas: an explicit decreasing schedule; sampling starts at sigmas[0]·noise. If it ends in 0 the

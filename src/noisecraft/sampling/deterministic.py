@@ -19,12 +19,15 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .quadrature import adams_weights, exp_adams_weights
+from .quadrature import adams_weights, dpm_solver_pp_weights, exp_adams_weights, unipc_weights
 
 Denoise = Callable[[Tensor, float], Tensor]
 Callback = Callable[[dict], None] | None
 
-__all__ = ["euler", "heun", "dpmpp_2m", "dpmpp_3m", "dpmpp_2s", "unipc", "ipndm", "lms", "adaptive_rk"]
+__all__ = [
+    "euler", "heun", "dpmpp_2m", "dpmpp_3m", "dpmpp_2m_exact", "dpmpp_3m_exact", "dpmpp_2s", "unipc", "unipc_am",
+    "ipndm", "lms", "adaptive_rk",
+]
 
 
 def report(callback: Callback, i: int, x: Tensor, sigma: float, sigma_next: float, denoised: Tensor) -> None:
@@ -79,10 +82,14 @@ def heun(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback
     return x
 
 
-def _exp_multistep(denoise: Denoise, x: Tensor, sigmas: list[float], order: int, callback: Callback) -> Tensor:
-    """Exponential Adams-Bashforth in λ = -ln σ on the data prediction (DPM-Solver++ multistep,
-    Lu et al. 2022b, Alg. 2), with weights from the exact integral of the interpolating polynomial.
-    The first steps use the history available (orders 1, 2, ...)."""
+Weights = Callable[[float, list[float]], list[float]]  # (h, nodes s_j newest first) -> w_j on D_j
+
+
+def _exp_multistep(denoise: Denoise, x: Tensor, sigmas: list[float], order: int, weights: Weights,
+                   callback: Callback) -> Tensor:
+    """Exponential multistep in λ = -ln σ on the data prediction: x' = (σ'/σ)·x + Σ_j w_j D_j with the
+    last `order` denoised values D_j at nodes s_j = (λ_j - λ)/h. The first steps use the history
+    available (orders 1, 2, ...); the final σ → 0 step returns D."""
     history: list[tuple[float, Tensor]] = []  # (λ_j, D_j), newest last
     for i in range(len(sigmas) - 1):
         s, s_next = sigmas[i], sigmas[i + 1]
@@ -94,20 +101,35 @@ def _exp_multistep(denoise: Denoise, x: Tensor, sigmas: list[float], order: int,
         else:
             h = -math.log(s_next) - lam
             nodes = [(lam_j - lam) / h for lam_j, _ in reversed(history)]
-            weights = exp_adams_weights(h, nodes)
-            x = combine(x, s_next / s, zip(weights, (d_j for _, d_j in reversed(history))))
+            x = combine(x, s_next / s, zip(weights(h, nodes), (d_j for _, d_j in reversed(history))))
         report(callback, i, x, s, s_next, d)
     return x
 
 
 def dpmpp_2m(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None) -> Tensor:
-    """DPM-Solver++(2M) (Lu et al. 2022b): 2nd-order exponential multistep, one call per step."""
-    return _exp_multistep(denoise, x, sigmas, 2, callback)
+    """DPM-Solver++(2M) as published (Lu et al. 2022b, Alg. 2; k-diffusion `sample_dpmpp_2m`, diffusers'
+    DPMSolverMultistep with solver_type="midpoint"): x' = (σ'/σ)x + (1 - e^{-h})·((1 + 1/(2r))D_i - D_{i-1}/(2r))."""
+    return _exp_multistep(denoise, x, sigmas, 2, dpm_solver_pp_weights, callback)
 
 
 def dpmpp_3m(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None) -> Tensor:
-    """DPM-Solver++(3M): 3rd-order exponential multistep, one call per step."""
-    return _exp_multistep(denoise, x, sigmas, 3, callback)
+    """DPM-Solver++(3M) as published: the third-order multistep update of the DPM-Solver++ code
+    (= k-diffusion `sample_dpmpp_3m_sde` at η = 0, diffusers' DPMSolverMultistep solver_order=3); its
+    second step is the 2M update above (as in the DPM-Solver code and diffusers; k-diffusion's 3M uses
+    the exact linear integral there). See quadrature.dpm_solver_pp_weights."""
+    return _exp_multistep(denoise, x, sigmas, 3, dpm_solver_pp_weights, callback)
+
+
+def dpmpp_2m_exact(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None) -> Tensor:
+    """Our 2nd-order exponential Adams-Bashforth: the DPM-Solver++ step (Lu et al. 2022b, Eq. 9) with the
+    linear interpolant of the last two D integrated exactly (diffusers' solver_type="heun")."""
+    return _exp_multistep(denoise, x, sigmas, 2, exp_adams_weights, callback)
+
+
+def dpmpp_3m_exact(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None) -> Tensor:
+    """Our 3rd-order exponential Adams-Bashforth: the quadratic interpolant of the last three D
+    integrated exactly (the published 3M gives its quadratic term half that weight)."""
+    return _exp_multistep(denoise, x, sigmas, 3, exp_adams_weights, callback)
 
 
 def dpmpp_2s(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None, r: float = 0.5) -> Tensor:
@@ -133,16 +155,11 @@ def dpmpp_2s(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, call
     return x
 
 
-def unipc(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None, order: int = 2) -> Tensor:
-    """UniPC (Zhao et al. 2023): UniP-p predictor + UniC corrector on the data prediction.
-
-    The predictor is the order-p exponential Adams-Bashforth step; the corrector re-integrates the
-    step with the model value at the predicted point included (an exponential Adams-Moulton step,
-    order p+1). That model value is reused by the next step, so the corrector costs no extra call.
-    The final σ → 0 step returns the denoised value at σ_min.
-    """
-    if order not in (1, 2, 3):
-        raise ValueError(f"unipc: order must be 1, 2 or 3, got {order}")
+def _predictor_corrector(denoise: Denoise, x: Tensor, sigmas: list[float], nfe: int, order: int,
+                         predict: Weights, correct: Weights, callback: Callback) -> Tensor:
+    """A predictor with the last `order` denoised values, then a corrector that adds the value at the
+    predicted point (node s = 1, passed first: `correct(h, [1.0] + nodes)`). That value is reused by the next step, so the corrector costs
+    no extra call. The final σ → 0 step returns the denoised value at σ_min."""
     n = len(sigmas) - 1
     history: list[tuple[float, Tensor]] = []
     d = denoise(x, sigmas[0])
@@ -157,8 +174,7 @@ def unipc(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callbac
         h = -math.log(s_next) - lam
         past = list(reversed(history))
         nodes = [(lam_j - lam) / h for lam_j, _ in past]
-        w = exp_adams_weights(h, nodes)
-        x_pred = combine(x, s_next / s, zip(w, (dj for _, dj in past)))
+        x_pred = combine(x, s_next / s, zip(predict(h, nodes), (dj for _, dj in past)))
         d_prev = d
         if i == n - 1 and n + 1 > nfe:  # open-ended schedule without budget for the last corrector
             x = x_pred
@@ -168,10 +184,39 @@ def unipc(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callbac
         if i + 2 <= n and sigmas[i + 2] == 0:
             x = x_pred  # the next step returns d as it is: a correction of x would be unused
         else:
-            wc = exp_adams_weights(h, [1.0] + nodes)
-            x = combine(x, s_next / s, zip(wc, [d] + [dj for _, dj in past]))
+            x = combine(x, s_next / s, zip(correct(h, [1.0] + nodes), [d] + [dj for _, dj in past]))
         report(callback, i, x, s, s_next, d_prev)
     return x
+
+
+def unipc(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None, order: int = 2,
+          variant: str = "bh2") -> Tensor:
+    """UniPC as published (Zhao et al. 2023): UniP-p predictor + UniC corrector on the data prediction,
+    with B(h) = h ("bh1") or e^h - 1 ("bh2", the default of diffusers' UniPCMultistepScheduler); the
+    coefficients are quadrature.unipc_weights. UniP-p and UniC use the same history (p values); the
+    corrector adds the model value at the predicted point, which the next step reuses."""
+    if order not in (1, 2, 3):
+        raise ValueError(f"unipc: order must be 1, 2 or 3, got {order}")
+    if variant not in ("bh1", "bh2"):
+        raise ValueError(f"unipc: variant must be 'bh1' or 'bh2', got {variant!r}")
+
+    def predict(h: float, nodes: list[float]) -> list[float]:
+        return unipc_weights(h, nodes, variant)
+
+    def correct(h: float, nodes: list[float]) -> list[float]:  # nodes = [1.0, 0, past...]
+        w = unipc_weights(h, nodes[1:] + [1.0], variant)
+        return w[-1:] + w[:-1]
+
+    return _predictor_corrector(denoise, x, sigmas, nfe, order, predict, correct, callback)
+
+
+def unipc_am(denoise: Denoise, x: Tensor, sigmas: list[float], *, nfe: int, callback: Callback = None, order: int = 2) -> Tensor:
+    """Our exponential Adams predictor-corrector in UniPC's pattern: the order-p exponential
+    Adams-Bashforth predictor (= dpmpp_2m_exact/3m_exact) and an exponential Adams-Moulton corrector
+    (the interpolant through the history and the predicted point's D integrated exactly, order p+1)."""
+    if order not in (1, 2, 3):
+        raise ValueError(f"unipc_am: order must be 1, 2 or 3, got {order}")
+    return _predictor_corrector(denoise, x, sigmas, nfe, order, exp_adams_weights, exp_adams_weights, callback)
 
 
 _AB_COEFFS = (
