@@ -9,6 +9,7 @@ import torch
 
 import noisecraft as nc
 from noisecraft.sampling import DenoiserError
+from noisecraft.sampling.deterministic import corrected_steps
 
 ALL = list(nc.SOLVERS)
 STOCHASTIC = [n for n, i in nc.SOLVERS.items() if i.stochastic]
@@ -33,13 +34,42 @@ def test_budget_is_spent_exactly_and_never_exceeded(name, nfe, mixture2d, counti
         assert den.calls == nfe, f"{name} made {den.calls} calls for nfe={nfe}"
 
 
+# 6 intervals of karras(6, 0.01, 80): steps 0-4 can be corrected, the final σ_min → 0 step never.
+# The budget beyond one call per step corrects the LAST (lowest-σ) steps first (corrected_steps).
+CORRECTED = {6: set(), 7: {4}, 8: {3, 4}, 9: {2, 3, 4}, 11: {0, 1, 2, 3, 4}, 14: {0, 1, 2, 3, 4}}
+
+
+def _expected_call_sigmas(name: str, sigmas: list[float], corrected: set[int]) -> list[float]:
+    """The σ of every denoiser call, in order, when exactly the steps in `corrected` get their second call."""
+    gamma = math.sqrt(2) - 1  # edm_stochastic: min(s_churn / n, sqrt 2 - 1) with s_churn = 40, churn for σ in [0.05, 50]
+    calls = []
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        calls.append(s * (1 + gamma) if name == "edm_stochastic" and 0.05 <= s <= 50 else s)
+        if i in corrected:  # Heun / Langevin correct at σ', DPM-Solver++(2S) at the midpoint in log σ
+            calls.append(math.sqrt(s * s_next) if name == "dpmpp_2s" else s_next)
+    return calls
+
+
+@pytest.mark.parametrize("nfe", sorted(CORRECTED))
 @pytest.mark.parametrize("name", ["heun", "dpmpp_2s", "edm_stochastic", "pc_langevin", "unipc"])
-def test_short_budget_with_explicit_sigmas_drops_corrections(name, mixture2d, counting):
-    sigmas = nc.karras(6, 0.01, 80.0)  # 6 intervals: 6 calls minimum, up to 11 at full accuracy
-    den = counting(mixture2d)
-    noise = torch.randn(4, 2, dtype=torch.float64)
-    nc.sample(den, noise, solver=name, sigmas=sigmas, nfe=7, generator=torch.Generator().manual_seed(0))
-    assert den.calls <= 7
+def test_short_budget_with_explicit_sigmas_drops_corrections(name, nfe, mixture2d):
+    """With 6 steps and nfe = 6 + k, exactly the last k correctable steps are corrected (the budget
+    is spent exactly up to 11 calls); UniPC's corrector reuses the next step's call, so it makes 6
+    calls whatever the budget."""
+    sigmas = nc.karras(6, 0.01, 80.0)
+    assert corrected_steps(sigmas.tolist(), nfe) == CORRECTED[nfe]
+    seen = []
+
+    def den(x, sigma):
+        seen.append(float(sigma[0]))
+        return mixture2d(x, sigma)
+
+    noise = torch.randn(4, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    nc.sample(den, noise, solver=name, sigmas=sigmas, nfe=nfe, generator=torch.Generator().manual_seed(0))
+    expected = _expected_call_sigmas(name, sigmas.tolist(), set() if name == "unipc" else CORRECTED[nfe])
+    assert len(seen) == min(nfe, 11 if name != "unipc" else 6)
+    torch.testing.assert_close(torch.tensor(seen, dtype=torch.float64), torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0)
     with pytest.raises(ValueError, match="at least 6"):
         nc.sample(mixture2d, noise, solver=name, sigmas=sigmas, nfe=5)
 
