@@ -6,9 +6,9 @@
 from .core import *  # noqa: F401,F403
 from .core import __all__ as _core_all
 from .core.mixture import GaussianMixture
-from .eval.likelihood import bits_per_dim, log_likelihood
+from .eval.likelihood import bits_per_dim, discrete_log_likelihood, log_likelihood
 from .sampling import *  # noqa: F401,F403
 from .sampling import __all__ as _sampling_all
 
 __version__ = "0.1.0"
-__all__ = [*_core_all, *_sampling_all, "GaussianMixture", "log_likelihood", "bits_per_dim"]
+__all__ = [*_core_all, *_sampling_all, "GaussianMixture", "log_likelihood", "discrete_log_likelihood", "bits_per_dim"]

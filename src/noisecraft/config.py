@@ -69,14 +69,14 @@ METRICS: dict[str, tuple[str, ...]] = {
     "kid": ("kid", "kid_std_err"),
     "pr": ("precision", "recall"),
     "acc": ("accuracy", "coverage"),
-    "nll": ("nll_nats_per_dim", "bpd_8bit"),
+    "nll": ("bpd", "bpd_std_err"),  # dequantized bound on held-out images (noisecraft.eval.evaluate_nll)
 }
 METRIC_KEYS = tuple(k for keys in METRICS.values() for k in keys)
 DEFAULT_METRICS = ("fd", "kid", "pr", "acc")
 # For keeping the best checkpoint: which way is better.
 METRIC_DIRECTIONS: dict[str, str] = {
     "fd": "min", "kid": "min", "precision": "max", "recall": "max", "accuracy": "max", "coverage": "max",
-    "nll_nats_per_dim": "min", "bpd_8bit": "min",
+    "bpd": "min",
 }
 
 NOISE_LEVELS = ("lognormal", "loguniform", "uniform_time", "logitnormal")

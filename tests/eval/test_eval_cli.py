@@ -81,8 +81,15 @@ def test_eval_nll(tiny_run, tiny_features, tmp_path):
                  "--quiet", "--out", tmp_path / "r")
     assert result.exit_code == 0, result.output
     rep = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert rep["nll"]["nll_n"] == 2 and "nll_nats_per_dim" in rep["generated"]
-    assert "## Likelihood" in (tmp_path / "r" / "report.md").read_text()
+    assert rep["nll"]["nll_n"] == 2 and {"bpd", "bpd_std_err"} <= set(rep["generated"])
+    assert "nll_nats_per_dim" not in rep["nll"] and "bpd_8bit" not in rep["nll"]
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "## Likelihood" in md and "bits/dim (dequantized bound)" in md and "upper bound" in md
+    # Even the native 8x8 digits have constant pixels: the report says the data fill a subspace.
+    span = rep["nll"]["span"]
+    assert span["rank"] < span["dims"] and f"span only {span['rank']} of {span['dims']}" in md
+    bad = run("eval", tiny_run, "--metrics", "nll", "--nll-levels", 1, "--out", tmp_path / "x")
+    assert bad.exit_code == 2 and "--nll-levels 1 is out of range" in bad.output
 
 
 @pytest.mark.parametrize(

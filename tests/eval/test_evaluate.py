@@ -91,10 +91,42 @@ def test_evaluate_during_training(reference, digit_mixture):
     assert set(ev.METRIC_DIRECTIONS) >= {"fd", "kid", "accuracy"}
 
 
-def test_evaluate_nll_on_the_mixture(digit_mixture):
-    x = digit_mixture.sample(6, generator=torch.Generator().manual_seed(0), sigma=0.002).float().reshape(6, 1, 8, 8)
-    out = ev.evaluate_nll(digit_mixture, x.double(), exact_trace=True, batch_size=4)
-    exact = -float(digit_mixture.log_prob(x.double(), 0.002).mean()) / 64
+def test_evaluate_nll_continuous_on_the_mixture(digit_mixture):
+    x = digit_mixture.sample(6, generator=torch.Generator().manual_seed(0), sigma=0.002).reshape(6, 1, 8, 8)
+    out = ev.evaluate_nll(digit_mixture, x, levels=None, batch_size=4)  # 64-D: exact trace by default
+    exact = -float(digit_mixture.log_prob(x, 0.002).mean()) / 64
     assert out["nll_nats_per_dim"] == pytest.approx(exact, abs=0.01)
-    assert out["bpd_8bit"] == pytest.approx(ev.bits_per_dim(-exact * 64, 64), abs=0.02)
-    assert out["nll_n"] == 6
+    assert out["nll_n"] == 6 and out["trace"] == "exact" and out["estimator_std_err_per_dim"] == 0.0
+    assert out["span"] is None and out["note"] is None and "bpd" not in out  # 6 points in 64-D: cannot tell
+
+
+def test_evaluate_nll_discrete_bound(digit_mixture):
+    """8-bit data: the dequantized bits/dim, which equals -(log p(x + u) + D ln Δ)/(D ln 2) per image."""
+    x = digit_mixture.sample(6, generator=torch.Generator().manual_seed(0), sigma=0.002).reshape(6, 1, 8, 8)
+    x = x.clamp(-1, 1)
+    out = ev.evaluate_nll(digit_mixture, x, batch_size=6, seed=3)
+    xq = ev.quantize(x)
+    assert 0 < out["quantization_max_change"] <= 1 / 255 + 1e-12
+    again = ev.discrete_log_likelihood(digit_mixture, xq, generator=torch.Generator().manual_seed(3))
+    per_image = ev.bits_per_dim(again.nats, 64)
+    assert out["bpd"] == pytest.approx(float(per_image.mean()), rel=1e-9)
+    assert out["bpd_std_err"] == pytest.approx(float(per_image.std() / math.sqrt(6)), rel=1e-9)
+    assert out["levels"] == 256 and out["bin_width"] == pytest.approx(2 / 255) and out["dequant_draws"] == 1
+    # It is close to the continuous figure converted with the bin width (the density is smooth at Δ = 2/255).
+    cont = ev.evaluate_nll(digit_mixture, xq, levels=None, batch_size=6)["nll_nats_per_dim"]
+    assert out["bpd"] == pytest.approx((cont - math.log(2 / 255)) / math.log(2), abs=0.05)
+    two = ev.evaluate_nll(digit_mixture, x, batch_size=6, dequant_draws=2, levels=16)
+    assert two["dequant_draws"] == 2 and two["bin_width"] == pytest.approx(2 / 15)
+
+
+def test_evaluate_nll_refuses_a_density_on_a_subspace(digit_mixture):
+    """Images upsampled from 4x4 fill 16 of 64 dimensions: no continuous NLL, and the bound carries a note."""
+    g = torch.Generator().manual_seed(0)
+    low = torch.rand(80, 1, 4, 4, generator=g) * 2 - 1
+    up = torch.nn.functional.interpolate(low, size=(8, 8), mode="nearest")
+    with pytest.raises(ev.EvalError, match="span only 16 of 64 dimensions"):
+        ev.evaluate_nll(digit_mixture, up[:2], levels=None, support=up)
+    out = ev.evaluate_nll(digit_mixture, up[:2], support=up, trace="hutchinson", hutchinson_samples=4)
+    assert out["span"] == {"rank": 16, "dims": 64, "n": 82} and "span only 16 of 64" in out["note"]
+    assert out["trace"] == "hutchinson" and out["probes"] == 4 and out["estimator_std_err_per_dim"] > 0
+    assert math.isfinite(out["bpd"])

@@ -2,6 +2,7 @@
 
     noisecraft eval RUN_DIR --out REPORT_DIR [--n 1000] [--metrics fd,kid,pr,acc,nll] [--solver S] [--nfe K]
                     [--guidance W] [--seed S] [--weights ema] [--features PATH] [--sweep-nfe 4,8,16]
+                    [--nll-n 64] [--nll-levels 256]
     noisecraft eval fit-features DATASET --out FEATURES [--resolution 16] [--steps 1200] [--seed 0]
 
 `eval` is a group whose default command is `run`: `noisecraft eval RUN_DIR ...` is
@@ -74,12 +75,14 @@ def eval_group() -> None:
                    "(the file in its default place). Default: the built-in dataset's classifier.")
 @click.option("--sweep-nfe", help="Also score samples at these NFE, e.g. 4,8,16,32, and plot quality vs NFE.")
 @click.option("--nll-n", type=int, default=64, show_default=True, help="Held-out images scored by the nll metric.")
+@click.option("--nll-levels", type=int, default=256, show_default=True,
+              help="Levels the held-out images are quantized to on [-1, 1] for the dequantized bits/dim bound (256 = 8-bit).")
 @click.option("--kid-subsets", type=int, default=100, show_default=True, help="Random subsets KID is averaged over.")
 @click.option("--cache-dir", type=click.Path(), help="Reference-feature cache (default: $NOISECRAFT_CACHE/reference).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the reference-feature cache.")
 @click.option("--quiet", is_flag=True, help="Only the final line.")
-def eval_run(run_dir, out, n, metrics, solver, nfe, guidance, seed, weights, features, sweep_nfe, nll_n, kid_subsets,
-             cache_dir, no_cache, quiet) -> None:
+def eval_run(run_dir, out, n, metrics, solver, nfe, guidance, seed, weights, features, sweep_nfe, nll_n, nll_levels,
+             kid_subsets, cache_dir, no_cache, quiet) -> None:
     """Sample RUN_DIR and score the samples against its training data; writes REPORT_DIR.
 
     Every metric is also reported for the held-out real split against the same reference (the
@@ -95,15 +98,17 @@ def eval_run(run_dir, out, n, metrics, solver, nfe, guidance, seed, weights, fea
             raise _usage(f"--seed {seed} is out of range; valid: 0 <= seed <= 2**63 - N (N = --n {n})")
         if nll_n < 1:
             raise _usage(f"--nll-n {nll_n} is out of range; valid: an integer >= 1")
+        if nll_levels < 2:
+            raise _usage(f"--nll-levels {nll_levels} is out of range; valid: an integer >= 2")
         if kid_subsets < 1:
             raise _usage(f"--kid-subsets {kid_subsets} is out of range; valid: an integer >= 1")
         echo = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
         report = evaluate_run(run_dir, out, n=n, metrics=metric_list, solver=solver, nfe=nfe, guidance=guidance,
                               seed=seed, weights=weights, features=features, sweep_nfe=sweep, nll_n=nll_n,
-                              kid_subsets=kid_subsets, cache_dir=cache_dir, use_cache=not no_cache, echo=echo)
+                              nll_levels=nll_levels, kid_subsets=kid_subsets, cache_dir=cache_dir, use_cache=not no_cache, echo=echo)
     gen, floor = report["generated"], report["noise_floor"]
     parts = []
-    for key in ("fd", "kid", "precision", "recall", "accuracy", "coverage", "nll_nats_per_dim"):
+    for key in ("fd", "kid", "precision", "recall", "accuracy", "coverage", "bpd"):
         if key in gen:
             fl = f" (floor {floor[key]:.4g})" if isinstance(floor.get(key), float) else ""
             parts.append(f"{key} {gen[key]:.4g}{fl}")

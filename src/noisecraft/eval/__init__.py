@@ -38,7 +38,17 @@ from .features import (
     module_extractor,
     save_extractor,
 )
-from .likelihood import bits_per_dim, log_likelihood
+from .likelihood import (
+    DataSpan,
+    LogLikelihood,
+    bin_width,
+    bits_per_dim,
+    data_span,
+    default_probes,
+    discrete_log_likelihood,
+    log_likelihood,
+    quantize,
+)
 from .metrics import (
     FeatureStats,
     KIDResult,
@@ -56,7 +66,8 @@ from .report import evaluate_run, write_report
 from .splits import RealSplits, real_splits
 
 __all__ = [
-    "log_likelihood", "bits_per_dim",
+    "log_likelihood", "discrete_log_likelihood", "bits_per_dim", "quantize", "bin_width", "data_span",
+    "default_probes", "LogLikelihood", "DataSpan",
     "FeatureStats", "KIDResult", "PrecisionRecall", "feature_stats", "frechet_distance", "frechet_distance_from_stats",
     "kid", "precision_recall", "class_accuracy", "class_coverage", "class_histogram",
     "EvalError", "Preprocess", "FeatureExtractor", "ClassifierConfig", "ClassifierNet", "FitResult", "fit_classifier",

@@ -23,7 +23,15 @@ from torch import Tensor
 
 from .cache import ReferenceFeatures, reference_features
 from .features import EvalError, FeatureExtractor, cache_root, load_extractor, save_extractor
-from .likelihood import bits_per_dim, log_likelihood
+from .likelihood import (
+    MAX_EXACT_DIM,
+    bin_width,
+    data_span,
+    default_probes,
+    discrete_log_likelihood,
+    log_likelihood,
+    quantize,
+)
 from .metrics import (
     class_accuracy,
     class_coverage,
@@ -252,33 +260,87 @@ def evaluate_nll(
     *,
     labels: Tensor | None = None,
     num_classes: int = 0,
+    levels: int | None = 256,
+    data_range: Sequence[float] = (-1.0, 1.0),
+    dequant_draws: int = 1,
+    support: Tensor | None = None,
     sigma_min: float = 0.002,
     sigma_max: float = 80.0,
     seed: int = 0,
     batch_size: int = 64,
-    exact_trace: bool = False,
+    trace: str = "auto",
+    hutchinson_samples: int | None = None,
 ) -> dict[str, Any]:
-    """Mean negative log-likelihood of real images under the model, per dimension, via the PF-ODE.
+    """Likelihood of real data under the model via the PF-ODE, averaged over `images` with its standard error.
 
-    With labels (conditional models) this is -log p(x | class). bpd_8bit applies `bits_per_dim`
-    with n_bits = 8 over [-1, 1]; it is exact only for data that really is 8-bit.
+    levels (default 256: 8-bit images on data_range [-1, 1]): the images are rounded to that grid
+    (`quantize`; the largest change is reported) and scored by `discrete_log_likelihood`, an upper
+    bound on the model's codelength: "bpd" ± "bpd_std_err" (over images, each averaged over
+    dequant_draws uniform draws). The bound holds whatever the data's geometry.
+    levels=None: the data are continuous; the result is the PF-ODE density's "nll_nats_per_dim" ±
+    "nll_std_err_per_dim". It is refused (EvalError) when the data span a proper subspace
+    (`data_span` of `support` and `images` together, when they outnumber the dimensions): a density
+    concentrated on a subspace has no meaningful value per dimension.
+
+    Both report "span" (rank, dims, n of the span check, or None when it could not tell), "note" (a
+    sentence for readers, or None), the estimator ("trace", "probes") and "estimator_std_err_per_dim":
+    the root-mean-square of the per-image standard errors of the trace estimate, in the unit of the
+    main figure. With labels (conditional models) everything is conditioned on the class.
     """
     t0 = time.perf_counter()
-    d = math.prod(images.shape[1:])
+    if isinstance(dequant_draws, bool) or not isinstance(dequant_draws, int) or dequant_draws < 1:
+        raise ValueError(f"dequant_draws must be an integer >= 1, got {dequant_draws!r}")
+    n, d = images.shape[0], math.prod(images.shape[1:])
+    span = data_span(images if support is None else torch.cat([support.to(images.dtype), images]))
+    if levels is None and span is not None and span.degenerate:
+        raise EvalError(f"the data span only {span.rank} of {d} dimensions (rank of {span.n} images); the model's "
+                        "continuous density is concentrated near that subspace, so its nats/dim are meaningless. "
+                        "Score them as discrete data (levels=256) or at their native resolution")
+    exact = trace == "exact" or (trace == "auto" and d <= MAX_EXACT_DIM)
+    probes = None if exact else (hutchinson_samples or default_probes(d))
+    x_all = images if levels is None else quantize(images, levels, data_range)
     gen = torch.Generator().manual_seed(seed)
-    lls = []
-    for start in range(0, images.shape[0], batch_size):
-        x = images[start : start + batch_size]
-        cond = {}
-        if labels is not None and num_classes > 0:
-            onehot = torch.nn.functional.one_hot(labels[start : start + batch_size].long(), num_classes)
-            cond["class_labels"] = onehot.float()
-        lls.append(log_likelihood(denoiser, x, sigma_min=sigma_min, sigma_max=sigma_max, exact_trace=exact_trace,
-                                  generator=gen, **cond))
-    ll = torch.cat(lls)  # (N,) nats per image
-    std_err = float(ll.std() / math.sqrt(ll.numel())) / d if ll.numel() > 1 else float("nan")
-    return {"nll_nats_per_dim": float(-ll.mean()) / d, "bpd_8bit": float(bits_per_dim(ll.mean(), d)),
-            "nll_n": int(images.shape[0]), "nll_std_err_per_dim": std_err, "nll_seconds": time.perf_counter() - t0}
+    kw = dict(sigma_min=sigma_min, sigma_max=sigma_max, trace=trace, hutchinson_samples=hutchinson_samples,
+              generator=gen)
+    draws, errs = [], []
+    for _ in range(1 if levels is None else dequant_draws):
+        lls, ses = [], []
+        for start in range(0, n, batch_size):
+            x = x_all[start : start + batch_size]
+            cond = {}
+            if labels is not None and num_classes > 0:
+                onehot = torch.nn.functional.one_hot(labels[start : start + batch_size].long(), num_classes)
+                cond["class_labels"] = onehot.float()
+            if levels is None:
+                r = log_likelihood(denoiser, x, **kw, **cond)
+            else:
+                r = discrete_log_likelihood(denoiser, x, levels=levels, data_range=data_range, **kw, **cond)
+            lls.append(r.nats), ses.append(r.std_err)
+        draws.append(torch.cat(lls)), errs.append(torch.cat(ses))
+    ll = torch.stack(draws).mean(0)  # (N,) nats per image, averaged over dequantization draws
+    est_se = torch.stack(errs).pow(2).mean(0).sqrt() / len(draws)**0.5  # (N,) per-image trace-estimate error
+    unit = d * math.log(2.0) if levels is not None else d  # nats per image -> bits/dim or nats/dim
+    per_image = -ll / unit
+    std_err = float(per_image.std() / math.sqrt(n)) if n > 1 else float("nan")
+    out: dict[str, Any] = {"nll_n": int(n), "trace": "exact" if exact else "hutchinson", "probes": probes,
+                           "estimator_std_err_per_dim": float(est_se.pow(2).mean().sqrt()) / unit,
+                           "span": span._asdict() if span is not None else None, "note": None}
+    degenerate = span is not None and span.degenerate
+    if levels is None:
+        out.update({"nll_nats_per_dim": float(per_image.mean()), "nll_std_err_per_dim": std_err})
+    else:
+        out.update({"bpd": float(per_image.mean()), "bpd_std_err": std_err, "levels": levels,
+                    "bin_width": bin_width(levels, data_range), "data_range": [float(v) for v in data_range],
+                    "dequant_draws": dequant_draws,
+                    "quantization_max_change": float((x_all - images).abs().max()) if n else 0.0})
+        if degenerate:
+            out["note"] = (f"the data span only {span.rank} of {d} dimensions (e.g. images upsampled from a lower "
+                           "resolution, constant pixels): the model's density is concentrated near that subspace, so "
+                           "no continuous-density NLL is given; bits/dim is an upper bound on the codelength of the "
+                           f"{levels}-level images in all {d} dimensions, not comparable with figures for the data at "
+                           "its native resolution")
+    out["nll_seconds"] = time.perf_counter() - t0
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

@@ -38,8 +38,7 @@ REPORT_FORMAT = "noisecraft-eval/1"
 
 _LABELS = {
     "fd": "FD", "kid": "KID", "kid_std_err": "KID std. err.", "precision": "precision", "recall": "recall",
-    "accuracy": "class accuracy", "coverage": "class coverage", "nll_nats_per_dim": "NLL (nats/dim)",
-    "bpd_8bit": "bits/dim (8-bit)",
+    "accuracy": "class accuracy", "coverage": "class coverage", "bpd": "bits/dim (dequantized bound)",
 }
 
 
@@ -61,6 +60,7 @@ def evaluate_run(
     features: str | Path | FeatureExtractor | None = None,
     sweep_nfe: Sequence[int] = (),
     nll_n: int = 64,
+    nll_levels: int = 256,
     kid_subsets: int = 100,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
@@ -71,7 +71,8 @@ def evaluate_run(
     solver / nfe / guidance default to the run's [sample] section. features: a fit-features folder,
     an Inception weight file, "inception", an extractor, or None (the built-in dataset's classifier).
     sweep_nfe: also score samples at these NFE (same seeds) and plot quality against NFE.
-    nll_n: held-out images whose likelihood is computed when "nll" is among the metrics.
+    nll_n: held-out images whose likelihood is computed when "nll" is among the metrics; nll_levels:
+        the levels they are quantized to on [-1, 1] for the dequantized bits/dim bound (256 = 8-bit).
     """
     from ..io import save_grid
     from ..modalities import get_modality
@@ -94,6 +95,8 @@ def evaluate_run(
         spec.check_seed_range(n)
     except SpecError as e:
         raise EvalError(str(e)) from None
+    if isinstance(nll_levels, bool) or not isinstance(nll_levels, int) or nll_levels < 2:
+        raise EvalError(f"nll_levels {nll_levels!r} is out of range; valid: an integer >= 2")
     for k in sweep_nfe:
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10_000:
             raise EvalError(f"sweep_nfe {k} is out of range; valid: 1..10000")
@@ -165,12 +168,15 @@ def evaluate_run(
                              else (splits.images, splits.labels))
         k = min(nll_n, pool.shape[0])
         imgs, lab = pool[:k], (pool_labels[:k] if conditional else None)
-        echo(f"likelihood of {k} held-out images (probability-flow ODE) ...")
+        echo(f"likelihood of {k} held-out images ({nll_levels} levels, dequantized; probability-flow ODE) ...")
+        # Scored at the resolution the model was trained on: that is the data it models. The span check
+        # uses every real image, so data upsampled from a lower resolution is recognised (see evaluate_nll).
         with num_threads(threads):
-            nll = evaluate_nll(den, imgs, labels=lab, num_classes=run.num_classes, sigma_min=sc.sigma_min,
+            nll = evaluate_nll(den, imgs, labels=lab, num_classes=run.num_classes, levels=nll_levels,
+                               support=torch.cat([splits.images, splits.holdout_images]), sigma_min=sc.sigma_min,
                                sigma_max=sc.sigma_max, seed=seed)
         timings["nll_seconds"] = nll.pop("nll_seconds")
-        generated.update({k2: nll[k2] for k2 in ("nll_nats_per_dim", "bpd_8bit")})
+        generated.update({k2: nll[k2] for k2 in ("bpd", "bpd_std_err")})
 
     report: dict[str, Any] = {
         "format": REPORT_FORMAT,
@@ -263,6 +269,26 @@ def _plots(report: dict, out: Path) -> list[str]:
     return files
 
 
+def _likelihood_lines(nll: dict, sigma_min: float) -> list[str]:
+    estimator = ("exact trace" if nll["trace"] == "exact" else
+                 f"Hutchinson trace with {nll['probes']} Rademacher probes per image")
+    span = nll.get("span")
+    lines = ["## Likelihood", "",
+             f"{nll['nll_n']} held-out images, rounded to {nll['levels']} levels on {nll['data_range']} (largest change "
+             f"{nll['quantization_max_change']:.3g}) and dequantized with uniform noise over each bin "
+             f"({nll['dequant_draws']} draw(s) per image): **{nll['bpd']:.4f} ± {nll['bpd_std_err']:.4f} bits/dim** "
+             "(mean ± standard error over images). This is an upper bound on the model's codelength for those "
+             "discrete images, -log₂ P(x) ≤ -(E_u log p(x + u) + D·ln Δ)/ln 2, with p the probability-flow ODE "
+             f"density at σ_min = {sigma_min} ({estimator}; its error per image is about "
+             f"{nll['estimator_std_err_per_dim']:.2g} bits/dim and is included in the standard error). Conditional "
+             "models give -log P(x | class).", ""]
+    if span is not None:
+        lines += [f"Span of the {span['n']} real images: {span['rank']} of {span['dims']} dimensions.", ""]
+    if nll.get("note"):
+        lines += [f"Note: {nll['note']}.", ""]
+    return lines
+
+
 def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
     """Write report.json and report.md (plus plots) into out_dir; samples.png is written by the caller."""
     out = Path(out_dir)
@@ -287,13 +313,13 @@ def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
         "| metric | generated | noise floor (held-out real vs reference) | better |",
         "|---|---|---|---|",
     ]
-    for key in ("fd", "kid", "precision", "recall", "accuracy", "coverage", "nll_nats_per_dim", "bpd_8bit"):
+    for key in ("fd", "kid", "precision", "recall", "accuracy", "coverage", "bpd"):
         if key in gen or key in floor:
             g = _fmt(gen.get(key))
             f = _fmt(floor.get(key))
-            if key == "kid":
-                g += f" ± {_fmt(gen.get('kid_std_err'))}" if "kid_std_err" in gen else ""
-                f += f" ± {_fmt(floor.get('kid_std_err'))}" if "kid_std_err" in floor else ""
+            if key in ("kid", "bpd"):
+                g += f" ± {_fmt(gen.get(key + '_std_err'))}" if key + "_std_err" in gen else ""
+                f += f" ± {_fmt(floor.get(key + '_std_err'))}" if key + "_std_err" in floor else ""
             better = {"min": "lower", "max": "higher"}.get(METRIC_DIRECTIONS.get(key, ""), "")
             lines.append(f"| {_LABELS[key]} | {g} | {f} | {better} |")
     lines += [
@@ -319,12 +345,7 @@ def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
         if "nfe_sweep.png" in plots:
             lines += ["![quality vs NFE](nfe_sweep.png)", ""]
     if report.get("nll"):
-        nll = report["nll"]
-        lines += ["## Likelihood", "",
-                  f"{nll['nll_n']} held-out images: NLL {nll['nll_nats_per_dim']:.4f} ± {nll['nll_std_err_per_dim']:.4f} "
-                  f"nats/dim, {nll['bpd_8bit']:.4f} bits/dim if the data were 8-bit (probability-flow ODE from "
-                  f"σ_min = {report['sigma_min']} with Hutchinson trace estimates; conditional models give "
-                  "-log p(x | class)).", ""]
+        lines += _likelihood_lines(report["nll"], report["sigma_min"])
     t = report["timings"]
     lines += ["## Timings", "",
               f"- reference features: {t['reference_seconds']:.2f} s ({'cache hit' if ref['from_cache'] else 'computed and cached'})",
