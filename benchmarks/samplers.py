@@ -457,7 +457,7 @@ def bench_optimized(problem: Problem, defaults: list[dict], nfes: list[int], top
             kwargs = {} if max_evals is None else {"max_evals": max_evals}
             start = time.perf_counter()
             sig = optimize_schedule(problem.mixture, problem.calibration, solver=solver, nfe=nfe,
-                                    sigma_min=problem.sigma_min, sigma_max=problem.sigma_max, **kwargs)
+                                    sigma_min=problem.sigma_min, sigma_max=problem.sigma_max, **kwargs).sigmas
             seconds = time.perf_counter() - start
             out, calls = run_noisecraft(problem, solver, nfe, problem.noise, sigmas=sig)
             rows.append({"side": "noisecraft", "method": solver, "schedule": "optimize_schedule", "nfe": nfe,
