@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .registry import SOLVERS
+from .registry import DEFAULT_SOLVER, SOLVERS
 
 __all__ = ["SamplingSpec", "SpecError"]
 
@@ -31,8 +31,8 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class SamplingSpec:
-    solver: str = "heun"  # a name in noisecraft.SOLVERS
-    nfe: int = 35  # denoiser evaluations per sample (an exact budget)
+    solver: str = DEFAULT_SOLVER  # a name in noisecraft.SOLVERS; the registry's default (sample() uses it too)
+    nfe: int = 20  # denoiser evaluations per sample (an exact budget); what every preset uses
     sigma_min: float = 0.002  # σ range of the schedule; the last step goes to σ = 0
     sigma_max: float = 80.0
     guidance: float = 1.0  # classifier-free guidance weight w (1 = the plain conditional model)
