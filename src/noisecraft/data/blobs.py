@@ -15,9 +15,9 @@ analytic (numpy), so any R draws the same motion directly.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from .dataset import SignalDataset, check_resolution
+from .dataset import SignalDataset
+from .synthetic import check_size, synthetic_dataset
 
 __all__ = ["BLOBS_VERSION", "BLOB_DIRECTIONS", "BLOBS_FRAMES", "BLOBS_SPLIT_SIZES", "load_blobs"]
 
@@ -25,8 +25,6 @@ BLOBS_VERSION = 1
 BLOB_DIRECTIONS = ("right", "left", "down", "up")
 BLOBS_FRAMES = 8
 BLOBS_SPLIT_SIZES = {"train": 1000, "test": 200}
-_SEEDS = {"train": 0, "test": 1}
-_SPLITS = ("train", "test", "all")
 NATIVE_SIDE = 16
 _VELOCITY = np.array([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]])  # (row, col) per direction
 
@@ -64,17 +62,8 @@ def load_blobs(
     resolution: the frame side R (None: 16). channels: None or 1. labels: False drops the directions.
     hflip: refused (mirroring swaps "left" and "right" and would contradict the labels).
     """
-    check_resolution(resolution)
-    if channels not in (None, 1):
-        raise ValueError(f"channels must be 1 or None for 'blobs' (single-channel clips), got {channels!r}")
-    if split not in _SPLITS:
-        raise ValueError(f"split must be one of {', '.join(_SPLITS)} for 'blobs'; got {split!r}")
     if hflip:
         raise ValueError("hflip=True is not valid for 'blobs': a flip swaps left and right and contradicts the labels; pass hflip=False")
-    side = resolution or NATIVE_SIDE
-    parts = ("train", "test") if split == "all" else (split,)
-    xs, ys = zip(*(_generate(BLOBS_SPLIT_SIZES[p], _SEEDS[p], side) for p in parts))
-    x = torch.from_numpy(np.concatenate(xs))
-    y = torch.from_numpy(np.concatenate(ys))
-    return SignalDataset(x, y if labels else None, class_names=list(BLOB_DIRECTIONS) if labels else None,
-                         name="blobs", hflip=False, modality="array")
+    return synthetic_dataset("blobs", _generate, sizes=BLOBS_SPLIT_SIZES, size=check_size(resolution, NATIVE_SIDE),
+                             split=split, channels=channels, labels=labels, hflip=False, class_names=BLOB_DIRECTIONS,
+                             what="clips")

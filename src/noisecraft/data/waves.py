@@ -18,17 +18,15 @@ whose streams NumPy keeps stable across versions.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from .dataset import SignalDataset, check_resolution
+from .dataset import SignalDataset
+from .synthetic import check_size, synthetic_dataset
 
 __all__ = ["WAVES_VERSION", "WAVE_CLASSES", "WAVES_SPLIT_SIZES", "load_waves", "wave_shape"]
 
 WAVES_VERSION = 1
 WAVE_CLASSES = ("sine", "square", "sawtooth", "triangle")
 WAVES_SPLIT_SIZES = {"train": 2000, "test": 400}
-_SEEDS = {"train": 0, "test": 1}
-_SPLITS = ("train", "test", "all")
 NATIVE_LENGTH = 64
 
 
@@ -68,15 +66,6 @@ def load_waves(
     labels: False drops the classes. hflip: recorded only (time reversal turns a rising sawtooth
     into a falling one, so it is off by default).
     """
-    check_resolution(resolution)
-    if channels not in (None, 1):
-        raise ValueError(f"channels must be 1 or None for 'waves' (single-channel signals), got {channels!r}")
-    if split not in _SPLITS:
-        raise ValueError(f"split must be one of {', '.join(_SPLITS)} for 'waves'; got {split!r}")
-    length = resolution or NATIVE_LENGTH
-    parts = ("train", "test") if split == "all" else (split,)
-    xs, ys = zip(*(_generate(WAVES_SPLIT_SIZES[p], _SEEDS[p], length) for p in parts))
-    x = torch.from_numpy(np.concatenate(xs))
-    y = torch.from_numpy(np.concatenate(ys))
-    return SignalDataset(x, y if labels else None, class_names=list(WAVE_CLASSES) if labels else None,
-                         name="waves", hflip=hflip, modality="array")
+    return synthetic_dataset("waves", _generate, sizes=WAVES_SPLIT_SIZES, size=check_size(resolution, NATIVE_LENGTH),
+                             split=split, channels=channels, labels=labels, hflip=hflip, class_names=WAVE_CLASSES,
+                             what="signals")
