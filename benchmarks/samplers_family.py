@@ -552,6 +552,7 @@ def optimize_table(rows: list[dict]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mixtures", type=int, default=50)
+    ap.add_argument("--first-seed", type=int, default=0, help="family index of the first mixture (fresh mixtures: >= 50)")
     ap.add_argument("--batch", type=int, default=256, help="evaluation noise samples per mixture")
     ap.add_argument("--cost-cap", type=int, default=4096, help="cap on dimension x components")
     ap.add_argument("--ranges", default="ddpm,edm,flow")
@@ -569,7 +570,7 @@ def main(argv: list[str] | None = None) -> None:
     command = "python benchmarks/samplers_family.py " + " ".join(argv if argv is not None else sys.argv[1:])
     builders = {"ddpm": ddpm_range, "edm": edm_range, "flow": flow_range}
     ranges = [builders[n]() for n in args.ranges.split(",")]
-    members = [make_member(i, args.cost_cap) for i in range(args.mixtures)]
+    members = [make_member(i, args.cost_cap) for i in range(args.first_seed, args.first_seed + args.mixtures)]
 
     def progress(msg: str) -> None:
         print(f"[{time.perf_counter() - wall0:7.1f}s wall, {time.process_time() - cpu0:7.1f}s CPU] {msg}", flush=True)

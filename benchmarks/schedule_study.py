@@ -127,6 +127,36 @@ def uniform_t_open(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
 
 
 POST_HOC = {"uniform t, last t = t_max/n": uniform_t_open}
+# The post-hoc rule, fixed from the tuning half before it was run on fresh mixtures (--fresh-json):
+# unipc_3 on uniform_t_open at NFE <= 8, the current default (unipc_3, loglinear knee 10) above.
+FRESH_RULE_MAX_NFE = 8
+
+
+def fresh_validation(path: Path, progress) -> list[str]:
+    """The post-hoc rule vs the current default on mixtures outside seeds 0-49 (samplers_family.py
+    --first-seed 50 ...; all its mixtures count, whatever their parity). Only NFE <= 8 differ."""
+    theirs, cur, fargs = load_family(path)
+    seeds = sorted({k[0] for k in theirs})
+    builders = {"ddpm": fam.ddpm_range, "edm": fam.edm_range, "flow": fam.flow_range}
+    ranges = [builders[n]() for n in fargs["ranges"].split(",")]
+    members = [fam.make_member(i, int(fargs["cost_cap"])) for i in seeds]
+    refs = prepare(members, ranges, int(fargs["batch"]), path.parent / "schedule_study_fresh_refs.pt", progress)
+    nfes = [n for n in REPORT_NFES if n <= FRESH_RULE_MAX_NFE]
+    errs = evaluate(uniform_t_open, ["unipc_3"], nfes, members, ranges, refs)
+    L = [f"### Fresh mixtures (seeds {seeds[0]}-{seeds[-1]}, {len(seeds)} mixtures): post-hoc rule vs current default\n",
+         f"unipc_3 on `uniform_t_open` at NFE <= {FRESH_RULE_MAX_NFE} (identical to the default above); "
+         "median / 90th percentile of the error ratio to the best diffusers run of " + str(path.name) + "\n",
+         "| NFE | " + " | ".join(f"{r.name} rule | {r.name} current" for r in ranges) + " |",
+         "|---|" + "---|---|" * len(ranges)]
+    for nfe in nfes:
+        cells = []
+        for r in ranges:
+            a, b = ratio_stats(errs, theirs, seeds, r.name, nfe, "unipc_3")
+            vals = [cur[(sd, r.name, nfe)] / theirs[(sd, r.name, nfe)] for sd in seeds]
+            c, d = fam.quantile(vals, 0.5), fam.quantile(vals, 0.9)
+            cells.append(f"{a:.2f} / {b:.2f} | {c:.2f} / {d:.2f}")
+        L.append(f"| {nfe} | " + " | ".join(cells) + " |")
+    return L + [""]
 POST_HOC_SOLVERS = ["unipc_3", "unipc"]
 
 
@@ -212,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--family-json", type=Path, default=here / "out" / "samplers_family.json")
     ap.add_argument("--out", type=Path, default=here / "out")
     ap.add_argument("--only", default=None, help="comma-separated candidate names (default: all)")
+    ap.add_argument("--fresh-json", type=Path, default=None,
+                    help="samplers_family JSON of fresh mixtures (--first-seed 50): validate the post-hoc rule only")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -222,6 +254,11 @@ def main(argv: list[str] | None = None) -> None:
     def progress(msg: str) -> None:
         print(f"[{time.perf_counter() - wall0:7.1f}s wall, {time.process_time() - cpu0:7.1f}s CPU] {msg}", flush=True)
 
+    if args.fresh_json is not None:
+        md = "\n".join(fresh_validation(args.fresh_json, progress))
+        print(md)
+        print(f"{time.perf_counter() - wall0:.0f} s wall, {time.process_time() - cpu0:.0f} s CPU")
+        return
     theirs, json_unipc3, fargs = load_family(args.family_json)
     batch, cost_cap, n_mix = int(fargs["batch"]), int(fargs["cost_cap"]), int(fargs["mixtures"])
     builders = {"ddpm": fam.ddpm_range, "edm": fam.edm_range, "flow": fam.flow_range}
