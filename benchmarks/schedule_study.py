@@ -37,12 +37,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import torch  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import samplers_family as fam  # noqa: E402
 from _common import machine_info, machine_markdown, write_outputs  # noqa: E402
 
 from noisecraft import SOLVERS, get_schedule, sample  # noqa: E402
+from noisecraft.io_safety import read_safetensors  # noqa: E402
 
 F64 = torch.float64
 SEARCH_SOLVERS = ["unipc_3", "ipndm", "dpmpp_2s", "unipc", "dpmpp_2m"]
@@ -140,7 +142,7 @@ def fresh_validation(path: Path, progress) -> list[str]:
     builders = {"ddpm": fam.ddpm_range, "edm": fam.edm_range, "flow": fam.flow_range}
     ranges = [builders[n]() for n in fargs["ranges"].split(",")]
     members = [fam.make_member(i, int(fargs["cost_cap"])) for i in seeds]
-    refs = prepare(members, ranges, int(fargs["batch"]), path.parent / "schedule_study_fresh_refs.pt", progress)
+    refs = prepare(members, ranges, int(fargs["batch"]), path.parent / "schedule_study_fresh_refs.safetensors", progress)
     nfes = [n for n in REPORT_NFES if n <= FRESH_RULE_MAX_NFE]
     errs = evaluate(uniform_t_open, ["unipc_3"], nfes, members, ranges, refs)
     L = [f"### Fresh mixtures (seeds {seeds[0]}-{seeds[-1]}, {len(seeds)} mixtures): post-hoc rule vs current default\n",
@@ -178,10 +180,12 @@ def load_family(path: Path) -> tuple[dict, dict, dict]:
 
 def prepare(members, ranges, batch: int, cache_file: Path, progress) -> dict:
     """(start noise of ours, exact end) per (seed, range), exactly as samplers_family.bench_member."""
-    if cache_file.exists():
-        cached = torch.load(cache_file)
-        if cached.get("batch") == batch and all((m.seed, r.name) in cached["refs"] for m in members for r in ranges):
-            return cached["refs"]
+    if cache_file.exists():  # safetensors + metadata: no pickle is ever read back
+        tensors, meta = read_safetensors(cache_file)
+        cached = {(int(k.split("/")[0]), k.split("/")[1]): (tensors[k + "/start"], tensors[k + "/ref"])
+                  for k in {name.rsplit("/", 1)[0] for name in tensors}}
+        if meta.get("batch") == str(batch) and all((m.seed, r.name) in cached for m in members for r in ranges):
+            return cached
     caches, plans = {r.name: {} for r in ranges}, {r.name: {} for r in ranges}
     refs = {}
     for m in members:
@@ -193,7 +197,9 @@ def prepare(members, ranges, batch: int, cache_file: Path, progress) -> dict:
             refs[(m.seed, rng.name)] = (states[rng.sigma_max] / rng.sigma_max, ref)
         progress(f"reference of mixture {m.seed}")
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"batch": batch, "refs": refs}, cache_file)
+    tensors = {f"{seed}/{rng}/{part}": t.contiguous() for (seed, rng), pair in refs.items()
+               for part, t in zip(("start", "ref"), pair)}
+    save_file(tensors, str(cache_file), metadata={"batch": str(batch)})
     return refs
 
 
@@ -267,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     members = [fam.make_member(i, cost_cap) for i in range(n_mix)]
     tuning = [m for m in members if m.half == "tuning"]
     held = [m for m in members if m.half == "held-out"]
-    refs = prepare(members, ranges, batch, args.out / "schedule_study_refs.pt", progress)
+    refs = prepare(members, ranges, batch, args.out / "schedule_study_refs.safetensors", progress)
     progress("references ready")
 
     cands = candidates()
