@@ -40,8 +40,8 @@ benchmarks/samplers.py). So every run is scored against the same endpoint. Float
 Per mixture, range and NFE (model calls actually made, counted):
   ours      the best noisecraft ODE solver with its default schedule (all deterministic entries of
             SOLVERS, adaptive_rk with the NFE as cap);
-  default   the package default `SamplingSpec()` solver (heun, default schedule vp_uniform_time) at
-            that NFE, and `sample()`'s default solver (noisecraft.sampling.DEFAULT_SOLVER);
+  default   the package default `SamplingSpec()` solver and `sample()`'s default solver (both
+            noisecraft.sampling.DEFAULT_SOLVER, with its default schedule) at that NFE;
   theirs    the best diffusers configuration (native schedules and ours); theirs_native without our
             schedule; theirs_ours the best diffusers run on our schedule.
 optimize_schedule at NFE 10 (held-out half): the solver is the one with the best median ratio at
@@ -83,7 +83,7 @@ warnings.filterwarnings("ignore")
 F64 = torch.float64
 NFES = [3, 4, 5, 6, 8, 10, 15, 20]
 DETERMINISTIC = [n for n, i in SOLVERS.items() if not i.stochastic]
-PACKAGE_DEFAULT = SamplingSpec().solver  # "heun"
+PACKAGE_DEFAULT = SamplingSpec().solver  # = DEFAULT_SOLVER since issue 11
 SAMPLE_DEFAULT = DEFAULT_SOLVER  # sample()'s default solver
 OUR_SCHEDULE = ("loglinear", {"knee": 10.0, "knee_density": 0.25})  # the multistep solvers' default
 

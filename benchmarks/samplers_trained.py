@@ -47,8 +47,7 @@ from noisecraft import DEFAULT_SOLVER, sample, solve_pf_ode  # noqa: E402
 from noisecraft.runs import Run  # noqa: E402
 
 warnings.filterwarnings("ignore")
-F64 = torch.float64
-NFES = [3, 4, 5, 6, 8, 10, 15, 20]
+F64, NFES = fam.F64, fam.NFES  # the same NFE grid as the mixture family
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
 
 

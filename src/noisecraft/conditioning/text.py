@@ -57,6 +57,11 @@ class TextConditionedNet(nn.Module):
         self.frozen = frozen
 
     @property
+    def config(self) -> dict:
+        """The denoiser network's config (what run.json saves; the text encoder has its own)."""
+        return self.net.config
+
+    @property
     def conditioner(self) -> Any:
         """The `TextConditioner` to encode prompts with (None if a frozen one was not attached)."""
         return self.text if self.text is not None else self.frozen

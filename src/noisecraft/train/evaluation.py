@@ -78,12 +78,10 @@ class Evaluation(Hook):
     def after_step(self, state: TrainState, info: StepInfo) -> None:
         if due(state.step, self.cfg.eval.every, info):
             row = self.evaluate(state.ema.module, state.step, state.samples_seen)
+            if self.progress:
+                shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("step", "samples", "n", "seconds"))
+                self.bar.write(f"eval step {state.step}: {shown}")
         state.eval_best = dict(self.best) if self.best is not None else None  # saved with the next checkpoint
-        if not due(state.step, self.cfg.eval.every, info):
-            return
-        if self.progress:
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("step", "samples", "n", "seconds"))
-            self.bar.write(f"eval step {state.step}: {shown}")
 
     def evaluate(self, ema_module: nn.Module, step: int, samples_seen: int) -> dict:
         from ..eval.evaluate import evaluate_during_training

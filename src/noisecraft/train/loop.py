@@ -135,8 +135,7 @@ def _setup(cfg: Config, out: Path, run: Run | None, dataset: Any, loss: Callable
         print(f"warning: skipped {len(ds.skipped_files)} unreadable {ds.modality} file(s) of {cfg.data.source!r} "
               f"(data.on_error = 'skip'); training on the other {len(ds)}; listed in run.json", file=sys.stderr)
     if run is None:
-        inner = net.net if hasattr(net, "conditioner") else net  # the denoiser net without a text encoder
-        meta = {"net": getattr(inner, "config", {}), "shape": list(shape), "modality": ds.modality,
+        meta = {"net": net.config, "shape": list(shape), "modality": ds.modality,
                 "conditioners": [c.meta() for c in conds], "class_names": list(ds.class_names) if cfg.data.conditional else [],
                 "dataset_size": len(ds), "skipped_files": list(ds.skipped_files)}
         folder.check_free_space(out, cfg, net)
