@@ -11,6 +11,7 @@ import shutil
 import pytest
 import torch
 
+from noisecraft.io import files
 from noisecraft.runs import checkpoint as ck
 from noisecraft.train import loop
 from noisecraft.runs.checkpoint import (
@@ -58,7 +59,7 @@ def no_data(monkeypatch):
 
 def _disk_full_after(monkeypatch, name: str, nth: int = 1):
     """The nth write of a file called `name` (or its temp file) writes half its bytes, then ENOSPC."""
-    real, seen = ck._write_synced, [0]
+    real, seen = files.write_synced, [0]
 
     def write(path, data):
         if path.name == name or path.name.startswith(f".{name}.tmp-"):
@@ -69,7 +70,7 @@ def _disk_full_after(monkeypatch, name: str, nth: int = 1):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real(path, data)
 
-    monkeypatch.setattr(ck, "_write_synced", write)
+    monkeypatch.setattr(files, "write_synced", write)
 
 
 def _same_final(a, b):

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file as np_save_file
+from safetensors.numpy import save as np_save
 from torch import Tensor
 
+from ..io.files import atomic_write_bytes
 from ..io_safety import read_safetensors
 from .features import FeatureExtractor, cache_root
 from .metrics import FeatureStats, as_features, feature_stats, min_samples_for_stats
@@ -96,14 +96,7 @@ def _write(path: Path, key: str, features: np.ndarray, stats: FeatureStats | Non
     arrays = {"features": np.ascontiguousarray(stored), "key": np.frombuffer(key.encode("ascii"), dtype=np.uint8).copy()}
     if stats is not None:
         arrays["mu"], arrays["sigma"] = np.ascontiguousarray(stats.mu), np.ascontiguousarray(stats.sigma)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        np_save_file(arrays, str(tmp), metadata={"format": CACHE_FORMAT})
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_bytes(path, np_save(arrays, metadata={"format": CACHE_FORMAT}))
 
 
 def reference_features(

@@ -24,16 +24,16 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ..runtime import num_threads
-from safetensors.torch import save_file as st_save_file
+from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
+from ..io.files import atomic_write_bytes, atomic_write_text
 from ..io_safety import WeightFileError, check_tensors_match, read_safetensors, read_weights
+from ..runtime import num_threads
 
 __all__ = [
     "EvalError",
@@ -446,16 +446,6 @@ def fit_features(
 # Saving and loading
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_extractor(extractor: FeatureExtractor, path: str | Path) -> Path:
     """Write a classifier extractor to the folder `path` (extractor.json + weights.safetensors)."""
     net = extractor.module
@@ -469,8 +459,8 @@ def save_extractor(extractor: FeatureExtractor, path: str | Path) -> Path:
             "class_names": extractor.class_names, "fingerprint": extractor.fingerprint,
             **{k: v for k, v in extractor.info.items() if k not in ("kind", "feature_dim")}}
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    _atomic_write(out / "weights.safetensors", lambda p: st_save_file(state, str(p), metadata={"format": FEATURES_FORMAT}))
-    _atomic_write(out / "extractor.json", lambda p: p.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"))
+    atomic_write_bytes(out / "weights.safetensors", st_save(state, metadata={"format": FEATURES_FORMAT}))
+    atomic_write_text(out / "extractor.json", json.dumps(meta, indent=2) + "\n")
     return out
 
 

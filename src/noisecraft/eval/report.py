@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ..io.files import atomic_write_text
 from .evaluate import (
     DEFAULT_METRICS,
     METRIC_DIRECTIONS,
@@ -361,6 +362,4 @@ def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text)

@@ -38,6 +38,7 @@ import torch
 from safetensors.torch import save as st_save
 from torch import Tensor
 
+from ..io import files as _files
 from ..io_safety import WeightFileError, load_safetensors_bytes
 
 __all__ = [
@@ -141,44 +142,23 @@ def decode_bytes(text: str) -> Tensor:
 # Atomic file writes
 
 
+# One atomic writer for the whole package (io/files.py); called through the module so that a test
+# patching `files.write_synced` (a simulated full disk) reaches every write.
 def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+    _files.fsync_dir(path)
 
 
 def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    _files.write_synced(path, data)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` so readers see the old or the new file, never a partial one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        _write_synced(tmp, data)
-        os.replace(tmp, path)
-    except OSError:  # e.g. ENOSPC: leave the old file, and no half-written temp file, behind
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+    _files.atomic_write_bytes(path, data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    _files.atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _sha256(data: bytes) -> str:

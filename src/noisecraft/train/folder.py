@@ -22,8 +22,8 @@ from .ema import PowerEMA
 __all__ = ["check_fresh_out", "check_free_space", "prepare_fresh_run", "truncate_metrics", "plot_losses",
            "save_snapshot", "clean_after_crash"]
 
-# hidden temp files of the atomic writers (checkpoint.atomic_write_bytes, io.images, plot_losses)
-_TEMP_FILE = re.compile(r"^\..+\.tmp(-\d+|\.png)?$")
+# hidden temp files of the atomic writer (io.files: .NAME.tmp-PID-RANDOM; older: .NAME.tmp-PID) and plot_losses
+_TEMP_FILE = re.compile(r"^\..+\.tmp(-\d+(-[0-9a-f]+)?|\.png)?$")
 
 
 def _now() -> str:
