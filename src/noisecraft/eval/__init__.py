@@ -62,6 +62,17 @@ from .metrics import (
     kid,
     precision_recall,
 )
+from .notes import (
+    NoteNameError,
+    hz_to_cents_error,
+    hz_to_midi,
+    midi_to_hz,
+    midi_to_note,
+    note_class,
+    note_to_midi,
+    parse_note_class,
+)
+from .pitch import PitchAccuracy, PitchEstimate, estimate_f0, pitch_accuracy
 from .report import evaluate_run, write_report
 from .splits import RealSplits, real_splits
 
@@ -77,4 +88,6 @@ __all__ = [
     "METRICS", "METRIC_KEYS", "METRIC_DIRECTIONS", "DEFAULT_METRICS", "parse_metrics", "Reference", "build_reference",
     "default_extractor", "evaluate_samples", "evaluate_nll", "evaluate_during_training",
     "RealSplits", "real_splits", "evaluate_run", "write_report",
+    "NoteNameError", "note_to_midi", "midi_to_note", "midi_to_hz", "hz_to_midi", "hz_to_cents_error", "parse_note_class",
+    "note_class", "PitchEstimate", "PitchAccuracy", "estimate_f0", "pitch_accuracy",
 ]
