@@ -52,6 +52,7 @@ from .likelihood import (
 from .metrics import (
     FeatureStats,
     KIDResult,
+    NearCopies,
     PrecisionRecall,
     class_accuracy,
     class_coverage,
@@ -60,6 +61,8 @@ from .metrics import (
     frechet_distance,
     frechet_distance_from_stats,
     kid,
+    near_copies,
+    nearest_two,
     precision_recall,
 )
 from .notes import (
@@ -80,7 +83,8 @@ __all__ = [
     "log_likelihood", "discrete_log_likelihood", "bits_per_dim", "quantize", "bin_width", "data_span",
     "default_probes", "LogLikelihood", "DataSpan",
     "FeatureStats", "KIDResult", "PrecisionRecall", "feature_stats", "frechet_distance", "frechet_distance_from_stats",
-    "kid", "precision_recall", "class_accuracy", "class_coverage", "class_histogram",
+    "kid", "precision_recall", "class_accuracy", "class_coverage", "class_histogram", "NearCopies", "near_copies",
+    "nearest_two",
     "EvalError", "Preprocess", "FeatureExtractor", "ClassifierConfig", "ClassifierNet", "FitResult", "fit_classifier",
     "fit_features", "save_extractor", "load_extractor", "module_extractor", "InceptionV3", "inception_extractor",
     "INCEPTION_FILENAME", "INCEPTION_URL", "default_inception_path",
