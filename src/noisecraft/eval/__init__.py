@@ -6,6 +6,16 @@ probability-flow likelihood, run reports and a hook for training.
     evaluate_samples(samples, ref, labels=classes)       # {"fd", "kid", "precision", "recall", ...}
 """
 
+from .audio_features import (
+    AudioClassifierConfig,
+    AudioClassifierNet,
+    LogMel,
+    LogMelConfig,
+    fit_audio_features,
+    load_audio_features,
+    mel_filterbank,
+    save_audio_features,
+)
 from .cache import ReferenceFeatures, data_hash, reference_features, reference_key
 from .evaluate import (
     DEFAULT_METRICS,
@@ -94,4 +104,6 @@ __all__ = [
     "RealSplits", "real_splits", "evaluate_run", "write_report",
     "NoteNameError", "note_to_midi", "midi_to_note", "midi_to_hz", "hz_to_midi", "hz_to_cents_error", "parse_note_class",
     "note_class", "PitchEstimate", "PitchAccuracy", "estimate_f0", "pitch_accuracy",
+    "mel_filterbank", "LogMelConfig", "LogMel", "AudioClassifierConfig", "AudioClassifierNet", "fit_audio_features",
+    "save_audio_features", "load_audio_features",
 ]
