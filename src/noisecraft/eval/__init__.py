@@ -1,11 +1,23 @@
 """Evaluation: sample-quality metrics on pluggable features, cached reference statistics, the
-probability-flow likelihood, run reports and a hook for training.
+probability-flow likelihood, run reports and a hook for training; for sound, a log-mel feature
+classifier, YIN pitch and `evaluate_audio`.
 
     from noisecraft.eval import log_likelihood, frechet_distance, kid, precision_recall
     ref = build_reference(train_images, extractor, holdout=test_images)
     evaluate_samples(samples, ref, labels=classes)       # {"fd", "kid", "precision", "recall", ...}
 """
 
+from .audio import (
+    AUDIO_METRIC_DIRECTIONS,
+    AudioClips,
+    AudioReference,
+    AudioSet,
+    audio_report,
+    build_audio_reference,
+    evaluate_audio,
+    format_audio_report,
+    real_halves,
+)
 from .audio_features import (
     AudioClassifierConfig,
     AudioClassifierNet,
@@ -106,4 +118,6 @@ __all__ = [
     "note_class", "PitchEstimate", "PitchAccuracy", "estimate_f0", "pitch_accuracy",
     "mel_filterbank", "LogMelConfig", "LogMel", "AudioClassifierConfig", "AudioClassifierNet", "fit_audio_features",
     "save_audio_features", "load_audio_features",
+    "AudioSet", "AudioClips", "AudioReference", "build_audio_reference", "audio_report", "evaluate_audio",
+    "format_audio_report", "real_halves", "AUDIO_METRIC_DIRECTIONS",
 ]
