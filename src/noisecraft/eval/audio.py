@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -46,6 +46,7 @@ __all__ = [
     "AudioClips",
     "sample_rate_of",
     "real_halves",
+    "NoteClasses",
     "AudioReference",
     "build_audio_reference",
     "audio_report",
@@ -98,13 +99,21 @@ def real_halves(labels: Tensor | np.ndarray, seed: int = 0) -> tuple[np.ndarray,
     return np.sort(np.concatenate(a)), np.sort(np.concatenate(b))
 
 
-def _note_classes(class_names: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray] | str:
-    """(timbres, timbre index per class, MIDI per class), or why the names are not TIMBRE:NOTE."""
+class NoteClasses(NamedTuple):
+    """What `TIMBRE:NOTE` class names say: the timbres, each class's timbre index and MIDI note."""
+
+    timbres: list[str]
+    timbre_of: np.ndarray  # (K,) int64
+    midi_of: np.ndarray  # (K,) int64
+
+
+def _note_classes(class_names: Sequence[str]) -> tuple[NoteClasses | None, str | None]:
+    """The classes' timbres and notes, or None and why the names are not TIMBRE:NOTE."""
     try:
         timbres, timbre_of = class_timbres(class_names)
-        return timbres, timbre_of, class_midis(class_names)
+        return NoteClasses(timbres, timbre_of, class_midis(class_names)), None
     except NoteNameError as e:
-        return f"timbre and pitch accuracy need TIMBRE:NOTE class names ({e})"
+        return None, f"timbre and pitch accuracy need TIMBRE:NOTE class names ({e})"
 
 
 def _fd_kid(ref: np.ndarray, other: np.ndarray, *, kid_subsets: int, kid_subset_size: int, seed: int) -> dict:
@@ -117,34 +126,33 @@ def _fd_kid(ref: np.ndarray, other: np.ndarray, *, kid_subsets: int, kid_subset_
     return out
 
 
-def _class_figures(pred: np.ndarray, target: np.ndarray | None, num_classes: int, notes) -> dict:
+def _class_figures(pred: np.ndarray, target: np.ndarray | None, num_classes: int, notes: NoteClasses | None) -> dict:
     out: dict[str, Any] = {"coverage": class_coverage(pred, num_classes)}
     if target is None:
         return out
     out["accuracy"] = class_accuracy(pred, target)
-    if not isinstance(notes, str):
-        timbre_of = notes[1]
-        out["timbre_accuracy"] = float((timbre_of[pred] == timbre_of[target]).mean())
+    if notes is not None:
+        out["timbre_accuracy"] = float((notes.timbre_of[pred] == notes.timbre_of[target]).mean())
     return out
 
 
-def _pitch_figures(waves: Tensor, rate: int, target: np.ndarray | None, notes, tol_cents: float, yin: dict) -> dict:
-    if target is None or isinstance(notes, str):
+def _pitch_figures(waves: Tensor, rate: int, target: np.ndarray | None, notes: NoteClasses | None, tol_cents: float,
+                   yin: dict) -> dict:
+    if target is None or notes is None:
         return {}
-    acc = pitch_accuracy(waves, rate, notes[2][target], tol_cents=tol_cents, **yin)
+    acc = pitch_accuracy(waves, rate, notes.midi_of[target], tol_cents=tol_cents, **yin)
+    cents = acc.median_abs_cents
     return {"pitch_accuracy": acc.accuracy, "pitch_voiced_rate": acc.voiced_rate,
-            "pitch_median_abs_cents": acc.median_abs_cents}
-
-
-def _copies(waves: Tensor, train: Tensor, ratio: float) -> dict:
-    nc = near_copies(waves.flatten(1).double(), train.flatten(1).double(), ratio=ratio)
-    return {"near_copy_rate": nc.rate}
+            "pitch_median_abs_cents": None if np.isnan(cents) else cents}  # None: nothing voiced
 
 
 def _check_data(test: AudioSet, train: AudioSet, features: FeatureExtractor) -> int:
     rate = sample_rate_of(train)
     if sample_rate_of(test) != rate:
         raise EvalError(f"train and test sample rates differ: {rate} Hz vs {sample_rate_of(test)} Hz")
+    if features.num_classes < 2:
+        raise EvalError(f"audio evaluation needs a classifier extractor (fit_audio_features); {features.name!r} has no "
+                        "classifier head")
     if features.info.get("rate") not in (None, rate):
         raise EvalError(f"the feature extractor was fitted at {features.info['rate']} Hz but the data are at {rate} Hz")
     if list(test.class_names) != list(train.class_names):
@@ -165,22 +173,30 @@ class AudioReference:
     rate: int
     shape: tuple[int, ...]
     class_names: list[str]
-    notes: tuple[list[str], np.ndarray, np.ndarray] | str  # (timbres, timbre per class, MIDI per class) or why not
-    reference_features: np.ndarray  # (N_A, F)
-    train_waves: Tensor  # (N_train, C, L)
+    note_classes: NoteClasses | None  # None: the class names are not TIMBRE:NOTE
+    notes: list[str]  # sentences for the report
+    reference_features: np.ndarray  # (N_A, F) features of test half A
+    train_vectors: np.ndarray  # (N_train, C·L) float64: the training clips, for near copies
     noise_floor: dict[str, Any]
     split: dict[str, int]
     settings: dict[str, Any]
 
     def scores(self, waves: Tensor, target: np.ndarray | None, feats: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
-        """Every figure for clips (N, C, L) with their features, predictions and requested classes."""
+        """Every figure for clips (N, C, L) from their features, predictions and requested classes."""
         s = self.settings
         out: dict[str, Any] = {"n": int(waves.shape[0])}
         out.update(_fd_kid(self.reference_features, feats, kid_subsets=s["kid_subsets"],
                            kid_subset_size=s["kid_subset_size"], seed=s["seed"]))
-        out.update(_class_figures(pred, target, len(self.class_names), self.notes))
-        out.update(_pitch_figures(waves, self.rate, target, self.notes, s["tol_cents"], s["yin"]))
-        out.update(_copies(waves, self.train_waves, s["copy_ratio"]))
+        out.update(self.clip_scores(waves, target, pred))
+        return out
+
+    def clip_scores(self, waves: Tensor, target: np.ndarray | None, pred: np.ndarray) -> dict[str, Any]:
+        """The per-clip figures: class, timbre and pitch accuracy, near copies."""
+        s = self.settings
+        out = _class_figures(pred, target, len(self.class_names), self.note_classes)
+        out.update(_pitch_figures(waves, self.rate, target, self.note_classes, s["tol_cents"], s["yin"]))
+        copies = near_copies(waves.flatten(1).double(), self.train_vectors, ratio=s["copy_ratio"])
+        out["near_copy_rate"] = copies.rate
         return out
 
 
@@ -210,15 +226,15 @@ def build_audio_reference(
     feats, pred = features.features_and_predictions(test.data)
     settings = {"seed": seed, "tol_cents": tol_cents, "copy_ratio": copy_ratio, "copy_space": "waveform",
                 "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "yin": dict(yin or {})}
-    ref = AudioReference(features, rate, tuple(train.data.shape[1:]), names, _note_classes(names), feats[a],
-                         train.data, {}, {"n_reference": int(a.size), "n_floor": int(b.size),
-                                      "n_test": int(labels.size), "n_train": int(train.data.shape[0])}, settings)
+    note_classes, why_not = _note_classes(names)
+    split = {"n_reference": int(a.size), "n_floor": int(b.size), "n_test": int(labels.size),
+             "n_train": int(train.data.shape[0])}
+    ref = AudioReference(features, rate, tuple(train.data.shape[1:]), names, note_classes, [why_not] if why_not else [],
+                         feats[a], train.data.detach().flatten(1).double().cpu().numpy(), {}, split, settings)
     # FD and KID: half B against half A; the per-clip figures: every test clip.
     floor = {"n": int(b.size), **_fd_kid(feats[a], feats[b], kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
                                          seed=seed)}
-    floor.update(_class_figures(pred, labels, len(names), ref.notes))
-    floor.update(_pitch_figures(test.data, rate, labels, ref.notes, tol_cents, settings["yin"]))
-    floor.update(_copies(test.data, train.data, copy_ratio))
+    floor.update(ref.clip_scores(test.data, labels, pred))
     ref.noise_floor = floor
     return ref
 
@@ -244,7 +260,7 @@ def audio_report(generated: Tensor, requested: Tensor | Sequence[int] | None, re
         raise EvalError(f"requested labels must lie in 0..{k - 1}, got {target.min()}..{target.max()}")
     feats, pred = ref.features.features_and_predictions(generated)
     gen = ref.scores(generated, target, feats, pred)
-    notes = [ref.notes] if isinstance(ref.notes, str) else []
+    notes = list(ref.notes)
     if gen.get("fd") is None or ref.noise_floor.get("fd") is None:
         notes.append(f"FD needs at least {min_samples_for_stats(feats.shape[1])} clips per set (feature_dim + 1); "
                      "it is left out where a set is smaller")
@@ -255,7 +271,7 @@ def audio_report(generated: Tensor, requested: Tensor | Sequence[int] | None, re
         "rate": ref.rate,
         "shape": list(ref.shape),
         "class_names": ref.class_names,
-        "timbres": None if isinstance(ref.notes, str) else ref.notes[0],
+        "timbres": None if ref.note_classes is None else ref.note_classes.timbres,
         "generated": gen,
         "noise_floor": dict(ref.noise_floor),
         "reference": dict(ref.split),
