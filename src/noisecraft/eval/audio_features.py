@@ -39,7 +39,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file as st_save_file
 from torch import Tensor, nn
 
