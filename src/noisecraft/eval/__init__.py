@@ -1,11 +1,33 @@
 """Evaluation: sample-quality metrics on pluggable features, cached reference statistics, the
-probability-flow likelihood, run reports and a hook for training.
+probability-flow likelihood, run reports and a hook for training; for sound, a log-mel feature
+classifier, YIN pitch and `evaluate_audio`.
 
     from noisecraft.eval import log_likelihood, frechet_distance, kid, precision_recall
     ref = build_reference(train_images, extractor, holdout=test_images)
     evaluate_samples(samples, ref, labels=classes)       # {"fd", "kid", "precision", "recall", ...}
 """
 
+from .audio import (
+    AUDIO_METRIC_DIRECTIONS,
+    AudioClips,
+    AudioReference,
+    AudioSet,
+    audio_report,
+    build_audio_reference,
+    evaluate_audio,
+    format_audio_report,
+    real_halves,
+)
+from .audio_features import (
+    AudioClassifierConfig,
+    AudioClassifierNet,
+    LogMel,
+    LogMelConfig,
+    fit_audio_features,
+    load_audio_features,
+    mel_filterbank,
+    save_audio_features,
+)
 from .cache import ReferenceFeatures, data_hash, reference_features, reference_key
 from .evaluate import (
     DEFAULT_METRICS,
@@ -52,6 +74,7 @@ from .likelihood import (
 from .metrics import (
     FeatureStats,
     KIDResult,
+    NearCopies,
     PrecisionRecall,
     class_accuracy,
     class_coverage,
@@ -60,8 +83,21 @@ from .metrics import (
     frechet_distance,
     frechet_distance_from_stats,
     kid,
+    near_copies,
+    nearest_two,
     precision_recall,
 )
+from .notes import (
+    NoteNameError,
+    hz_to_cents_error,
+    hz_to_midi,
+    midi_to_hz,
+    midi_to_note,
+    note_class,
+    note_to_midi,
+    parse_note_class,
+)
+from .pitch import PitchAccuracy, PitchEstimate, estimate_f0, pitch_accuracy
 from .report import evaluate_run, write_report
 from .splits import RealSplits, real_splits
 
@@ -69,7 +105,8 @@ __all__ = [
     "log_likelihood", "discrete_log_likelihood", "bits_per_dim", "quantize", "bin_width", "data_span",
     "default_probes", "LogLikelihood", "DataSpan",
     "FeatureStats", "KIDResult", "PrecisionRecall", "feature_stats", "frechet_distance", "frechet_distance_from_stats",
-    "kid", "precision_recall", "class_accuracy", "class_coverage", "class_histogram",
+    "kid", "precision_recall", "class_accuracy", "class_coverage", "class_histogram", "NearCopies", "near_copies",
+    "nearest_two",
     "EvalError", "Preprocess", "FeatureExtractor", "ClassifierConfig", "ClassifierNet", "FitResult", "fit_classifier",
     "fit_features", "save_extractor", "load_extractor", "module_extractor", "InceptionV3", "inception_extractor",
     "INCEPTION_FILENAME", "INCEPTION_URL", "default_inception_path",
@@ -77,4 +114,10 @@ __all__ = [
     "METRICS", "METRIC_KEYS", "METRIC_DIRECTIONS", "DEFAULT_METRICS", "parse_metrics", "Reference", "build_reference",
     "default_extractor", "evaluate_samples", "evaluate_nll", "evaluate_during_training",
     "RealSplits", "real_splits", "evaluate_run", "write_report",
+    "NoteNameError", "note_to_midi", "midi_to_note", "midi_to_hz", "hz_to_midi", "hz_to_cents_error", "parse_note_class",
+    "note_class", "PitchEstimate", "PitchAccuracy", "estimate_f0", "pitch_accuracy",
+    "mel_filterbank", "LogMelConfig", "LogMel", "AudioClassifierConfig", "AudioClassifierNet", "fit_audio_features",
+    "save_audio_features", "load_audio_features",
+    "AudioSet", "AudioClips", "AudioReference", "build_audio_reference", "audio_report", "evaluate_audio",
+    "format_audio_report", "real_halves", "AUDIO_METRIC_DIRECTIONS",
 ]

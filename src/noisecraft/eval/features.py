@@ -42,6 +42,8 @@ __all__ = [
     "ClassifierConfig",
     "ClassifierNet",
     "FitResult",
+    "ClassifierHead",
+    "train_classifier_net",
     "fit_classifier",
     "fit_features",
     "save_extractor",
@@ -91,6 +93,8 @@ class Preprocess:
     antialias: bool = False
 
     def __call__(self, x: Tensor) -> Tensor:
+        if self.size is None and self.channels is None:
+            return x  # the identity: any (N, C, *spatial), e.g. audio (N, C, L) for a net with its own front end
         if x.ndim != 4:
             raise ValueError(f"images must be (N, C, H, W), got shape {tuple(x.shape)}")
         c = x.shape[1]
@@ -170,8 +174,9 @@ class FeatureExtractor:
         return p.dtype if p is not None else torch.float32
 
     def _run(self, images: Tensor, batch_size: int, want_logits: bool) -> tuple[Tensor, Tensor | None]:
-        if not isinstance(images, Tensor) or images.ndim != 4:
-            raise ValueError(f"images must be a tensor (N, C, H, W) in [-1, 1], got {getattr(images, 'shape', type(images))}")
+        if not isinstance(images, Tensor) or images.ndim < 3:
+            raise ValueError(f"images must be a tensor (N, C, H, W) (or (N, C, *spatial) for an extractor without "
+                             f"resizing) in [-1, 1], got {getattr(images, 'shape', type(images))}")
         feats, logits = [], []
         dev, dt = self._device(), self._dtype()
         with torch.no_grad():
@@ -284,10 +289,10 @@ class ClassifierNet(nn.Module):
         return self.head(features / self.feature_scale)
 
 
-class _ClassifierHead(nn.Module):
-    """The extractor's head: features (as forward returns them) -> logits."""
+class ClassifierHead(nn.Module):
+    """The extractor's head: features (as forward returns them) -> logits, through `net.classify`."""
 
-    def __init__(self, net: ClassifierNet):
+    def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
 
@@ -299,7 +304,7 @@ def _classifier_extractor(net: ClassifierNet, class_names: list[str], info: dict
     cfg = net.config
     pre = Preprocess(size=cfg.resolution, channels=cfg.channels, antialias=True)
     return FeatureExtractor(net, name=f"classifier-{info.get('dataset', 'custom')}", preprocess=pre,
-                            head=_ClassifierHead(net), class_names=class_names,
+                            head=ClassifierHead(net), class_names=class_names,
                             info={"kind": "classifier", "feature_dim": cfg.feature_dim, **info})
 
 
@@ -326,6 +331,63 @@ def _shift(x: Tensor, gen: torch.Generator, max_shift: int) -> Tensor:
     return pad.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
+
+
+def train_classifier_net(
+    make_net: Callable[[], nn.Module],
+    inputs: Tensor,
+    labels: Tensor,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+    threads: int = 1,
+    progress: bool = False,
+    desc: str = "fit-features",
+) -> tuple[nn.Module, list[dict]]:
+    """The feature classifiers' training loop: AdamW + cosine decay on cross-entropy, deterministic per seed.
+
+    make_net() is called after seeding (so the initial weights depend on `seed` only) and must give
+    a module with `logits(x)`, `body(x)` (features before scaling) and a `feature_scale` buffer, which
+    is set at the end so the training inputs' features have mean |f|²/F = 1 (see ClassifierNet).
+    augment(batch, generator) perturbs each batch. The global RNG is left untouched.
+    """
+    with torch.random.fork_rng(devices=[]), num_threads(threads):
+        torch.manual_seed(seed)
+        net = make_net()
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+        labels = labels.long()
+        history = []
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=steps, desc=desc, unit="step")
+        net.train()
+        for step in range(steps):
+            idx = torch.randint(0, inputs.shape[0], (batch_size,), generator=gen)
+            x = inputs[idx] if augment is None else augment(inputs[idx], gen)
+            loss = F.cross_entropy(net.logits(x), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if step % 50 == 0 or step == steps - 1:
+                history.append({"step": step, "loss": loss.item()})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+        if bar is not None:
+            bar.close()
+        net.eval()
+        with torch.no_grad():
+            f = torch.cat([net.body(inputs[i : i + 256]) for i in range(0, inputs.shape[0], 256)]).double()
+            net.feature_scale.fill_(float(1.0 / f.pow(2).mean().sqrt().clamp_min(1e-12)))
+    return net, history
 
 
 def accuracy(extractor: FeatureExtractor, images: Tensor, labels: Tensor) -> float:
@@ -367,39 +429,9 @@ def fit_classifier(
     cfg = ClassifierConfig(int(images.shape[1]), res, len(class_names), width, feature_dim)
     max_shift = max(1, res // 8) if max_shift is None else max_shift
     t0 = time.perf_counter()
-    history = []
-    with torch.random.fork_rng(devices=[]), num_threads(threads):
-        torch.manual_seed(seed)
-        net = ClassifierNet(cfg)
-        gen = torch.Generator().manual_seed(seed)
-        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-        labels = labels.long()
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=steps, desc="fit-features", unit="step")
-        net.train()
-        for step in range(steps):
-            idx = torch.randint(0, images.shape[0], (batch_size,), generator=gen)
-            x = _shift(images[idx], gen, max_shift)
-            loss = F.cross_entropy(net.logits(x), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if step % 50 == 0 or step == steps - 1:
-                history.append({"step": step, "loss": loss.item()})
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-        if bar is not None:
-            bar.close()
-        net.eval()
-        with torch.no_grad():
-            f = torch.cat([net.body(images[i : i + 256]) for i in range(0, images.shape[0], 256)]).double()
-            net.feature_scale.fill_(float(1.0 / f.pow(2).mean().sqrt().clamp_min(1e-12)))
+    net, history = train_classifier_net(lambda: ClassifierNet(cfg), images, labels, steps=steps, batch_size=batch_size,
+                                        lr=lr, seed=seed, augment=lambda x, gen: _shift(x, gen, max_shift),
+                                        threads=threads, progress=progress)
     info = {"dataset": dataset, "resolution": res, "channels": cfg.channels,
             "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "max_shift": max_shift,
                       "num_images": int(images.shape[0])}}

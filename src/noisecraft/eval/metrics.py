@@ -14,6 +14,9 @@ from a pluggable extractor (see `noisecraft.eval.features`). Inputs are array-li
   precision = fraction of generated points inside the real manifold, recall = fraction of real
   points inside the generated manifold.
 * Class accuracy / coverage from a classifier's predictions on generated samples.
+* Near copies of the training set (memorization): the nearest-neighbour ratio test of Yoon et al.
+  2023 and Gu et al. 2023 — a sample is a copy when its nearest training point is closer than
+  1/3 of its second nearest.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ __all__ = [
     "frechet_distance_from_stats",
     "kid",
     "precision_recall",
+    "NearCopies",
+    "nearest_two",
+    "near_copies",
     "class_accuracy",
     "class_coverage",
     "class_histogram",
@@ -283,6 +289,55 @@ def precision_recall(real, generated, *, k: int = 3, chunk: int | None = None) -
         chunk = max(1, min(4096, (1 << 24) // max(x.shape[0], y.shape[0])))
     rx, ry = _knn_radii(x, k, chunk), _knn_radii(y, k, chunk)
     return PrecisionRecall(_coverage(y, x, rx, chunk), _coverage(x, y, ry, chunk))
+
+
+# ------------------------------------------------------------------------------------------------
+# Near copies of the training set
+
+
+class NearCopies(NamedTuple):
+    """Per query: copy flag, distance to the nearest and second-nearest reference point, nearest index."""
+
+    rate: float
+    is_copy: np.ndarray  # (N,) bool
+    nearest: np.ndarray  # (N,) float64
+    second: np.ndarray  # (N,) float64
+    index: np.ndarray  # (N,) int64
+
+
+def nearest_two(queries, reference, *, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distances (N, 2) from each query to its two nearest reference points, and their indices (N, 2)."""
+    q, r = as_features(queries, "queries"), as_features(reference, "reference")
+    _check_dims(r, q, ("reference", "query"))
+    if r.shape[0] < 2:
+        raise ValueError(f"nearest_two needs at least 2 reference points, got {r.shape[0]}")
+    chunk = chunk or max(1, min(4096, (1 << 24) // r.shape[0]))
+    dist, idx = np.empty((q.shape[0], 2)), np.empty((q.shape[0], 2), dtype=np.int64)
+    for s in range(0, q.shape[0], chunk):
+        d = _sq_dists(q[s : s + chunk], r)
+        two = np.argpartition(d, 1, axis=1)[:, :2]  # the two smallest, in either order
+        dd = np.take_along_axis(d, two, axis=1)
+        order = np.argsort(dd, axis=1)
+        idx[s : s + chunk] = np.take_along_axis(two, order, axis=1)
+        dist[s : s + chunk] = np.sqrt(np.take_along_axis(dd, order, axis=1))
+    return dist, idx
+
+
+def near_copies(generated, train, *, ratio: float = 1 / 3, chunk: int | None = None) -> NearCopies:
+    """Fraction of generated points that are near copies of a training point (vectors (N, D), e.g.
+    flattened waveforms or features).
+
+    A point is a copy when d₁ ≤ ratio · d₂, d₁ and d₂ being the distances to its nearest and second
+    nearest training points (Yoon et al. 2023, Gu et al. 2023: ratio 1/3 on L2 distances). The test
+    is scale-free and flags an exact copy (d₁ = 0) whatever the data. Data whose points lie on a
+    low-dimensional manifold (a few random parameters per example) have a non-zero rate even for
+    fresh real examples, so compare with the rate of held-out real data against the same training set.
+    """
+    if not 0 < ratio < 1:
+        raise ValueError(f"ratio must be in (0, 1), got {ratio}")
+    d, idx = nearest_two(generated, train, chunk=chunk)
+    is_copy = d[:, 0] <= ratio * d[:, 1]
+    return NearCopies(float(is_copy.mean()), is_copy, d[:, 0], d[:, 1], idx[:, 0])
 
 
 # ------------------------------------------------------------------------------------------------
