@@ -39,16 +39,16 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import save_file as st_save_file
+from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
+from ..io.files import atomic_write_bytes, atomic_write_text
 from ..io_safety import check_tensors_match, read_safetensors
 from .cache import data_hash
 from .features import (
     ClassifierHead,
     EvalError,
     FeatureExtractor,
-    _atomic_write,
     cache_root,
     train_classifier_net,
 )
@@ -343,9 +343,8 @@ def save_audio_features(extractor: FeatureExtractor, path: str | Path) -> Path:
     meta = {"format": AUDIO_FEATURES_FORMAT, "kind": "audio-classifier", "config": net.config.to_dict(),
             "class_names": extractor.class_names, "fingerprint": extractor.fingerprint, **info}
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    _atomic_write(out / "weights.safetensors",
-                  lambda p: st_save_file(state, str(p), metadata={"format": AUDIO_FEATURES_FORMAT}))
-    _atomic_write(out / "extractor.json", lambda p: p.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"))
+    atomic_write_bytes(out / "weights.safetensors", st_save(state, metadata={"format": AUDIO_FEATURES_FORMAT}))
+    atomic_write_text(out / "extractor.json", json.dumps(meta, indent=2) + "\n")
     return out
 
 
