@@ -8,7 +8,13 @@
 2. Diversity: mean pairwise L2 distance between samples of the same class, divided by the same
    quantity for the real train digits of that class (1.0 = as varied as the data; mode collapse
    gives values near 0). Reported per class and averaged.
-3. Memorisation: the L2 distance from each sample to its nearest train image, compared with the
+3. Fidelity: Fréchet distance in an independent feature space (the 64-unit tanh hidden layer of a
+   scikit-learn MLP trained on the real train split, on images average-pooled to the data's native
+   8x8), generated samples vs the real train digits, next to the real-vs-real floor (held-out test
+   digits vs the train digits). The FD of the samples is the median over random subsets of the
+   test split's size, so both figures carry the same small-sample bias. Neither this network nor the
+   SVM above is used by noisecraft to train or to choose any setting.
+4. Memorisation: the L2 distance from each sample to its nearest train image, compared with the
    same distance for held-out real test digits (which are, by construction, not copies). A
    sample counts as a near-copy if it is closer to a train image than the 1st percentile of the
    test digits' nearest-train distances.
@@ -41,6 +47,42 @@ def mean_pairwise(x: np.ndarray) -> float:
 def nearest_distance(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
     d2 = (x**2).sum(1)[:, None] + (ref**2).sum(1)[None, :] - 2 * x @ ref.T
     return np.sqrt(np.maximum(d2.min(1), 0))
+
+
+def _native(x: np.ndarray, resolution: int) -> np.ndarray:
+    """(N, r*r) images -> (N, 64) average-pooled to the digits' native 8x8."""
+    f = resolution // 8
+    return x.reshape(-1, 8, f, 8, f).mean(axis=(2, 4)).reshape(len(x), 64)
+
+
+class MLPFeatures:
+    """Hidden-layer features of an MLP classifier fitted on real 8x8 digits (independent judge)."""
+
+    def __init__(self, train_x: np.ndarray, train_y: np.ndarray, resolution: int, seed: int = 0):
+        from sklearn.neural_network import MLPClassifier
+
+        self.resolution = resolution
+        self.mlp = MLPClassifier(hidden_layer_sizes=(64,), activation="tanh", alpha=1e-3, max_iter=2000, random_state=seed)
+        self.mlp.fit(_native(train_x, resolution), train_y)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        h = _native(x, self.resolution) @ self.mlp.coefs_[0] + self.mlp.intercepts_[0]
+        return np.tanh(h)
+
+
+def frechet(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy import linalg
+
+    mu = a.mean(0) - b.mean(0)
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(ca @ cb).real
+    return float(mu @ mu + np.trace(ca + cb - 2 * covmean))
+
+
+def fd_subsets(gen: np.ndarray, ref: np.ndarray, size: int, draws: int = 10, seed: int = 0) -> float:
+    rng = np.random.default_rng(seed)
+    size = min(size, len(gen))
+    return float(np.median([frechet(gen[rng.choice(len(gen), size, replace=False)], ref) for _ in range(draws)]))
 
 
 def train_classifier(resolution: int):
@@ -79,6 +121,13 @@ def evaluate(run_dir: str, *, per_class: int = 100, guidance: float | None = Non
     for c in range(info.num_classes):
         ratios.append(mean_pairwise(xs[y == c]) / mean_pairwise(tr[trl == c]))
 
+    feats = MLPFeatures(tr, trl, info.shape[-1])
+    te = _flat(test.images)
+    mlp_acc = float((feats.mlp.predict(_native(te, info.shape[-1])) == test.labels.numpy()).mean())
+    f_tr, f_te = feats(tr), feats(te)
+    fd_floor = frechet(f_te, f_tr)
+    fd_gen = fd_subsets(feats(xs), f_tr, len(te))
+
     nn_gen = nearest_distance(xs, tr)
     nn_test = nearest_distance(_flat(test.images), tr)
     copy_threshold = float(np.percentile(nn_test, 1))
@@ -94,6 +143,10 @@ def evaluate(run_dir: str, *, per_class: int = 100, guidance: float | None = Non
         "accuracy_per_class": per_class_acc,
         "diversity_ratio": float(np.mean(ratios)),
         "diversity_ratio_per_class": [float(r) for r in ratios],
+        "fd_mlp": fd_gen,
+        "fd_mlp_floor": fd_floor,
+        "fd_mlp_ratio": fd_gen / fd_floor,
+        "mlp_test_accuracy": mlp_acc,
         "nn_train_distance_median_samples": float(np.median(nn_gen)),
         "nn_train_distance_median_test_digits": float(np.median(nn_test)),
         "nn_train_distance_min_samples": float(nn_gen.min()),
@@ -123,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['weights']:>10} guidance {r['guidance']:.2f} {r['solver']}@{r['nfe']}: "
               f"accuracy {r['accuracy']:.3f} (min class {min(r['accuracy_per_class']):.2f}), "
               f"diversity ratio {r['diversity_ratio']:.3f} (min {min(r['diversity_ratio_per_class']):.2f}), "
+              f"FD {r['fd_mlp']:.2f} = {r['fd_mlp_ratio']:.2f}x floor {r['fd_mlp_floor']:.2f}, "
               f"NN-train median {r['nn_train_distance_median_samples']:.2f} vs test digits "
               f"{r['nn_train_distance_median_test_digits']:.2f}, near copies {r['near_copy_fraction']:.3f}, "
               f"classifier test acc {r['classifier_test_accuracy']:.3f}, {r['generation_seconds']:.0f} s", flush=True)
