@@ -7,8 +7,8 @@ every reader shares (mix to mono, resample, crop or pad).
   32767 / 32768).
 * `read_audio(path)`: -> ((C, L) float64, rate). libsndfile scales integer PCM by 1 / 32768
   (16-bit), so what `write_wav` wrote reads back on the grid k / 32768. Every defect (missing,
-  unreadable, empty, non-finite, longer than `MAX_FRAMES`, another extension) is a `DataError`
-  naming the file.
+  unreadable, empty, non-finite, longer than `MAX_FRAMES`, another extension) is an
+  `AudioFileError` (a `DataError`) naming the file and the reason.
 * `resample(x, rate_from, rate_to)`: polyphase resampling (`scipy.signal.resample_poly`, a
   Kaiser-windowed FIR) by the reduced ratio rate_to / rate_from.
 * `fit_length(x, length)`: keep the first `length` samples, or pad the end with zeros (silence).
@@ -30,12 +30,20 @@ import numpy as np
 from .files import atomic_write
 from .readers import DataError
 
-__all__ = ["AUDIO_EXTENSIONS", "MAX_FRAMES", "write_wav", "read_audio", "audio_info", "to_mono", "resample",
-           "fit_length", "check_rate"]
+__all__ = ["AUDIO_EXTENSIONS", "MAX_FRAMES", "AudioFileError", "write_wav", "read_audio", "audio_info", "to_mono",
+           "resample", "fit_length", "check_rate"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 MAX_FRAMES = 1 << 26  # ~25 minutes at 44.1 kHz: a longer (or a lying) header is refused before decoding
 MIN_RATE, MAX_RATE = 1000, 384_000
+
+
+class AudioFileError(DataError):
+    """An audio file that cannot be read: `path` and the `reason` (one line)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read audio file {str(path)!r}: {reason}")
+        self.path, self.reason = path, reason
 
 
 def _soundfile() -> Any:
@@ -73,9 +81,9 @@ def write_wav(x: np.ndarray, path: str | os.PathLike, rate: int) -> Path:
 
 def _check_file(path: Path) -> None:
     if path.suffix.lower() not in AUDIO_EXTENSIONS:
-        raise DataError(f"audio file {str(path)!r} has the extension {path.suffix!r}; valid: {', '.join(AUDIO_EXTENSIONS)}")
+        raise AudioFileError(path, f"the extension {path.suffix!r} is not an audio format; valid: {', '.join(AUDIO_EXTENSIONS)}")
     if not path.is_file():
-        raise DataError(f"audio file {str(path)!r} {'is not a file' if path.exists() else 'does not exist'}")
+        raise AudioFileError(path, "it is not a file" if path.exists() else "it does not exist")
 
 
 def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
@@ -86,12 +94,13 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
     try:
         info = sf.info(str(path))
     except Exception as e:  # noqa: BLE001 - libsndfile reports every defect as its own error type
-        raise DataError(f"cannot read audio file {str(path)!r}: {_why(e)}") from None
+        raise AudioFileError(path, _why(e)) from None
     if info.frames < 1 or info.channels < 1:
-        raise DataError(f"audio file {str(path)!r} holds no samples")
+        raise AudioFileError(path, "it holds no samples")
     if info.frames > MAX_FRAMES:
-        raise DataError(f"audio file {str(path)!r} has {info.frames} frames; at most {MAX_FRAMES} are read")
-    check_rate(info.samplerate, f"the sample rate of {str(path)!r}")
+        raise AudioFileError(path, f"it has {info.frames} frames; at most {MAX_FRAMES} are read")
+    if not MIN_RATE <= info.samplerate <= MAX_RATE:
+        raise AudioFileError(path, f"its sample rate {info.samplerate} Hz is outside {MIN_RATE}..{MAX_RATE}")
     return int(info.frames), int(info.channels), int(info.samplerate)
 
 
@@ -103,11 +112,11 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     try:
         data, rate = sf.read(str(path), dtype="float64", always_2d=True)  # (L, C)
     except Exception as e:  # noqa: BLE001
-        raise DataError(f"cannot read audio file {str(path)!r}: {_why(e)}") from None
+        raise AudioFileError(path, _why(e)) from None
     if data.size == 0:
-        raise DataError(f"audio file {str(path)!r} holds no samples")
+        raise AudioFileError(path, "it holds no samples")
     if not np.isfinite(data).all():
-        raise DataError(f"audio file {str(path)!r} has non-finite samples (NaN/Inf)")
+        raise AudioFileError(path, "it has non-finite samples (NaN/Inf)")
     return np.ascontiguousarray(data.T), int(rate)
 
 
