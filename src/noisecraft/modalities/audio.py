@@ -8,7 +8,8 @@
   end with silence, and clipped to [-1, 1]. A file we wrote at the model's rate and length reads back
   unchanged, so what `noisecraft sample` writes is a valid task input.
 * Previews: one log-magnitude spectrogram per sample (short-time Fourier transform with a Hann
-  window of ~32 ms, `n_fft` = the largest power of two <= 0.032 * rate, hop n_fft / 4), low
+  window of ~32 ms: `n_fft` = the largest power of two <= 0.032 * rate, and <= L / 8 so that
+  short clips still get ~32 frames; hop n_fft / 4), low
   frequencies at the bottom, drawn with the magma colour map on the fixed range
   [-80 dB, 0 dB] relative to a full-scale sine (not per-sample, so previews can be compared);
   stereo channels are stacked. Panels are tiled in a grid like every modality's, enlarged by the
@@ -59,11 +60,13 @@ def spectrogram_db(x: np.ndarray, rate: int) -> np.ndarray:
     """(L,) waveform -> (F, T) magnitude in dB relative to a full-scale sine, row 0 = 0 Hz."""
     from scipy.signal import stft
 
+    length = x.shape[-1]
     n_fft = 2 ** int(math.floor(math.log2(max(2.0, 0.032 * rate))))
-    n_fft = min(n_fft, 2 ** int(math.floor(math.log2(max(2, x.shape[-1])))))
+    n_fft = max(2, min(n_fft, 2 ** int(math.floor(math.log2(max(2, length // 8))))))  # short clips: >= ~32 frames
+    n_fft = min(n_fft, length) if length > 1 else 1
     # scaling="spectrum" divides by the window sum: a sine of amplitude A peaks at A/2, hence the 2.
     _, _, z = stft(np.nan_to_num(x.astype(np.float64)), fs=rate, window="hann", nperseg=n_fft,
-                   noverlap=n_fft - n_fft // 4, scaling="spectrum")
+                   noverlap=n_fft - max(1, n_fft // 4), scaling="spectrum")
     return 20.0 * np.log10(np.maximum(2.0 * np.abs(z), 1e-12))
 
 
