@@ -114,3 +114,18 @@ def test_data_export_notes_writes_wavs(tmp_path):
     names = sorted(p.name for p in (tmp_path / "real").iterdir())
     assert names == ["000000.wav", "000001.wav", "000002.wav", "labels.csv"]
     assert sf.info(str(tmp_path / "real" / "000002.wav")).samplerate == 8000
+
+
+def test_the_notes_preset_resolves_to_a_1d_unet():
+    import json
+
+    from noisecraft.config import load_config
+    from noisecraft.train import build_net
+
+    result = run("train", "notes", "--dry-run")
+    assert result.exit_code == 0, result.output
+    cfg = json.loads(result.output)
+    assert cfg["data"]["source"] == "notes" and cfg["data"]["resolution"] == 4096 and cfg["train"]["steps"] == 1200
+    net = build_net(load_config("notes"), (1, 4096))
+    assert net.config["dims"] == 1 and net.config["attn_resolutions"] == [128, 64]
+    assert net(torch.zeros(2, 1, 4096), torch.ones(2)).shape == (2, 1, 4096)
