@@ -84,7 +84,8 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
 
     \b
     Presets: digits (the demo recipe), tiny (seconds; for tests), shapes and shapes-minilm
-    (text-to-image with the small or the pretrained text encoder; sample with --prompt).
+    (text-to-image with the small or the pretrained text encoder; sample with --prompt), notes
+    (audio: synthetic notes, sample with --class pluck:A4).
     Every config key is described in docs/training.md; --dry-run shows them all.
     """
     with user_errors():
