@@ -36,7 +36,6 @@ notes) from `numpy.random.Generator(PCG64)`; another length or rate draws other 
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch

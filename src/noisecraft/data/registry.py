@@ -17,6 +17,7 @@ from .audio import AUDIO_EXTENSIONS, list_audio_files, load_audio_folder
 from .blobs import load_blobs
 from .dataset import DataError, SignalDataset, check_channels, check_resolution
 from .digits import load_digits
+from .folders import ON_ERROR
 from .images import IMAGE_EXTENSIONS, list_image_files, load_image_folder
 from .notes import load_notes
 from .shapes import SHAPES_SPLITS, load_shapes
@@ -25,7 +26,6 @@ from .waves import load_waves
 __all__ = ["BUILTIN_DATASETS", "BUILTIN_SPLITS", "SPLITS", "ON_ERROR", "load_dataset", "takes_sample_rate"]
 
 SPLITS = ("train", "test", "all")
-ON_ERROR = ("strict", "skip")
 
 # name -> loader(resolution=, split=, channels=, labels=, hflip=[, sample_rate=]) -> SignalDataset (images: ImageDataset)
 BUILTIN_DATASETS: dict[str, Callable[..., SignalDataset]] = {
