@@ -99,19 +99,30 @@ def _choice(key: str, value: str, choices: Sequence[str]) -> None:
 
 @dataclass
 class DataConfig:
-    source: str = "digits"  # built-in dataset name or an image folder
-    resolution: int = 16  # training resolution in pixels; 0 = as stored
+    source: str = "digits"  # built-in dataset name, or a folder of images or audio files
+    resolution: int = 16  # training resolution in pixels (1-D data: the length in samples); 0 = as stored
     channels: int = 0  # 1 or 3 to convert; 0 = as stored
     conditional: bool = True  # condition the net on class labels (needs labelled data)
     hflip: bool = False  # random horizontal flips (drawn from the trainer's generator)
     options: dict = field(default_factory=dict)  # extra keywords of a built-in loader, e.g. shapes' two_object_fraction
-    on_error: str = "strict"  # image folders: strict (stop at the first unreadable image) | skip (leave it out, count it)
+    on_error: str = "strict"  # folders: strict (stop at the first unreadable file) | skip (leave it out, count it)
+    sample_rate: int = 0  # audio (notes, audio folders): Hz; 0 = the default, 8000
 
     def validate(self) -> None:
         _check(self.source != "", "data.source", self.source, "a built-in dataset name or a folder path")
-        _check(self.resolution == 0 or 4 <= self.resolution <= 4096, "data.resolution", self.resolution, "0 (as stored) or 4..4096")
+        _check(self.resolution == 0 or 4 <= self.resolution <= 1 << 20, "data.resolution", self.resolution,
+               "0 (as stored) or 4..1048576 (pixels per side, or samples for 1-D data)")
         _check(self.channels in (0, 1, 3), "data.channels", self.channels, "0 (as stored), 1 or 3")
         _choice("data.on_error", self.on_error, ("strict", "skip"))
+        _check(self.sample_rate == 0 or 1000 <= self.sample_rate <= 384_000, "data.sample_rate", self.sample_rate,
+               "0 (the default, 8000) or 1000..384000 Hz")
+        if self.sample_rate:
+            from .data import BUILTIN_DATASETS
+            from .data.registry import takes_sample_rate
+
+            if self.source in BUILTIN_DATASETS and not takes_sample_rate(self.source):
+                raise ConfigError(f"data.sample_rate = {self.sample_rate} applies to audio data; {self.source!r} is not "
+                                  "audio (use 0, or an audio source such as 'notes')")
         if self.options:
             import inspect
 
@@ -120,7 +131,7 @@ class DataConfig:
             if self.source not in BUILTIN_DATASETS:
                 raise ConfigError(f"data.options = {self.options!r} needs a built-in data.source "
                                   f"({', '.join(sorted(BUILTIN_DATASETS))}); image folders take no options")
-            fixed = ("resolution", "split", "channels", "labels", "hflip")
+            fixed = ("resolution", "split", "channels", "labels", "hflip", "sample_rate")
             valid = [k for k in inspect.signature(BUILTIN_DATASETS[self.source]).parameters if k not in fixed]
             bad = [k for k in self.options if k not in valid]
             if bad:

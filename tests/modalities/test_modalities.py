@@ -18,11 +18,15 @@ def on_8bit_grid(shape, seed=0):
 
 # --- registry -------------------------------------------------------------------------------------
 def test_registry_and_default_modality():
-    assert set(MODALITIES) == {"image", "array"}
+    assert set(MODALITIES) == {"image", "array", "audio"}
     assert isinstance(get_modality("image"), ImageModality) and isinstance(get_modality("array"), ArrayModality)
     assert all(isinstance(m, Modality) and m.name == k for k, m in MODALITIES.items())
-    with pytest.raises(ValueError, match="unknown modality 'audio'; valid: array, image"):
-        get_modality("audio")
+    with pytest.raises(ValueError, match="unknown modality 'video'; valid: array, audio, image"):
+        get_modality("video")
+    # modalities without settings have no options, and refuse any
+    assert get_modality("image", {}) is MODALITIES["image"] and MODALITIES["array"].options() == {}
+    with pytest.raises(ValueError, match=r"the image modality takes no options, got \['sample_rate'\]"):
+        get_modality("image", {"sample_rate": 8000})
     assert default_modality((1, 16, 16)) == "image" and default_modality((3, 8, 8)) == "image"
     assert default_modality((2, 16, 16)) == "array" and default_modality((1, 64)) == "array"
     assert default_modality((1, 8, 16, 16)) == "array"

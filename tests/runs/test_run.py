@@ -31,6 +31,7 @@ def test_a_first_release_run_opens_and_samples_what_it_sampled(v1):
     assert json.loads((v1 / "run.json").read_text())["format"] == "noisecraft-run/1" and is_run(v1)
     run = Run.open(v1)
     assert run.shape == (1, 8, 8) and run.modality == "image"
+    assert run.modality_options == {} and run.get_modality().name == "image"  # options came later: none recorded
     assert [type(c) for c in run.conditioners] == [ClassLabels] and run.num_classes == 10
     # the images the old code drew (class 1..3, seeds 0..2, euler 3 steps, guidance 2)
     x = run.generate(SamplingSpec(solver="euler", nfe=3, guidance=2.0, seed=0), 3, class_labels=[1, 2, 3])
@@ -82,3 +83,23 @@ def test_class_names_and_indices_are_the_same_condition(v1):
     assert torch.equal(run.generate(spec, 2, class_labels="7"), run.generate(spec, 2, class_labels=7))
     # no class: classes in turn, like the CLI
     assert torch.equal(run.generate(spec, 3), run.generate(spec, 3, class_labels=[0, 1, 2]))
+
+
+def test_modality_options_are_recorded_and_optional(tmp_path):
+    from noisecraft.config import load_config
+
+    cfg = load_config("tiny", ["data.source=notes", "data.resolution=64", "data.sample_rate=11025", "train.steps=1",
+                               "train.batch_size=4", "ema.phema_every=0", "sample.per_class=1", "sample.nfe=1"])
+    train(cfg, tmp_path / "audio", progress=False)
+    doc = json.loads((tmp_path / "audio" / "run.json").read_text())
+    assert doc["modality"] == "audio" and doc["modality_options"] == {"sample_rate": 11025}
+    run = Run.open(tmp_path / "audio")
+    assert run.modality_options == {"sample_rate": 11025} and run.get_modality().sample_rate == 11025
+    # a noisecraft-run/2 folder written before modality options existed opens with the defaults
+    del doc["modality_options"]
+    (tmp_path / "audio" / "run.json").write_text(json.dumps(doc))
+    assert Run.open(tmp_path / "audio").modality_options == {}
+    assert Run.open(tmp_path / "audio").get_modality().sample_rate == 8000
+    (tmp_path / "audio" / "run.json").write_text(json.dumps({**doc, "modality_options": [1, 2]}))
+    with pytest.raises(RunError, match="unreadable run.json"):
+        Run.open(tmp_path / "audio")

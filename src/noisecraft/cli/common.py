@@ -39,7 +39,7 @@ PARAM_FLAGS = {
     "out_dir": "--out", "class_labels": "--class", "prompts": "--prompt", "image_cond": "--image",
     "sweep_nfe": "--sweep-nfe", "sigma_y": "--sigma-y", "n": "--n", "nfe": "--nfe", "solver": "--solver",
     "guidance": "--guidance", "seed": "--seed", "weights": "--weights", "std": "--std", "scale": "--scale",
-    "strength": "--strength", "split": "--split", "features": "--features",
+    "strength": "--strength", "split": "--split", "features": "--features", "span": "--span",
 }
 _DISTINCT = re.compile(r"\b(" + "|".join(k for k in PARAM_FLAGS if "_" in k) + r")\b")
 _LEADING = re.compile(r"^(" + "|".join(k for k in PARAM_FLAGS if "_" not in k) + r") ")
@@ -201,14 +201,12 @@ def check_out_folder(out: str) -> Path:
 
 
 def write_samples(run, x, out: Path, *, nrow: int, scale: int | None = None, first=None) -> None:
-    """OUT/000000.<ext> ... in the run's modality, and OUT/grid.png (with `first`, e.g. the
-    input of a task, as its first tile); files at the display scale (`scale`, default the run's
-    sample.scale), which every command also reads back."""
+    """OUT/000000.<ext> ... in the run's modality (PNG, NPZ, WAV at the run's sample rate), and
+    OUT/grid.png (with `first`, e.g. the input of a task, as its first tile); image files at the
+    display scale (`scale`, default the run's sample.scale), which every command also reads back."""
     import torch
 
-    from ..modalities import get_modality
-
-    modality = get_modality(run.modality)
+    modality = run.get_modality()
     scale = run.config.sample.scale if scale is None else scale
     out.mkdir(parents=True, exist_ok=True)
     x = x.clamp(-1, 1)

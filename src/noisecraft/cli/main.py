@@ -3,7 +3,7 @@
     noisecraft train CONFIG --out RUN_DIR [--steps N] [--checkpoint-every N] [--seed S] [--set key=value ...] [--dry-run]
     noisecraft train --resume RUN_DIR [--steps N]
     noisecraft sample RUN_DIR --n N [--class C | --prompt TEXT ...] [--solver S] [--nfe K] [--guidance W] [--seed S] [--weights W] --out DIR
-    noisecraft inpaint RUN_DIR --image IMG --mask MASK [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
+    noisecraft inpaint RUN_DIR (--image IMG --mask MASK | --audio WAV --span START:END) [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft img2img RUN_DIR --image IMG --strength 0.6 [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--seed S] --out DIR
     noisecraft upscale RUN_DIR --image LOWRES [--method projection|pigdm|dps] [--sigma-y 0] [--n N] [--class C] [--solver S] [--nfe K] [--seed S] --out DIR
     noisecraft demo [--out runs/demo]
@@ -84,7 +84,8 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
 
     \b
     Presets: digits (the demo recipe), tiny (seconds; for tests), shapes and shapes-minilm
-    (text-to-image with the small or the pretrained text encoder; sample with --prompt).
+    (text-to-image with the small or the pretrained text encoder; sample with --prompt), notes
+    (audio: synthetic notes, sample with --class pluck:A4).
     Every config key is described in docs/training.md; --dry-run shows them all.
     """
     with user_errors():
@@ -126,7 +127,7 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
 @cli.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--n", "n", type=int, required=True, help="Number of samples.")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the PNGs and grid.png.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the sample files and grid.png.")
 @click.option("--class", "class_", help="Class index or name for every sample (conditional models). Default: classes in turn.")
 @click.option("--prompt", "prompt", multiple=True, help="Text prompt (text-conditioned models); repeat it for several "
               "prompts, each drawn N / #prompts times (one grid row each).")
@@ -138,10 +139,10 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
 @click.option("--scale", type=int, help="Upscale factor of the saved PNGs (default: the run's sample.scale).")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:N | auto (CUDA when available).")
 def sample(run_dir, n, out, class_, prompt, solver, nfe, guidance, seed, weights, scale, device) -> None:
-    """Draw N samples from a trained run; writes DIR/000000.png ... (.npz for array runs) and
-    DIR/grid.png at the display scale (and DIR/prompts.txt, one prompt per sample, with --prompt)."""
+    """Draw N samples from a trained run; writes DIR/000000.png ... (.npz for array runs, 16-bit
+    .wav at the run's sample rate for audio runs) and DIR/grid.png at the display scale (audio:
+    spectrograms), and DIR/prompts.txt, one prompt per sample, with --prompt."""
     with user_errors():
-        from ..modalities import get_modality
         from ..runs import Run
         from ..runtime import num_threads
 
@@ -162,7 +163,7 @@ def sample(run_dir, n, out, class_, prompt, solver, nfe, guidance, seed, weights
         if "prompts" in values:
             nrow = n // len(prompt) if len(prompt) > 1 else nrow
             outp.mkdir(parents=True, exist_ok=True)
-            ext = get_modality(run.modality).file_ext
+            ext = run.get_modality().file_ext
             lines = "".join(f"{i:06d}{ext}\t{p}\n" for i, p in enumerate(values["prompts"]))
             (outp / "prompts.txt").write_text(lines, encoding="utf-8")
         write_samples(run, x, outp, nrow=nrow, scale=scale)

@@ -1,6 +1,7 @@
-"""`noisecraft inpaint | img2img | upscale`: the inference tasks of `noisecraft.tasks` on image files.
+"""`noisecraft inpaint | img2img | upscale`: the inference tasks of `noisecraft.tasks` on image and audio files.
 
     noisecraft inpaint RUN_DIR --image IMG --mask MASK [--method auto|repaint|model] [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
+    noisecraft inpaint AUDIO_RUN --audio WAV --span START:END [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft img2img RUN_DIR --image IMG --strength 0.6 [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--seed S] --out DIR
     noisecraft upscale RUN_DIR --image LOWRES [--method model|projection|pigdm|dps] [--sigma-y 0] [--n N] [--class C] [--solver S] [--nfe K] [--seed S] --out DIR
 
@@ -16,6 +17,12 @@ whose first tile is the input image (upscale: the low-res input enlarged by pixe
 A run trained with `[cond] image = "mask"` inpaints in one sampler pass (method "model"), one
 trained with `[cond] image = "lowres"` upscales by its lowres_factor (method "model"); other runs
 use RePaint and the zero-shot inverse-problem methods.
+
+Audio runs inpaint a time span: WAV (or FLAC/OGG) is read as the training clips are (mixed to the
+model's channels, resampled to the run's rate, cut or padded to its length) and the samples from
+round(START·rate) to round(END·rate) - 1 are regenerated (RePaint); the others are kept exactly,
+so in the written 16-bit WAVs they equal the input's samples when it is a 16-bit file at the run's
+rate. DIR gets 000000.wav ... and grid.png (spectrograms; first tile: the input).
 """
 
 from __future__ import annotations
@@ -29,14 +36,16 @@ from .common import UserError, check_out_folder, condition_values, sampling_spec
 
 _COMMON = [
     click.argument("run_dir", type=click.Path()),
-    click.option("--image", required=True, type=click.Path(), help="Input image file (PNG, JPEG, ...)."),
-    click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the PNGs and grid.png."),
+    click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the result files and grid.png."),
     click.option("--n", "n", type=int, default=1, show_default=True, help="Number of results."),
     click.option("--class", "class_", help="Class index or name (conditional models). Default: classes in turn."),
     click.option("--nfe", type=int, help="Solver steps (default: the run's sample.nfe)."),
     click.option("--seed", type=int, default=0, show_default=True, help="Result i uses seed + i."),
     click.option("--weights", default="ema", show_default=True, help="raw | ema | best | phema-<std>, as for `sample`."),
 ]
+
+
+_IMAGE = click.option("--image", required=True, type=click.Path(), help="Input image file (PNG, JPEG, ...).")
 
 
 def _common(fn):
@@ -54,18 +63,35 @@ def _model_channels(run) -> int:
 
 def _load(path: str, run) -> torch.Tensor:
     """(C, H, W) in [-1, 1] with the model's channel count, at the native or the display scale."""
-    from ..modalities import get_modality
-
     _model_channels(run)
-    return get_modality(run.modality).read(path, run.shape, scale=run.config.sample.scale)
+    return run.get_modality().read(path, run.shape, scale=run.config.sample.scale)
 
 
 def _load_mask(path: str, run) -> torch.Tensor:
     """MASK PNG (white = regenerate, black = known), native or display scale -> (1, H, W) float, 1 = known."""
-    from ..modalities import get_modality
-
-    m = get_modality(run.modality).read_mask(path, tuple(run.shape[1:]), scale=run.config.sample.scale)
+    m = run.get_modality().read_mask(path, tuple(run.shape[1:]), scale=run.config.sample.scale)
     return ((m + 1) / 2 < 0.5).float()
+
+
+def _inpaint_inputs(run, image, mask, audio, span) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input (C, *spatial), known mask (1, *spatial)) from --image/--mask (image runs) or
+    --audio/--span (audio runs); UserError for flags that do not fit the run."""
+    if run.modality == "audio":
+        if image is not None or mask is not None:
+            raise UserError(f"run {run.path} is an audio model: give --audio WAV --span START:END instead of --image/--mask")
+        if audio is None or span is None:
+            raise UserError(f"missing {'--audio WAV' if audio is None else '--span START:END'}: the audio model "
+                            f"{run.path} regenerates a time span (in seconds) of a clip, e.g. --audio in.wav --span 0.2:0.4")
+        m = run.get_modality()
+        known = m.span_mask(span, run.shape[-1])  # checked before the file is read
+        return m.read(audio, run.shape), known
+    if audio is not None or span is not None:
+        raise UserError(f"--audio/--span need an audio model; run {run.path} is a model of {run.modality} data: "
+                        "give --image IMG --mask MASK")
+    if image is None or mask is None:
+        raise UserError(f"missing {'--image IMG' if image is None else '--mask MASK'}: inpaint takes --image IMG --mask MASK "
+                        "(white = regenerate, black = keep)")
+    return _load(image, run), _load_mask(mask, run)
 
 
 def _image_kind(run) -> str:
@@ -111,15 +137,14 @@ def _upscale_method(info, method: str | None, valid) -> str:
     return method
 
 
-def _setup(run_dir, image, n, class_, solver, nfe, guidance, seed, out, **kw):
-    """(run, spec, values, out folder, input image) shared by the three commands."""
+def _setup(run_dir, n, class_, solver, nfe, guidance, seed, out, **kw):
+    """(run, spec, values, out folder) shared by the commands."""
     from ..runs import Run
 
     run = Run.open(run_dir)
     values = condition_values(run, class_, (), n)
     spec = sampling_spec(run, n=n, solver=solver, nfe=nfe, guidance=guidance, seed=seed, **kw)
-    outp = check_out_folder(out)
-    return run, spec, values, outp, _load(image, run)
+    return run, spec, values, check_out_folder(out)
 
 
 def _conditioned(run, spec, values, n, weights):
@@ -142,17 +167,21 @@ def _grid_row(n: int) -> int:
 
 @click.command()
 @_common
-@click.option("--mask", required=True, type=click.Path(), help="PNG of the image's size: white = regenerate, black = keep.")
+@click.option("--image", type=click.Path(), help="Input image file (PNG, JPEG, ...) of an image model.")
+@click.option("--mask", type=click.Path(), help="PNG of the image's size: white = regenerate, black = keep.")
+@click.option("--audio", type=click.Path(), help="Input clip (WAV, FLAC, OGG) of an audio model.")
+@click.option("--span", help="Audio: the time span to regenerate, START:END in seconds (e.g. 0.2:0.4).")
 @click.option("--method", default="auto", show_default=True,
               help="auto (model for a mask-conditioned run, else repaint) | repaint | model.")
 @click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance).")
 @click.option("--solver", help="repaint: ddpm (default), euler_ancestral, ddim_eta, ddim or euler; model: any (default: the run's).")
 @click.option("--resample", type=int, help="RePaint resampling count U (1 = none)  [default: 5; repaint only]")
-def inpaint_cmd(run_dir, image, out, n, class_, nfe, seed, weights, mask, method, guidance, solver, resample) -> None:
-    """Regenerate the white region of MASK in IMAGE (RePaint, or one pass of a mask-conditioned run);
-    the black region is kept exactly.
+def inpaint_cmd(run_dir, out, n, class_, nfe, seed, weights, image, mask, audio, span, method, guidance, solver,
+                resample) -> None:
+    """Regenerate the white region of MASK in IMAGE (RePaint, or one pass of a mask-conditioned run),
+    or the time span START:END of an audio clip (RePaint); the rest is kept exactly.
 
-    Writes DIR/000000.png ... and DIR/grid.png (first tile: the input image).
+    Writes DIR/000000.png ... (audio: .wav at the run's rate) and DIR/grid.png (first tile: the input).
     """
     with user_errors():
         from ..runs import Run
@@ -161,30 +190,31 @@ def inpaint_cmd(run_dir, image, out, n, class_, nfe, seed, weights, mask, method
 
         method = _inpaint_method(Run.open(run_dir), method, INPAINT_METHODS)
         repaint = method == "repaint"
-        run, spec, values, outp, img = _setup(run_dir, image, n, class_, solver, nfe, guidance, seed, out,
-                                              **(dict(solvers=INPAINT_SOLVERS, default_solver="ddpm") if repaint else {}))
+        run, spec, values, outp = _setup(run_dir, n, class_, solver, nfe, guidance, seed, out,
+                                         **(dict(solvers=INPAINT_SOLVERS, default_solver="ddpm") if repaint else {}))
         if resample is not None and not repaint:
             raise UserError(f"--resample {resample} applies to RePaint only; the mask-conditioned run {run_dir} inpaints "
                             "in one pass (drop --resample, or use --method repaint with a plain run)")
         resample = 5 if resample is None else resample
         if not 1 <= resample <= 100:
             raise UserError(f"--resample {resample} is out of range; valid: 1..100")
-        known = _load_mask(mask, run)
+        img, known = _inpaint_inputs(run, image, mask, audio, span)
         with num_threads(run.config.train.threads):
             den, cond = _conditioned(run, spec, values, n, weights)
-            x = inpaint(den, img.expand(n, -1, -1, -1).contiguous(), known, method=method, solver=spec.solver,
+            x = inpaint(den, img.expand(n, *img.shape).contiguous(), known, method=method, solver=spec.solver,
                         nfe=spec.nfe, sigma_min=spec.sigma_min, sigma_max=spec.sigma_max,
                         resample_steps=resample if repaint else None, generator=_generators(spec, n), **cond)
         write_samples(run, x, outp, nrow=_grid_row(n), first=img)
-    click.echo(f"wrote {n} inpainted images and grid.png to {out}")
+    click.echo(f"wrote {n} inpainted {'clips' if run.modality == 'audio' else 'images'} and grid.png to {out}")
 
 
 @click.command()
 @_common
+@_IMAGE
 @click.option("--strength", type=float, required=True, help="How much to change: 0 < S <= 1 (1 = from pure noise).")
 @click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance).")
 @click.option("--solver", help="Solver name (default: the run's sample.solver).")
-def img2img_cmd(run_dir, image, out, n, class_, nfe, seed, weights, strength, guidance, solver) -> None:
+def img2img_cmd(run_dir, out, n, class_, nfe, seed, weights, image, strength, guidance, solver) -> None:
     """Re-generate IMAGE from a noise level set by --strength (SDEdit).
 
     Writes DIR/000000.png ... and DIR/grid.png (first tile: the input image).
@@ -195,7 +225,8 @@ def img2img_cmd(run_dir, image, out, n, class_, nfe, seed, weights, strength, gu
 
         if not (math.isfinite(strength) and 0 < strength <= 1):
             raise UserError(f"--strength {strength} is out of range; valid: 0 < S <= 1 (1 = start from pure noise)")
-        run, spec, values, outp, img = _setup(run_dir, image, n, class_, solver, nfe, guidance, seed, out)
+        run, spec, values, outp = _setup(run_dir, n, class_, solver, nfe, guidance, seed, out)
+        img = _load(image, run)
         with num_threads(run.config.train.threads):
             den, cond = _conditioned(run, spec, values, n, weights)
             with torch.no_grad():
@@ -207,10 +238,11 @@ def img2img_cmd(run_dir, image, out, n, class_, nfe, seed, weights, strength, gu
 
 @click.command()
 @_common
+@_IMAGE
 @click.option("--method", help="model (default for a low-res-conditioned run) | projection (default otherwise) | pigdm | dps.")
 @click.option("--sigma-y", "sigma_y", type=float, default=0.0, show_default=True, help="Noise std of the low-res image (projection, pigdm).")
 @click.option("--solver", help="Solver name (default: ddpm).")
-def upscale_cmd(run_dir, image, out, n, class_, nfe, seed, weights, method, sigma_y, solver) -> None:
+def upscale_cmd(run_dir, out, n, class_, nfe, seed, weights, image, method, sigma_y, solver) -> None:
     """Super-resolve LOWRES to the model's resolution: with a low-res-conditioned run (method model),
     or zero-shot with any other run (block means of each projection result equal LOWRES).
 

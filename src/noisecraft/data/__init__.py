@@ -1,12 +1,15 @@
-"""Datasets: built-ins and image folders, all as one in-memory `SignalDataset` (images: `ImageDataset`).
+"""Datasets: built-ins and image or audio folders, all as one in-memory `SignalDataset` (images: `ImageDataset`).
 
     ds = load_dataset("digits", resolution=16)          # (N, 1, 16, 16) in [-1, 1], labels 0-9
     ds = load_dataset("path/to/images", resolution=64)  # class labels from first-level sub-folders
     ds = load_dataset("shapes", split="train")          # (N, 3, 32, 32) + ds.captions, ds.attributes
     ds = load_dataset("waves")                          # (N, 1, 64): 1-D signals, ds.modality == "array"
+    ds = load_dataset("notes")                          # (N, 1, 4096): notes at 8 kHz, ds.modality == "audio"
+    ds = load_dataset("path/to/wavs", resolution=8192, sample_rate=16000)  # mono clips, labels from sub-folders
     ds = load_dataset("blobs")                          # (N, 1, 8, 16, 16): 8-frame clips of a moving blob
 """
 
+from .audio import AUDIO_EXTENSIONS, list_audio_files, load_audio_folder
 from .dataset import DataError, ImageDataset, SignalDataset
 from .digits import load_digits
 from .images import IMAGE_EXTENSIONS, list_image_files, load_image_folder
@@ -14,8 +17,11 @@ from .registry import BUILTIN_DATASETS, BUILTIN_SPLITS, ON_ERROR, SPLITS, load_d
 from .shapes import CaptionedImageDataset, load_shapes
 from .waves import load_waves
 from .blobs import load_blobs
+from .notes import NOTES_CLASSES, NotesDataset, load_notes, midi_to_hz, note_attributes
 
 __all__ = [
     "DataError", "SignalDataset", "ImageDataset", "CaptionedImageDataset", "load_dataset", "BUILTIN_DATASETS", "BUILTIN_SPLITS",
     "SPLITS", "ON_ERROR", "load_digits", "load_shapes", "load_waves", "load_blobs", "load_image_folder", "list_image_files", "IMAGE_EXTENSIONS",
+    "load_notes", "NotesDataset", "NOTES_CLASSES", "note_attributes", "midi_to_hz", "load_audio_folder", "list_audio_files",
+    "AUDIO_EXTENSIONS",
 ]

@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..io.readers import DataError, check_channels, to_unit_range  # noqa: F401 - re-exported
-from ..modalities import default_modality, get_modality
+from ..modalities import Modality, default_modality, get_modality
 
 __all__ = ["DataError", "SignalDataset", "ImageDataset"]
 
@@ -23,7 +23,9 @@ class SignalDataset(Dataset):
     `data` is the rank-generic name; `images` is the same tensor (kept on every dataset so image code
     and rank-generic code can share one attribute). `modality` names the modality that reads, writes
     and previews the examples (`noisecraft.modalities`); by default `default_modality(sample_shape)`:
-    "image" for (1 or 3, H, W), else "array".
+    "image" for (1 or 3, H, W), else "array". `modality_options` are its settings (audio:
+    {"sample_rate": 8000}); the trainer records both in run.json, and `get_modality()` gives the
+    configured modality that reads, writes and previews these examples.
     `labels` is all zeros and `num_classes` is 0 when the data is unlabeled.
     `hflip` only records whether flipping the last axis is a valid augmentation for this data;
     the trainer applies it with its own random generator so runs stay reproducible.
@@ -42,6 +44,7 @@ class SignalDataset(Dataset):
         hflip: bool = False,
         skipped_files: list[str] | None = None,
         modality: str | None = None,
+        modality_options: dict | None = None,
     ) -> None:
         if not isinstance(data, Tensor) or data.dtype != torch.float32 or data.ndim - 2 not in self._ranks:
             what = f"{data.dtype} {tuple(data.shape)}" if isinstance(data, Tensor) else type(data).__name__
@@ -59,7 +62,9 @@ class SignalDataset(Dataset):
             raise ValueError("unlabeled data (no class_names) must have all-zero labels")
         sample_shape = tuple(int(v) for v in data.shape[1:])
         self.modality = default_modality(sample_shape) if modality is None else modality
-        get_modality(self.modality).check_shape(sample_shape)  # ValueError naming the shape and the modality's rule
+        m = get_modality(self.modality, modality_options)  # ValueError naming a bad name or option
+        m.check_shape(sample_shape)  # ValueError naming the shape and the modality's rule
+        self.modality_options = m.options()  # complete: the defaults filled in
         self.data = data  # (N, C, *spatial)
         self.labels = labels  # (N,)
         self.class_names = class_names
@@ -70,6 +75,10 @@ class SignalDataset(Dataset):
     @classmethod
     def _data_doc(cls) -> str:
         return "data must be a float32 tensor (N, C, *spatial) with spatial rank 1, 2 or 3"
+
+    def get_modality(self) -> Modality:
+        """The modality of these examples, configured with `modality_options`."""
+        return get_modality(self.modality, self.modality_options)
 
     @property
     def images(self) -> Tensor:

@@ -2,10 +2,11 @@
 
     export_dataset("digits", split="test", n=64, out="real-digits")   # 000000.png ... + labels.csv
     export_dataset("waves", split="train", n=100, out="real-waves")   # 000000.npz ... + labels.csv
+    export_dataset("notes", split="test", n=32, out="real-notes")     # 000000.wav (16-bit, 8 kHz) ... + labels.csv
 
 The files are what `noisecraft sample` writes for a model of the same data (same format, same
 display scale), so real and generated examples can be compared side by side, and each reads back
-with `get_modality(ds.modality).read(path, ds.sample_shape)`.
+with `ds.get_modality().read(path, ds.sample_shape)`.
 
 * The N examples are a seeded uniform random subset of the split, without replacement, written in
   dataset order (`subset_indices`); the same (name, split, n, seed) always gives the same files.
@@ -28,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from ..io.files import _UMASK, atomic_write
-from ..modalities import get_modality
 from .registry import BUILTIN_DATASETS, BUILTIN_SPLITS, SPLITS
 
 __all__ = ["export_dataset", "subset_indices", "LABELS_FILE"]
@@ -70,9 +70,9 @@ def export_dataset(
 ) -> Path:
     """Write `n` examples of the built-in dataset `name` (split `split`) to the folder `out`.
 
-    One file per example (`000000.png`, ... or `.npz`, by the dataset's modality), in the order of
-    the dataset, plus `labels.csv`. `scale`: the display scale of image files (None: the modality's,
-    4 for images); array data is stored exactly and ignores it. Returns `out`.
+    One file per example (`000000.png`, ... `.npz` or `.wav`, by the dataset's modality), in the order
+    of the dataset, plus `labels.csv`. `scale`: the display scale of image files (None: the modality's,
+    4 for images); array and audio data ignore it. Returns `out`.
     """
     if not isinstance(name, str) or name not in BUILTIN_DATASETS:
         raise ValueError(f"name {name!r} is not a built-in dataset; valid: {', '.join(sorted(BUILTIN_DATASETS))}")
@@ -83,7 +83,7 @@ def export_dataset(
     seed = _check_int(seed, "seed", 0, 2**63 - 1)
     out = _check_out(out)
     ds = BUILTIN_DATASETS[name](split=split)
-    modality = get_modality(ds.modality)
+    modality = ds.get_modality()
     if scale is not None:  # validated by the modality too; checked here so a bad value fails before any work
         _check_int(scale, "scale", 1, 64)
     if n > len(ds):

@@ -29,7 +29,6 @@ datasets this library trains on; convert big collections to a smaller resolution
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +37,11 @@ from PIL import Image
 
 from ..io.readers import _open, _to_channels, _why, decode_image, read_image
 from .dataset import DataError, ImageDataset, check_channels, check_resolution, to_unit_range
+from .folders import Skips, folder_classes, list_files
 
 __all__ = ["IMAGE_EXTENSIONS", "list_image_files", "load_image_folder", "read_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
-_ON_ERROR = ("strict", "skip")
 
 
 def _ext_list() -> str:
@@ -51,14 +50,7 @@ def _ext_list() -> str:
 
 def list_image_files(root: str | os.PathLike) -> list[Path]:
     """Image files under `root` (recursive, hidden entries ignored), sorted by relative POSIX path."""
-    root = Path(root)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for f in filenames:
-            if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS:
-                found.append(Path(dirpath, f))
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+    return list_files(root, IMAGE_EXTENSIONS)
 
 
 def _decode(path: Path, resolution: int) -> np.ndarray:
@@ -92,9 +84,8 @@ def load_image_folder(
     """Decode every image under `root` into an `ImageDataset` (see the module docstring for the rules)."""
     check_resolution(resolution)
     check_channels(channels)
-    if on_error not in _ON_ERROR:
-        raise ValueError(f"on_error must be 'strict' (raise on the first unreadable file) or 'skip', got {on_error!r}")
     root = Path(root)
+    skips = Skips(root, on_error, "image")
     if not root.is_dir():
         what = "is not a folder" if root.exists() else "does not exist"
         raise DataError(f"image folder {str(root)!r} {what}; expected a folder of images ({_ext_list()})")
@@ -102,27 +93,8 @@ def load_image_folder(
     if not files:
         raise DataError(f"no images found in {str(root)!r} (searched recursively for {_ext_list()})")
 
-    class_names: list[str] = []
-    if labels:
-        parts = [f.relative_to(root).parts for f in files]
-        at_root = [f for f, p in zip(files, parts) if len(p) == 1]
-        if len(at_root) < len(files):
-            if at_root:
-                raise DataError(
-                    f"{str(root)!r} has images both in class sub-folders and directly in the folder (e.g. {str(at_root[0])!r}); "
-                    "move them into a sub-folder per class, or pass labels=False"
-                )
-            class_names = sorted({p[0] for p in parts})
+    class_names = folder_classes(root, files, labels, "images")
     class_index = {c: i for i, c in enumerate(class_names)}
-
-    skipped: list[str] = []
-    reasons: list[str] = []
-
-    def fail(path: Path, e: Exception) -> None:
-        if on_error == "strict":
-            raise DataError(f"cannot read image {str(path)!r}: {_why(e)} (pass on_error='skip' to leave such files out)") from e
-        skipped.append(str(path))
-        reasons.append(_why(e))
 
     # Shorter sides are read from headers only, so an unknown resolution costs no extra decoding.
     # A header failure is remembered and reported at that file's place in sorted order.
@@ -148,18 +120,11 @@ def load_image_folder(
         except MemoryError:
             raise
         except Exception as e:  # noqa: BLE001
-            fail(f, e)
+            skips.fail(f, _why(e), e)
             continue
         arrays.append(arr)
         label_list.append(class_index[f.relative_to(root).parts[0]] if class_names else 0)
-
-    if not arrays:
-        raise DataError(f"no readable images in {str(root)!r}: all {len(skipped)} files were skipped; first: {skipped[0]!r} ({reasons[0]})")
-    if skipped:
-        warnings.warn(
-            f"skipped {len(skipped)} unreadable image(s) in {str(root)!r}; first: {skipped[0]!r} ({reasons[0]})",
-            stacklevel=2,
-        )
+    skips.finish(len(arrays))
 
     if channels is None:
         channels = 1 if all(a.ndim == 2 for a in arrays) else 3
@@ -171,5 +136,5 @@ def load_image_folder(
         class_names=class_names,
         name=str(root),
         hflip=hflip,
-        skipped_files=skipped,
+        skipped_files=skips.files,
     )

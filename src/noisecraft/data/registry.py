@@ -1,32 +1,38 @@
-"""`load_dataset`: one entry point for built-in datasets (images, 1-D waves, 3-D blobs) and image folders.
+"""`load_dataset`: one entry point for built-in datasets (images, 1-D waves, audio notes, 3-D blobs)
+and folders of images or audio files.
 
 `source` is looked up among the built-in names first, then treated as a folder path; write a
-folder that shares a built-in's name as a path ("./digits") to load the folder.
+folder that shares a built-in's name as a path ("./digits") to load the folder. A folder holding
+audio files (.wav, .flac, .ogg) and no images is an audio folder; one holding both is refused.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+from .audio import AUDIO_EXTENSIONS, list_audio_files, load_audio_folder
 from .blobs import load_blobs
 from .dataset import DataError, SignalDataset, check_channels, check_resolution
 from .digits import load_digits
-from .images import IMAGE_EXTENSIONS, load_image_folder
+from .folders import ON_ERROR
+from .images import IMAGE_EXTENSIONS, list_image_files, load_image_folder
+from .notes import load_notes
 from .shapes import SHAPES_SPLITS, load_shapes
 from .waves import load_waves
 
-__all__ = ["BUILTIN_DATASETS", "BUILTIN_SPLITS", "SPLITS", "ON_ERROR", "load_dataset"]
+__all__ = ["BUILTIN_DATASETS", "BUILTIN_SPLITS", "SPLITS", "ON_ERROR", "load_dataset", "takes_sample_rate"]
 
 SPLITS = ("train", "test", "all")
-ON_ERROR = ("strict", "skip")
 
-# name -> loader(resolution=, split=, channels=, labels=, hflip=) -> SignalDataset (images: ImageDataset)
+# name -> loader(resolution=, split=, channels=, labels=, hflip=[, sample_rate=]) -> SignalDataset (images: ImageDataset)
 BUILTIN_DATASETS: dict[str, Callable[..., SignalDataset]] = {
     "digits": load_digits,
     "shapes": load_shapes,
     "waves": load_waves,  # 1-D (1, 64), modality "array"
+    "notes": load_notes,  # 1-D (1, 4096) audio at 8 kHz, modality "audio"
     "blobs": load_blobs,  # 3-D (1, 8, 16, 16), modality "array"
 }
 
@@ -34,6 +40,11 @@ BUILTIN_DATASETS: dict[str, Callable[..., SignalDataset]] = {
 BUILTIN_SPLITS: dict[str, tuple[str, ...]] = {
     "shapes": SHAPES_SPLITS,
 }
+
+
+def takes_sample_rate(name: str) -> bool:
+    """Whether the built-in `name` is audio (its loader takes `sample_rate`)."""
+    return "sample_rate" in inspect.signature(BUILTIN_DATASETS[name]).parameters
 
 
 def load_dataset(
@@ -45,19 +56,22 @@ def load_dataset(
     labels: bool = True,
     on_error: str = "strict",
     hflip: bool = False,
+    sample_rate: int | None = None,
 ) -> SignalDataset:
-    """Load a built-in dataset by name, or every image under a folder.
+    """Load a built-in dataset by name, or every image or audio file under a folder.
 
-    resolution: output side length (waves: the length; blobs: the frame side); None keeps the built-in's
-        native size (digits: 8, shapes: 32, waves: 64, blobs: 16) or, for a folder, the smallest shorter side found.
+    resolution: output side length (waves, notes, audio: the length in samples; blobs: the frame side);
+        None keeps the built-in's native size (digits: 8, shapes: 32, waves: 64, notes: 4096, blobs: 16)
+        or, for a folder, the smallest shorter side (audio: the shortest clip) found.
     split: "train", "test" or "all". Built-ins have a fixed held-out "test" split; a folder is used
         whole, so it accepts "train" and "all" (same data) and rejects "test". "shapes" also has
         "heldout" (= "test": unseen colour-shape pairs) and "test_seen" (see `BUILTIN_SPLITS`).
-    channels: 1, 3, or None (from the data).
+    channels: 1, 3, or None (from the data); audio is mono (1 or None).
     labels: use class labels (built-in classes, or first-level sub-folders of a folder).
-    on_error: folders only: "strict" raises `DataError` on the first unreadable image,
-        "skip" leaves unreadable images out and lists them in `dataset.skipped_files`.
+    on_error: folders only: "strict" raises `DataError` on the first unreadable file,
+        "skip" leaves unreadable files out and lists them in `dataset.skipped_files`.
     hflip: recorded on the dataset for the trainer; no augmentation is applied here.
+    sample_rate: audio only (notes, audio folders): the rate in Hz (None: 8000).
     """
     check_resolution(resolution)
     check_channels(channels)
@@ -70,17 +84,39 @@ def load_dataset(
         raise TypeError(f"source must be a built-in dataset name or a folder path, got {type(source).__name__}")
     opts = dict(resolution=resolution, channels=channels, labels=labels, hflip=hflip)
     if isinstance(source, str) and source in BUILTIN_DATASETS:
+        if sample_rate is not None:
+            if not takes_sample_rate(source):
+                raise ValueError(f"sample_rate applies to audio data; {source!r} is not audio (audio built-ins: "
+                                 f"{', '.join(n for n in sorted(BUILTIN_DATASETS) if takes_sample_rate(n))}, or an audio folder)")
+            opts["sample_rate"] = sample_rate
         return BUILTIN_DATASETS[source](split=split, **opts)
     path = Path(source)
     if not path.is_dir():
         what = "is a file, not a folder" if path.exists() else "is not a built-in dataset and no such folder exists"
         raise DataError(
             f"unknown dataset {str(source)!r}: it {what}. Built-in datasets: {', '.join(sorted(BUILTIN_DATASETS))}; "
-            f"or give a folder of images ({', '.join(IMAGE_EXTENSIONS)})"
+            f"or give a folder of images ({', '.join(IMAGE_EXTENSIONS)}) or audio files ({', '.join(AUDIO_EXTENSIONS)})"
         )
     if split == "test":
         raise ValueError(
             f"split='test' is only defined for built-in datasets ({', '.join(sorted(BUILTIN_DATASETS))}); "
             f"the folder {str(source)!r} is used whole: pass split='train' or 'all'"
         )
+    if _is_audio_folder(path):
+        return load_audio_folder(path, on_error=on_error, sample_rate=sample_rate, **opts)
+    if sample_rate is not None:
+        raise ValueError(f"sample_rate applies to audio data; the folder {str(source)!r} holds no audio files "
+                         f"({', '.join(AUDIO_EXTENSIONS)})")
     return load_image_folder(path, on_error=on_error, **opts)
+
+
+def _is_audio_folder(path: Path) -> bool:
+    """True for a folder of audio files without images; DataError for a folder holding both."""
+    audio = list_audio_files(path)
+    if not audio:
+        return False
+    images = list_image_files(path)
+    if images:
+        raise DataError(f"{str(path)!r} holds both images (e.g. {str(images[0])!r}) and audio files (e.g. "
+                        f"{str(audio[0])!r}); give a folder of one kind")
+    return True

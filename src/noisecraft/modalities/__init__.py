@@ -5,28 +5,36 @@
     x = m.read("000000.png", (1, 16, 16))          # native 16x16 or the 64x64 display size
     m.write_preview(batch, "grid.png", nrow=8)     # (N, C, *spatial) -> one PNG
     writer.add_image("samples", m.preview_image(batch, nrow=8), step)
+    a = get_modality("audio", {"sample_rate": 16000})   # a modality with options (run.json records them)
+    a.write(wave, "000000.wav")                    # (1, L) in [-1, 1] -> 16-bit PCM WAV at 16 kHz
 
 Imports point one way: io <- modalities <- data (datasets record their modality by name).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .array import ARRAY_DISPLAY_SCALE, ArrayModality
+from .audio import AUDIO_DISPLAY_SCALE, DEFAULT_SAMPLE_RATE, AudioModality
 from .base import Modality, default_modality
 from .image import IMAGE_DISPLAY_SCALE, ImageModality
 
 __all__ = [
-    "Modality", "ImageModality", "ArrayModality", "MODALITIES", "get_modality", "default_modality",
-    "IMAGE_DISPLAY_SCALE", "ARRAY_DISPLAY_SCALE",
+    "Modality", "ImageModality", "ArrayModality", "AudioModality", "MODALITIES", "get_modality", "default_modality",
+    "IMAGE_DISPLAY_SCALE", "ARRAY_DISPLAY_SCALE", "AUDIO_DISPLAY_SCALE", "DEFAULT_SAMPLE_RATE",
 ]
 
-MODALITIES: dict[str, Modality] = {m.name: m for m in (ImageModality(), ArrayModality())}
+MODALITIES: dict[str, Modality] = {m.name: m for m in (ImageModality(), ArrayModality(), AudioModality())}
 
 
-def get_modality(name: str) -> Modality:
-    """The registered modality called `name` (ValueError naming the valid names otherwise)."""
+def get_modality(name: str, options: Mapping[str, object] | None = None) -> Modality:
+    """The registered modality called `name`, configured with `options` (a dataset's or a run's
+    `modality_options`; None or {} = the defaults). ValueError naming the valid names or options."""
     if isinstance(name, Modality):
-        return name
+        return name.configure(**options) if options else name
     if not isinstance(name, str) or name not in MODALITIES:
         raise ValueError(f"unknown modality {name!r}; valid: {', '.join(sorted(MODALITIES))}")
-    return MODALITIES[name]
+    if options is not None and not isinstance(options, Mapping):
+        raise ValueError(f"modality options must be a table of settings, got {type(options).__name__}")
+    return MODALITIES[name].configure(**options) if options else MODALITIES[name]

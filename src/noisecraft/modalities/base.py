@@ -53,9 +53,10 @@ def default_modality(shape: Sequence[int]) -> str:
 class Modality(ABC):
     """One kind of signal: its file format, its preview, the sample shapes it accepts.
 
-    Instances are stateless; the registry (`noisecraft.modalities.MODALITIES`) holds one of each.
-    Subclass to add a kind (audio: WAV + spectrogram; video: GIF/MP4 + frame strip; field: NPZ +
-    heat map) and register it under its `name`.
+    Instances hold no state beyond their `options()` (audio: the sample rate); the registry
+    (`noisecraft.modalities.MODALITIES`) holds one of each with default options, and
+    `get_modality(name, options)` configures it. Subclass to add a kind (audio: WAV + spectrogram;
+    video: GIF/MP4 + frame strip; field: NPZ + heat map) and register it under its `name`.
     """
 
     name: str = ""
@@ -65,6 +66,20 @@ class Modality(ABC):
     # Default evaluation features (noisecraft.eval): "classifier" = a small classifier fitted on the
     # built-in dataset (`default_extractor`); None = none yet (evaluation needs features= given).
     eval_features: str | None = None
+
+    # --- options ------------------------------------------------------------------------------------
+    def options(self) -> dict:
+        """The settings of this instance as JSON values (audio: {"sample_rate": 8000}); {} for a
+        modality without settings. A dataset carries them and a run records them in run.json, so
+        `configure(**options)` rebuilds the same modality when the run is read back."""
+        return {}
+
+    def configure(self, **options: object) -> "Modality":
+        """This modality with `options` set (ValueError naming an unknown one); without settings
+        only `configure()` is valid."""
+        if options:
+            raise ValueError(f"the {self.name} modality takes no options, got {sorted(options)}")
+        return self
 
     # --- shapes -------------------------------------------------------------------------------------
     def check_shape(self, shape: Sequence[int]) -> None:

@@ -8,7 +8,8 @@ What a training run writes (the trainer, `noisecraft.train`, is the only writer)
 
     RUN_DIR/
         run.json         marker + what rebuilds the model: format, net config, sample shape,
-                         modality, conditioners (class names, text encoder, image condition)
+                         modality and its options (audio: the sample rate), conditioners
+                         (class names, text encoder, image condition)
         config.json      the resolved training config (noisecraft.config)
         checkpoints/     model, EMA, optimizer, RNG and data-order state (runs.checkpoint)
         phema/, best/    post-hoc EMA snapshots, the best evaluation's EMA weights (runs.weights)
@@ -16,7 +17,8 @@ What a training run writes (the trainer, `noisecraft.train`, is the only writer)
         metrics.jsonl, eval.jsonl, loss.png, tb/
 
 Runs of format noisecraft-run/1 (the first release: images only, `channels` and `resolution`
-in run.json) open as image runs with the same conditioners.
+in run.json) open as image runs with the same conditioners. `modality_options` was added to
+noisecraft-run/2 with the audio modality; runs written before it have none ({}: the defaults).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..conditioning import ClassLabels, Conditioner, ImageCondition, TextPrompts
 from ..conditioning.text import load_text_conditioner
 from ..config import Config, config_from_dict
 from ..core import Precond, get_process
+from ..modalities import Modality, get_modality
 from ..runtime import resolve_device
 from ..sampling import SamplingSpec
 from .errors import RunError
@@ -88,9 +91,10 @@ class Run:
     """A run folder, read once: config, sample shape, modality, conditioners; weights on demand."""
 
     def __init__(self, path: Path, config: Config, meta: dict, shape: tuple[int, ...], modality: str,
-                 conditioners: list[Conditioner]) -> None:
+                 conditioners: list[Conditioner], modality_options: dict | None = None) -> None:
         self.path, self.config, self.meta = path, config, meta
         self.shape, self.modality, self.conditioners = shape, modality, conditioners
+        self.modality_options = dict(modality_options or {})
         self._denoisers: dict[tuple[str, str], Precond] = {}
 
     @classmethod
@@ -112,9 +116,11 @@ class Run:
             meta = json.loads((path / "run.json").read_text(encoding="utf-8"))
             cfg = config_from_dict(json.loads((path / "config.json").read_text(encoding="utf-8")))
             dev = resolve_device(device)
+            options: dict = {}
             if fmt == RUN_FORMAT:
                 shape = tuple(int(s) for s in meta["shape"])
                 modality = str(meta["modality"])
+                options = dict(meta.get("modality_options") or {})
                 conds = conditioners_from_meta(meta["conditioners"], device=dev)
             else:  # noisecraft-run/1: square images
                 c, r = int(meta["channels"]), int(meta["resolution"])
@@ -123,9 +129,14 @@ class Run:
             dict(meta["net"])
         except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
             raise RunError(f"run {str(path)!r} has an unreadable run.json/config.json: {e}".splitlines()[0]) from None
-        return cls(path, cfg, meta, shape, modality, conds)
+        return cls(path, cfg, meta, shape, modality, conds, options)
 
     # -- what the run is ---------------------------------------------------------------------
+
+    def get_modality(self) -> Modality:
+        """The run's modality configured with its recorded options (audio: at the run's sample rate):
+        what writes its samples and reads task inputs. ValueError for a modality this version lacks."""
+        return get_modality(self.modality, self.modality_options)
 
     @property
     def net_config(self) -> dict:

@@ -25,11 +25,12 @@ def build_dataset(cfg: Config):
     from ..data import BUILTIN_DATASETS, load_dataset
 
     d = cfg.data
+    rate = {"sample_rate": d.sample_rate} if d.sample_rate else {}  # audio only (validated by DataConfig)
     if d.options:  # extra keywords of a built-in loader (validated by DataConfig), e.g. shapes' two_object_fraction
         return BUILTIN_DATASETS[d.source](resolution=d.resolution or None, split="train", channels=d.channels or None,
-                                          labels=d.conditional, hflip=d.hflip, **d.options)
+                                          labels=d.conditional, hflip=d.hflip, **rate, **d.options)
     return load_dataset(d.source, resolution=d.resolution or None, split="train", channels=d.channels or None,
-                        labels=d.conditional, hflip=d.hflip, on_error=d.on_error)
+                        labels=d.conditional, hflip=d.hflip, on_error=d.on_error, **rate)
 
 
 def _check_overrides(cfg: Config, needed: dict[str, Any]) -> dict[str, Any]:

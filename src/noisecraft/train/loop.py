@@ -134,13 +134,14 @@ def _setup(cfg: Config, out: Path, run: Run | None, dataset: Any, loss: Callable
     if ds.skipped_files:  # data.on_error = "skip": say how many, every time (run.json lists them)
         print(f"warning: skipped {len(ds.skipped_files)} unreadable {ds.modality} file(s) of {cfg.data.source!r} "
               f"(data.on_error = 'skip'); training on the other {len(ds)}; listed in run.json", file=sys.stderr)
+    options = dict(getattr(ds, "modality_options", None) or {})  # e.g. audio's sample rate
     if run is None:
-        meta = {"net": net.config, "shape": list(shape), "modality": ds.modality,
+        meta = {"net": net.config, "shape": list(shape), "modality": ds.modality, "modality_options": options,
                 "conditioners": [c.meta() for c in conds], "class_names": list(ds.class_names) if cfg.data.conditional else [],
                 "dataset_size": len(ds), "skipped_files": list(ds.skipped_files)}
         folder.check_free_space(out, cfg, net)
         folder.prepare_fresh_run(out, cfg, meta)
-    return _Setup(cfg, out, ds, conds, shape, get_modality(ds.modality), net, loss or make_loss(cfg))
+    return _Setup(cfg, out, ds, conds, shape, get_modality(ds.modality, options), net, loss or make_loss(cfg))
 
 
 def _new_state(s: _Setup, device: torch.device) -> TrainState:
