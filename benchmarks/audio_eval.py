@@ -31,7 +31,7 @@ from audio_synth import additive, pluck, sawtooth, square, toy_notes  # noqa: E4
 
 from noisecraft.eval.audio import AudioClips, audio_report, build_audio_reference  # noqa: E402
 from noisecraft.eval.audio_features import fit_audio_features  # noqa: E402
-from noisecraft.eval.notes import hz_to_cents_error, midi_to_hz  # noqa: E402
+from noisecraft.data.note_names import hz_to_cents_error, midi_to_hz  # noqa: E402
 from noisecraft.eval.pitch import estimate_f0  # noqa: E402
 
 L = 4096

@@ -73,7 +73,7 @@ def toy_notes(n: int, rate: int = 8000, length: int = 4096, seed: int = 0, timbr
     import torch
     from scipy.signal import lfilter
 
-    from noisecraft.eval.notes import midi_to_hz, note_to_midi
+    from noisecraft.data.note_names import midi_to_hz, note_to_midi
 
     names = [f"{t}:{m}" for t in TOY_TIMBRES for m in TOY_NOTES]
     rng = np.random.default_rng(seed)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from noisecraft.eval.notes import hz_to_cents_error, midi_to_hz
+from noisecraft.data.note_names import hz_to_cents_error, midi_to_hz
 from noisecraft.eval.pitch import estimate_f0, pitch_accuracy
 
 from audio_synth import additive, pluck, sawtooth, square

@@ -50,7 +50,7 @@ def test_text_run_resumes_bitwise(tmp_path, shapes8):
     assert (tmp_path / "a" / "samples" / "step-00000010.png").is_file()
 
 
-def test_loss_decreases_and_prompts_steer_samples(tmp_path, shapes8):
+def test_loss_decreases(tmp_path, shapes8):
     cfg = _text_config("train.steps=40", "train.batch_size=16", "train.accum_steps=1", "optim.lr=4e-3",
                        "ema.phema_every=0", "optim.decay=none", "text.caption_dropout=0")
     result = train(cfg, tmp_path / "r", dataset=shapes8, progress=False)
@@ -69,11 +69,7 @@ def test_loss_decreases_and_prompts_steer_samples(tmp_path, shapes8):
     before, after = evaluate(init), evaluate(trained)
     assert after < 0.7 * before, (before, after)
     assert sum(result.losses[-10:]) < sum(result.losses[:10])
-    # the prompt reaches the samples: same seeds, different prompts -> different images
-    spec = SamplingSpec(solver="euler", nfe=3, guidance=2.0)
-    a = generate(trained, 2, (3, 8, 8), spec, run.conditioners, {"prompts": ["a red circle on the left"]})
-    b = generate(trained, 2, (3, 8, 8), spec, run.conditioners, {"prompts": ["a blue square on the right"]})
-    assert torch.isfinite(a).all() and (a - b).abs().max() > 0
+    # That prompts steer what is sampled needs a longer run: test_prompts_steer_colour_after_a_short_run (slow).
 
 
 def test_caption_dropout_rate_and_captions(shapes8):
@@ -203,3 +199,27 @@ def test_encoder_learning_rate_scale(tmp_path, shapes8):
     assert all(torch.equal(state["model"][f"text.{k}"], v) for k, v in init.items())
     lrs = [g["lr"] for g in state["optim"]["param_groups"]]
     assert len(lrs) == 2 and lrs[1] == 0 < lrs[0]
+
+
+@pytest.mark.slow
+def test_prompts_steer_colour_after_a_short_run(tmp_path):
+    """A few hundred steps teach the small encoder colour words: the same noise with "red" vs "blue"
+    in the prompt gives redder vs bluer images. The same statistic on the untrained net is ~0, so
+    this fails for a net that ignores its prompt (the fast test above cannot tell that apart)."""
+    data = load_shapes(split="train", num_images=600, resolution=8, labels=False)
+    cfg = _text_config("train.steps=500", "train.batch_size=16", "train.accum_steps=1", "optim.lr=3e-3",
+                       "ema.phema_every=0", "text.caption_dropout=0.1", "optim.warmup_steps=20")
+    train(cfg, tmp_path / "r", dataset=data, progress=False)
+    run = Run.open(tmp_path / "r")
+    init = build_denoiser(build_net(cfg, (3, 8, 8), [TextPrompts.for_training(cfg, data)]), cfg)
+    spec = SamplingSpec(nfe=10, guidance=3.0, seed=7)
+
+    def red_minus_blue(den, colour: str) -> float:
+        prompts = [f"a {colour} {shape}" for shape in ("circle", "square", "triangle") for _ in range(4)]
+        x = generate(den, len(prompts), (3, 8, 8), spec, run.conditioners, {"prompts": prompts})
+        return float((x[:, 0] - x[:, 2]).mean())
+
+    trained = run.denoiser("ema")
+    steer = red_minus_blue(trained, "red") - red_minus_blue(trained, "blue")
+    untrained = abs(red_minus_blue(init, "red") - red_minus_blue(init, "blue"))
+    assert steer > 0.1 and steer > 10 * untrained, (steer, untrained)

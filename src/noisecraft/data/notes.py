@@ -43,6 +43,7 @@ from torch import Tensor
 
 from ..io.audio import check_rate
 from .dataset import SignalDataset
+from .note_names import NoteNameError, midi_to_hz, note_to_midi
 from .synthetic import SPLIT_SEEDS, SYNTHETIC_SPLITS, check_size
 
 __all__ = ["NOTES_VERSION", "TIMBRES", "NOTE_NAMES", "NOTE_MIDI", "NOTES_CLASSES", "NOTES_SPLIT_SIZES",
@@ -52,7 +53,7 @@ __all__ = ["NOTES_VERSION", "TIMBRES", "NOTE_NAMES", "NOTE_MIDI", "NOTES_CLASSES
 NOTES_VERSION = 1
 TIMBRES = ("sine", "pluck", "bell", "brass")
 NOTE_NAMES = ("C4", "D#4", "F#4", "A4", "C5", "D#5", "F#5", "A5")
-NOTE_MIDI = (60, 63, 66, 69, 72, 75, 78, 81)
+NOTE_MIDI = tuple(note_to_midi(n) for n in NOTE_NAMES)  # 60, 63, 66, 69, 72, 75, 78, 81
 NOTES_CLASSES = tuple(f"{t}:{n}" for t in TIMBRES for n in NOTE_NAMES)
 NOTES_SPLIT_SIZES = {"train": 2048, "test": 512}
 NOTES_SAMPLE_RATE = 8000
@@ -69,17 +70,11 @@ PLUCK_T60 = 2.0
 BELL_RATIO = 1.4
 
 
-def midi_to_hz(midi: float | np.ndarray) -> float | np.ndarray:
-    """Equal temperament, A4 = MIDI 69 = 440 Hz."""
-    hz = 440.0 * 2.0 ** ((np.asarray(midi, dtype=np.float64) - 69.0) / 12.0)
-    return hz if isinstance(midi, np.ndarray) else float(hz)
-
-
 def note_attributes(class_name: str) -> tuple[str, int]:
     """"pluck:A4" -> ("pluck", 69); ValueError naming the valid classes otherwise."""
     timbre, _, note = class_name.partition(":") if isinstance(class_name, str) else ("", "", "")
     if timbre not in TIMBRES or note not in NOTE_NAMES:
-        raise ValueError(f"{class_name!r} is not a notes class; valid: TIMBRE:NOTE with TIMBRE one of "
+        raise NoteNameError(f"{class_name!r} is not a notes class; valid: TIMBRE:NOTE with TIMBRE one of "
                          f"{', '.join(TIMBRES)} and NOTE one of {', '.join(NOTE_NAMES)} (e.g. 'pluck:A4')")
     return timbre, NOTE_MIDI[NOTE_NAMES.index(note)]
 

@@ -87,7 +87,7 @@ from .metrics import (
     nearest_two,
     precision_recall,
 )
-from .notes import (
+from ..data.note_names import (
     NoteNameError,
     hz_to_cents_error,
     hz_to_midi,

@@ -36,7 +36,7 @@ from torch import Tensor
 from .audio_features import fit_audio_features
 from .features import EvalError, FeatureExtractor
 from .metrics import class_accuracy, class_coverage, frechet_distance, kid, min_samples_for_stats, near_copies
-from .notes import NoteNameError, class_midis, class_timbres
+from ..data.note_names import NoteNameError, class_midis, class_timbres
 from .pitch import pitch_accuracy
 
 __all__ = [

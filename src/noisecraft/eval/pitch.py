@@ -31,7 +31,7 @@ import numpy as np
 from scipy.fft import irfft, next_fast_len, rfft
 from scipy.signal import resample_poly
 
-from .notes import hz_to_cents_error, note_to_midi, parse_note_class
+from ..data.note_names import hz_to_cents_error, note_to_midi, parse_note_class
 
 __all__ = ["PitchEstimate", "PitchAccuracy", "estimate_f0", "yin_frames", "pitch_accuracy", "as_midis"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from noisecraft.eval.notes import (
+from noisecraft.data.note_names import (
     NoteNameError,
     class_midis,
     class_timbres,
