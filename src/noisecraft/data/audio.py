@@ -26,8 +26,8 @@ import torch
 
 from ..io.audio import AUDIO_EXTENSIONS, AudioFileError, audio_info, check_rate, fit_length, read_audio, resample, to_mono
 from ..modalities import DEFAULT_SAMPLE_RATE
-from .dataset import DataError, SignalDataset, check_resolution
-from .folders import Skips, folder_classes, list_files
+from .dataset import SignalDataset, check_resolution
+from .folders import Skips, folder_classes, folder_files, list_files
 
 __all__ = ["AUDIO_EXTENSIONS", "list_audio_files", "load_audio_folder"]
 
@@ -70,12 +70,7 @@ def load_audio_folder(
     rate = DEFAULT_SAMPLE_RATE if sample_rate is None else check_rate(sample_rate)
     root = Path(root)
     skips = Skips(root, on_error, "audio file")
-    if not root.is_dir():
-        what = "is not a folder" if root.exists() else "does not exist"
-        raise DataError(f"audio folder {str(root)!r} {what}; expected a folder of audio files ({', '.join(AUDIO_EXTENSIONS)})")
-    files = list_audio_files(root)
-    if not files:
-        raise DataError(f"no audio files found in {str(root)!r} (searched recursively for {', '.join(AUDIO_EXTENSIONS)})")
+    files = folder_files(root, AUDIO_EXTENSIONS, "audio", "audio files")
     class_names = folder_classes(root, files, labels, "audio files")
     class_index = {c: i for i, c in enumerate(class_names)}
     header_error: dict[Path, AudioFileError] = {}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .dataset import DataError
 
-__all__ = ["ON_ERROR", "list_files", "folder_classes", "Skips"]
+__all__ = ["ON_ERROR", "list_files", "folder_files", "folder_classes", "Skips"]
 
 ON_ERROR = ("strict", "skip")
 
@@ -35,6 +35,20 @@ def list_files(root: str | os.PathLike, extensions: Sequence[str]) -> list[Path]
             if not f.startswith(".") and os.path.splitext(f)[1].lower() in extensions:
                 found.append(Path(dirpath, f))
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def folder_files(root: Path, extensions: Sequence[str], kind: str, noun: str) -> list[Path]:
+    """The `extensions` files under the folder `root`; DataError if it is not a folder or holds none.
+
+    kind / noun name the data in messages, e.g. "image" / "images" or "audio" / "audio files"."""
+    ext = ", ".join(extensions)
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise DataError(f"{kind} folder {str(root)!r} {what}; expected a folder of {noun} ({ext})")
+    files = list_files(root, extensions)
+    if not files:
+        raise DataError(f"no {noun} found in {str(root)!r} (searched recursively for {ext})")
+    return files
 
 
 def folder_classes(root: Path, files: Sequence[Path], labels: bool, what: str) -> list[str]:

@@ -37,15 +37,11 @@ from PIL import Image
 
 from ..io.readers import _open, _to_channels, _why, decode_image, read_image
 from .dataset import DataError, ImageDataset, check_channels, check_resolution, to_unit_range
-from .folders import Skips, folder_classes, list_files
+from .folders import Skips, folder_classes, folder_files, list_files
 
 __all__ = ["IMAGE_EXTENSIONS", "list_image_files", "load_image_folder", "read_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
-
-
-def _ext_list() -> str:
-    return ", ".join(IMAGE_EXTENSIONS)
 
 
 def list_image_files(root: str | os.PathLike) -> list[Path]:
@@ -86,12 +82,7 @@ def load_image_folder(
     check_channels(channels)
     root = Path(root)
     skips = Skips(root, on_error, "image")
-    if not root.is_dir():
-        what = "is not a folder" if root.exists() else "does not exist"
-        raise DataError(f"image folder {str(root)!r} {what}; expected a folder of images ({_ext_list()})")
-    files = list_image_files(root)
-    if not files:
-        raise DataError(f"no images found in {str(root)!r} (searched recursively for {_ext_list()})")
+    files = folder_files(root, IMAGE_EXTENSIONS, "image", "images")
 
     class_names = folder_classes(root, files, labels, "images")
     class_index = {c: i for i, c in enumerate(class_names)}
