@@ -203,11 +203,11 @@ def test_encoder_learning_rate_scale(tmp_path, shapes8):
 
 @pytest.mark.slow
 def test_prompts_steer_colour_after_a_short_run(tmp_path):
-    """A few hundred steps teach the small encoder colour words: the same noise with "red" vs "blue"
+    """A thousand steps teach the small encoder colour words: the same noise with "red" vs "blue"
     in the prompt gives redder vs bluer images. The same statistic on the untrained net is ~0, so
     this fails for a net that ignores its prompt (the fast test above cannot tell that apart)."""
     data = load_shapes(split="train", num_images=600, resolution=8, labels=False)
-    cfg = _text_config("train.steps=500", "train.batch_size=16", "train.accum_steps=1", "optim.lr=3e-3",
+    cfg = _text_config("train.steps=1000", "train.batch_size=16", "train.accum_steps=1", "optim.lr=3e-3",
                        "ema.phema_every=0", "text.caption_dropout=0.1", "optim.warmup_steps=20")
     train(cfg, tmp_path / "r", dataset=data, progress=False)
     run = Run.open(tmp_path / "r")
@@ -222,4 +222,6 @@ def test_prompts_steer_colour_after_a_short_run(tmp_path):
     trained = run.denoiser("ema")
     steer = red_minus_blue(trained, "red") - red_minus_blue(trained, "blue")
     untrained = abs(red_minus_blue(init, "red") - red_minus_blue(init, "blue"))
-    assert steer > 0.1 and steer > 10 * untrained, (steer, untrained)
+    # Measured on the 2-core Xeon: 0.40, 0.13, 0.19 with training seeds 0, 1, 2; nets that ignore their prompt
+    # (an untrained one: exactly 0; failed encoder settings: 0.002-0.015) stay far below 0.06.
+    assert steer > 0.06 and steer > 10 * untrained, (steer, untrained)
