@@ -99,11 +99,12 @@ def train_classifier(resolution: int):
 
 
 def evaluate(run_dir: str, *, per_class: int = 100, guidance: float | None = None, weights: str = "ema",
-             solver: str | None = None, nfe: int | None = None, seed: int = 1000) -> dict:
+             solver: str | None = None, nfe: int | None = None, seed: int = 1000,
+             guidance_interval: tuple[float, float] | None = None) -> dict:
     from noisecraft.runs import Run
 
     info = Run.open(run_dir)
-    spec = info.spec(guidance=guidance, solver=solver, nfe=nfe or None, seed=seed)
+    spec = info.spec(guidance=guidance, solver=solver, nfe=nfe or None, seed=seed, guidance_interval=guidance_interval)
     guidance, solver, nfe = spec.guidance, spec.solver, spec.nfe
     clf, train, test, clf_acc = train_classifier(info.shape[-1])
 
@@ -137,6 +138,7 @@ def evaluate(run_dir: str, *, per_class: int = 100, guidance: float | None = Non
         "solver": solver,
         "nfe": nfe,
         "guidance": guidance,
+        "guidance_interval": list(spec.guidance_interval) if spec.guidance_interval else None,
         "per_class": per_class,
         "classifier_test_accuracy": clf_acc,
         "accuracy": float((pred == y).mean()),
@@ -165,13 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--solver")
     ap.add_argument("--nfe", type=int)
     ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--guidance-interval", help="LO:HI: guide only for σ in (LO, HI] (default: the run's)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     results = []
     for g in args.guidance or [None]:
         r = evaluate(args.run, per_class=args.per_class, guidance=g, weights=args.weights, solver=args.solver,
-                     nfe=args.nfe, seed=args.seed)
+                     nfe=args.nfe, seed=args.seed,
+                     guidance_interval=tuple(float(v) for v in args.guidance_interval.split(":")) if args.guidance_interval else None)
         results.append(r)
         print(f"{r['weights']:>10} guidance {r['guidance']:.2f} {r['solver']}@{r['nfe']}: "
               f"accuracy {r['accuracy']:.3f} (min class {min(r['accuracy_per_class']):.2f}), "
