@@ -52,9 +52,15 @@ def test_eval_of_an_audio_run_reports_every_figure_with_its_floor(notes_run, tmp
     assert rep["features"]["train"]["num_clips"] == 2048 and rep["features"]["held_out_accuracy"] > 0.9
     assert rep["noise_floor"]["accuracy"] > 0.9 and rep["noise_floor"]["timbre_accuracy"] > 0.9
     assert rep["generated"]["accuracy"] < rep["noise_floor"]["accuracy"]  # two training steps learn no notes
+    for part in ("generated", "noise_floor"):  # the per-timbre breakdown, for the clips requested in each timbre
+        for key in ("timbre_accuracy_by_timbre", "pitch_accuracy_by_timbre"):
+            by = rep[part][key]
+            assert list(by) == ["sine", "pluck", "bell", "brass"] and all(0 <= v <= 1 for v in by.values()), by
+    assert rep["noise_floor"]["pitch_accuracy_by_timbre"]["sine"] == 1.0  # YIN finds every real sine's note
     md = (tmp_path / "a" / "report.md").read_text()
     for label in ("| FD |", "| KID |", "| class accuracy |", "| timbre accuracy |", "| pitch accuracy (±50",
-                  "| near copies of training clips |", "floor: real held-out (n=256)", "![samples](samples.png)"):
+                  "| near copies of training clips |", "floor: real held-out (n=256)", "![samples](samples.png)",
+                  "By requested timbre", "| bell | "):
         assert label in md, label
     assert (tmp_path / "a" / "samples.png").is_file()
     info = sf.info(str(tmp_path / "a" / "samples" / "000031.wav"))  # one clip per class

@@ -46,8 +46,8 @@ AUDIO_METRICS: dict[str, tuple[str, ...]] = {
     "fd": ("fd",),
     "kid": ("kid", "kid_std_err", "kid_subset_size"),
     "acc": ("accuracy", "coverage"),
-    "timbre": ("timbre_accuracy",),
-    "pitch": ("pitch_accuracy", "pitch_voiced_rate", "pitch_median_abs_cents"),
+    "timbre": ("timbre_accuracy", "timbre_accuracy_by_timbre"),
+    "pitch": ("pitch_accuracy", "pitch_voiced_rate", "pitch_median_abs_cents", "pitch_accuracy_by_timbre"),
     "copies": ("near_copy_rate",),
 }
 DEFAULT_AUDIO_METRICS = tuple(AUDIO_METRICS)
@@ -249,6 +249,24 @@ def _write_samples(modality: Any, samples: torch.Tensor, class_names: list[str],
         modality.write(samples[i], out / "samples" / f"{i:06d}.wav")
 
 
+def _by_timbre_table(report: dict[str, Any]) -> list[str]:
+    """Markdown lines: timbre and pitch accuracy per requested timbre, generated / floor ([] without notes)."""
+    gen, floor = report["generated"], report["noise_floor"]
+    keys = [k for k in ("timbre_accuracy_by_timbre", "pitch_accuracy_by_timbre") if isinstance(gen.get(k), dict)]
+    if not keys:
+        return []
+
+    def cell(d: dict, key: str, timbre: str) -> str:
+        v = (d.get(key) or {}).get(timbre)
+        return "—" if v is None else f"{v:.3g}"
+
+    head = " | ".join(k.replace("_by_timbre", "").replace("_", " ") + " (generated / floor)" for k in keys)
+    lines = ["By requested timbre:", "", f"| timbre | {head} |", "|---" * (len(keys) + 1) + "|"]
+    for t in gen[keys[0]]:
+        lines.append(f"| {t} | " + " | ".join(f"{cell(gen, k, t)} / {cell(floor, k, t)}" for k in keys) + " |")
+    return lines + [""]
+
+
 def _fmt_seconds(t: dict, key: str) -> str:
     return f"{t[key]:.1f} s" if key in t else "—"
 
@@ -275,6 +293,7 @@ def write_audio_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Pat
         + (f", held-out accuracy {held:.4f}" if held is not None else "") + f", fingerprint {feats['fingerprint']})",
         "",
         format_audio_report(report),
+        *_by_timbre_table(report),
         "The floor is each figure for real held-out clips: FD and KID of half B against half A (the same "
         "reference the generated clips are scored against), the per-clip figures on every held-out clip. "
         "Class and timbre accuracy are read from the feature classifier, pitch from YIN (within ±"
