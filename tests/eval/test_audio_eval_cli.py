@@ -47,7 +47,7 @@ def test_eval_of_an_audio_run_reports_every_figure_with_its_floor(notes_run, tmp
     for key in EVERY_FIGURE:
         assert isinstance(rep["generated"][key], float), key
         assert isinstance(rep["noise_floor"][key], float), key
-    # the real data are the run's: the classifier was fitted on its 2048 training notes, the floor is half the test split
+    # the real data are the run's: the classifier fitted on its 2048 training notes, the floor half the test split
     assert rep["reference"] == {"n_reference": 256, "n_floor": 256, "n_test": 512, "n_train": 2048}
     assert rep["features"]["train"]["num_clips"] == 2048 and rep["features"]["held_out_accuracy"] > 0.9
     assert rep["noise_floor"]["accuracy"] > 0.9 and rep["noise_floor"]["timbre_accuracy"] > 0.9
@@ -74,12 +74,14 @@ def test_eval_of_an_audio_run_reports_every_figure_with_its_floor(notes_run, tmp
 
 
 def test_audio_metrics_can_be_chosen(notes_run, tmp_path):
-    result = run("eval", notes_run, "--n", 8, "--nfe", 2, "--metrics", "pitch,copies", "--quiet", "--out", tmp_path / "r")
+    result = run("eval", notes_run, "--n", 8, "--nfe", 2, "--metrics", "pitch,copies", "--quiet",
+                 "--out", tmp_path / "r")
     assert result.exit_code == 0, result.output
     rep = json.loads((tmp_path / "r" / "report.json").read_text())
     keep = set(AUDIO_METRICS["pitch"]) | set(AUDIO_METRICS["copies"])
     assert set(rep["generated"]) == keep | {"n"} and set(rep["noise_floor"]) == keep | {"n"}
     assert rep["metrics"] == ["pitch", "copies"]
+    assert not any(line.startswith("FD") for line in rep["notes"])  # no word about a figure not asked for
 
 
 @pytest.mark.parametrize("extra, fragments", [

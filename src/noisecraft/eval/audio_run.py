@@ -209,6 +209,10 @@ def evaluate_audio_run(
     dropped = _SCORED - {k for m in metric_list for k in AUDIO_METRICS[m]}
     for part in ("generated", "noise_floor"):
         rep[part] = {k: v for k, v in rep[part].items() if k not in dropped}
+    # notes about figures nobody asked for (FD's sample size, pitch without note names) would only confuse
+    unasked = tuple(prefix for prefix, groups in (("FD needs", {"fd"}), ("timbre and pitch", {"timbre", "pitch"}))
+                    if not groups & set(metric_list))
+    rep["notes"] = [line for line in rep["notes"] if not line.startswith(unasked)]
     rep["timings"]["features_seconds"] = feature_seconds
     rep.update(run=str(run_dir), weights=weights, dataset=name, conditional=conditional, n=n, seed=seed,
                solver=spec.solver, nfe=spec.nfe, guidance=spec.guidance, sigma_min=spec.sigma_min,
