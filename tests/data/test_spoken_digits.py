@@ -14,6 +14,7 @@ import torch
 
 import noisecraft.data.spoken_digits as sd
 from noisecraft.data import DataError, load_dataset
+from noisecraft.io_safety import read_safetensors
 
 from needs_program import require_program
 
@@ -97,16 +98,16 @@ def test_the_second_load_reads_the_cache(espeak, small_splits, cache, monkeypatc
     monkeypatch.setattr(sd, "_clip", lambda *a: calls.append(a[0]) or real(*a))
     first = load_dataset("spoken-digits", split="test", resolution=LENGTH)
     assert len(calls) == 10
-    files = list((cache / "datasets" / "spoken-digits").glob("test-*.npz"))
+    files = list((cache / "datasets" / "spoken-digits").glob("test-*.safetensors"))
     assert len(files) == 1
-    with np.load(files[0], allow_pickle=False) as z:  # plain arrays, no pickle
-        assert z["x"].dtype == np.int16 and z["x"].shape == (10, LENGTH)
+    arrays, meta = read_safetensors(files[0], framework="np")  # plain arrays, no pickle
+    assert arrays["x"].dtype == np.int16 and arrays["x"].shape == (10, LENGTH) and len(meta["key"]) == 64
     second = load_dataset("spoken-digits", split="test", resolution=LENGTH)
     assert len(calls) == 10  # read from the cache
     assert torch.equal(first.data, second.data) and torch.equal(first.labels, second.labels)
     load_dataset("spoken-digits", split="test", resolution=LENGTH // 2)
     assert len(calls) == 20  # another length is another key
-    files[0].write_bytes(b"not an npz")  # a damaged file is regenerated, with a warning
+    files[0].write_bytes(b"not a safetensors file")  # a damaged file is regenerated, with a warning
     with pytest.warns(RuntimeWarning, match="unreadable.*regenerating"):
         third = load_dataset("spoken-digits", split="test", resolution=LENGTH)
     assert len(calls) == 30 and torch.equal(third.data, first.data)

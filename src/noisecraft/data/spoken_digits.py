@@ -25,8 +25,8 @@ samples (default 8192 ≈ 1.02 s: a power of two for the 1-D U-Net) and scaled t
 * **Attributes**: `ds.voice` (index into `VOICES`), `ds.pitch`, `ds.speed` per clip.
 
 The first load of a split runs espeak-ng once per clip (about 30 s for both splits on a 2-core
-machine) and writes `<cache>/datasets/spoken-digits/<split>-<key>.npz` (cache: $NOISECRAFT_CACHE,
-else ~/.cache/noisecraft; NPZ read with allow_pickle=False). The key is a SHA-256 of the format, the
+machine) and writes `<cache>/datasets/spoken-digits/<split>-<key>.safetensors` (cache:
+$NOISECRAFT_CACHE, else ~/.cache/noisecraft; read through `io_safety`). The key is a SHA-256 of the format, the
 espeak-ng version, the rate, the length and every (voice, word, pitch, speed) of the split, so
 another espeak-ng, length or rate gives a new entry and a stale file is never read. A file that
 cannot be read or does not match its key is regenerated with a warning.
@@ -47,10 +47,12 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
+from safetensors.numpy import save as st_save
 from torch import Tensor
 
 from ..io.audio import check_rate, resample
 from ..io.files import atomic_write_bytes
+from ..io_safety import read_safetensors
 from ..runtime import cache_root
 from .dataset import DataError, SignalDataset
 from .synthetic import SPLIT_SEEDS, SYNTHETIC_SPLITS, check_size
@@ -180,10 +182,10 @@ def _key(version: str, plan: Sequence[Utterance], rate: int, length: int) -> str
 
 
 def _read_cache(path: Path, key: str, n: int, length: int) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as z:
-        if bytes(z["key"]).decode("ascii", "replace") != key:
-            raise ValueError("its key does not match")
-        x = z["x"]
+    arrays, meta = read_safetensors(path, framework="np")  # validated header and offsets; no pickle
+    if meta.get("key") != key or "x" not in arrays:
+        raise ValueError("its key does not match")
+    x = arrays["x"]
     if x.dtype != np.int16 or x.shape != (n, length):
         raise ValueError(f"it holds {x.dtype} {x.shape}, expected int16 {(n, length)}")
     return x
@@ -194,19 +196,17 @@ def _split_clips(split: str, rate: int, length: int, use_cache: bool) -> tuple[n
     plan = spoken_digits_plan(split)
     program = _program()
     key = _key(espeak_version(program), plan, rate, length)
-    path = cache_root() / "datasets" / "spoken-digits" / f"{split}-{key[:32]}.npz"
+    path = cache_root() / "datasets" / "spoken-digits" / f"{split}-{key[:32]}.safetensors"
     if use_cache and path.is_file():
         try:
             return _read_cache(path, key, len(plan), length), plan
-        except (OSError, ValueError, KeyError, EOFError) as e:
+        except (OSError, ValueError) as e:  # WeightFileError is a ValueError
             warnings.warn(f"spoken-digits cache {str(path)!r} is unreadable ({e}); regenerating", RuntimeWarning,
                           stacklevel=3)
     x = synthesize(plan, rate, length)
     if use_cache:
-        buf = io.BytesIO()
-        np.savez(buf, x=x, key=np.frombuffer(key.encode("ascii"), dtype=np.uint8))
         try:
-            atomic_write_bytes(path, buf.getvalue())
+            atomic_write_bytes(path, st_save({"x": x}, metadata={"format": CACHE_FORMAT, "key": key}))
         except OSError as e:
             warnings.warn(f"could not write the spoken-digits cache {str(path)!r} ({e}); continuing without it",
                           RuntimeWarning, stacklevel=3)
