@@ -74,10 +74,10 @@ def test_eval_of_an_audio_run_reports_every_figure_with_its_floor(notes_run, tmp
 
 
 def test_audio_metrics_can_be_chosen(notes_run, tmp_path):
-    result = run("eval", notes_run, "--n", 8, "--nfe", 2, "--metrics", "pitch,copies", "--quiet",
-                 "--out", tmp_path / "r")
+    result = run("eval", notes_run, "--nfe", 2, "--metrics", "pitch,copies", "--quiet", "--out", tmp_path / "r")
     assert result.exit_code == 0, result.output
     rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert rep["n"] == rep["noise_floor"]["n"] == 256  # default n: as many clips as the floor's half
     keep = set(AUDIO_METRICS["pitch"]) | set(AUDIO_METRICS["copies"])
     assert set(rep["generated"]) == keep | {"n"} and set(rep["noise_floor"]) == keep | {"n"}
     assert rep["metrics"] == ["pitch", "copies"]

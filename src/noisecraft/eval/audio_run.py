@@ -33,7 +33,7 @@ import torch
 from ..config import METRICS
 from ..data.note_names import NoteNameError, class_midis, midi_to_hz
 from ..io.files import atomic_write_text
-from .audio import AudioClips, evaluate_audio, format_audio_report
+from .audio import AudioClips, evaluate_audio, format_audio_report, real_halves
 from .audio_features import fit_audio_features, load_audio_features
 from .features import EvalError, FeatureExtractor
 from .splits import real_splits
@@ -188,7 +188,8 @@ def evaluate_audio_run(
         raise EvalError(f"run {str(run_dir)!r} was trained on other classes than {name!r} now has; cannot score it")
     if features is not None and not isinstance(features, FeatureExtractor):
         features = load_audio_features(features)
-    n = _check_n(n, metric_list, FEATURE_DIM if features is None else features.feature_dim, test.data.shape[0] // 2)
+    floor_n = int(real_halves(test.labels, 0)[1].size)  # the floor's half B, as build_audio_reference cuts it
+    n = _check_n(n, metric_list, FEATURE_DIM if features is None else features.feature_dim, floor_n)
     ext, feature_seconds = _features(features, train, test, name, cache_dir, use_cache, echo)
     try:
         spec.check_seed_range(n)
