@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import os
+from pathlib import Path
 from typing import Iterator
 
 import torch
 
-__all__ = ["num_threads", "resolve_device", "DeviceError"]
+__all__ = ["num_threads", "resolve_device", "DeviceError", "cache_root"]
+
+
+def cache_root() -> Path:
+    """Where noisecraft keeps derived files (fitted feature classifiers, reference features,
+    synthesized datasets): $NOISECRAFT_CACHE, else ~/.cache/noisecraft."""
+    env = os.environ.get("NOISECRAFT_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "noisecraft"
 
 
 @contextlib.contextmanager

@@ -120,3 +120,10 @@ def test_cli_keep_best_error_is_one_line(tmp_path):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1 and "eval.keep_best = 'bogus'" in lines[0], result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_the_hook_refuses_audio_runs_and_points_to_noisecraft_eval(tmp_path):
+    """Audio is scored after training (`noisecraft eval RUN`); the hook's image features would not fit it."""
+    cfg = load_config("tiny", ["data.source=notes", "data.resolution=256", "eval.every=1", "train.steps=1"])
+    with pytest.raises(ConfigError, match=r"audio modality is evaluated after training \(`noisecraft eval RUN`"):
+        train(cfg, tmp_path / "a", progress=False)

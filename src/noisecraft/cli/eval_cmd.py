@@ -1,9 +1,12 @@
 """`noisecraft eval`: score a trained run, and fit the feature classifier the scores use.
 
-    noisecraft eval RUN_DIR --out REPORT_DIR [--n 1000] [--metrics fd,kid,pr,acc,nll] [--solver S] [--nfe K]
+    noisecraft eval RUN_DIR --out REPORT_DIR [--n N] [--metrics fd,kid,pr,acc,nll] [--solver S] [--nfe K]
                     [--guidance W] [--seed S] [--weights ema] [--features PATH] [--sweep-nfe 4,8,16]
                     [--nll-n 64] [--nll-levels 256]
     noisecraft eval fit-features DATASET --out FEATURES [--resolution 16] [--steps 1200] [--seed 0]
+
+Audio runs are scored with their own metrics (--metrics fd,kid,acc,timbre,pitch,copies; see
+docs/audio.md); the run's modality chooses (noisecraft.eval.report.evaluate_run).
 
 `eval` is a group whose default command is `run`: `noisecraft eval RUN_DIR ...` is
 `noisecraft eval run RUN_DIR ...`. Register it in the main CLI with `cli.add_command(eval_group, "eval")`.
@@ -62,9 +65,13 @@ def eval_group() -> None:
 @eval_group.command("run")
 @click.argument("run_dir", type=click.Path())
 @click.option("--out", type=click.Path(), required=True, help="Report folder (report.json, report.md, pictures).")
-@click.option("--n", "n", type=int, default=1000, show_default=True, help="Samples to generate and score.")
-@click.option("--metrics", default="fd,kid,pr,acc", show_default=True,
-              help="Comma-separated: fd, kid, pr (precision/recall), acc (class accuracy/coverage), nll (likelihood).")
+@click.option("--n", "n", type=int,
+              help="Samples to generate and score. Default: 1000 for images; for audio the floor's number of "
+                   "clips (half the held-out split), so FD and KID compare like with like.")
+@click.option("--metrics",
+              help="Comma-separated. Images (default fd,kid,pr,acc): fd, kid, pr (precision/recall), acc (class "
+                   "accuracy/coverage), nll (likelihood). Audio (default all): fd, kid, acc, timbre, pitch (within "
+                   "±50 cents), copies (near copies of training clips).")
 @click.option("--solver", help="Solver name (default: the run's sample.solver).")
 @click.option("--nfe", type=int, help="Network evaluations per sample (default: the run's sample.nfe).")
 @click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance).")
@@ -78,7 +85,9 @@ def eval_group() -> None:
 @click.option("--nll-levels", type=int, default=256, show_default=True,
               help="Levels the held-out images are quantized to on [-1, 1] for the dequantized bits/dim bound (256 = 8-bit).")
 @click.option("--kid-subsets", type=int, default=100, show_default=True, help="Random subsets KID is averaged over.")
-@click.option("--cache-dir", type=click.Path(), help="Reference-feature cache (default: $NOISECRAFT_CACHE/reference).")
+@click.option("--cache-dir", type=click.Path(),
+              help="Cache folder (default: $NOISECRAFT_CACHE/reference for images' reference features, "
+                   "$NOISECRAFT_CACHE/audio-features for audio runs' fitted feature classifier).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the reference-feature cache.")
 @click.option("--quiet", is_flag=True, help="Only the final line.")
 def eval_run(run_dir, out, n, metrics, solver, nfe, guidance, seed, weights, features, sweep_nfe, nll_n, nll_levels,
@@ -86,15 +95,16 @@ def eval_run(run_dir, out, n, metrics, solver, nfe, guidance, seed, weights, fea
     """Sample RUN_DIR and score the samples against its training data; writes REPORT_DIR.
 
     Every metric is also reported for the held-out real split against the same reference (the
-    noise floor). Results are deterministic for a fixed --seed.
+    noise floor). Results are deterministic for a fixed --seed. Audio runs get their own report
+    (class, timbre and pitch accuracy, near copies; docs/audio.md).
     """
     with _errors():
-        from ..eval import parse_metrics
         from ..eval.report import evaluate_run
 
-        metric_list = parse_metrics(metrics)
         sweep = _int_list(sweep_nfe, "--sweep-nfe")
-        if not 0 <= seed <= 2**63 - max(n, 1):  # sample i uses seed + i (64-bit generator seeds)
+        if n is not None and n < 2:
+            raise _usage(f"--n {n} is out of range; valid: an integer >= 2")
+        if not 0 <= seed <= 2**63 - max(n or 1, 1):  # sample i uses seed + i (64-bit generator seeds)
             raise _usage(f"--seed {seed} is out of range; valid: 0 <= seed <= 2**63 - N (N = --n {n})")
         if nll_n < 1:
             raise _usage(f"--nll-n {nll_n} is out of range; valid: an integer >= 1")
@@ -103,13 +113,13 @@ def eval_run(run_dir, out, n, metrics, solver, nfe, guidance, seed, weights, fea
         if kid_subsets < 1:
             raise _usage(f"--kid-subsets {kid_subsets} is out of range; valid: an integer >= 1")
         echo = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
-        report = evaluate_run(run_dir, out, n=n, metrics=metric_list, solver=solver, nfe=nfe, guidance=guidance,
+        report = evaluate_run(run_dir, out, n=n, metrics=metrics, solver=solver, nfe=nfe, guidance=guidance,
                               seed=seed, weights=weights, features=features, sweep_nfe=sweep, nll_n=nll_n,
                               nll_levels=nll_levels, kid_subsets=kid_subsets, cache_dir=cache_dir, use_cache=not no_cache, echo=echo)
     gen, floor = report["generated"], report["noise_floor"]
     parts = []
-    for key in ("fd", "kid", "precision", "recall", "accuracy", "coverage", "bpd"):
-        if key in gen:
+    for key in report["directions"]:  # the protocol's metrics, in its order
+        if isinstance(gen.get(key), float):
             fl = f" (floor {floor[key]:.4g})" if isinstance(floor.get(key), float) else ""
             parts.append(f"{key} {gen[key]:.4g}{fl}")
     click.echo(f"wrote {out}/report.md: " + ", ".join(parts))

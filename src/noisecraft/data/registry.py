@@ -1,4 +1,4 @@
-"""`load_dataset`: one entry point for built-in datasets (images, 1-D waves, audio notes, 3-D blobs)
+"""`load_dataset`: one entry point for built-in datasets (images, 1-D waves, audio notes and spoken digits, 3-D blobs)
 and folders of images or audio files.
 
 `source` is looked up among the built-in names first, then treated as a folder path; write a
@@ -21,6 +21,7 @@ from .folders import ON_ERROR
 from .images import IMAGE_EXTENSIONS, list_image_files, load_image_folder
 from .notes import load_notes
 from .shapes import SHAPES_SPLITS, load_shapes
+from .spoken_digits import load_spoken_digits
 from .waves import load_waves
 
 __all__ = ["BUILTIN_DATASETS", "BUILTIN_SPLITS", "SPLITS", "ON_ERROR", "load_dataset", "takes_sample_rate"]
@@ -33,6 +34,7 @@ BUILTIN_DATASETS: dict[str, Callable[..., SignalDataset]] = {
     "shapes": load_shapes,
     "waves": load_waves,  # 1-D (1, 64), modality "array"
     "notes": load_notes,  # 1-D (1, 4096) audio at 8 kHz, modality "audio"
+    "spoken-digits": load_spoken_digits,  # 1-D (1, 8192) speech at 8 kHz by espeak-ng, modality "audio"
     "blobs": load_blobs,  # 3-D (1, 8, 16, 16), modality "array"
 }
 
@@ -61,7 +63,8 @@ def load_dataset(
     """Load a built-in dataset by name, or every image or audio file under a folder.
 
     resolution: output side length (waves, notes, audio: the length in samples; blobs: the frame side);
-        None keeps the built-in's native size (digits: 8, shapes: 32, waves: 64, notes: 4096, blobs: 16)
+        None keeps the built-in's native size (digits: 8, shapes: 32, waves: 64, notes: 4096, spoken-digits: 8192,
+        blobs: 16)
         or, for a folder, the smallest shorter side (audio: the shortest clip) found.
     split: "train", "test" or "all". Built-ins have a fixed held-out "test" split; a folder is used
         whole, so it accepts "train" and "all" (same data) and rejects "test". "shapes" also has
@@ -71,7 +74,7 @@ def load_dataset(
     on_error: folders only: "strict" raises `DataError` on the first unreadable file,
         "skip" leaves unreadable files out and lists them in `dataset.skipped_files`.
     hflip: recorded on the dataset for the trainer; no augmentation is applied here.
-    sample_rate: audio only (notes, audio folders): the rate in Hz (None: 8000).
+    sample_rate: audio only (notes, spoken-digits, audio folders): the rate in Hz (None: 8000).
     """
     check_resolution(resolution)
     check_channels(channels)

@@ -18,6 +18,7 @@ from .audio import (
     format_audio_report,
     real_halves,
 )
+from .audio_run import AUDIO_METRICS, evaluate_audio_run, parse_audio_metrics
 from .audio_features import (
     AudioClassifierConfig,
     AudioClassifierNet,
@@ -98,7 +99,7 @@ from ..data.note_names import (
     parse_note_class,
 )
 from .pitch import PitchAccuracy, PitchEstimate, estimate_f0, pitch_accuracy
-from .report import evaluate_run, write_report
+from .report import RUN_EVALUATIONS, evaluate_image_run, evaluate_run, write_report
 from .splits import RealSplits, real_splits
 
 __all__ = [
@@ -113,11 +114,12 @@ __all__ = [
     "ReferenceFeatures", "reference_features", "reference_key", "data_hash",
     "METRICS", "METRIC_KEYS", "METRIC_DIRECTIONS", "DEFAULT_METRICS", "parse_metrics", "Reference", "build_reference",
     "default_extractor", "evaluate_samples", "evaluate_nll", "evaluate_during_training",
-    "RealSplits", "real_splits", "evaluate_run", "write_report",
+    "RealSplits", "real_splits", "evaluate_run", "evaluate_image_run", "RUN_EVALUATIONS", "write_report",
     "NoteNameError", "note_to_midi", "midi_to_note", "midi_to_hz", "hz_to_midi", "hz_to_cents_error", "parse_note_class",
     "note_class", "PitchEstimate", "PitchAccuracy", "estimate_f0", "pitch_accuracy",
     "mel_filterbank", "LogMelConfig", "LogMel", "AudioClassifierConfig", "AudioClassifierNet", "fit_audio_features",
     "save_audio_features", "load_audio_features",
     "AudioSet", "AudioClips", "AudioReference", "build_audio_reference", "audio_report", "evaluate_audio",
-    "format_audio_report", "real_halves", "AUDIO_METRIC_DIRECTIONS",
+    "format_audio_report", "real_halves", "AUDIO_METRIC_DIRECTIONS", "AUDIO_METRICS", "parse_audio_metrics",
+    "evaluate_audio_run",
 ]

@@ -126,13 +126,22 @@ def _fd_kid(ref: np.ndarray, other: np.ndarray, *, kid_subsets: int, kid_subset_
     return out
 
 
+def _by_timbre(right: np.ndarray, target: np.ndarray, notes: NoteClasses) -> dict[str, float | None]:
+    """The fraction of `right` (N,) among the clips requested in each timbre (None: none requested)."""
+    timbre = notes.timbre_of[target]
+    return {name: (float(right[timbre == i].mean()) if (timbre == i).any() else None)
+            for i, name in enumerate(notes.timbres)}
+
+
 def _class_figures(pred: np.ndarray, target: np.ndarray | None, num_classes: int, notes: NoteClasses | None) -> dict:
     out: dict[str, Any] = {"coverage": class_coverage(pred, num_classes)}
     if target is None:
         return out
     out["accuracy"] = class_accuracy(pred, target)
     if notes is not None:
-        out["timbre_accuracy"] = float((notes.timbre_of[pred] == notes.timbre_of[target]).mean())
+        right = notes.timbre_of[pred] == notes.timbre_of[target]
+        out["timbre_accuracy"] = float(right.mean())
+        out["timbre_accuracy_by_timbre"] = _by_timbre(right, target, notes)
     return out
 
 
@@ -142,8 +151,10 @@ def _pitch_figures(waves: Tensor, rate: int, target: np.ndarray | None, notes: N
         return {}
     acc = pitch_accuracy(waves, rate, notes.midi_of[target], tol_cents=tol_cents, **yin)
     cents = acc.median_abs_cents
+    right = acc.voiced & (np.abs(np.nan_to_num(acc.cents, nan=np.inf)) <= tol_cents)  # as pitch_accuracy counts
     return {"pitch_accuracy": acc.accuracy, "pitch_voiced_rate": acc.voiced_rate,
-            "pitch_median_abs_cents": None if np.isnan(cents) else cents}  # None: nothing voiced
+            "pitch_median_abs_cents": None if np.isnan(cents) else cents,  # None: nothing voiced
+            "pitch_accuracy_by_timbre": _by_timbre(right, target, notes)}
 
 
 def _check_data(test: AudioSet, train: AudioSet, features: FeatureExtractor) -> int:

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from ..io.files import atomic_write_bytes, atomic_write_text
 from ..io_safety import WeightFileError, check_tensors_match, read_safetensors, read_weights
-from ..runtime import num_threads
+from ..runtime import cache_root, num_threads  # cache_root is re-exported here
 
 __all__ = [
     "EvalError",
@@ -66,12 +66,6 @@ INCEPTION_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_
 
 class EvalError(ValueError):
     """A user error in evaluation: missing weight file, bad extractor folder, unknown metric. One line."""
-
-
-def cache_root() -> Path:
-    """Where noisecraft keeps derived files: $NOISECRAFT_CACHE, else ~/.cache/noisecraft."""
-    env = os.environ.get("NOISECRAFT_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "noisecraft"
 
 
 # ------------------------------------------------------------------------------------------------

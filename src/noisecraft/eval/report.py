@@ -6,6 +6,9 @@
         samples.png      a grid of generated samples (one column per class for conditional models)
         classes.png      predicted-class histogram of samples vs held-out real images (labelled data)
         nfe_sweep.png    FD (and KID) against the sampler's NFE, with the noise floor (--sweep-nfe)
+
+That is the image protocol. `evaluate_run` picks the protocol the run's modality names
+(`RUN_EVALUATIONS`); audio runs get `audio_run.evaluate_audio_run` and its report folder.
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from .evaluate import (
     evaluate_samples,
     parse_metrics,
 )
+from .audio_run import evaluate_audio_run
 from .features import EvalError, FeatureExtractor, load_extractor
 from .splits import real_splits
 
-__all__ = ["REPORT_FORMAT", "evaluate_run", "write_report"]
+__all__ = ["REPORT_FORMAT", "RUN_EVALUATIONS", "evaluate_run", "evaluate_image_run", "write_report"]
 
 REPORT_FORMAT = "noisecraft-eval/1"
 
@@ -51,8 +55,8 @@ def evaluate_run(
     run_dir: str | Path,
     out_dir: str | Path,
     *,
-    n: int = 1000,
-    metrics: str | Sequence[str] = DEFAULT_METRICS,
+    n: int | None = None,
+    metrics: str | Sequence[str] | None = None,
     solver: str | None = None,
     nfe: int | None = None,
     guidance: float | None = None,
@@ -69,22 +73,62 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Sample a run, score the samples against its training data, write REPORT_DIR; returns report.json's dict.
 
+    How depends on what the run's modality names as its evaluation (`Modality.eval_features`, a key
+    of `RUN_EVALUATIONS`): images are scored by `evaluate_image_run`, audio by
+    `audio_run.evaluate_audio_run`. n and metrics default to the protocol's (images: 1000 samples,
+    fd,kid,pr,acc; audio: the floor's number of clips, every audio metric).
+
     solver / nfe / guidance default to the run's [sample] section. features: a fit-features folder,
     an Inception weight file, "inception", an extractor, or None (the built-in dataset's classifier).
     sweep_nfe: also score samples at these NFE (same seeds) and plot quality against NFE.
     nll_n: held-out images whose likelihood is computed when "nll" is among the metrics; nll_levels:
         the levels they are quantized to on [-1, 1] for the dequantized bits/dim bound (256 = 8-bit).
     """
+    from ..runs import Run
+
+    run = Run.open(run_dir)
+    kind = run.get_modality().eval_features
+    if features is None and kind is None:
+        raise EvalError(f"run {str(run_dir)!r} holds {run.modality} data {run.shape}: there are no default evaluation "
+                        f"features for the {run.modality} modality yet; give --features, or evaluate an image or "
+                        "audio run")
+    protocol = RUN_EVALUATIONS[kind or "classifier"]  # features given for a modality without defaults: as images
+    return protocol(run, run_dir, out_dir, n=n, metrics=metrics, solver=solver, nfe=nfe, guidance=guidance,
+                    seed=seed, weights=weights, features=features, sweep_nfe=sweep_nfe, nll_n=nll_n,
+                    nll_levels=nll_levels, kid_subsets=kid_subsets, cache_dir=cache_dir, use_cache=use_cache,
+                    echo=echo)
+
+
+def evaluate_image_run(
+    run: Any,
+    run_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    n: int | None = None,
+    metrics: str | Sequence[str] | None = None,
+    solver: str | None = None,
+    nfe: int | None = None,
+    guidance: float | None = None,
+    seed: int = 0,
+    weights: str = "ema",
+    features: str | Path | FeatureExtractor | None = None,
+    sweep_nfe: Sequence[int] = (),
+    nll_n: int = 64,
+    nll_levels: int = 256,
+    kid_subsets: int = 100,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    echo: Callable[[str], None] = _echo_none,
+) -> dict[str, Any]:
+    """`evaluate_run` for an opened image run (or any run scored with image features): n default
+    1000, metrics default fd,kid,pr,acc."""
     from ..io import save_grid
-    from ..modalities import get_modality
-    from ..runs import Run, prepare_values
+    from ..runs import prepare_values
     from ..runtime import num_threads
     from ..sampling import SpecError
 
-    run = Run.open(run_dir)
-    if features is None and get_modality(run.modality).eval_features is None:
-        raise EvalError(f"run {str(run_dir)!r} holds {run.modality} data {run.shape}: there are no default evaluation "
-                        f"features for the {run.modality} modality yet; evaluation scores image runs")
+    n = 1000 if n is None else n
+    metrics = DEFAULT_METRICS if metrics is None else metrics
     metrics = parse_metrics(metrics)
     sc = run.config.sample
     if not 2 <= n <= 1_000_000:
@@ -211,6 +255,13 @@ def evaluate_run(
     save_grid(samples[:grid_n], out / "samples.png", nrow, scale=max(1, 64 // resolution))
     write_report(report, out)
     return report
+
+
+# How a run is evaluated, by its modality's `eval_features` (noisecraft.modalities.Modality).
+RUN_EVALUATIONS: dict[str, Callable[..., dict[str, Any]]] = {
+    "classifier": evaluate_image_run,
+    "audio-classifier": evaluate_audio_run,
+}
 
 
 def _fmt(v: Any) -> str:

@@ -25,16 +25,19 @@ class RealSplits:
     class_names: list[str]
 
 
-def real_splits(source: str, *, resolution: int | None, channels: int | None = None, seed: int = 0) -> RealSplits:
+def real_splits(source: str, *, resolution: int | None, channels: int | None = None, seed: int = 0,
+                sample_rate: int | None = None) -> RealSplits:
     """Built-in datasets: their "train" and "test" splits. Folders: a deterministic 15% of each class
-    (of all images when unlabelled), drawn with `seed`, is held out; the rest is the reference."""
+    (of all images when unlabelled), drawn with `seed`, is held out; the rest is the reference.
+    sample_rate: audio data only (the rate the clips are loaded at); None for everything else."""
     from ..data import BUILTIN_DATASETS, load_dataset
 
+    rate = {} if sample_rate is None else {"sample_rate": sample_rate}
     if source in BUILTIN_DATASETS:
-        tr = load_dataset(source, resolution=resolution, channels=channels, split="train")
-        te = load_dataset(source, resolution=resolution, channels=channels, split="test")
+        tr = load_dataset(source, resolution=resolution, channels=channels, split="train", **rate)
+        te = load_dataset(source, resolution=resolution, channels=channels, split="test", **rate)
         return RealSplits(source, tr.images, tr.labels, te.images, te.labels, list(tr.class_names))
-    ds = load_dataset(source, resolution=resolution, channels=channels, split="all")
+    ds = load_dataset(source, resolution=resolution, channels=channels, split="all", **rate)
     gen = torch.Generator().manual_seed(seed)
     is_test = torch.zeros(len(ds), dtype=torch.bool)
     for c in range(max(1, ds.num_classes)):

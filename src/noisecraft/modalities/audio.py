@@ -86,6 +86,7 @@ class AudioModality(Modality):
     ranks = (1,)
     file_ext = ".wav"
     display_scale = AUDIO_DISPLAY_SCALE
+    eval_features = "audio-classifier"  # noisecraft.eval.audio_run: FD, KID, class/timbre/pitch accuracy, copies
 
     def __init__(self, sample_rate: int = DEFAULT_SAMPLE_RATE) -> None:
         self.sample_rate = check_rate(sample_rate)

@@ -63,8 +63,11 @@ class Modality(ABC):
     ranks: tuple[int, ...] = ()
     file_ext: str = ""
     display_scale: int = 1
-    # Default evaluation features (noisecraft.eval): "classifier" = a small classifier fitted on the
-    # built-in dataset (`default_extractor`); None = none yet (evaluation needs features= given).
+    # How `noisecraft eval RUN` scores this kind of signal: a key of noisecraft.eval.report.RUN_EVALUATIONS
+    # (a name, since modalities sit below eval). "classifier" = image features from a small classifier
+    # fitted on the built-in dataset (`default_extractor`); "audio-classifier" = a log-mel classifier
+    # fitted on the run's training clips, pitch and timbre (`eval.audio_run`); None = none yet
+    # (evaluation needs features= given and then scores as images).
     eval_features: str | None = None
 
     # --- options ------------------------------------------------------------------------------------

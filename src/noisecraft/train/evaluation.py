@@ -43,9 +43,12 @@ def _extractor(cfg: Config, modality: str, progress: bool):
     echo = (lambda m: print(m, flush=True)) if progress else None
     if ec.features:
         return load_extractor(ec.features)
-    if get_modality(modality).eval_features is None:
-        raise ConfigError(f"eval.every > 0 needs evaluation features, and the {modality} modality has no default "
-                          "ones yet; set eval.every = 0 (or eval.features to a feature-extractor folder)")
+    kind = get_modality(modality).eval_features
+    if kind != "classifier":  # the hook scores with image-classifier features (build_reference/evaluate_samples)
+        what = "has no default evaluation features yet" if kind is None else (
+            f"is evaluated after training (`noisecraft eval RUN`, {kind} features), not by this hook yet")
+        raise ConfigError(f"eval.every > 0 needs image evaluation features, and the {modality} modality {what}; "
+                          "set eval.every = 0 (or eval.features to a feature-extractor folder)")
     if cfg.data.source in BUILTIN_DATASETS:
         return default_extractor(cfg.data.source, resolution=cfg.data.resolution or None,
                                  channels=cfg.data.channels or None, echo=echo)
