@@ -6,6 +6,7 @@
     python benchmarks/train_baseline.py train --recipe diffusers --lr 4e-3 --seed 100 --out B/d-4e-3-s100
     python benchmarks/train_baseline.py train --recipe noisecraft --seed 100 --out B/nc-s100
     python benchmarks/train_baseline.py tune B/*-s100 --json B/tune.json     # sample seeds 5000+
+    (or one `tune` per folder in parallel, then `combine B/tune-*.json --out B/tune.json`; likewise `report`)
     # 2. report seeds 0, 1, 2 of both recipes at the chosen settings, judged on other sample seeds
     python benchmarks/train_baseline.py train --recipe diffusers --lr LR --seed 0 --out B/d-s0   (and 1, 2)
     python benchmarks/train_baseline.py train --recipe noisecraft --seed 0 --out B/nc-s0       (and 1, 2)
@@ -49,7 +50,7 @@ from digits_quality import MLPFeatures, _flat, fd_subsets, frechet, mean_pairwis
 from demo_tuning import OwnJudge  # noqa: E402
 
 NUM_CLASSES, RES, STEPS, BATCH, WARMUP, EMA_DECAY, DROPOUT, DDIM_STEPS = 10, 16, 1200, 32, 50, 0.99, 0.1, 50
-GUIDANCE = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
+GUIDANCE = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 ACC_GOAL = 0.97
 
 
@@ -258,6 +259,18 @@ def cmd_report(args) -> None:
     print(render(data))
 
 
+def cmd_combine(args) -> None:
+    """Merge tune or report JSONs written by separate processes (one per folder, run in parallel)."""
+    parts = [json.loads(Path(p).read_text()) for p in args.parts]
+    if "results" in parts[0]:
+        data = {**parts[0], "results": [r for p in parts for r in p["results"]]}
+        Path(args.out).with_suffix(".json").write_text(json.dumps(data, indent=2))
+        Path(args.out).write_text(render(data))
+        print(render(data))
+    else:
+        Path(args.out).write_text(json.dumps({k: v for p in parts for k, v in p.items()}, indent=2))
+
+
 def _better(a: dict, b: dict) -> bool:
     """Is tuning entry a better diffusers recipe than b (guided score first, then unguided FD)?"""
     ka = (a["guided"]["accuracy"] >= ACC_GOAL, -a["guided"]["fd_ratio"], -a["unguided"]["fd_ratio"])
@@ -317,8 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--per-class", type=int, default=100)
     r.add_argument("--seed", type=int, default=1000)
     r.add_argument("--out", required=True)
+    c = sub.add_parser("combine", help="merge tune JSONs, or report JSONs (then also render the markdown)")
+    c.add_argument("parts", nargs="+")
+    c.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    {"train": cmd_train, "tune": cmd_tune, "report": cmd_report}[args.cmd](args)
+    {"train": cmd_train, "tune": cmd_tune, "report": cmd_report, "combine": cmd_combine}[args.cmd](args)
     return 0
 
 
