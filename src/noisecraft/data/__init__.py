@@ -11,7 +11,7 @@
 """
 
 from .audio import AUDIO_EXTENSIONS, list_audio_files, load_audio_folder
-from .dataset import DataError, ImageDataset, SignalDataset
+from .dataset import AudioDataset, DataError, ImageDataset, SignalDataset
 from .digits import load_digits
 from .images import IMAGE_EXTENSIONS, list_image_files, load_image_folder
 from .registry import BUILTIN_DATASETS, BUILTIN_SPLITS, ON_ERROR, SPLITS, load_dataset
@@ -22,7 +22,7 @@ from .notes import NOTES_CLASSES, NotesDataset, load_notes, midi_to_hz, note_att
 from .spoken_digits import DIGIT_WORDS, SpokenDigitsDataset, load_spoken_digits
 
 __all__ = [
-    "DataError", "SignalDataset", "ImageDataset", "CaptionedImageDataset", "load_dataset", "BUILTIN_DATASETS", "BUILTIN_SPLITS",
+    "DataError", "SignalDataset", "ImageDataset", "AudioDataset", "CaptionedImageDataset", "load_dataset", "BUILTIN_DATASETS", "BUILTIN_SPLITS",
     "SPLITS", "ON_ERROR", "load_digits", "load_shapes", "load_waves", "load_blobs", "load_image_folder", "list_image_files", "IMAGE_EXTENSIONS",
     "load_notes", "NotesDataset", "NOTES_CLASSES", "note_attributes", "midi_to_hz", "load_audio_folder", "list_audio_files",
     "AUDIO_EXTENSIONS", "load_spoken_digits", "SpokenDigitsDataset", "DIGIT_WORDS",

@@ -26,7 +26,7 @@ import torch
 
 from ..io.audio import AUDIO_EXTENSIONS, AudioFileError, audio_info, check_rate, fit_length, read_audio, resample, to_mono
 from ..modalities import DEFAULT_SAMPLE_RATE
-from .dataset import SignalDataset, check_resolution
+from .dataset import AudioDataset, check_resolution
 from .folders import Skips, folder_classes, folder_files, list_files
 
 __all__ = ["AUDIO_EXTENSIONS", "list_audio_files", "load_audio_folder"]
@@ -59,8 +59,8 @@ def load_audio_folder(
     labels: bool = True,
     on_error: str = "strict",
     hflip: bool = False,
-) -> SignalDataset:
-    """Decode every audio file under `root` into a `SignalDataset` (N, 1, resolution), modality "audio".
+) -> AudioDataset:
+    """Decode every audio file under `root` into an `AudioDataset` (N, 1, resolution), modality "audio".
 
     channels: None or 1 (clips are mixed to mono). hflip: recorded only (time reversal).
     """
@@ -90,6 +90,5 @@ def load_audio_folder(
         label_list.append(class_index[f.relative_to(root).parts[0]] if class_names else 0)
     skips.finish(len(clips))
     data = torch.from_numpy(np.stack(clips).astype(np.float32))  # (N, 1, L)
-    return SignalDataset(data, torch.tensor(label_list, dtype=torch.long), class_names=class_names, name=str(root),
-                         hflip=hflip, skipped_files=skips.files, modality="audio",
-                         modality_options={"sample_rate": rate})
+    return AudioDataset(data, torch.tensor(label_list, dtype=torch.long), class_names=class_names, name=str(root),
+                        hflip=hflip, skipped_files=skips.files, sample_rate=rate)

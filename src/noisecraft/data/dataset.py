@@ -144,6 +144,20 @@ class ImageDataset(SignalDataset):
         )
 
 
+class AudioDataset(SignalDataset):
+    """Clips (N, 1, L) float32 in [-1, 1] at `sample_rate` Hz: a `SignalDataset` of modality "audio"
+    whose rate travels as its modality option (and so into run.json)."""
+
+    _ranks = (1,)
+
+    def __init__(self, data: Tensor, labels: Tensor | None = None, *, sample_rate: int, **kw) -> None:
+        super().__init__(data, labels, modality="audio", modality_options={"sample_rate": int(sample_rate)}, **kw)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.modality_options["sample_rate"])
+
+
 def check_resolution(resolution: int | None) -> None:
     if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0):
         raise ValueError(f"resolution must be a positive integer (e.g. 8, 16, 32, 64) or None, got {resolution!r}")

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from ..io.audio import check_rate
-from .dataset import SignalDataset
+from .dataset import AudioDataset
 from .note_names import NoteNameError, midi_to_hz, note_to_midi
 from .synthetic import SPLIT_SEEDS, SYNTHETIC_SPLITS, check_size
 
@@ -168,19 +168,15 @@ def generate_notes(n: int, seed: int, length: int = NOTES_LENGTH, rate: int = NO
             "timbre": timbre.astype(np.int64), "f0": f0}
 
 
-class NotesDataset(SignalDataset):
-    """The notes as a `SignalDataset` (N, 1, L), modality "audio", plus per-example `midi` (N,)
+class NotesDataset(AudioDataset):
+    """The notes as an `AudioDataset` (N, 1, L), plus per-example `midi` (N,)
     int64 (the requested note), `timbre` (N,) int64 (index into `TIMBRES`) and `f0` (N,) float64
     (Hz actually played, detuning included). These stay available with labels=False."""
 
     def __init__(self, data: Tensor, labels: Tensor | None, *, midi: Tensor, timbre: Tensor, f0: Tensor,
                  sample_rate: int, **kw) -> None:
-        super().__init__(data, labels, modality="audio", modality_options={"sample_rate": sample_rate}, **kw)
+        super().__init__(data, labels, sample_rate=sample_rate, **kw)
         self.midi, self.timbre, self.f0 = midi, timbre, f0
-
-    @property
-    def sample_rate(self) -> int:
-        return int(self.modality_options["sample_rate"])
 
 
 def load_notes(

@@ -54,7 +54,7 @@ from ..io.audio import check_rate, resample
 from ..io.files import atomic_write_bytes
 from ..io_safety import read_safetensors
 from ..runtime import cache_root
-from .dataset import DataError, SignalDataset
+from .dataset import AudioDataset, DataError
 from .synthetic import SPLIT_SEEDS, SYNTHETIC_SPLITS, check_size
 
 __all__ = ["SPOKEN_DIGITS_VERSION", "DIGIT_WORDS", "ACCENTS", "VARIANTS", "VOICES", "SPLIT_VOICES", "TAKES",
@@ -213,18 +213,14 @@ def _split_clips(split: str, rate: int, length: int, use_cache: bool) -> tuple[n
     return x, plan
 
 
-class SpokenDigitsDataset(SignalDataset):
+class SpokenDigitsDataset(AudioDataset):
     """Spoken digits (N, 1, L), modality "audio", plus per clip `voice` (N,) int64 (index into
     `VOICES`), `pitch` and `speed` (N,) int64 (the espeak-ng settings). These stay with labels=False."""
 
     def __init__(self, data: Tensor, labels: Tensor | None, *, voice: Tensor, pitch: Tensor, speed: Tensor,
                  sample_rate: int, **kw) -> None:
-        super().__init__(data, labels, modality="audio", modality_options={"sample_rate": sample_rate}, **kw)
+        super().__init__(data, labels, sample_rate=sample_rate, **kw)
         self.voice, self.pitch, self.speed = voice, pitch, speed
-
-    @property
-    def sample_rate(self) -> int:
-        return int(self.modality_options["sample_rate"])
 
 
 def load_spoken_digits(
