@@ -1,4 +1,4 @@
-"""The post-hoc low-NFE schedule lead (`schedule_study.uniform_t_open`) on TRAINED networks.
+"""The low-NFE schedule lead (`noisecraft.uniform_t_open`, found in schedule_study.py) on TRAINED networks.
 
     python benchmarks/schedule_rule_trained.py --run /tmp/waves-run --name waves
     python benchmarks/schedule_rule_trained.py --run runs/demo --name demo --rtol 1e-5
@@ -24,9 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, machine_markdown, write_outputs  # noqa: E402
 from samplers_trained import F64, SIGMA_MAX, SIGMA_MIN, Counted, rmse  # noqa: E402
-from schedule_study import uniform_t_open  # noqa: E402
-
-from noisecraft import sample, solve_pf_ode  # noqa: E402
+from noisecraft import sample, solve_pf_ode, uniform_t_open  # noqa: E402
 from noisecraft.runs import Run  # noqa: E402
 
 NFES = (3, 4, 5, 6, 8)

@@ -44,6 +44,7 @@ import samplers_family as fam  # noqa: E402
 from _common import machine_info, machine_markdown, write_outputs  # noqa: E402
 
 from noisecraft import SOLVERS, get_schedule, sample  # noqa: E402
+from noisecraft import uniform_t_open as nc_uniform_t_open  # noqa: E402
 from noisecraft.io_safety import read_safetensors  # noqa: E402
 
 F64 = torch.float64
@@ -119,13 +120,9 @@ def candidates() -> dict[str, Schedule]:
     return c
 
 
-def uniform_t_open(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
-    """POST-HOC lead (found after the held-out evaluation, tuning half only): diffusers' flow sigmas for
-    any range, t_i = t_max·(1 - i/n), i < n, then 0 (t = σ/(1+σ)); σ_min is ignored, the last σ before 0
-    is at t_max/n, so the final call denoises from a moderate σ instead of stepping down to σ_min."""
-    t_max = sigma_max / (1 + sigma_max)
-    t = t_max * (1 - torch.arange(n, dtype=F64) / n)
-    return torch.cat([t / (1 - t), torch.zeros(1, dtype=F64)])
+# POST-HOC lead (found after the held-out evaluation, tuning half only), now in the library as
+# noisecraft.uniform_t_open: diffusers' flow sigmas for any range, last σ at t_max/n instead of σ_min.
+uniform_t_open = nc_uniform_t_open
 
 
 POST_HOC = {"uniform t, last t = t_max/n": uniform_t_open}

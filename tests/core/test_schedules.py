@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import noisecraft as nc
+from noisecraft.core.schedules import OPEN_ENDED
 
 
 @pytest.mark.parametrize("name", list(nc.SCHEDULES))
@@ -14,7 +15,7 @@ def test_shape_endpoints_monotone(name, n):
     s = nc.get_schedule(name, n, 0.01, 100.0)
     assert s.shape == (n + 1,) and s[-1] == 0
     torch.testing.assert_close(s[0], torch.tensor(100.0, dtype=torch.float64))
-    if n > 1:
+    if n > 1 and name not in OPEN_ENDED:
         torch.testing.assert_close(s[-2], torch.tensor(0.01, dtype=torch.float64))
     assert torch.all(torch.diff(s) < 0)
 
@@ -32,6 +33,16 @@ def test_flow_shift_one_is_uniform_in_t():
     torch.testing.assert_close(torch.diff(t), torch.diff(t)[0].expand(5))
     shifted = nc.flow_shift(6, 0.01, 99.0, shift=3.0)[:-1]
     assert torch.all(shifted[1:-1] > s[1:-1])  # shift > 1 spends more steps at high noise
+
+
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_uniform_t_open_is_uniform_in_t_and_ends_at_t_max_over_n(n):
+    s = nc.uniform_t_open(n, 0.002, 80.0)
+    t = s / (1 + s)
+    t_max = 80.0 / 81.0
+    torch.testing.assert_close(t[:-1], t_max * (1 - torch.arange(n, dtype=torch.float64) / n))
+    torch.testing.assert_close(s[-2], torch.tensor((t_max / n) / (1 - t_max / n), dtype=torch.float64))
+    assert s[-1] == 0 and torch.all(torch.diff(s) < 0)
 
 
 @pytest.mark.parametrize("args", [(0, 0.1, 1.0), (3, 1.0, 0.1), (3, 0.0, 1.0), (3, 0.1, float("inf")), (2.5, 0.1, 1.0)])
