@@ -99,13 +99,36 @@ def test_flags_that_do_not_fit_the_run(notes_run, tmp_path):
     assert_user_error(run("inpaint", notes_run, "--audio", tmp_path / "nope.wav", "--span", "0:0.01", "--out", tmp_path / "o"),
                       "cannot read audio file", "nope.wav", "does not exist")
     assert_user_error(run("img2img", notes_run, "--image", image, "--strength", 0.5, "--out", tmp_path / "o"),
-                      "is a model of audio data with shape (1, 256)")
+                      "is an audio model: give --audio WAV instead of --image")
     legacy = tmp_path / "v1"
     shutil.copytree(LEGACY, legacy)
     assert_user_error(run("inpaint", legacy, "--audio", image, "--span", "0:0.1", "--out", tmp_path / "o"),
                       "--audio/--span need an audio model", "model of image data")
     assert_user_error(run("inpaint", legacy, "--image", image, "--out", tmp_path / "o"), "missing --mask MASK")
     assert not (tmp_path / "o").exists()
+
+
+def test_sdedit_variation_of_a_clip(notes_run, tmp_path):
+    """img2img --audio: SDEdit on a clip; a tiny strength changes it little, full strength a lot; the
+    input's flag must fit the run."""
+    src = tmp_path / "s"
+    assert run("sample", notes_run, "--class", "sine:A4", "--n", 1, "--seed", 1, "--nfe", 2, "--out", src).exit_code == 0
+    clip = _pcm(src / "000000.wav") / 32768.0
+    change = {}
+    for strength in (0.02, 1.0):
+        out = tmp_path / f"v{strength}"
+        result = run("img2img", notes_run, "--audio", src / "000000.wav", "--strength", strength, "--n", 2,
+                     "--nfe", 4, "--seed", 3, "--out", out)
+        assert result.exit_code == 0, result.output
+        assert sorted(p.name for p in out.iterdir()) == ["000000.wav", "000001.wav", "grid.png"]
+        change[strength] = float(np.abs(_pcm(out / "000000.wav") / 32768.0 - clip).mean())
+    assert change[0.02] < 0.2 * change[1.0], change
+    assert_user_error(run("img2img", notes_run, "--image", src / "grid.png", "--strength", 0.5, "--out", tmp_path / "b1"),
+                      "audio model", "--audio")
+    legacy = tmp_path / "v1"
+    shutil.copytree(LEGACY, legacy)
+    assert_user_error(run("img2img", legacy, "--audio", src / "000000.wav", "--strength", 0.5, "--out", tmp_path / "b2"),
+                      "--image", "audio model")
 
 
 def test_data_export_notes_writes_wavs(tmp_path):

@@ -2,7 +2,7 @@
 
     noisecraft inpaint RUN_DIR --image IMG --mask MASK [--method auto|repaint|model] [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft inpaint AUDIO_RUN --audio WAV --span START:END [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
-    noisecraft img2img RUN_DIR --image IMG --strength 0.6 [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--seed S] --out DIR
+    noisecraft img2img RUN_DIR --image IMG | --audio WAV --strength 0.6 [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--seed S] --out DIR
     noisecraft upscale RUN_DIR --image LOWRES [--method model|projection|pigdm|dps] [--sigma-y 0] [--n N] [--class C] [--solver S] [--nfe K] [--seed S] --out DIR
 
 Images are decoded as the training data is, converted to the model's channel count (RGB <-> gray)
@@ -92,6 +92,18 @@ def _inpaint_inputs(run, image, mask, audio, span) -> tuple[torch.Tensor, torch.
         raise UserError(f"missing {'--image IMG' if image is None else '--mask MASK'}: inpaint takes --image IMG --mask MASK "
                         "(white = regenerate, black = keep)")
     return _load(image, run), _load_mask(mask, run)
+
+
+def _signal_input(run, image, audio) -> torch.Tensor:
+    """The input (C, *spatial) from --image (image runs) or --audio (audio runs); UserError otherwise."""
+    if run.modality == "audio":
+        if image is not None or audio is None:
+            raise UserError(f"run {run.path} is an audio model: give --audio WAV" + (" instead of --image" if image else ""))
+        return run.get_modality().read(audio, run.shape)
+    if audio is not None or image is None:
+        raise UserError(f"run {run.path} is a model of {run.modality} data: give --image IMG"
+                        + (" (--audio needs an audio model)" if audio else ""))
+    return _load(image, run)
 
 
 def _image_kind(run) -> str:
@@ -210,14 +222,15 @@ def inpaint_cmd(run_dir, out, n, class_, nfe, seed, weights, image, mask, audio,
 
 @click.command()
 @_common
-@_IMAGE
+@click.option("--image", type=click.Path(), help="Input image file (PNG, JPEG, ...) of an image model.")
+@click.option("--audio", type=click.Path(), help="Input clip (WAV, FLAC, OGG) of an audio model.")
 @click.option("--strength", type=float, required=True, help="How much to change: 0 < S <= 1 (1 = from pure noise).")
 @click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance).")
 @click.option("--solver", help="Solver name (default: the run's sample.solver).")
-def img2img_cmd(run_dir, out, n, class_, nfe, seed, weights, image, strength, guidance, solver) -> None:
-    """Re-generate IMAGE from a noise level set by --strength (SDEdit).
+def img2img_cmd(run_dir, out, n, class_, nfe, seed, weights, image, audio, strength, guidance, solver) -> None:
+    """Re-generate IMAGE (or, for an audio model, the clip --audio) from a noise level set by --strength (SDEdit).
 
-    Writes DIR/000000.png ... and DIR/grid.png (first tile: the input image).
+    Writes DIR/000000.png ... (audio: .wav) and DIR/grid.png (first tile: the input).
     """
     with user_errors():
         from ..runtime import num_threads
@@ -226,14 +239,14 @@ def img2img_cmd(run_dir, out, n, class_, nfe, seed, weights, image, strength, gu
         if not (math.isfinite(strength) and 0 < strength <= 1):
             raise UserError(f"--strength {strength} is out of range; valid: 0 < S <= 1 (1 = start from pure noise)")
         run, spec, values, outp = _setup(run_dir, n, class_, solver, nfe, guidance, seed, out)
-        img = _load(image, run)
+        img = _signal_input(run, image, audio)
         with num_threads(run.config.train.threads):
             den, cond = _conditioned(run, spec, values, n, weights)
             with torch.no_grad():
-                x = img2img(den, img.expand(n, -1, -1, -1).contiguous(), strength, solver=spec.solver, nfe=spec.nfe,
+                x = img2img(den, img.expand(n, *img.shape).contiguous(), strength, solver=spec.solver, nfe=spec.nfe,
                             sigma_min=spec.sigma_min, sigma_max=spec.sigma_max, generator=_generators(spec, n), **cond)
         write_samples(run, x, outp, nrow=_grid_row(n), first=img)
-    click.echo(f"wrote {n} images and grid.png to {out}")
+    click.echo(f"wrote {n} {'clips' if run.modality == 'audio' else 'images'} and grid.png to {out}")
 
 
 @click.command()
