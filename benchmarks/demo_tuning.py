@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 1.25, 1.5, 1.75])
     ap.add_argument("--interval", nargs="+", default=["none"], help="none or LO:HI (guide only for σ in (LO, HI])")
     ap.add_argument("--weights", nargs="+", default=["ema"])
+    ap.add_argument("--solver", nargs="+", default=[None], help="solver names (default: the run's)")
+    ap.add_argument("--nfe", type=int, default=None)
     ap.add_argument("--per-class", type=int, default=100)
     ap.add_argument("--seed", type=int, default=5000)
     ap.add_argument("--json")
@@ -97,15 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         run = Run.open(path)
         judge = judge or OwnJudge(run.shape[-1])
         labels = torch.arange(run.num_classes).repeat_interleave(args.per_class)
-        for w in args.weights:
-            for iv in args.interval:
-                for g in args.guidance:
-                    spec = run.spec(guidance=g, guidance_interval=parse_interval(iv), seed=args.seed)
-                    x = run.generate(spec, len(labels), weights=w, class_labels=labels).clamp(-1, 1)
-                    r = {"run": path, "weights": w, "interval": iv, "guidance": g, **judge(x, labels)}
-                    rows.append(r)
-                    print(f"{path} {w:>10} interval {iv:>8} g {g:.2f}: acc {r['accuracy']:.3f} FD {r['fd_ratio']:.2f}x "
-                          f"div {r['diversity']:.3f} (min {r['diversity_min']:.2f})", flush=True)
+        for solver in args.solver:
+            for w in args.weights:
+                for iv in args.interval:
+                    for g in args.guidance:
+                        spec = run.spec(guidance=g, guidance_interval=parse_interval(iv), seed=args.seed,
+                                        solver=solver, nfe=args.nfe)
+                        x = run.generate(spec, len(labels), weights=w, class_labels=labels).clamp(-1, 1)
+                        r = {"run": path, "solver": spec.solver, "nfe": spec.nfe, "weights": w, "interval": iv,
+                             "guidance": g, **judge(x, labels)}
+                        rows.append(r)
+                        print(f"{path} {spec.solver}@{spec.nfe} {w:>10} interval {iv:>8} g {g:.2f}: acc {r['accuracy']:.3f} "
+                              f"FD {r['fd_ratio']:.2f}x div {r['diversity']:.3f} (min {r['diversity_min']:.2f})", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
