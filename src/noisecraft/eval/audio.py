@@ -151,10 +151,9 @@ def _pitch_figures(waves: Tensor, rate: int, target: np.ndarray | None, notes: N
         return {}
     acc = pitch_accuracy(waves, rate, notes.midi_of[target], tol_cents=tol_cents, **yin)
     cents = acc.median_abs_cents
-    right = acc.voiced & (np.abs(np.nan_to_num(acc.cents, nan=np.inf)) <= tol_cents)  # as pitch_accuracy counts
     return {"pitch_accuracy": acc.accuracy, "pitch_voiced_rate": acc.voiced_rate,
             "pitch_median_abs_cents": None if np.isnan(cents) else cents,  # None: nothing voiced
-            "pitch_accuracy_by_timbre": _by_timbre(right, target, notes)}
+            "pitch_accuracy_by_timbre": _by_timbre(acc.right, target, notes)}
 
 
 def _check_data(test: AudioSet, train: AudioSet, features: FeatureExtractor) -> int:

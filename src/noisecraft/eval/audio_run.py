@@ -21,8 +21,6 @@ the samples (sample i uses seed + i).
 from __future__ import annotations
 
 import math
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -36,6 +34,7 @@ from ..io.files import atomic_write_text
 from .audio import AudioClips, evaluate_audio, format_audio_report, real_halves
 from .audio_features import fit_audio_features, load_audio_features
 from .features import EvalError, FeatureExtractor
+from .output import check_report_out, environment
 from .splits import real_splits
 
 __all__ = ["AUDIO_METRICS", "DEFAULT_AUDIO_METRICS", "parse_audio_metrics", "yin_for_clips", "evaluate_audio_run",
@@ -181,7 +180,7 @@ def evaluate_audio_run(
         spec = run.spec(solver=solver, nfe=nfe, guidance=guidance if conditional else 1.0, seed=seed)
     except SpecError as e:
         raise EvalError(str(e)) from None
-    out = _check_out(out_dir)
+    out = check_report_out(out_dir)
     modality = run.get_modality()
     train, test, name = _real_sets(run, modality.sample_rate)
     if conditional and list(run.class_names) != list(train.class_names):
@@ -218,31 +217,10 @@ def evaluate_audio_run(
     rep.update(run=str(run_dir), weights=weights, dataset=name, conditional=conditional, n=n, seed=seed,
                solver=spec.solver, nfe=spec.nfe, guidance=spec.guidance, sigma_min=spec.sigma_min,
                sigma_max=spec.sigma_max, metrics=list(metric_list),
-               environment={"torch": torch.__version__, "threads": run.config.train.threads, "cpus": os.cpu_count(),
-                            "machine": platform.machine(), "cpu": _cpu_name()})
+               environment=environment(run.config.train.threads))
     _write_samples(modality, kept[0], run.class_names if conditional else [], out)
     write_audio_report(rep, out)
     return rep
-
-
-def _cpu_name() -> str:
-    """The CPU model (Linux: /proc/cpuinfo), else what `platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _check_out(out_dir: str | Path) -> Path:
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise EvalError(f"out_dir {str(out)!r} is a file, not a folder")
-    if (out / "run.json").exists():
-        raise EvalError(f"out_dir {str(out)!r} is a run folder; write the report to another folder")
-    return out
 
 
 def _write_samples(modality: Any, samples: torch.Tensor, class_names: list[str], out: Path) -> None:

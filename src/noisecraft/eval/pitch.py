@@ -174,14 +174,18 @@ def as_midis(targets: Sequence) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PitchAccuracy:
-    """Fraction of clips within tol_cents of their note (unvoiced clips count as wrong), and per clip
-    the error in cents (NaN where unvoiced), the estimated f0 and the voiced flag."""
+    """Per clip: whether it is right (voiced and within tol_cents of its note), the error in cents
+    (NaN where unvoiced), the estimated f0 and the voiced flag; `accuracy` is the fraction right."""
 
-    accuracy: float
+    right: np.ndarray  # (N,) bool
     cents: np.ndarray  # (N,)
     f0: np.ndarray  # (N,)
     voiced: np.ndarray  # (N,)
     tol_cents: float
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.right.mean())
 
     @property
     def voiced_rate(self) -> float:
@@ -209,4 +213,4 @@ def pitch_accuracy(waves, rate: int, targets: Sequence, tol_cents: float = 50.0,
         raise ValueError(f"tol_cents must be > 0, got {tol_cents}")
     cents = np.asarray(hz_to_cents_error(est.f0, midis), dtype=np.float64).reshape(-1)
     right = est.voiced & (np.abs(np.nan_to_num(cents, nan=np.inf)) <= tol_cents)
-    return PitchAccuracy(float(right.mean()), cents, est.f0, est.voiced, float(tol_cents))
+    return PitchAccuracy(right, cents, est.f0, est.voiced, float(tol_cents))

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -35,6 +33,7 @@ from .evaluate import (
 )
 from .audio_run import evaluate_audio_run
 from .features import EvalError, FeatureExtractor, load_extractor
+from .output import check_report_out, environment
 from .splits import real_splits
 
 __all__ = ["REPORT_FORMAT", "RUN_EVALUATIONS", "evaluate_run", "evaluate_image_run", "write_report"]
@@ -146,11 +145,7 @@ def evaluate_image_run(
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10_000:
             raise EvalError(f"sweep_nfe {k} is out of range; valid: 1..10000")
     solver, nfe, guidance = spec.solver, spec.nfe, spec.guidance
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise EvalError(f"out_dir {str(out)!r} is a file, not a folder")
-    if (out / "run.json").exists():
-        raise EvalError(f"out_dir {str(out)!r} is a run folder; write the report to another folder")
+    out = check_report_out(out_dir)
 
     # Real data at the run's resolution and channels: the same images the model was trained on.
     data_cfg = run.config.data
@@ -245,8 +240,7 @@ def evaluate_image_run(
         "nfe_sweep": sweep,
         "directions": {k: v for k, v in METRIC_DIRECTIONS.items()},
         "timings": timings,
-        "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                        "machine": platform.machine()},
+        "environment": environment(torch.get_num_threads()),
     }
     out.mkdir(parents=True, exist_ok=True)
     k = run.num_classes

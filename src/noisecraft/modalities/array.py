@@ -58,7 +58,7 @@ def heat_colors(v: np.ndarray) -> np.ndarray:
     return _LUT[idx]
 
 
-def _upscale(img: np.ndarray, s: int) -> np.ndarray:
+def upscale(img: np.ndarray, s: int) -> np.ndarray:
     """(h, w, 3) -> (h*s, w*s, 3) by pixel repetition."""
     return img if s == 1 else np.repeat(np.repeat(img, s, axis=0), s, axis=1)
 
@@ -76,6 +76,17 @@ def tile(panels: Sequence[np.ndarray], ncol: int, gap: int, fill: Sequence[float
         top, left = gap + (i // cols) * (h + gap), gap + (i % cols) * (w + gap)
         out[top : top + h, left : left + w] = p
     return out
+
+
+def panel_grid(m: Modality, x: Tensor, *, nrow: int, scale: int | None) -> Tensor:
+    """A batch (N, C, *spatial) -> one preview (3, H, W): `m.panel(sample, s)` of every sample, tiled
+    `nrow` per row with gutters, at the display scale s (the previews of array and audio data)."""
+    m.check_batch(x)
+    s = check_scale(scale, m.display_scale)
+    ncol = check_nrow(nrow)
+    panels = [m.panel(a, s) for a in to_float_cpu(x).numpy()]
+    img = tile(panels, ncol, gap=2 * s)
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).to(torch.float32).clamp(0.0, 1.0)
 
 
 class ArrayModality(Modality):
@@ -98,13 +109,7 @@ class ArrayModality(Modality):
 
     # --- previews -----------------------------------------------------------------------------------
     def preview_image(self, x: Tensor, *, nrow: int, scale: int | None = None) -> Tensor:
-        self.check_batch(x)
-        s = check_scale(scale, self.display_scale)
-        ncol = check_nrow(nrow)
-        arr = to_float_cpu(x).numpy()
-        panels = [self.panel(a, s) for a in arr]
-        img = tile(panels, ncol, gap=2 * s)
-        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).to(torch.float32).clamp(0.0, 1.0)
+        return panel_grid(self, x, nrow=nrow, scale=scale)
 
     def panel(self, x: np.ndarray, s: int) -> np.ndarray:
         """One sample (C, *spatial) -> RGB (h, w, 3) in [0, 1]; the hook a subclass overrides."""
@@ -138,5 +143,5 @@ class ArrayModality(Modality):
     def frames_panel(self, x: np.ndarray, s: int) -> np.ndarray:
         """(C, T, H, W) -> heat maps, one row per channel, one column per frame, `s` px gutters."""
         c, t, h, w = x.shape
-        frames = [_upscale(heat_colors(x[ch, k]), s) for ch in range(c) for k in range(t)]
+        frames = [upscale(heat_colors(x[ch, k]), s) for ch in range(c) for k in range(t)]
         return tile(frames, t, gap=s)[s:-s, s:-s]  # no outer border: the panel grid adds one

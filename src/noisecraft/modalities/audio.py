@@ -34,8 +34,8 @@ from torch import Tensor
 
 from ..io.audio import check_rate, fit_length, read_audio, resample, to_mono, write_wav
 from ..io.readers import DataError
-from .array import tile
-from .base import Modality, check_nrow, check_scale, to_float_cpu
+from .array import panel_grid, tile, upscale
+from .base import Modality, check_scale, to_float_cpu
 
 __all__ = ["AudioModality", "DEFAULT_SAMPLE_RATE", "AUDIO_DISPLAY_SCALE", "DB_RANGE", "parse_span", "spectrogram_db"]
 
@@ -147,12 +147,7 @@ class AudioModality(Modality):
 
     # --- previews -----------------------------------------------------------------------------------
     def preview_image(self, x: Tensor, *, nrow: int, scale: int | None = None) -> Tensor:
-        self.check_batch(x)
-        s = check_scale(scale, self.display_scale)
-        ncol = check_nrow(nrow)
-        panels = [self.panel(a, s) for a in to_float_cpu(x).numpy()]
-        img = tile(panels, ncol, gap=2 * s)
-        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).to(torch.float32).clamp(0.0, 1.0)
+        return panel_grid(self, x, nrow=nrow, scale=scale)
 
     def panel(self, x: np.ndarray, s: int) -> np.ndarray:
         """(C, L) -> the spectrograms of its channels, stacked, as RGB (h, w, 3) in [0, 1]."""
@@ -161,7 +156,7 @@ class AudioModality(Modality):
             db = spectrogram_db(ch, self.sample_rate)[::-1]  # (F, T), high frequencies on top
             rows.append(_magma((db + DB_RANGE) / DB_RANGE))
         img = tile(rows, 1, gap=s)[s:-s, s:-s] if len(rows) > 1 else rows[0]
-        return np.repeat(np.repeat(img, s, axis=0), s, axis=1) if s > 1 else img
+        return upscale(img, s)
 
     def __repr__(self) -> str:
         return f"AudioModality(sample_rate={self.sample_rate}, file_ext='.wav', display_scale={self.display_scale})"
