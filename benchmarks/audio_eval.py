@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "eval"))
 
 from _common import machine_info, machine_markdown, write_outputs  # noqa: E402
-from audio_synth import additive, pluck, sawtooth, square, toy_notes  # noqa: E402
+from audio_synth import TONE_KINDS, tone, toy_notes  # noqa: E402
 
 from noisecraft.eval.audio import AudioClips, audio_report, build_audio_reference  # noqa: E402
 from noisecraft.eval.audio_features import fit_audio_features  # noqa: E402
@@ -35,21 +35,11 @@ from noisecraft.data.note_names import hz_to_cents_error, midi_to_hz  # noqa: E4
 from noisecraft.eval.pitch import estimate_f0  # noqa: E402
 
 L = 4096
-KINDS = ("sine", "square", "sawtooth", "pluck", "weak fundamental")
+KINDS = TONE_KINDS
 
 
 def _tone(kind: str, f0: float, rate: int, rng: np.random.Generator) -> np.ndarray:
-    ph = rng.uniform(0, 2 * np.pi)
-    if kind == "sine":
-        x = np.sin(2 * np.pi * f0 * np.arange(L) / rate + ph)
-    elif kind == "square":
-        x = square(f0, rate, L, ph)
-    elif kind == "sawtooth":
-        x = sawtooth(f0, rate, L, ph)
-    elif kind == "pluck":
-        x = pluck(f0, rate, L, rng)
-    else:
-        x = additive(f0, rate, L, [0.05, 1.0, 0.6, 0.4, 0.3], rng.uniform(0, 2 * np.pi, 5))
+    x = tone(kind, f0, rate, L, rng.uniform(0, 2 * np.pi), rng)
     return rng.uniform(0.2, 0.9) * x / np.abs(x).max()
 
 

@@ -60,6 +60,23 @@ TOY_TIMBRES = ("sine", "square", "sawtooth", "noise")
 TOY_NOTES = ("A3", "C#4", "E4", "A4")
 
 
+TONE_KINDS = ("sine", "square", "sawtooth", "pluck", "weak fundamental")
+
+
+def tone(kind: str, f0: float, rate: int, length: int, phase: float, rng: np.random.Generator) -> np.ndarray:
+    """One test tone of TONE_KINDS at f0 (unnormalized); "weak fundamental": 26 dB under the 2nd
+    harmonic, odd harmonics present (the octave-error trap). pluck / weak fundamental draw from rng."""
+    if kind == "sine":
+        return np.sin(2 * np.pi * f0 * np.arange(length) / rate + phase)
+    if kind == "square":
+        return square(f0, rate, length, phase)
+    if kind == "sawtooth":
+        return sawtooth(f0, rate, length, phase)
+    if kind == "pluck":
+        return pluck(f0, rate, length, rng)
+    return additive(f0, rate, length, [0.05, 1.0, 0.6, 0.4, 0.3], rng.uniform(0, 2 * np.pi, 5))
+
+
 def toy_notes(n: int, rate: int = 8000, length: int = 4096, seed: int = 0, timbre: str | None = None, labels=None):
     """A small labelled note set: 4 timbres × 4 notes = 16 classes "TIMBRE:NOTE", balanced.
 

@@ -9,7 +9,7 @@ import torch
 from noisecraft.data.note_names import hz_to_cents_error, midi_to_hz
 from noisecraft.eval.pitch import estimate_f0, pitch_accuracy
 
-from audio_synth import additive, pluck, sawtooth, square
+from audio_synth import additive, tone
 
 L = 4096
 MIDIS = range(57, 82, 2)  # A3 … A5, every whole tone (two octaves around A4)
@@ -20,16 +20,7 @@ def _tones(kind: str, rate: int, seed: int = 0) -> np.ndarray:
     out = []
     for m in MIDIS:
         f, ph, amp = midi_to_hz(m), rng.uniform(0, 2 * np.pi), rng.uniform(0.2, 0.9)
-        if kind == "sine":
-            x = np.sin(2 * np.pi * f * np.arange(L) / rate + ph)
-        elif kind == "square":
-            x = square(f, rate, L, ph)
-        elif kind == "sawtooth":
-            x = sawtooth(f, rate, L, ph)
-        elif kind == "pluck":
-            x = pluck(f, rate, L, rng)
-        else:  # fundamental 26 dB under the 2nd harmonic, odd harmonics present
-            x = additive(f, rate, L, [0.05, 1.0, 0.6, 0.4, 0.3], rng.uniform(0, 2 * np.pi, 5))
+        x = tone(kind, f, rate, L, ph, rng)
         out.append(amp * x / np.abs(x).max())
     return np.stack(out)
 
