@@ -98,6 +98,46 @@ def train_classifier(resolution: int):
     return clf, train, test, acc
 
 
+class IndependentJudge:
+    """The SVM (accuracy), the MLP features (FD over the real floor), pixel diversity and near copies,
+    fitted once on the real digits at `resolution`; never used by noisecraft to choose a setting."""
+
+    def __init__(self, resolution: int):
+        self.clf, train, test, self.clf_acc = train_classifier(resolution)
+        self.tr, self.trl, te = _flat(train.images), train.labels.numpy(), _flat(test.images)
+        self.num_classes = int(self.trl.max()) + 1
+        self.real_div = [mean_pairwise(self.tr[self.trl == c]) for c in range(self.num_classes)]
+        self.feats = MLPFeatures(self.tr, self.trl, resolution)
+        self.mlp_acc = float((self.feats.mlp.predict(_native(te, resolution)) == test.labels.numpy()).mean())
+        self.f_tr, self.n_test = self.feats(self.tr), len(te)
+        self.fd_floor = frechet(self.feats(te), self.f_tr)
+        self.nn_test = nearest_distance(te, self.tr)
+        self.copy_threshold = float(np.percentile(self.nn_test, 1))
+
+    def __call__(self, x: torch.Tensor, labels: torch.Tensor) -> dict:
+        xs, y = _flat(x), labels.numpy()
+        pred = self.clf.predict(xs)
+        ratios = [mean_pairwise(xs[y == c]) / self.real_div[c] for c in range(self.num_classes)]
+        fd_gen = fd_subsets(self.feats(xs), self.f_tr, self.n_test)
+        nn_gen = nearest_distance(xs, self.tr)
+        return {
+            "classifier_test_accuracy": self.clf_acc,
+            "accuracy": float((pred == y).mean()),
+            "accuracy_per_class": [float((pred[y == c] == c).mean()) for c in range(self.num_classes)],
+            "diversity_ratio": float(np.mean(ratios)),
+            "diversity_ratio_per_class": [float(r) for r in ratios],
+            "fd_mlp": fd_gen,
+            "fd_mlp_floor": self.fd_floor,
+            "fd_mlp_ratio": fd_gen / self.fd_floor,
+            "mlp_test_accuracy": self.mlp_acc,
+            "nn_train_distance_median_samples": float(np.median(nn_gen)),
+            "nn_train_distance_median_test_digits": float(np.median(self.nn_test)),
+            "nn_train_distance_min_samples": float(nn_gen.min()),
+            "near_copy_threshold": self.copy_threshold,
+            "near_copy_fraction": float((nn_gen < self.copy_threshold).mean()),
+        }
+
+
 def evaluate(run_dir: str, *, per_class: int = 100, guidance: float | None = None, weights: str = "ema",
              solver: str | None = None, nfe: int | None = None, seed: int = 1000,
              guidance_interval: tuple[float, float] | None = None) -> dict:
@@ -105,55 +145,20 @@ def evaluate(run_dir: str, *, per_class: int = 100, guidance: float | None = Non
 
     info = Run.open(run_dir)
     spec = info.spec(guidance=guidance, solver=solver, nfe=nfe or None, seed=seed, guidance_interval=guidance_interval)
-    guidance, solver, nfe = spec.guidance, spec.solver, spec.nfe
-    clf, train, test, clf_acc = train_classifier(info.shape[-1])
-
+    judge = IndependentJudge(info.shape[-1])
     labels = torch.arange(info.num_classes).repeat_interleave(per_class)
     t0 = time.perf_counter()
     x = info.generate(spec, len(labels), weights=weights, class_labels=labels).clamp(-1, 1)
     gen_seconds = time.perf_counter() - t0
-    xs = _flat(x)
-    pred = clf.predict(xs)
-    y = labels.numpy()
-    per_class_acc = [float((pred[y == c] == c).mean()) for c in range(info.num_classes)]
-
-    tr, trl = _flat(train.images), train.labels.numpy()
-    ratios = []
-    for c in range(info.num_classes):
-        ratios.append(mean_pairwise(xs[y == c]) / mean_pairwise(tr[trl == c]))
-
-    feats = MLPFeatures(tr, trl, info.shape[-1])
-    te = _flat(test.images)
-    mlp_acc = float((feats.mlp.predict(_native(te, info.shape[-1])) == test.labels.numpy()).mean())
-    f_tr, f_te = feats(tr), feats(te)
-    fd_floor = frechet(f_te, f_tr)
-    fd_gen = fd_subsets(feats(xs), f_tr, len(te))
-
-    nn_gen = nearest_distance(xs, tr)
-    nn_test = nearest_distance(_flat(test.images), tr)
-    copy_threshold = float(np.percentile(nn_test, 1))
     return {
         "run": str(run_dir),
         "weights": weights,
-        "solver": solver,
-        "nfe": nfe,
-        "guidance": guidance,
+        "solver": spec.solver,
+        "nfe": spec.nfe,
+        "guidance": spec.guidance,
         "guidance_interval": list(spec.guidance_interval) if spec.guidance_interval else None,
         "per_class": per_class,
-        "classifier_test_accuracy": clf_acc,
-        "accuracy": float((pred == y).mean()),
-        "accuracy_per_class": per_class_acc,
-        "diversity_ratio": float(np.mean(ratios)),
-        "diversity_ratio_per_class": [float(r) for r in ratios],
-        "fd_mlp": fd_gen,
-        "fd_mlp_floor": fd_floor,
-        "fd_mlp_ratio": fd_gen / fd_floor,
-        "mlp_test_accuracy": mlp_acc,
-        "nn_train_distance_median_samples": float(np.median(nn_gen)),
-        "nn_train_distance_median_test_digits": float(np.median(nn_test)),
-        "nn_train_distance_min_samples": float(nn_gen.min()),
-        "near_copy_threshold": copy_threshold,
-        "near_copy_fraction": float((nn_gen < copy_threshold).mean()),
+        **judge(x, labels),
         "generation_seconds": gen_seconds,
     }
 

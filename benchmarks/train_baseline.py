@@ -46,7 +46,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, machine_markdown  # noqa: E402
-from digits_quality import MLPFeatures, _flat, fd_subsets, frechet, mean_pairwise  # noqa: E402
+import digits_quality  # noqa: E402
 from demo_tuning import OwnJudge  # noqa: E402
 
 NUM_CLASSES, RES, STEPS, BATCH, WARMUP, EMA_DECAY, DROPOUT, DDIM_STEPS = 10, 16, 1200, 32, 50, 0.99, 0.1, 50
@@ -176,28 +176,16 @@ def sampler_of(folder: Path):
 
 
 class IndependentJudge:
-    """benchmarks/digits_quality.py's SVM (accuracy) and MLP features (FD), never used to choose settings."""
+    """benchmarks/digits_quality.py's judge (SVM accuracy, MLP-feature FD, pixel diversity), under the keys
+    this script reports; never used to choose settings."""
 
     def __init__(self):
-        from sklearn.svm import SVC
-
-        from noisecraft.data import load_dataset
-
-        train = load_dataset("digits", resolution=RES, split="train")
-        test = load_dataset("digits", resolution=RES, split="test")
-        self.tr, trl, te = _flat(train.images), train.labels.numpy(), _flat(test.images)
-        self.svm = SVC(C=10.0, gamma="scale").fit(self.tr, trl)
-        self.feats = MLPFeatures(self.tr, trl, RES)
-        self.f_tr, self.n = self.feats(self.tr), len(te)
-        self.floor = frechet(self.feats(te), self.f_tr)
-        self.real_div = [mean_pairwise(self.tr[trl == c]) for c in range(NUM_CLASSES)]
+        self.judge = digits_quality.IndependentJudge(RES)
 
     def __call__(self, x: torch.Tensor, labels: torch.Tensor) -> dict:
-        xs, y = _flat(x), labels.numpy()
-        div = [mean_pairwise(xs[y == c]) / self.real_div[c] for c in range(NUM_CLASSES)]
-        return {"accuracy": float((self.svm.predict(xs) == y).mean()),
-                "fd_ratio": fd_subsets(self.feats(xs), self.f_tr, self.n) / self.floor,
-                "diversity": float(np.mean(div)), "diversity_min": float(min(div))}
+        r = self.judge(x, labels)
+        return {"accuracy": r["accuracy"], "fd_ratio": r["fd_mlp_ratio"], "diversity": r["diversity_ratio"],
+                "diversity_min": min(r["diversity_ratio_per_class"])}
 
 
 def pick_guidance(rows: list[dict]) -> dict:
