@@ -405,43 +405,6 @@ def bench_noisecraft(problem: Problem, nfes: list[int], progress) -> tuple[list[
     return defaults, variants
 
 
-def dpmpp_2m_midpoint(denoise: Callable[..., Tensor], x: Tensor, sigmas: list[float]) -> Tensor:
-    """A PROPOSAL, not a noisecraft solver: DPM-Solver++(2M) with the paper's coefficient (Lu et al.
-    2022b, Alg. 2; k-diffusion's sample_dpmpp_2m; diffusers' solver_type="midpoint"),
-    D' = (1 + 1/(2r))·D_i - 1/(2r)·D_{i-1}, r = h_{i-1}/h_i, x' = (σ'/σ)·x + (1 - e^{-h})·D'.
-    noisecraft's dpmpp_2m integrates the linear interpolant exactly (diffusers' solver_type="heun")."""
-    d_old, h_old = None, None
-    for s, s_next in zip(sigmas[:-1], sigmas[1:]):
-        d = denoise(x, torch.full((x.shape[0],), s, dtype=x.dtype))
-        if s_next == 0:
-            return d
-        h = math.log(s / s_next)
-        if d_old is None:
-            dd = d
-        else:
-            r = h_old / h
-            dd = (1 + 1 / (2 * r)) * d - (1 / (2 * r)) * d_old
-        x = (s_next / s) * x + (-math.expm1(-h)) * dd
-        d_old, h_old = d, h
-    return x
-
-
-def bench_proposals(problem: Problem, nfes: list[int], progress) -> list[dict]:
-    ref = problem.reference(problem.sigma_max, problem.sigma_max)
-    rows = []
-    for label in ("loglinear", "karras rho=7"):
-        schedule, options = VARIANT_SCHEDULES[label]
-        for nfe in nfes:
-            progress(f"proposal dpmpp_2m midpoint {label} @ {nfe}")
-            den = Counted(problem.mixture)
-            sig = variant_sigmas(problem, "dpmpp_2m", nfe, schedule, options)
-            with torch.no_grad():
-                out = dpmpp_2m_midpoint(den, problem.noise * sig[0], sig)
-            rows.append({"side": "proposal", "method": "dpmpp_2m midpoint coefficient (benchmark-local)",
-                         "schedule": label, "nfe": nfe, "calls": den.calls, **error_entry(out, ref)})
-    return rows
-
-
 def bench_optimized(problem: Problem, defaults: list[dict], nfes: list[int], top: int, max_evals: int | None,
                     progress) -> list[dict]:
     if optimize_schedule is None:
@@ -589,7 +552,7 @@ def report(data: dict) -> tuple[str, list[dict]]:
     """The markdown page, from the JSON-ready results alone (so `--from-json` can re-render it)."""
     pr, nfes, oh = data["problem"], data["nfes"], data["overhead"]
     dif, ours, variants = data["diffusers"], data["noisecraft"], data["noisecraft_variants"]
-    optimized, proposals = data["noisecraft_optimized"], data["proposals"]
+    optimized = data["noisecraft_optimized"]
     full_range = [r for r in dif if r.get("sigma_start") and abs(r["sigma_start"] / pr["sigma_max"] - 1) < 1e-3]
     L: list[str] = []
     L.append("# Samplers: noisecraft vs diffusers on an exact Gaussian-mixture model\n")
@@ -642,22 +605,16 @@ def report(data: dict) -> tuple[str, list[dict]]:
     bv = {nfe: best(variants, nfe) for nfe in nfes}
     L.append("Best noisecraft solver + schedule variant per NFE (any schedule tried below): " + "; ".join(
         f"NFE {nfe}: {v['method']} + {v['schedule']} {fmt(v['error'])}" for nfe, v in bv.items() if v) + ".\n")
-    bp = {nfe: best(proposals, nfe) for nfe in nfes}
-    if any(bp.values()):
-        L.append("Proposal rows (DPM-Solver++(2M) with the paper's midpoint coefficient, computed in this benchmark): "
-                 + "; ".join(f"NFE {nfe}: {v['schedule']} {fmt(v['error'])}" for nfe, v in bp.items() if v) + ".\n")
-
     # Per-NFE full tables
     L.append("## All runs per NFE\n")
-    L.append("Bold: the best of each side. Ratio: error / best diffusers error at that NFE. Side 'proposal': a "
-             "solver variant computed inside this benchmark (not in noisecraft), shown as evidence for a change. "
+    L.append("Bold: the best of each side. Ratio: error / best diffusers error at that NFE. "
              "σ_start: where a diffusers run starts ('leading' spacings start below σ_max).\n")
     for nfe in nfes:
         d_best, o_best, p_best = best(dif, nfe), best(ours, nfe), best(optimized, nfe)
         L.append(f"### NFE {nfe}\n")
         L.append("| side | method | schedule / config | calls | σ_start | error | / best diffusers |")
         L.append("|---|---|---|---|---|---|---|")
-        rows = [r for r in ours + optimized + proposals + dif if r["nfe"] == nfe]
+        rows = [r for r in ours + optimized + dif if r["nfe"] == nfe]
         rows.sort(key=lambda r: (r.get("error") is None, r.get("error") or 0))
         for r in rows:
             b = "**" if (r is d_best or r is o_best or r is p_best) else ""
@@ -778,7 +735,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[{time.perf_counter() - start:6.1f}s] {msg}", flush=True)
 
     ours, variants = bench_noisecraft(problem, nfes, progress)
-    proposals = bench_proposals(problem, nfes, progress)
     dif = bench_diffusers(problem, nfes, progress)
     optimized = [] if args.no_optimize else bench_optimized(problem, ours, opt_nfes, top, max_evals, progress)
     floor = error_floor(problem)
@@ -789,7 +745,7 @@ def main(argv: list[str] | None = None) -> None:
                         "eval_samples": problem.noise.shape[0], "calibration_samples": problem.calibration.shape[0],
                         "floor": floor},
             "noisecraft": ours, "noisecraft_variants": variants, "noisecraft_optimized": optimized,
-            "proposals": proposals, "diffusers": dif, "overhead": overhead,
+            "diffusers": dif, "overhead": overhead,
             "optimize_schedule_available": optimize_schedule is not None}
     markdown, data["summary"] = report(data)
     name = "samplers_quick" if args.quick else "samplers"

@@ -85,6 +85,7 @@ NFES = [3, 4, 5, 6, 8, 10, 15, 20]
 DETERMINISTIC = [n for n, i in SOLVERS.items() if not i.stochastic]
 PACKAGE_DEFAULT = SamplingSpec().solver  # = DEFAULT_SOLVER since issue 11
 SAMPLE_DEFAULT = DEFAULT_SOLVER  # sample()'s default solver
+DEFAULTS = list(dict.fromkeys((PACKAGE_DEFAULT, SAMPLE_DEFAULT)))  # one column per distinct default solver
 OUR_SCHEDULE = ("loglinear", {"knee": 10.0, "knee_density": 0.25})  # the multistep solvers' default
 
 
@@ -425,15 +426,21 @@ def ratios(result: dict, nfe: int) -> dict:
     t_name, t = _min(row["theirs"])
     _, tn = _min(row["theirs"], lambda k: "our schedule" not in k)
     _, to = _min(row["theirs"], lambda k: "our schedule" in k)
-    pd, sd = row["ours"].get(PACKAGE_DEFAULT), row["ours"].get(SAMPLE_DEFAULT)
     div = lambda a, b: (a / b) if a is not None and b else None  # noqa: E731
     return {"ours_solver": o_name, "theirs_config": t_name, "ours/theirs": div(o, t), "ours/theirs_native": div(o, tn),
             "theirs_ours/theirs_native": div(to, tn), "ours/theirs_ours": div(o, to),
-            f"{PACKAGE_DEFAULT}/theirs": div(pd, t), f"{SAMPLE_DEFAULT}/theirs": div(sd, t)}
+            **{f"{d}/theirs": div(row["ours"].get(d), t) for d in DEFAULTS}}
 
 
 COLUMNS = ["ours/theirs", "ours/theirs_native", "ours/theirs_ours", "theirs_ours/theirs_native",
-           f"{PACKAGE_DEFAULT}/theirs", f"{SAMPLE_DEFAULT}/theirs"]
+           *(f"{d}/theirs" for d in DEFAULTS)]
+
+
+def defaults_legend() -> str:
+    """Which default each `<solver>/theirs` column is (one column when both defaults are the same solver)."""
+    roles = {d: [w for w, s in (("SamplingSpec()'s", PACKAGE_DEFAULT), ("sample()'s", SAMPLE_DEFAULT)) if s == d]
+             for d in DEFAULTS}
+    return "; ".join(f"{d} = {' and '.join(r)} default solver" for d, r in roles.items()) + ".\n"
 
 
 def quantile(values: list[float], q: float) -> float | None:
@@ -604,7 +611,7 @@ def main(argv: list[str] | None = None) -> None:
          "(< 1: noisecraft is more accurate). ours = best noisecraft solver (default schedules); "
          "theirs = best diffusers configuration including diffusers on our schedule; theirs_native = without it; "
          "theirs_ours = best diffusers run on our schedule; "
-         f"{PACKAGE_DEFAULT} = the SamplingSpec() default solver; {SAMPLE_DEFAULT} = sample()'s default solver.\n"]
+         + defaults_legend()]
     tables = {}
     for half in ("held-out", "tuning"):
         L.append(f"## {half} half\n")
