@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, machine_markdown, write_outputs  # noqa: E402
 from samplers_trained import F64, SIGMA_MAX, SIGMA_MIN, Counted, rmse  # noqa: E402
-from noisecraft import sample, solve_pf_ode, uniform_t_open  # noqa: E402
+from noisecraft import loglinear, sample, solve_pf_ode, uniform_t_open  # noqa: E402
 from noisecraft.runs import Run  # noqa: E402
 
 NFES = (3, 4, 5, 6, 8)
@@ -53,7 +53,8 @@ def main() -> None:
         noise = torch.randn(args.n, *run.shape, generator=torch.Generator().manual_seed(seed), dtype=F64)
         ref = solve_pf_ode(f, SIGMA_MAX * noise, SIGMA_MAX, 0.0, rtol=args.rtol, atol=args.rtol)
         for nfe in NFES:
-            default = rmse(sample(f, noise, solver="unipc_3", nfe=nfe, sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX), ref)
+            knee = loglinear(nfe, SIGMA_MIN, SIGMA_MAX, knee=10.0, knee_density=0.25)  # the default before the rule
+            default = rmse(sample(f, noise, solver="unipc_3", sigmas=knee), ref)
             sig = uniform_t_open(nfe, SIGMA_MIN, SIGMA_MAX)
             rule = rmse(sample(f, noise, solver="unipc_3", sigmas=sig), ref)  # sig[0] = σ_max: same start
             rows.append({"seed": seed, "nfe": nfe, "default": default, "rule": rule, "ratio": rule / default})

@@ -107,11 +107,29 @@ def uniform_t_open(n: int, sigma_min: float, sigma_max: float) -> Tensor:
     then 0; the last σ before 0 is at t = t_max/n (as diffusers' flow-matching sigmas), NOT σ_min,
     which is ignored. For few steps (NFE <= 8) the final call denoises from a moderate σ instead
     of stepping down to σ_min: with unipc_3 it halved the error vs the default schedule on fresh
-    mixtures and on two trained nets (docs/benchmarks-samplers-family.md); not a default yet."""
+    mixtures and on two trained nets (docs/benchmarks-samplers-family.md); `low_nfe_open` uses it
+    for few steps."""
     _check(n, sigma_min, sigma_max)
     t_max = sigma_max / (1 + sigma_max)
     t = t_max * (1 - torch.arange(n, dtype=torch.float64) / n)
     return append_zero(t / (1 - t))
+
+
+LOW_NFE_OPEN_MAX_STEPS = 8  # the largest step count for which `low_nfe_open` is open-ended
+
+
+def low_nfe_open(
+    n: int, sigma_min: float, sigma_max: float, max_open_steps: int = LOW_NFE_OPEN_MAX_STEPS,
+    knee: float | None = 10.0, knee_density: float = 0.25,
+) -> Tensor:
+    """`uniform_t_open` for n <= max_open_steps, else `loglinear` (with its knee): the default
+    schedule of `unipc_3`. Few steps gain most from not spending one on σ < ~0.25, many steps
+    from reaching σ_min; the switch at 8 was fixed on the tuning half of the mixture family and
+    validated on fresh mixtures and two trained nets (docs/benchmarks-samplers-family.md)."""
+    _check(n, sigma_min, sigma_max)
+    if n <= max_open_steps:
+        return uniform_t_open(n, sigma_min, sigma_max)
+    return loglinear(n, sigma_min, sigma_max, knee=knee, knee_density=knee_density)
 
 
 SCHEDULES = {
@@ -120,10 +138,11 @@ SCHEDULES = {
     "vp_uniform_time": vp_uniform_time,
     "flow_shift": flow_shift,
     "uniform_t_open": uniform_t_open,
+    "low_nfe_open": low_nfe_open,
 }
 
-# Schedules whose last nonzero σ is not σ_min (they ignore it).
-OPEN_ENDED = frozenset({"uniform_t_open"})
+# Schedules whose last nonzero σ is not σ_min (they ignore it; `low_nfe_open` only for few steps).
+OPEN_ENDED = frozenset({"uniform_t_open", "low_nfe_open"})
 
 
 def get_schedule(name: str, n: int, sigma_min: float, sigma_max: float, **kwargs) -> Tensor:

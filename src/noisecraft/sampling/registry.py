@@ -91,7 +91,7 @@ _ENTRIES = [
     _info("unipc", det.unipc, False, 3, "UniPC as published: UniP-2 + UniC, B(h) = e^h - 1 (bh2, diffusers' default)",
           fixed_options={"order": 2, "variant": "bh2"}, evaluates_end=True, schedule="loglinear", schedule_options=KNEE),
     _info("unipc_3", det.unipc, False, 4, "UniPC as published: UniP-3 + UniC, B(h) = e^h - 1 (bh2)",
-          fixed_options={"order": 3, "variant": "bh2"}, evaluates_end=True, schedule="loglinear", schedule_options=KNEE),
+          fixed_options={"order": 3, "variant": "bh2"}, evaluates_end=True, schedule="low_nfe_open", schedule_options=KNEE),
     _info("unipc_bh1", det.unipc, False, 3, "UniPC as published: UniP-2 + UniC, B(h) = h (bh1)",
           fixed_options={"order": 2, "variant": "bh1"}, evaluates_end=True, schedule="loglinear", schedule_options=KNEE),
     _info("unipc_am", det.unipc_am, False, 3, "exponential Adams predictor (order 2) + exponential Adams-Moulton corrector (order 3)",
