@@ -17,7 +17,8 @@ sklearn digits):
   each other; where they overlap the brighter stroke wins (pixel-wise max).
 * **Trajectories** for evaluation: `ds.positions` / `ds.velocities` (N, 2, T, 2), the sprite centre
   (row, col) in pixels and its velocity towards the next frame (NaN in slot 1 for one-digit clips);
-  `ds.digits` (N, 2) the digit classes and `ds.image_index` (N, 2) the sklearn image indices (-1 for none).
+  `ds.digits` (N, 2) the digit classes and `ds.image_index` (N, 2) the sklearn image indices (-1 for none);
+  `ds.walls` (N, 2) the (low, high) bounds of the centre on both axes.
 
 Splits are by the underlying digit images: a "train" clip only uses images of the `digits`
 built-in's train split, a "test" clip only its test split (15 % of each class, `digits_split_indices`),
@@ -107,7 +108,7 @@ def _generate(split: str, n: int, seed: int, side: int, frames: int, two_fractio
         ink[two] = torch.maximum(ink[two], render_sprites(sprites[image[two, 1]], pos[two, 1], size, side))
     x = (2.0 * ink - 1.0).unsqueeze(1)  # (n, 1, T, R, R) in [-1, 1]
     digits = np.where(image >= 0, y[np.maximum(image, 0)], -1)
-    return x, digits, image, pos, vel
+    return x, digits, image, pos, vel, np.tile([low, high], (n, 1))
 
 
 def load_moving_digits(
@@ -157,12 +158,12 @@ def load_moving_digits(
     parts = ("train", "test") if split == "all" else (split,)
     out = [_generate(p, num_clips or MOVING_DIGITS_SPLIT_SIZES[p], _SPLIT_SEEDS[p] if seed is None else int(seed),
                      side, frames, float(two_digit_fraction)) for p in parts]
-    x, digits, image, pos, vel = (np.concatenate([o[i] for o in out]) if i else torch.cat([o[0] for o in out])
-                                  for i in range(5))
+    x, digits, image, pos, vel, walls = (np.concatenate([o[i] for o in out]) if i else torch.cat([o[0] for o in out])
+                                         for i in range(6))
     if channels == 3:
         x = x.repeat(1, 3, 1, 1, 1)
     ds = VideoDataset(x.contiguous(), torch.from_numpy(digits[:, 0]) if labels else None, fps=fps, positions=pos,
-                      velocities=vel, class_names=[str(d) for d in range(10)] if labels else None,
+                      velocities=vel, walls=walls, class_names=[str(d) for d in range(10)] if labels else None,
                       name="moving-digits", hflip=False)
     ds.digits, ds.image_index = digits, image
     return ds

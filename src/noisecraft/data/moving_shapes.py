@@ -32,7 +32,8 @@ synonyms: "a red circle moving left", "the blue box is bouncing up and down", "g
 toward the top right", "there is a cyan disc drifting left", ... `parse_motion_caption` reads every
 one back to (colour, shape, motion). Attributes per clip: {"color", "shape", "motion"} ids.
 Trajectories for evaluation: `ds.positions` / `ds.velocities` (N, 1, T, 2), (row, col) pixels of the
-shape's centre and its velocity towards the next frame. hflip is refused (it swaps left and right).
+shape's centre and its velocity towards the next frame; `ds.walls` (N, 2) the clip's (low, high) bounds of
+the centre (1.5 r + 0.5 from the edges, in pixels at R). hflip is refused (it swaps left and right).
 """
 
 from __future__ import annotations
@@ -217,7 +218,8 @@ def _generate(split: str, n: int, seed: int, side: int, frames: int, captions_pe
     u8 = _render(o, n * frames, side).reshape(n, frames, 3, side, side).transpose(0, 2, 1, 3, 4)  # (n, 3, T, R, R)
     k = side / NATIVE_SIDE
     captions = _captions(attrs, captions_per_clip, np.random.RandomState([seed, 1]))
-    return u8, attrs, captions, pos[:, None] * k, vel[:, None] * k
+    low = 1.5 * r + 0.5
+    return u8, attrs, captions, pos[:, None] * k, vel[:, None] * k, np.stack([low, NATIVE_SIDE - low], 1) * k
 
 
 def load_moving_shapes(
@@ -261,7 +263,7 @@ def load_moving_shapes(
     u8 = torch.from_numpy(np.concatenate([o[0] for o in out]))  # (N, 3, T, R, R)
     attrs = np.concatenate([o[1] for o in out])
     captions = [c for o in out for c in o[2]]
-    pos, vel = np.concatenate([o[3] for o in out]), np.concatenate([o[4] for o in out])
+    pos, vel, walls = (np.concatenate([o[i] for o in out]) for i in (3, 4, 5))
     if channels == 1:
         w = torch.tensor([0.299, 0.587, 0.114])[None, :, None, None, None]
         u8 = (u8.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
@@ -270,5 +272,5 @@ def load_moving_shapes(
     names = [motion_class_name(k) for k in range(NUM_MOVING_SHAPES_CLASSES)]
     return CaptionedVideoDataset(
         to_unit_range(u8).contiguous(), y if labels else None, captions=captions, attributes=attributes, fps=fps,
-        positions=pos, velocities=vel, class_names=names if labels else None, name="moving-shapes", hflip=False,
+        positions=pos, velocities=vel, walls=walls, class_names=names if labels else None, name="moving-shapes", hflip=False,
     )

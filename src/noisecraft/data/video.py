@@ -5,7 +5,8 @@
   `positions` / `velocities` (N, K, T, 2) float64 as (row, col) in output pixels (pixel (i, j) covers
   [i, i+1) x [j, j+1), so the frame centre is (R/2, R/2)); `velocities[:, :, t]` is the motion from
   frame t to frame t+1 in px per frame (its sign flips at the frame after a bounce); K object slots,
-  NaN where a clip has fewer objects (`num_objects` (N,)).
+  NaN where a clip has fewer objects (`num_objects` (N,)); `walls` (N, 2) the (low, high) bounds of
+  the centres on both axes, where bouncing objects turn.
 * `CaptionedVideoDataset`: plus `captions` (one list per clip) and `attributes` (one dict per clip),
   which is what text conditioning (`noisecraft.conditioning.text`) reads.
 * `bounce(start, velocity, frames, low, high)`: constant velocity with elastic reflection at the
@@ -64,14 +65,17 @@ class VideoDataset(SignalDataset):
     _ranks = (3,)
 
     def __init__(self, data: Tensor, labels: Tensor | None = None, *, fps: int, positions: np.ndarray | None = None,
-                 velocities: np.ndarray | None = None, **kw) -> None:
+                 velocities: np.ndarray | None = None, walls: np.ndarray | None = None, **kw) -> None:
         super().__init__(data, labels, modality="video", modality_options={"fps": int(fps)}, **kw)
         n, t = int(data.shape[0]), int(data.shape[2])
         for name, a in (("positions", positions), ("velocities", velocities)):
             if a is not None and (a.ndim != 4 or a.shape[0] != n or a.shape[2:] != (t, 2)):
                 raise ValueError(f"{name} must have shape ({n}, K, {t}, 2), got {a.shape}")
+        if walls is not None and walls.shape != (n, 2):
+            raise ValueError(f"walls must have shape ({n}, 2), got {walls.shape}")
         self.positions = positions
         self.velocities = velocities
+        self.walls = walls
 
     @classmethod
     def _data_doc(cls) -> str:
