@@ -47,7 +47,7 @@ def test_sample_writes_gifs_mp4s_and_a_frame_strip_grid(video_run, tmp_path):
             assert im.n_frames <= 4 and im.info.get("loop") == 0 and im.size == (32, 32)  # tiny's sample.scale = 2
         assert torch.allclose(m.read(out / f"{i:06d}.gif", SHAPE), q[i], atol=1e-6)
         mp4 = m.read(out / f"{i:06d}.mp4", SHAPE)
-        assert mp4.shape == SHAPE and (mp4 - q[i]).abs().mean() < 0.05
+        assert mp4.shape == SHAPE and (mp4 - q[i]).abs().mean() < 3 / 127.5  # lossy H.264: 0.7 steps measured
     with Image.open(out / "grid.png") as im:
         grid = m.preview_image(x, nrow=2, scale=2)
         assert im.size == (grid.shape[2], grid.shape[1]) and im.size[0] > im.size[1]  # two strips of 4 frames
