@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..modalities.video import check_fps
 from .dataset import check_channels, check_resolution
 from .digits import digits_split_indices
 from .video import VIDEO_SPLITS, VideoDataset, bounce, check_count, check_frames
@@ -142,6 +143,7 @@ def load_moving_digits(
     if side < MIN_SIDE:
         raise ValueError(f"resolution {side} is too small for 'moving-digits'; valid: >= {MIN_SIDE} (frame side in pixels)")
     frames = check_frames(frames)
+    fps = check_fps(fps)  # before the work, not after
     num_clips = check_count(num_clips, "num_clips")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32):
         raise ValueError(f"seed must be an integer in 0..2**32-1 or None (the split's pinned seed), got {seed!r}")

@@ -43,6 +43,7 @@ import re
 import numpy as np
 import torch
 
+from ..modalities.video import check_fps
 from .dataset import check_channels, check_resolution, to_unit_range
 from .shapes import _BACKGROUND, _COLOR_JITTER, _MAX_ANGLE, _SHAPE_WORDS, COLORS, PALETTE, SHAPES, _render
 from .video import CaptionedVideoDataset, bounce, check_count, check_frames
@@ -250,6 +251,7 @@ def load_moving_shapes(
         raise ValueError("hflip=True is not valid for 'moving-shapes': a flip swaps left and right and contradicts the "
                          "captions and labels; pass hflip=False")
     frames = check_frames(frames)
+    fps = check_fps(fps)  # before the work, not after
     num_clips = check_count(num_clips, "num_clips")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32):
         raise ValueError(f"seed must be an integer in 0..2**32-1 or None (the split's pinned seed), got {seed!r}")
