@@ -201,10 +201,13 @@ def check_out_folder(out: str) -> Path:
 
 
 def write_samples(run, x, out: Path, *, nrow: int, scale: int | None = None, first=None) -> None:
-    """OUT/000000.<ext> ... in the run's modality (PNG, NPZ, WAV at the run's sample rate), and
-    OUT/grid.png (with `first`, e.g. the input of a task, as its first tile); image files at the
-    display scale (`scale`, default the run's sample.scale), which every command also reads back."""
+    """OUT/000000.<ext> ... in the run's modality (PNG, NPZ, WAV at the run's sample rate, GIF plus
+    MP4 for video), and OUT/grid.png (with `first`, e.g. the input of a task, as its first tile);
+    image and video files at the display scale (`scale`, default the run's sample.scale), which every
+    command also reads back."""
     import torch
+
+    from ..io.video import FFmpegMissing
 
     modality = run.get_modality()
     scale = run.config.sample.scale if scale is None else scale
@@ -212,5 +215,11 @@ def write_samples(run, x, out: Path, *, nrow: int, scale: int | None = None, fir
     x = x.clamp(-1, 1)
     for i in range(x.shape[0]):
         modality.write(x[i], out / f"{i:06d}{modality.file_ext}", scale=scale)
+    for ext in getattr(modality, "also_writes", ()):  # video: an MP4 beside every GIF
+        try:
+            for i in range(x.shape[0]):
+                modality.write(x[i], out / f"{i:06d}{ext}", scale=scale)
+        except FFmpegMissing as e:
+            click.echo(f"warning: {e}; wrote no {ext} files", err=True)
     tiles = x if first is None else torch.cat([first.unsqueeze(0).clamp(-1, 1), x])
     modality.write_preview(tiles, out / "grid.png", nrow=nrow, scale=scale)

@@ -23,13 +23,15 @@ def data_group() -> None:
 
 @data_group.command("export")
 @click.argument("dataset")
-@click.option("--split", required=True, help="Split to draw from: train | test | all (shapes also heldout, test_seen).")
+@click.option("--split", required=True, help="Split to draw from: train | test | all (shapes, moving-shapes also heldout, test_seen).")
 @click.option("--n", "n", type=int, required=True, help="Number of examples (a seeded random subset of the split).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random subset.")
-@click.option("--scale", type=int, help="Display scale of image files (default: the modality's, 4 for images; audio and arrays ignore it).")
+@click.option("--scale", type=int, help="Display scale of image and video files (default: the modality's, 4 for images, 2 for video; "
+              "audio and arrays ignore it).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="New (or empty) folder to write.")
 def export_cmd(dataset: str, split: str, n: int, seed: int, scale: int | None, out: str) -> None:
-    """Write N examples of a built-in DATASET (digits, shapes, waves, notes, blobs) plus labels.csv to --out."""
+    """Write N examples of a built-in DATASET (digits, shapes, waves, notes, blobs, moving-digits,
+    moving-shapes: looping GIFs) plus labels.csv to --out."""
     from ..data.export import export_dataset
 
     with user_errors():

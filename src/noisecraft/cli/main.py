@@ -140,8 +140,9 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:N | auto (CUDA when available).")
 def sample(run_dir, n, out, class_, prompt, solver, nfe, guidance, seed, weights, scale, device) -> None:
     """Draw N samples from a trained run; writes DIR/000000.png ... (.npz for array runs, 16-bit
-    .wav at the run's sample rate for audio runs) and DIR/grid.png at the display scale (audio:
-    spectrograms), and DIR/prompts.txt, one prompt per sample, with --prompt."""
+    .wav at the run's sample rate for audio runs, a looping .gif and an .mp4 for video runs) and
+    DIR/grid.png at the display scale (audio: spectrograms; video: a frame strip per sample), and
+    DIR/prompts.txt, one prompt per sample, with --prompt."""
     with user_errors():
         from ..runs import Run
         from ..runtime import num_threads

@@ -8,6 +8,8 @@
     ds = load_dataset("spoken-digits")                  # (N, 1, 8192): "zero".."nine" by espeak-ng at 8 kHz
     ds = load_dataset("path/to/wavs", resolution=8192, sample_rate=16000)  # mono clips, labels from sub-folders
     ds = load_dataset("blobs")                          # (N, 1, 8, 16, 16): 8-frame clips of a moving blob
+    ds = load_dataset("moving-digits", split="test")    # (N, 1, 16, 32, 32) video at 10 fps + ds.positions, ds.velocities
+    ds = load_dataset("moving-shapes", split="heldout") # (N, 3, 16, 32, 32) + ds.captions: unseen colour-shape-motion triples
 """
 
 from .audio import AUDIO_EXTENSIONS, list_audio_files, load_audio_folder
@@ -20,10 +22,14 @@ from .waves import load_waves
 from .blobs import load_blobs
 from .notes import NOTES_CLASSES, NotesDataset, load_notes, midi_to_hz, note_attributes
 from .spoken_digits import DIGIT_WORDS, SpokenDigitsDataset, load_spoken_digits
+from .video import CaptionedVideoDataset, VideoDataset
+from .moving_digits import load_moving_digits
+from .moving_shapes import load_moving_shapes, parse_motion_caption
 
 __all__ = [
     "DataError", "SignalDataset", "ImageDataset", "AudioDataset", "CaptionedImageDataset", "load_dataset", "BUILTIN_DATASETS", "BUILTIN_SPLITS",
     "SPLITS", "ON_ERROR", "load_digits", "load_shapes", "load_waves", "load_blobs", "load_image_folder", "list_image_files", "IMAGE_EXTENSIONS",
     "load_notes", "NotesDataset", "NOTES_CLASSES", "note_attributes", "midi_to_hz", "load_audio_folder", "list_audio_files",
     "AUDIO_EXTENSIONS", "load_spoken_digits", "SpokenDigitsDataset", "DIGIT_WORDS",
+    "VideoDataset", "CaptionedVideoDataset", "load_moving_digits", "load_moving_shapes", "parse_motion_caption",
 ]

@@ -3,6 +3,7 @@
     export_dataset("digits", split="test", n=64, out="real-digits")   # 000000.png ... + labels.csv
     export_dataset("waves", split="train", n=100, out="real-waves")   # 000000.npz ... + labels.csv
     export_dataset("notes", split="test", n=32, out="real-notes")     # 000000.wav (16-bit, 8 kHz) ... + labels.csv
+    export_dataset("moving-digits", split="test", n=4, out="real-md") # 000000.gif (looping, 10 fps) ... + labels.csv
 
 The files are what `noisecraft sample` writes for a model of the same data (same format, same
 display scale), so real and generated examples can be compared side by side, and each reads back
@@ -70,7 +71,7 @@ def export_dataset(
 ) -> Path:
     """Write `n` examples of the built-in dataset `name` (split `split`) to the folder `out`.
 
-    One file per example (`000000.png`, ... `.npz` or `.wav`, by the dataset's modality), in the order
+    One file per example (`000000.png`, ... `.npz`, `.wav` or `.gif`, by the dataset's modality), in the order
     of the dataset, plus `labels.csv`. `scale`: the display scale of image files (None: the modality's,
     4 for images); array and audio data ignore it. Returns `out`.
     """

@@ -1,5 +1,5 @@
-"""`load_dataset`: one entry point for built-in datasets (images, 1-D waves, audio notes and spoken digits, 3-D blobs)
-and folders of images or audio files.
+"""`load_dataset`: one entry point for built-in datasets (images, 1-D waves, audio notes and spoken digits, 3-D blobs,
+videos of moving digits and shapes) and folders of images or audio files.
 
 `source` is looked up among the built-in names first, then treated as a folder path; write a
 folder that shares a built-in's name as a path ("./digits") to load the folder. A folder holding
@@ -19,6 +19,8 @@ from .dataset import DataError, SignalDataset, check_channels, check_resolution
 from .digits import load_digits
 from .folders import ON_ERROR
 from .images import IMAGE_EXTENSIONS, list_image_files, load_image_folder
+from .moving_digits import load_moving_digits
+from .moving_shapes import MOVING_SHAPES_SPLITS, load_moving_shapes
 from .notes import load_notes
 from .shapes import SHAPES_SPLITS, load_shapes
 from .spoken_digits import load_spoken_digits
@@ -36,11 +38,14 @@ BUILTIN_DATASETS: dict[str, Callable[..., SignalDataset]] = {
     "notes": load_notes,  # 1-D (1, 4096) audio at 8 kHz, modality "audio"
     "spoken-digits": load_spoken_digits,  # 1-D (1, 8192) speech at 8 kHz by espeak-ng, modality "audio"
     "blobs": load_blobs,  # 3-D (1, 8, 16, 16), modality "array"
+    "moving-digits": load_moving_digits,  # video (1, 16, 32, 32) at 10 fps, modality "video"
+    "moving-shapes": load_moving_shapes,  # captioned video (3, 16, 32, 32) at 10 fps, modality "video"
 }
 
 # Built-ins with splits beyond SPLITS (e.g. shapes' "heldout" colour-shape pairs).
 BUILTIN_SPLITS: dict[str, tuple[str, ...]] = {
     "shapes": SHAPES_SPLITS,
+    "moving-shapes": MOVING_SHAPES_SPLITS,
 }
 
 
@@ -68,7 +73,8 @@ def load_dataset(
         or, for a folder, the smallest shorter side (audio: the shortest clip) found.
     split: "train", "test" or "all". Built-ins have a fixed held-out "test" split; a folder is used
         whole, so it accepts "train" and "all" (same data) and rejects "test". "shapes" also has
-        "heldout" (= "test": unseen colour-shape pairs) and "test_seen" (see `BUILTIN_SPLITS`).
+        "heldout" (= "test": unseen colour-shape pairs) and "test_seen" (see `BUILTIN_SPLITS`);
+        so has "moving-shapes" (unseen colour-shape-motion triples).
     channels: 1, 3, or None (from the data); audio is mono (1 or None).
     labels: use class labels (built-in classes, or first-level sub-folders of a folder).
     on_error: folders only: "strict" raises `DataError` on the first unreadable file,
