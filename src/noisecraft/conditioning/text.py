@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import Config, ConfigError
+from ..core import rng
 from .base import Batch, ConditionError, Conditioner
 
 __all__ = ["TextConditionedNet", "TextPrompts", "check_text_run", "find_text_conditioner", "load_text_conditioner"]
@@ -204,11 +205,15 @@ class TextPrompts(Conditioner):
             print(f"text: encoded {len(unique)} distinct captions with the frozen encoder in "
                   f"{time.process_time() - t0:.1f} CPU-s ({context.numel() * 4 / 2**20:.0f} MiB)", flush=True)
 
-    def prompts(self, idx: Tensor, gen: torch.Generator) -> list[str]:
-        """One caption per index, then caption dropout - both drawn from the trainer's generator."""
-        prompts = self.ds.sample_captions(idx, generator=gen)
+    def prompts(self, idx: Tensor, gen: rng.Generators) -> list[str]:
+        """One caption per index, then caption dropout - both drawn from the trainer's generator(s)
+        (one, or one per sample: each sample's caption then its dropout from its own)."""
+        if gen is None or isinstance(gen, torch.Generator):
+            prompts = self.ds.sample_captions(idx, generator=gen)
+        else:
+            prompts = [self.ds.sample_captions(idx[i:i + 1], generator=g)[0] for i, g in enumerate(gen)]
         if self.dropout > 0:
-            drop = (torch.rand(len(prompts), generator=gen) < self.dropout).tolist()
+            drop = (rng.rand(gen, len(prompts)) < self.dropout).tolist()
             prompts = ["" if d else p for p, d in zip(prompts, drop)]
         return prompts
 
