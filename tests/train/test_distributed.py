@@ -229,3 +229,54 @@ def test_a_dead_or_stuck_rank_ends_the_job_with_an_error(run_cfg, small_ds, tmp_
     assert "another process died, or was stuck longer than the 4 s timeout" in message
     assert "rank 0 of 2" in message and "--resume" in message
     assert time.monotonic() - t0 < 40
+
+
+# ------------------------------------------------------------------------------------------------
+# Every signal and condition kind on 2 processes (slow: a few seconds each)
+
+KINDS = {  # name -> (config overrides, dataset factory)
+    "text": (["data.source=shapes", "data.resolution=8", "data.conditional=false", "text.encoder=small", "text.dim=16",
+              "text.depth=1", "text.heads=2", "text.max_length=24", "text.caption_dropout=0.25"],
+             lambda: __import__("noisecraft.data.shapes", fromlist=["x"]).load_shapes(
+                 split="train", num_images=48, resolution=8, labels=False)),
+    "mask": (["cond.image=mask", "data.resolution=8"], None),
+    "1d": (["data.source=waves", "data.resolution=32"], lambda: _waves()),
+}
+
+
+def _waves():
+    from noisecraft.data import load_dataset
+
+    ds = load_dataset("waves", resolution=32, split="train")
+    return type(ds)(ds.data[:48].clone(), ds.labels[:48].clone(), class_names=ds.class_names, name=ds.name,
+                    modality=ds.modality)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_trains_alike_on_two_processes(tiny_config, small_ds, tmp_path, kind, monkeypatch):
+    monkeypatch.setattr("noisecraft.train.folder.plot_losses", lambda rows, path: None)
+    overrides, make = KINDS[kind]
+    cfg = tiny_config("train.steps=3", "train.batch_size=8", "train.accum_steps=2", "ema.phema_every=3", *overrides)
+    ds = make() if make is not None else small_ds
+    train(cfg, tmp_path / "one", dataset=ds, progress=False)
+    _run2(tmp_path, cfg, tmp_path / "two", ds)
+    _assert_close(tmp_path / "one", tmp_path / "two")
+
+
+@pytest.mark.slow
+def test_torchrun_cli_trains_and_resumes(tmp_path):
+    """The documented commands: torchrun with 2 processes, then a resume on 2 and the same run on 1."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "noisecraft"]
+    common = ["--set", "train.batch_size=8", "--set", "train.accum_steps=2", "--set", "train.threads=1", "--quiet",
+              "--dist-timeout", "60"]
+    two, one = tmp_path / "two", tmp_path / "one"
+    subprocess.run(torchrun + ["train", "tiny", "--out", str(two), "--steps", "3"] + common, env=env, check=True,
+                   timeout=300)
+    done = subprocess.run(torchrun + ["train", "--resume", str(two), "--steps", "6", "--quiet", "--dist-timeout", "60"],
+                          env=env, check=True, timeout=300, capture_output=True, text=True)
+    assert done.stdout.count("trained ") == 1  # rank 0 reports, rank 1 is silent
+    subprocess.run([sys.executable, "-m", "noisecraft", "train", "tiny", "--out", str(one), "--steps", "6"] + common[:-2],
+                   env=env, check=True, timeout=300)
+    _assert_close(one, two)

@@ -9,8 +9,8 @@ user's input, so training and inference cannot disagree:
               [mask_min, mask_max]·side at a uniform position  ->  image_cond = [x0·keep, keep]
     "lowres"  y = f×f block average of x0 (f = lowres_factor)  ->  image_cond = nearest-upsampled y
 
-Masks are drawn from the trainer's generator, whose state is in every checkpoint, so bitwise
-resume holds. The condition is never dropped (it is not guided): guidance applies to the other
+Masks are drawn from each sample's generator (keyed by the step and its position), so bitwise
+resume holds and the draw does not depend on the process count. The condition is never dropped (it is not guided): guidance applies to the other
 conditions of the model.
 """
 

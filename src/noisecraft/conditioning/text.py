@@ -4,8 +4,8 @@
     encoder = "small"          # "" (off) | "small" (trained jointly) | "hf" (frozen pretrained)
     caption_dropout = 0.1      # share of captions replaced by "" (the null prompt of CFG)
 
-Per micro-batch, one caption per image is drawn with the trainer's generator
-(`ds.sample_captions(idx, generator=gen)`), then each caption is replaced by the empty prompt ""
+Per micro-batch, one caption per image is drawn with that sample's generator
+(`ds.sample_captions`), then each caption is replaced by the empty prompt ""
 with probability `caption_dropout` (same generator), and the prompts are encoded into
 `cond = {"context": (B, L, D), "context_mask": (B, L)}` for the net's cross-attention. Caption
 dropout trains the unconditional model that classifier-free guidance extrapolates from (Ho &

@@ -51,14 +51,15 @@ from .ema import EMA, PowerEMA
 from .evaluation import Evaluation
 from .hooks import Checkpoints, Hook, Previews, ProgressLog, Snapshots, StepInfo
 from .state import DataOrder, TrainState
-from .step import apply_update, train_step
+from .step import apply_update, rank_layout, train_step
 
 __all__ = ["RunResult", "TrainingError", "train"]
 
 # errors of a write that the user can fix (disk full, quota, read-only file system, permissions)
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, getattr(errno, "EDQUOT", errno.ENOSPC)}
 # what may change when a run is resumed: nothing that changes the training state
-_RESUMABLE = ("train.steps", "train.threads", "train.device", "train.nonfinite", "train.max_nonfinite")
+_RESUMABLE = ("train.steps", "train.threads", "train.device", "train.nonfinite", "train.max_nonfinite",
+              "train.channels_last", "train.compile")
 
 
 class TrainingError(RuntimeError):
@@ -212,6 +213,9 @@ def _loop(s: _Setup, state: TrainState, hooks: list[Hook], last: int, bar: Any, 
     all-reduced with a non-finite flag, the gradient norm is of the averaged gradient); the hooks
     after every applied update."""
     device = next(state.net.parameters()).device
+    tc = s.cfg.train
+    if tc.channels_last and len(s.shape) == 3:  # (C, H, W) samples: 4-D convolutions
+        state.net.to(memory_format=torch.channels_last)
     ddp = None
     if world.size > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -219,8 +223,11 @@ def _loop(s: _Setup, state: TrainState, hooks: list[Hook], last: int, bar: Any, 
         # buffers are equal on every rank (same seed, no batch statistics), so they are not re-broadcast
         ddp = DistributedDataParallel(state.net, device_ids=[device.index] if device.type == "cuda" else None,
                                       broadcast_buffers=False)
-    denoiser = build_denoiser(ddp if ddp is not None else state.net, s.cfg).train()
-    tc, losses, bad_streak = s.cfg.train, [], 0
+    forward = ddp if ddp is not None else state.net
+    if tc.compile:  # the weights stay in state.net (checkpoints keep their names); only the call is compiled
+        forward = torch.compile(forward)
+    denoiser = build_denoiser(forward, s.cfg).train()
+    losses, bad_streak = [], 0
     checkpoints = hooks[-1] if hooks else None
     while state.step < last:
         try:
@@ -339,8 +346,6 @@ def train(config: Config | None, out_dir: str | Path, *, resume: bool = False, s
     else:
         cfg = config.validate()
     resolve_device(cfg.train.device)  # fail before reading data or creating the run folder
-    from .step import rank_layout
-
     rank_layout(cfg.train, world)  # a global batch that does not split over the ranks: fail now
 
     def first() -> _Setup:  # rank 0 (or the only process): checks, then creates or updates the folder

@@ -73,11 +73,14 @@ def step_key(tc: TrainConfig, state: TrainState) -> int:
     return mix_seed(tc.seed, 0x5A3B1E, state.step + state.nonfinite_steps)
 
 
-def _micro_batch(idx: Tensor, gens: list[torch.Generator], dataset: Any, device: torch.device) -> Batch:
+def _micro_batch(idx: Tensor, gens: list[torch.Generator], dataset: Any, device: torch.device,
+                 channels_last: bool = False) -> Batch:
     x0 = dataset.data[idx]  # (B, C, *spatial)
     if dataset.hflip:  # flips along the last axis, one draw per sample
         flip = rng.rand(gens, len(idx)) < 0.5
         x0 = torch.where(flip.reshape((-1,) + (1,) * (x0.ndim - 1)), x0.flip(-1), x0)
+    if channels_last and x0.ndim == 4:
+        x0 = x0.contiguous(memory_format=torch.channels_last)
     if device.type == "cuda":
         x0 = x0.pin_memory()  # so the copy below overlaps with the work already queued
     return Batch(x0.to(device, non_blocking=True), idx, dataset)
@@ -104,7 +107,7 @@ def train_step(state: TrainState, cfg: Config, dataset: Any, denoiser: nn.Module
     for j in range(micro):
         start = world.rank * share + j * size  # position of the micro-batch in the global batch
         gens = rng.sample_generators(key, range(start, start + size))
-        batch = _micro_batch(idx[start:start + size], gens, dataset, device)
+        batch = _micro_batch(idx[start:start + size], gens, dataset, device, tc.channels_last)
         cond: dict[str, Tensor] = {}
         for c in conditioners:
             cond.update(c.train_inputs(state.net, batch, gens, device))
