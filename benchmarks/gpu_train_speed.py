@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -46,7 +47,9 @@ def _params(module: torch.nn.Module) -> int:
 def _diffusers_unet(width: int, resolution: int):
     from diffusers import UNet2DModel
 
+    # diffusers' default 32 GroupNorm groups where the width allows it (widths step by 8 to match params)
     return UNet2DModel(sample_size=resolution, in_channels=3, out_channels=3, layers_per_block=2,
+                       norm_num_groups=math.gcd(width, 32),
                        block_out_channels=(width, 2 * width, 2 * width, 2 * width),
                        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
                        up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"))
