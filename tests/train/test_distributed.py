@@ -70,6 +70,20 @@ def _errors(tmp: Path) -> str:
     return "\n".join(p.read_text() for p in sorted(tmp.glob("rank-*.err")))
 
 
+def test_rank_layout_splits_the_global_batch_without_growing_the_micro_batch():
+    from noisecraft.config import ConfigError, TrainConfig
+    from noisecraft.train.step import rank_layout
+
+    def layout(batch, accum, n):
+        return rank_layout(TrainConfig(batch_size=batch, accum_steps=accum), World(size=n))
+
+    assert layout(8, 2, 1) == (8, 2)  # one process: as configured
+    assert layout(8, 2, 2) == (4, 1) and layout(8, 4, 2) == (4, 2) and layout(8, 1, 4) == (2, 1)
+    assert layout(6, 3, 2) == (3, 3)  # 2 micro-batches would not divide 3: micro-batch 1 <= 6/3
+    with pytest.raises(ConfigError, match="train.batch_size = 7 cannot be split over 2 processes"):
+        layout(7, 1, 2)
+
+
 # ------------------------------------------------------------------------------------------------
 # One step: 2 processes x (B/2) = 1 process x B (float64)
 

@@ -57,6 +57,17 @@ class World:
                 raise self.failure(what, e) from e
         return t
 
+    def broadcast(self, value: T, what: str) -> T:
+        """Rank 0's `value` on every rank (a small picklable object)."""
+        if self.size == 1:
+            return value
+        box = [value]
+        try:
+            dist.broadcast_object_list(box, src=0)
+        except (RuntimeError, dist.DistError) as e:
+            raise self.failure(what, e) from e
+        return box[0]
+
     def agree(self, ok: bool, what: str) -> None:
         """A barrier that also says whether every rank got through `what`; the ranks that did raise
         DistributedError when another did not (that rank raises its own error)."""

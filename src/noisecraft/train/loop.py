@@ -172,9 +172,8 @@ def _restore(state: TrainState, s: _Setup, world: World) -> Path | None:
     process wrote after it (rank 0, once every rank has read the checkpoint)."""
     ckpt = latest_checkpoint(s.out / "checkpoints")
     if world.size > 1:  # every rank must continue from the same checkpoint: rank 0's choice
-        names = [ckpt.name if ckpt is not None else ""]
-        torch.distributed.broadcast_object_list(names, src=0)
-        ckpt = s.out / "checkpoints" / names[0] if names[0] else None
+        name = world.broadcast(ckpt.name if ckpt is not None else "", "choosing the checkpoint to resume")
+        ckpt = s.out / "checkpoints" / name if name else None
     if ckpt is not None:
         step, saved = load_checkpoint(ckpt)
         state.load_state_dict(step, saved, s.cfg.train.seed, f"checkpoint {ckpt}")
@@ -271,8 +270,8 @@ def _collective_failed(e: RuntimeError) -> bool:
 
 def _device(name: str, world: World) -> torch.device:
     dev = resolve_device(name)
-    if world.size > 1 and dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", world.local_rank)  # one GPU per process on each machine
+    if world.size > 1 and dev.type == "cuda":
+        dev = torch.device("cuda", world.local_rank)  # one GPU per process on each machine (cuda:N is not shared)
     return dev
 
 
