@@ -219,9 +219,12 @@ def _loop(s: _Setup, state: TrainState, hooks: list[Hook], last: int, bar: Any, 
     if world.size > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        # buffers are equal on every rank (same seed, no batch statistics), so they are not re-broadcast
-        ddp = DistributedDataParallel(state.net, device_ids=[device.index] if device.type == "cuda" else None,
-                                      broadcast_buffers=False)
+        # buffers are equal on every rank (same seed, no batch statistics): not re-broadcast every forward
+        import inspect
+
+        no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                   else {"broadcast_buffers": False})  # the older name (torch < 2.13)
+        ddp = DistributedDataParallel(state.net, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
     forward = ddp if ddp is not None else state.net
     if tc.compile:  # the weights stay in state.net (checkpoints keep their names); only the call is compiled
         forward = torch.compile(forward)
