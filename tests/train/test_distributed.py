@@ -294,3 +294,24 @@ def test_torchrun_cli_trains_and_resumes(tmp_path):
     subprocess.run([sys.executable, "-m", "noisecraft", "train", "tiny", "--out", str(one), "--steps", "6"] + common[:-2],
                    env=env, check=True, timeout=300)
     _assert_close(one, two)
+
+
+def _killed_rank(rank, cfg, run, ds, at):
+    def on_step(step, loss):
+        if step == at:
+            os.kill(os.getpid(), signal.SIGKILL)  # both ranks: the whole job dies between steps
+
+    train(cfg, run, dataset=ds, progress=False, on_step=on_step)
+
+
+@pytest.mark.slow
+def test_whole_job_killed_mid_run_resumes_bitwise(run_cfg, small_ds, tmp_path, monkeypatch):
+    monkeypatch.setattr("noisecraft.train.folder.plot_losses", lambda rows, path: None)
+    cfg = run_cfg
+    cfg.train.checkpoint_every = 2
+    _run2(tmp_path, cfg, tmp_path / "straight", small_ds)
+    codes = _fork_ranks(tmp_path, _killed_rank, cfg, tmp_path / "killed", small_ds, 5)
+    assert codes == [-signal.SIGKILL, -signal.SIGKILL], (codes, _errors(tmp_path))
+    assert _state(tmp_path / "killed")[0] == 4  # the newest checkpoint before the kill
+    _run2(tmp_path, cfg, tmp_path / "killed", small_ds, resume=True)
+    _assert_bitwise(tmp_path / "straight", tmp_path / "killed")
