@@ -315,3 +315,23 @@ def test_whole_job_killed_mid_run_resumes_bitwise(run_cfg, small_ds, tmp_path, m
     assert _state(tmp_path / "killed")[0] == 4  # the newest checkpoint before the kill
     _run2(tmp_path, cfg, tmp_path / "killed", small_ds, resume=True)
     _assert_bitwise(tmp_path / "straight", tmp_path / "killed")
+
+
+def _start_rank(rank, cfg, run, ds, out):
+    try:
+        train(cfg, run, dataset=ds, progress=False)
+    except Exception as e:
+        (out / f"start-{rank}.txt").write_text(f"{type(e).__name__}: {e}")
+        raise
+
+
+def test_an_error_on_rank_0_at_start_up_stops_every_rank(run_cfg, small_ds, tmp_path):
+    run = tmp_path / "taken"
+    run.mkdir()
+    (run / "notes.txt").write_text("not a run")  # a non-empty folder: rank 0 refuses it before writing
+    codes = _fork_ranks(tmp_path, _start_rank, run_cfg, run, small_ds, tmp_path, join_s=60.0)
+    assert codes == [1, 1], _errors(tmp_path)
+    assert "RunError" in (tmp_path / "start-0.txt").read_text()
+    other = (tmp_path / "start-1.txt").read_text()
+    assert other.startswith("TrainingError: rank 1: 1 other rank(s) failed during creating the run folder")
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
