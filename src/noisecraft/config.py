@@ -229,6 +229,8 @@ class TrainConfig:
     accum_steps: int = 1  # micro-batches per step (batch_size must be divisible by it)
     class_dropout: float = 0.1  # probability of dropping the label (classifier-free guidance)
     bf16: bool = False  # bfloat16 autocast for the forward pass
+    channels_last: bool = False  # 2-D nets: channels-last memory format (faster convolutions on CUDA)
+    compile: bool = False  # torch.compile the network for training (CUDA speed; compiles once per run)
     checkpoint_every: int = 500  # steps between checkpoints (the last step is always saved)
     keep_checkpoints: int = 2  # newest complete checkpoints to keep
     log_every: int = 10  # steps between loss/lr/speed logs

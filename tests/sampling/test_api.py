@@ -203,6 +203,25 @@ def test_nan_denoiser_names_step_and_sigma(mixture2d, noise):
         nc.sample(bad, noise, solver="heun", nfe=10)
 
 
+def test_deferred_nonfinite_check_names_the_first_bad_call(mixture2d, noise):
+    """The CUDA path (forced here on the CPU): no host synchronisation per call, the same error after."""
+    from noisecraft.sampling.api import GuardedDenoiser
+
+    sigmas = [2.0, 1.0, 0.5, 0.0]
+
+    def bad(x, sigma):
+        return mixture2d(x, sigma) * (float("nan") if float(sigma[0]) < 1.5 else 1.0)
+
+    guarded = GuardedDenoiser(bad, 3, sigmas, {}, defer=True)
+    for s in sigmas[:3]:
+        guarded(noise, s)  # does not raise while the solver runs
+    with pytest.raises(DenoiserError, match=r"NaN/Inf at step 1 \(sigma=1, call 2\)"):
+        guarded.check()
+    fine = GuardedDenoiser(mixture2d, 3, sigmas, {}, defer=True)
+    assert torch.equal(fine(noise, 1.0), GuardedDenoiser(mixture2d, 3, sigmas, {})(noise, 1.0))
+    fine.check()
+
+
 def test_wrong_shape_denoiser(noise):
     with pytest.raises(DenoiserError, match=r"shape \(3,\) for input \(3, 2\) at step 0"):
         nc.sample(lambda x, s: x.sum(1), noise, solver="euler", nfe=3)

@@ -2,6 +2,7 @@
 
     noisecraft train CONFIG --out RUN_DIR [--steps N] [--checkpoint-every N] [--seed S] [--set key=value ...] [--dry-run]
     noisecraft train --resume RUN_DIR [--steps N]
+    torchrun --standalone --nproc_per_node=N -m noisecraft train CONFIG --out RUN_DIR [--dist-timeout S]   (docs/scaling.md)
     noisecraft sample RUN_DIR --n N [--class C | --prompt TEXT ...] [--solver S] [--nfe K] [--guidance W] [--seed S] [--weights W] --out DIR
     noisecraft inpaint RUN_DIR (--image IMG --mask MASK | --audio WAV --span START:END) [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft img2img RUN_DIR --image IMG --strength 0.6 [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--seed S] --out DIR
@@ -79,14 +80,19 @@ def _run_training(fn, cfg, run_dir, **kw):
 @click.option("--dry-run", is_flag=True, help="Print the resolved config as JSON and exit.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--device", help="Override train.device: cpu | cuda | cuda:N | auto (also allowed with --resume).")
-def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run, quiet, device) -> None:
+@click.option("--dist-timeout", type=float, default=600.0, show_default=True,
+              help="Under torchrun: seconds to wait for the other processes at start-up and at every collective "
+                   "before ending the job with an error.")
+def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run, quiet, device, dist_timeout) -> None:
     """Train a model from CONFIG: a preset name or a TOML file.
 
     \b
     Presets: digits (the demo recipe), tiny (seconds; for tests), shapes and shapes-minilm
     (text-to-image with the small or the pretrained text encoder; sample with --prompt), notes
     (audio: synthetic notes, sample with --class pluck:A4).
-    Every config key is described in docs/training.md; --dry-run shows them all.
+    Every config key is described in docs/training.md; --dry-run shows them all. Under torchrun
+    (`torchrun --nproc_per_node=N -m noisecraft train ...`) the N processes train one run with DDP;
+    train.batch_size stays the global batch (docs/scaling.md).
     """
     with user_errors():
         from ..config import preset_names
@@ -115,7 +121,21 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
             return
         if not run_dir:
             raise UserError("missing --out RUN_DIR: the folder to write the run into")
-        result = _run_training(loop.train, cfg, run_dir, resume=resume, progress=not quiet)
+        from ..train import distributed
+
+        world = None
+        if distributed.launched_distributed():
+            try:
+                world = distributed.init_from_env(cfg.train.device, dist_timeout)
+            except distributed.DistributedError as e:
+                click.echo(f"error: {e}", err=True)
+                sys.exit(1)
+        try:
+            result = _run_training(loop.train, cfg, run_dir, resume=resume, progress=not quiet)
+        finally:
+            distributed.shutdown()
+        if world is not None and not world.is_main:
+            return
     click.echo(f"trained {result.run_dir}: step {result.step}, {result.samples_seen} samples seen, "
                f"loss {result.loss:.4f}, {result.seconds:.1f} s; checkpoint {result.checkpoint}")
 

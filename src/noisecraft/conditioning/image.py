@@ -9,8 +9,8 @@ user's input, so training and inference cannot disagree:
               [mask_min, mask_max]·side at a uniform position  ->  image_cond = [x0·keep, keep]
     "lowres"  y = f×f block average of x0 (f = lowres_factor)  ->  image_cond = nearest-upsampled y
 
-Masks are drawn from the trainer's generator, whose state is in every checkpoint, so bitwise
-resume holds. The condition is never dropped (it is not guided): guidance applies to the other
+Masks are drawn from each sample's generator (keyed by the step and its position), so bitwise
+resume holds and the draw does not depend on the process count. The condition is never dropped (it is not guided): guidance applies to the other
 conditions of the model.
 """
 
@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..tasks.image_cond import image_cond_channels, lowres_condition, mask_condition
+from ..core import rng
 from ..tasks.operators import Downsample
 from .base import Batch, ConditionError, Conditioner
 
@@ -31,8 +32,9 @@ PREVIEW_SEED = 0x9C0D  # previews draw their masks from a generator of their own
 
 
 def random_box_masks(n: int, height: int, width: int, *, boxes: int, side_min: float, side_max: float,
-                     generator: torch.Generator | None) -> Tensor:
-    """keep masks (n, 1, H, W), 1 = known, 0 inside the union of 1..boxes random boxes."""
+                     generator: rng.Generators) -> Tensor:
+    """keep masks (n, 1, H, W), 1 = known, 0 inside the union of 1..boxes random boxes (`generator`:
+    one, or one per mask)."""
     k = boxes
 
     def sides(size: int) -> tuple[int, int]:
@@ -40,12 +42,12 @@ def random_box_masks(n: int, height: int, width: int, *, boxes: int, side_min: f
         return lo, max(lo, min(size, round(side_max * size)))
 
     (lo_h, hi_h), (lo_w, hi_w) = sides(height), sides(width)
-    dev = generator.device if generator is not None else torch.device("cpu")
-    bh = torch.randint(lo_h, hi_h + 1, (n, k), generator=generator, device=dev)  # (n, k) box heights
-    bw = torch.randint(lo_w, hi_w + 1, (n, k), generator=generator, device=dev)
-    top = (torch.rand(n, k, generator=generator, device=dev) * (height - bh + 1)).floor().long()  # uniform in 0..H-h
-    left = (torch.rand(n, k, generator=generator, device=dev) * (width - bw + 1)).floor().long()
-    count = torch.randint(1, k + 1, (n,), generator=generator, device=dev)  # boxes used per image
+    dev = rng.generator_device(generator) or torch.device("cpu")
+    bh = rng.randint(generator, lo_h, hi_h + 1, n, k)  # (n, k) box heights
+    bw = rng.randint(generator, lo_w, hi_w + 1, n, k)
+    top = (rng.rand(generator, n, k) * (height - bh + 1)).floor().long()  # uniform in 0..H-h
+    left = (rng.rand(generator, n, k) * (width - bw + 1)).floor().long()
+    count = rng.randint(generator, 1, k + 1, n)  # boxes used per image
     rows = torch.arange(height, device=dev)[None, None, :]  # (1, 1, H)
     cols = torch.arange(width, device=dev)[None, None, :]
     in_rows = (rows >= top[..., None]) & (rows < (top + bh)[..., None])  # (n, k, H)
@@ -78,7 +80,7 @@ class ImageCondition(Conditioner):
     def net_overrides(self) -> dict[str, Any]:
         return {"cond_channels": self.cond_channels}
 
-    def build(self, x0: Tensor, generator: torch.Generator | None) -> Tensor:
+    def build(self, x0: Tensor, generator: rng.Generators) -> Tensor:
         """The condition of a batch x0 (B, C, H, W), on x0's device."""
         if self.image == "mask":
             keep = random_box_masks(x0.shape[0], x0.shape[-2], x0.shape[-1], boxes=self.mask_boxes,

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..core import rng
 from .base import Batch, ConditionError, Conditioner
 
 __all__ = ["ClassLabels"]
@@ -44,7 +45,7 @@ class ClassLabels(Conditioner):
         labels = batch.dataset.labels[batch.idx]
         onehot = F.one_hot(labels, self.num_classes).float()  # (B, classes)
         if self.dropout > 0:  # all-zero rows = "no label" for classifier-free guidance
-            keep = torch.rand(len(labels), generator=generator) >= self.dropout
+            keep = rng.rand(generator, len(labels)).cpu() >= self.dropout
             onehot = onehot * keep[:, None].float()
         return {"class_labels": onehot.to(device)}
 

@@ -4,8 +4,8 @@
     encoder = "small"          # "" (off) | "small" (trained jointly) | "hf" (frozen pretrained)
     caption_dropout = 0.1      # share of captions replaced by "" (the null prompt of CFG)
 
-Per micro-batch, one caption per image is drawn with the trainer's generator
-(`ds.sample_captions(idx, generator=gen)`), then each caption is replaced by the empty prompt ""
+Per micro-batch, one caption per image is drawn with that sample's generator
+(`ds.sample_captions`), then each caption is replaced by the empty prompt ""
 with probability `caption_dropout` (same generator), and the prompts are encoded into
 `cond = {"context": (B, L, D), "context_mask": (B, L)}` for the net's cross-attention. Caption
 dropout trains the unconditional model that classifier-free guidance extrapolates from (Ho &
@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import Config, ConfigError
+from ..core import rng
 from .base import Batch, ConditionError, Conditioner
 
 __all__ = ["TextConditionedNet", "TextPrompts", "check_text_run", "find_text_conditioner", "load_text_conditioner"]
@@ -204,11 +205,15 @@ class TextPrompts(Conditioner):
             print(f"text: encoded {len(unique)} distinct captions with the frozen encoder in "
                   f"{time.process_time() - t0:.1f} CPU-s ({context.numel() * 4 / 2**20:.0f} MiB)", flush=True)
 
-    def prompts(self, idx: Tensor, gen: torch.Generator) -> list[str]:
-        """One caption per index, then caption dropout - both drawn from the trainer's generator."""
-        prompts = self.ds.sample_captions(idx, generator=gen)
+    def prompts(self, idx: Tensor, gen: rng.Generators) -> list[str]:
+        """One caption per index, then caption dropout - both drawn from the trainer's generator(s)
+        (one, or one per sample: each sample's caption then its dropout from its own)."""
+        if gen is None or isinstance(gen, torch.Generator):
+            prompts = self.ds.sample_captions(idx, generator=gen)
+        else:
+            prompts = [self.ds.sample_captions(idx[i:i + 1], generator=g)[0] for i, g in enumerate(gen)]
         if self.dropout > 0:
-            drop = (torch.rand(len(prompts), generator=gen) < self.dropout).tolist()
+            drop = (rng.rand(gen, len(prompts)) < self.dropout).tolist()
             prompts = ["" if d else p for p, d in zip(prompts, drop)]
         return prompts
 

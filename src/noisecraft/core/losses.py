@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from . import rng
 from .precond import expand_sigma
 from .processes import DiscreteVPProcess, Process
 
@@ -38,7 +39,9 @@ class NoiseLevels(ABC):
     """A distribution over σ used in training."""
 
     @abstractmethod
-    def sample(self, n: int, *, generator: torch.Generator | None = None, device=None) -> Tensor: ...
+    def sample(self, n: int, *, generator: rng.Generators = None, device=None) -> Tensor:
+        """n levels; `generator` is one generator or one per sample (core.rng); `device` is where
+        they are returned (draws happen on the generator's device)."""
 
 
 class LogNormal(NoiseLevels):
@@ -50,7 +53,7 @@ class LogNormal(NoiseLevels):
         self.p_mean, self.p_std = p_mean, p_std
 
     def sample(self, n, *, generator=None, device=None):
-        z = torch.randn(n, generator=generator, device=device)
+        z = rng.randn(generator, n).to(device)
         return torch.exp(self.p_mean + self.p_std * z)
 
 
@@ -63,7 +66,7 @@ class LogUniform(NoiseLevels):
         self.lo, self.hi = math.log(sigma_min), math.log(sigma_max)
 
     def sample(self, n, *, generator=None, device=None):
-        u = torch.rand(n, generator=generator, device=device)
+        u = rng.rand(generator, n).to(device)
         return torch.exp(self.lo + (self.hi - self.lo) * u)
 
 
@@ -76,9 +79,9 @@ class UniformTime(NoiseLevels):
     def sample(self, n, *, generator=None, device=None):
         p = self.process
         if isinstance(p, DiscreteVPProcess):
-            t = torch.randint(0, p.num_steps, (n,), generator=generator, device=device).to(torch.float64)
+            t = rng.randint(generator, 0, p.num_steps, n).to(device, torch.float64)
         else:
-            u = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
+            u = rng.rand(generator, n, dtype=torch.float64).to(device)
             t = p.t_min + (p.t_max - p.t_min) * u
         return p.sigma(t).float()
 
@@ -92,7 +95,7 @@ class LogitNormal(NoiseLevels):
         self.mean, self.std, self.t_max = mean, std, t_max
 
     def sample(self, n, *, generator=None, device=None):
-        z = torch.randn(n, generator=generator, device=device)
+        z = rng.randn(generator, n).to(device)
         t = torch.sigmoid(self.mean + self.std * z).clamp(1e-5, self.t_max)
         return t / (1 - t)
 
@@ -122,8 +125,9 @@ def loss_weight(name: str, sigma: Tensor, sigma_data: float = 0.5, gamma: float 
 class DenoisingLoss:
     """`loss(denoiser, x0, **cond) -> scalar`: σ ~ levels, x = x0 + σ·ε, mean of λ(σ)·||D(x,σ) - x0||².
 
-    `generator` makes σ and ε reproducible; the per-element mean keeps the scale independent of
-    the data size.
+    `generator` makes σ and ε reproducible: one generator, or one per sample (core.rng; training
+    passes those so the draws do not depend on the batch split); the per-element mean keeps the
+    scale independent of the data size.
     """
 
     def __init__(self, levels: NoiseLevels, weighting: str = "edm", sigma_data: float = 0.5, gamma: float = 5.0):
@@ -131,12 +135,15 @@ class DenoisingLoss:
             raise ValueError(f"unknown loss weighting {weighting!r}; valid: {', '.join(WEIGHTINGS)}")
         self.levels, self.weighting, self.sigma_data, self.gamma = levels, weighting, sigma_data, gamma
 
-    def __call__(self, denoiser, x0: Tensor, *, generator: torch.Generator | None = None, **cond) -> Tensor:
+    def __call__(self, denoiser, x0: Tensor, *, generator: rng.Generators = None, **cond) -> Tensor:
         # Draw on the generator's device (a CPU generator can drive a CUDA run), so a seed gives the
         # same σ and ε on every device.
-        gdev = generator.device if generator is not None else x0.device
+        gdev = rng.generator_device(generator) or x0.device
         sigma = self.levels.sample(x0.shape[0], generator=generator, device=gdev).to(x0.device, x0.dtype)
-        noise = torch.randn(x0.shape, generator=generator, device=gdev, dtype=x0.dtype).to(x0.device)
+        if generator is None:
+            noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype)
+        else:
+            noise = rng.randn(generator, x0.shape[0], *x0.shape[1:], dtype=x0.dtype).to(x0.device)
         x = x0 + expand_sigma(sigma, x0) * noise
         denoised = denoiser(x, sigma, **cond)
         w = expand_sigma(loss_weight(self.weighting, sigma, self.sigma_data, self.gamma), x0)

@@ -29,11 +29,19 @@ class BudgetExceeded(RuntimeError):
 
 
 class GuardedDenoiser:
-    """Counts calls, enforces the budget, checks shape and finiteness, broadcasts σ to (B,)."""
+    """Counts calls, enforces the budget, checks shape and finiteness, broadcasts σ to (B,).
 
-    def __init__(self, denoiser: Callable[..., Tensor], nfe: int, sigmas: list[float], cond: dict[str, Any]):
+    On CUDA (or with defer=True) the finiteness check does not synchronise the host with the device
+    at every call: the index of the first non-finite call is kept in a device tensor and `check()`,
+    called once after the solver, raises the same DenoiserError. On the CPU it raises at once."""
+
+    def __init__(self, denoiser: Callable[..., Tensor], nfe: int, sigmas: list[float], cond: dict[str, Any],
+                 defer: bool | None = None):
         self.denoiser, self.nfe, self.sigmas, self.cond = denoiser, nfe, sigmas, cond
         self.calls = 0
+        self.defer = defer
+        self._called: list[float] = []  # σ of each call (host values; for the deferred message)
+        self._first_bad: Tensor | None = None  # device: the first non-finite call's number, 0 = none
 
     def _step_of(self, sigma: float) -> int:
         """Index i of the schedule interval σ_i ≥ σ > σ_{i+1} (for error messages)."""
@@ -54,13 +62,27 @@ class GuardedDenoiser:
                 f"denoiser returned shape {got} for input {tuple(x.shape)} at step {self._step_of(sigma)} "
                 f"(sigma={sigma:.6g}); it must return a tensor shaped like x"
             )
+        if self.defer if self.defer is not None else out.is_cuda:
+            self._called.append(sigma)
+            bad = ~torch.isfinite(out).all()  # stays on the device: no synchronisation
+            first = self._first_bad if self._first_bad is not None else torch.zeros((), dtype=torch.long, device=out.device)
+            self._first_bad = torch.where(bad & (first == 0), torch.full_like(first, self.calls), first)
+            return out.to(x.dtype)
         # One reduction instead of an elementwise mask: NaN/Inf propagate into the sum; a finite
         # output whose sum overflows is re-checked elementwise.
         if not torch.isfinite(out.sum()) and not torch.isfinite(out).all():
-            raise DenoiserError(
-                f"denoiser returned NaN/Inf at step {self._step_of(sigma)} (sigma={sigma:.6g}, call {self.calls})"
-            )
+            self._raise_nonfinite(sigma, self.calls)
         return out.to(x.dtype)
+
+    def _raise_nonfinite(self, sigma: float, call: int) -> None:
+        raise DenoiserError(f"denoiser returned NaN/Inf at step {self._step_of(sigma)} (sigma={sigma:.6g}, call {call})")
+
+    def check(self) -> None:
+        """Raise the deferred DenoiserError of the first non-finite call, if any (one synchronisation)."""
+        if self._first_bad is not None:
+            call = int(self._first_bad)
+            if call:
+                self._raise_nonfinite(self._called[call - 1], call)
 
 
 def check_sigmas(sigmas: Tensor | list[float]) -> list[float]:
@@ -163,4 +185,6 @@ def sample(
     if info.stochastic:
         kwargs["noise"] = NoiseSource(generator)
     with torch.no_grad():
-        return info.function(guarded, x, sigma_list, **kwargs)
+        out = info.function(guarded, x, sigma_list, **kwargs)
+    guarded.check()
+    return out

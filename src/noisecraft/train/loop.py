@@ -5,11 +5,15 @@ previews from its modality, and the loss is a callable handed in.
 
 Reproducibility contract (CPU, fixed seed): `train(cfg, run)` straight to N steps and
 `train(cfg, run, stop_at=k)` followed by `train(None, run, resume=True)` give bitwise identical
-weights, EMA, post-hoc EMA tracks and optimizer state. Everything random comes from
-  * the trainer's generator (σ and ε of the loss, flips, condition dropout, masks, captions),
+weights, EMA, post-hoc EMA tracks and optimizer state - on one process, and on N processes resumed
+on N. Everything random comes from
+  * per-sample generators keyed by (seed, step attempt, position in the global batch): σ and ε of
+    the loss, flips, condition dropout, masks, captions (step.py; the same on 1 or N processes),
   * the data order: a permutation per epoch from a generator seeded by (seed, epoch), read
     sequentially; the position (epoch, index) is part of the checkpoint,
   * torch's global generator (only used by networks with dropout), saved and restored too.
+Under torchrun (a process group is initialised: distributed.py) DDP averages the gradients, rank 0
+alone writes the run folder, and the other ranks keep the same state without writing.
 Model initialisation draws from a generator seeded by the config seed, so rebuilding the model on
 resume does not disturb anything. Logging, previews and timing never touch these generators.
 
@@ -42,18 +46,20 @@ from ..runs.checkpoint import CheckpointError, atomic_write_text
 from ..runtime import num_threads, resolve_device
 from . import folder
 from .build import build_dataset, build_net, make_loss, mix_seed
+from .distributed import DistributedError, World, current_world
 from .ema import EMA, PowerEMA
 from .evaluation import Evaluation
 from .hooks import Checkpoints, Hook, Previews, ProgressLog, Snapshots, StepInfo
 from .state import DataOrder, TrainState
-from .step import apply_update, train_step
+from .step import apply_update, rank_layout, train_step
 
 __all__ = ["RunResult", "TrainingError", "train"]
 
 # errors of a write that the user can fix (disk full, quota, read-only file system, permissions)
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, getattr(errno, "EDQUOT", errno.ENOSPC)}
 # what may change when a run is resumed: nothing that changes the training state
-_RESUMABLE = ("train.steps", "train.threads", "train.device", "train.nonfinite", "train.max_nonfinite")
+_RESUMABLE = ("train.steps", "train.threads", "train.device", "train.nonfinite", "train.max_nonfinite",
+              "train.channels_last", "train.compile")
 
 
 class TrainingError(RuntimeError):
@@ -120,7 +126,8 @@ def _saved_conditioners(run: Run | None) -> list[dict] | None:
     return [c.meta() for c in run.conditioners]
 
 
-def _setup(cfg: Config, out: Path, run: Run | None, dataset: Any, loss: Callable | None, progress: bool) -> _Setup:
+def _setup(cfg: Config, out: Path, run: Run | None, dataset: Any, loss: Callable | None, progress: bool,
+           write: bool = True) -> _Setup:
     """Data, conditioners, network and loss; a new run's folder is created here (run.json last)."""
     from ..modalities import get_modality
 
@@ -131,11 +138,11 @@ def _setup(cfg: Config, out: Path, run: Run | None, dataset: Any, loss: Callable
     with num_threads(cfg.train.threads):
         conds = conditioners_for_training(cfg, ds, saved=_saved_conditioners(run), progress=progress)
     net = build_net(cfg, shape, conds, net_config=run.net_config if run is not None else None)
-    if ds.skipped_files:  # data.on_error = "skip": say how many, every time (run.json lists them)
+    if ds.skipped_files and write:  # data.on_error = "skip": say how many, every time (run.json lists them)
         print(f"warning: skipped {len(ds.skipped_files)} unreadable {ds.modality} file(s) of {cfg.data.source!r} "
               f"(data.on_error = 'skip'); training on the other {len(ds)}; listed in run.json", file=sys.stderr)
     options = dict(getattr(ds, "modality_options", None) or {})  # e.g. audio's sample rate
-    if run is None:
+    if run is None and write:
         meta = {"net": net.config, "shape": list(shape), "modality": ds.modality, "modality_options": options,
                 "conditioners": [c.meta() for c in conds], "class_names": list(ds.class_names) if cfg.data.conditional else [],
                 "dataset_size": len(ds), "skipped_files": list(ds.skipped_files)}
@@ -149,8 +156,10 @@ def _new_state(s: _Setup, device: torch.device) -> TrainState:
     net.to(device)
     oc = cfg.optim
     groups = next((g for g in (c.param_groups(net) for c in s.conditioners) if g is not None), None)
+    # the fused CUDA kernel: one launch per step instead of one per parameter tensor (same AdamW math)
+    fused = {"fused": True} if device.type == "cuda" else {}
     opt = torch.optim.AdamW(groups or net.parameters(), lr=oc.lr, betas=(oc.beta1, oc.beta2), eps=oc.eps,
-                            weight_decay=oc.weight_decay)
+                            weight_decay=oc.weight_decay, **fused)
     ema = EMA(net, cfg.ema.decay, cfg.ema.warmup)
     pema = PowerEMA(net, cfg.ema.phema_stds) if cfg.ema.phema_every > 0 else None
     gen = torch.Generator().manual_seed(mix_seed(cfg.train.seed, 0x7EA1))
@@ -158,14 +167,19 @@ def _new_state(s: _Setup, device: torch.device) -> TrainState:
     return TrainState(net, opt, ema, pema, gen, DataOrder(len(s.dataset), cfg.train.seed))
 
 
-def _restore(state: TrainState, s: _Setup) -> Path | None:
+def _restore(state: TrainState, s: _Setup, world: World) -> Path | None:
     """Continue from the newest complete checkpoint (none: from the start) and drop what a crashed
-    process wrote after it."""
+    process wrote after it (rank 0, once every rank has read the checkpoint)."""
     ckpt = latest_checkpoint(s.out / "checkpoints")
+    if world.size > 1:  # every rank must continue from the same checkpoint: rank 0's choice
+        name = world.broadcast(ckpt.name if ckpt is not None else "", "choosing the checkpoint to resume")
+        ckpt = s.out / "checkpoints" / name if name else None
     if ckpt is not None:
         step, saved = load_checkpoint(ckpt)
         state.load_state_dict(step, saved, s.cfg.train.seed, f"checkpoint {ckpt}")
-    folder.clean_after_crash(s.out, state.samples_seen)
+    world.agree(True, "reading the checkpoint")
+    if world.is_main:
+        folder.clean_after_crash(s.out, state.samples_seen)
     return ckpt
 
 
@@ -181,7 +195,9 @@ def _nonfinite_message(cfg: Config, out: Path, step: int, what: str, streak: int
 
 
 def _hooks(s: _Setup, state: TrainState, rows: list[dict], saved: Path | None, writer: Any, bar: Any,
-           progress: bool) -> list[Hook]:
+           progress: bool, world: World) -> list[Hook]:
+    if not world.is_main:  # only rank 0 writes; EMA and post-hoc EMA are updated by apply_update on every rank
+        return []
     hooks: list[Hook] = [ProgressLog(s.out, s.cfg, rows, writer, bar, state.samples_seen), Snapshots(s.out, s.cfg),
                          Previews(s.out, s.cfg, s.dataset, s.shape, s.conditioners, s.modality, writer)]
     if s.cfg.eval.every > 0:
@@ -190,14 +206,38 @@ def _hooks(s: _Setup, state: TrainState, rows: list[dict], saved: Path | None, w
     return hooks
 
 
-def _loop(s: _Setup, state: TrainState, hooks: list[Hook], last: int, bar: Any, on_step, progress: bool) -> list[float]:
-    """Steps until `last`; the non-finite policy; the hooks after every applied update."""
+def _loop(s: _Setup, state: TrainState, hooks: list[Hook], last: int, bar: Any, on_step, progress: bool,
+          world: World) -> list[float]:
+    """Steps until `last`; the non-finite policy (the same decision on every rank: the loss is
+    all-reduced with a non-finite flag, the gradient norm is of the averaged gradient); the hooks
+    after every applied update."""
     device = next(state.net.parameters()).device
-    denoiser = build_denoiser(state.net, s.cfg).train()
-    tc, losses, bad_streak = s.cfg.train, [], 0
-    checkpoints = hooks[-1]
+    tc = s.cfg.train
+    if tc.channels_last and len(s.shape) == 3:  # (C, H, W) samples: 4-D convolutions
+        state.net.to(memory_format=torch.channels_last)
+    ddp = None
+    if world.size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # buffers are equal on every rank (same seed, no batch statistics): not re-broadcast every forward
+        import inspect
+
+        no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                   else {"broadcast_buffers": False})  # the older name (torch < 2.13)
+        ddp = DistributedDataParallel(state.net, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
+    forward = ddp if ddp is not None else state.net
+    if tc.compile:  # the weights stay in state.net (checkpoints keep their names); only the call is compiled
+        forward = torch.compile(forward)
+    denoiser = build_denoiser(forward, s.cfg).train()
+    losses, bad_streak = [], 0
+    checkpoints = hooks[-1] if hooks else None
     while state.step < last:
-        loss, norm, lr = train_step(state, s.cfg, s.dataset, denoiser, s.loss, s.conditioners, device)
+        try:
+            loss, norm, lr = train_step(state, s.cfg, s.dataset, denoiser, s.loss, s.conditioners, device, world, ddp)
+        except RuntimeError as e:  # DDP's gradient all-reduce raises the backend's own errors
+            if world.size > 1 and _collective_failed(e):
+                raise world.failure(f"step {state.step + 1}", e) from e
+            raise
         if not (math.isfinite(loss) and math.isfinite(norm)):
             # Skip the update; the batch and its random draws are consumed, so the retry takes the next
             # batch deterministically, and a checkpoint (only ever after an applied update) resumes it exactly.
@@ -205,9 +245,10 @@ def _loop(s: _Setup, state: TrainState, hooks: list[Hook], last: int, bar: Any, 
             bad_streak += 1
             what = f"loss ({loss})" if not math.isfinite(loss) else f"gradient (norm {norm})"
             if tc.nonfinite == "stop" or bad_streak >= tc.max_nonfinite:
+                saved = checkpoints.saved if checkpoints is not None else latest_checkpoint(s.out / "checkpoints")
                 raise TrainingError(_nonfinite_message(s.cfg, s.out, state.step + 1, what, bad_streak,
-                                                       state.nonfinite_steps, checkpoints.saved))
-            if progress:
+                                                       state.nonfinite_steps, saved))
+            if progress and world.is_main:
                 bar.write(f"step {state.step + 1}: non-finite {what}; update skipped ({bad_streak} in a row, "
                           f"{state.nonfinite_steps} in this run)")
             continue
@@ -223,19 +264,36 @@ def _loop(s: _Setup, state: TrainState, hooks: list[Hook], last: int, bar: Any, 
     return losses
 
 
-def _run(s: _Setup, resume: bool, stop_at: int | None, progress: bool, on_step) -> RunResult:
+def _collective_failed(e: RuntimeError) -> bool:
+    """Whether an error of a distributed step came from the process group (a peer died or timed out)."""
+    text = str(e)
+    return isinstance(e, (DistributedError, torch.distributed.DistError)) or any(
+        w in text for w in ("gloo", "NCCL", "nccl", "Connection", "connection", "timed out", "Timed out", "Timeout"))
+
+
+def _device(name: str, world: World) -> torch.device:
+    dev = resolve_device(name)
+    if world.size > 1 and dev.type == "cuda":
+        dev = torch.device("cuda", world.local_rank)  # one GPU per process on each machine (cuda:N is not shared)
+    return dev
+
+
+def _run(s: _Setup, resume: bool, stop_at: int | None, progress: bool, on_step, world: World) -> RunResult:
     from tqdm.auto import tqdm
 
     tc = s.cfg.train
+    progress = progress and world.is_main
     # Every random draw comes from CPU generators and is moved to the device, so a seed gives the
     # same data order, σ and ε on every device (results still differ at float rounding on GPU).
-    state = _new_state(s, resolve_device(tc.device))
-    saved = _restore(state, s) if resume else None
+    state = _new_state(s, _device(tc.device, world))
+    saved = _restore(state, s, world) if resume else None
     start_step = state.step
-    rows = folder.truncate_metrics(s.out / "metrics.jsonl", state.step)  # lines of steps redone after a crash go
-    folder.truncate_metrics(s.out / "eval.jsonl", state.step)
+    rows: list[dict] = []
+    if world.is_main:
+        rows = folder.truncate_metrics(s.out / "metrics.jsonl", state.step)  # lines of steps redone after a crash go
+        folder.truncate_metrics(s.out / "eval.jsonl", state.step)
     writer = None
-    if tc.tensorboard:
+    if tc.tensorboard and world.is_main:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(s.out / "tb"), purge_step=state.step if state.step > 0 else None)
@@ -243,14 +301,19 @@ def _run(s: _Setup, resume: bool, stop_at: int | None, progress: bool, on_step) 
     bar = tqdm(total=tc.steps, initial=state.step, disable=not progress, unit="step", dynamic_ncols=True,
                desc=f"train {s.out.name}")
     t_start = time.perf_counter()
-    hooks = _hooks(s, state, rows, saved, writer, bar, progress)
+    hooks = _hooks(s, state, rows, saved, writer, bar, progress, world)
     try:
-        losses = _loop(s, state, hooks, last, bar, on_step, progress)
+        losses = _loop(s, state, hooks, last, bar, on_step, progress, world)
     finally:
         bar.close()
         if writer is not None:
             writer.close()
-    return RunResult(s.out, state.step, state.samples_seen, hooks[0].last_loss, hooks[-1].saved,
+    world.agree(True, "the last checkpoint")  # the other ranks return once rank 0 has written it
+    if hooks:
+        last_loss, ckpt = hooks[0].last_loss, hooks[-1].saved
+    else:
+        last_loss, ckpt = (losses[-1] if losses else math.nan), latest_checkpoint(s.out / "checkpoints")
+    return RunResult(s.out, state.step, state.samples_seen, last_loss, ckpt,
                      time.perf_counter() - t_start, start_step, losses, state.nonfinite_steps)
 
 
@@ -269,9 +332,14 @@ def train(config: Config | None, out_dir: str | Path, *, resume: bool = False, s
         the same data again on resume.
     on_step: called with (step, loss) after every optimizer step.
     loss: `(denoiser, x0, generator=, **cond) -> loss` instead of the config's [loss] (a
-        distillation teacher, a latent encoder, ...); it must draw randomness from `generator`.
+        distillation teacher, a latent encoder, ...); it must draw randomness from `generator`,
+        which is a list of per-sample generators (draw with noisecraft.core.rng).
+
+    Under torchrun (torch.distributed initialised, e.g. by `noisecraft train`): every rank calls
+    train() alike; train.batch_size is the global batch; rank 0 writes the run folder.
     """
     out = Path(out_dir)
+    world = current_world()
     run = None
     if resume:
         cfg, run = _resume_config(config, out)
@@ -280,14 +348,23 @@ def train(config: Config | None, out_dir: str | Path, *, resume: bool = False, s
     else:
         cfg = config.validate()
     resolve_device(cfg.train.device)  # fail before reading data or creating the run folder
-    if not resume:
-        folder.check_fresh_out(out)  # an out_dir that is a file, inside a file or unwritable: fail before reading data
-    elif config is not None and cfg.to_dict() != json.loads((out / "config.json").read_text(encoding="utf-8")):
-        atomic_write_text(out / "config.json", cfg.to_json() + "\n")
+    rank_layout(cfg.train, world)  # a global batch that does not split over the ranks: fail now
+
+    def first() -> _Setup:  # rank 0 (or the only process): checks, then creates or updates the folder
+        if not resume:
+            folder.check_fresh_out(out)  # a file, inside a file or unwritable: fail before reading data
+        elif config is not None and cfg.to_dict() != json.loads((out / "config.json").read_text(encoding="utf-8")):
+            atomic_write_text(out / "config.json", cfg.to_json() + "\n")
+        return _setup(cfg, out, run, dataset, loss, progress)
+
     try:
-        s = _setup(cfg, out, run, dataset, loss, progress)
+        s = world.rank0_first(first, "creating the run folder") if world.size > 1 else first()
+        if s is None:  # the other ranks build the same data and network, writing nothing
+            s = _setup(cfg, out, Run.open(out) if not resume else run, dataset, loss, False, write=False)
         with num_threads(cfg.train.threads), torch.random.fork_rng(devices=[]):
-            return _run(s, resume, stop_at, progress, on_step)
+            return _run(s, resume, stop_at, progress, on_step, world)
+    except DistributedError as e:
+        raise TrainingError(str(e)) from e
     except OSError as e:  # disk full / read-only while writing logs, snapshots, grids or a checkpoint
         if isinstance(e, CheckpointError) or e.errno not in _WRITE_ERRNOS:
             raise  # CheckpointWriteError already says what happened and what is intact

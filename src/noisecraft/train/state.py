@@ -1,7 +1,7 @@
 """Everything a training run carries from step to step, saved and restored as one object.
 
 `TrainState` holds the module being trained, AdamW, the classic EMA, the post-hoc EMA tracks,
-the trainer's random generator, the data order and the progress counters. `state_dict()` is what
+a random generator, the data order and the progress counters (which key the per-sample generators). `state_dict()` is what
 a checkpoint stores (with torch's global RNG, used only by networks with dropout), and
 `load_state_dict()` restores it exactly after checking every tensor's name, shape and dtype, so a
 resumed run continues bitwise where it stopped.
@@ -70,7 +70,9 @@ class TrainState:
     opt: torch.optim.Optimizer
     ema: EMA
     pema: PowerEMA | None
-    generator: torch.Generator  # σ, ε, flips, condition dropout, masks, captions
+    # Training draws from per-sample generators keyed by the step (step.py); this one is kept and
+    # checkpointed so checkpoints keep their format (older runs resume with it restored).
+    generator: torch.Generator
     order: DataOrder
     step: int = 0  # optimizer updates applied
     samples_seen: int = 0

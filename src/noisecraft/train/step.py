@@ -1,12 +1,16 @@
 """One optimizer step: the learning rate, micro-batches with their conditions, the loss, the update.
 
-The batch, flips and condition inputs come from the `TrainState`'s data order and generator, in
-a fixed order (flips, then each conditioner in turn, then the loss's σ and ε), so the same state
-gives the same step on every run and after every resume.
+The global batch (train.batch_size items) comes from the `TrainState`'s data order; each of the
+N processes takes its contiguous slice in micro-batches (`rank_layout`). Every sample draws its
+flip, condition inputs and the loss's σ and ε, in that order, from a generator of its own keyed by
+(train.seed, step attempt, position in the global batch) (core.rng.sample_generators), so the
+same state gives the same step on every run, after every resume, and on 1 or N processes (up to
+the order of float summation in the gradient average).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Callable, Sequence
 
@@ -14,10 +18,13 @@ import torch
 from torch import Tensor, nn
 
 from ..conditioning import Batch, Conditioner
-from ..config import Config, OptimConfig
+from ..config import Config, ConfigError, OptimConfig, TrainConfig
+from ..core import rng
+from .build import mix_seed
+from .distributed import World
 from .state import TrainState
 
-__all__ = ["learning_rate", "train_step", "grad_norm"]
+__all__ = ["learning_rate", "train_step", "grad_norm", "rank_layout", "step_key"]
 
 
 def learning_rate(cfg: OptimConfig, step: int, total_steps: int) -> float:
@@ -35,44 +42,90 @@ def learning_rate(cfg: OptimConfig, step: int, total_steps: int) -> float:
     return cfg.lr + (cfg.min_lr - cfg.lr) * frac  # linear
 
 
+def _norm(params: list[Tensor]) -> Tensor:
+    norms = [torch.linalg.vector_norm(p.grad.detach().float()) for p in params if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+
+
 def grad_norm(params: list[Tensor]) -> float:
     """Global L2 norm of the gradients (what clip_grad_norm_ reports), without clipping."""
-    norms = [torch.linalg.vector_norm(p.grad.detach().float()) for p in params if p.grad is not None]
-    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+    return float(_norm(params))
 
 
-def _micro_batch(state: TrainState, dataset: Any, size: int, device: torch.device) -> Batch:
-    idx = state.order.take(size)
+def rank_layout(tc: TrainConfig, world: World) -> tuple[int, int]:
+    """(items per process, micro-batches per process) for the global train.batch_size on
+    `world.size` processes: the fewest micro-batches, at least accum_steps / N, that divide the
+    process's share, so no micro-batch is larger than the 1-process one (batch_size / accum_steps)."""
+    n = world.size
+    if tc.batch_size % n:
+        raise ConfigError(f"train.batch_size = {tc.batch_size} cannot be split over {n} processes; "
+                          f"use a multiple of {n} (it is the global batch) or another process count")
+    share = tc.batch_size // n
+    micro = max(1, -(-tc.accum_steps // n))
+    while share % micro:
+        micro += 1
+    return share, micro
+
+
+def step_key(tc: TrainConfig, state: TrainState) -> int:
+    """The key of this step attempt's per-sample generators: skipped (non-finite) attempts count, so a
+    retry draws fresh numbers, and both counters are in every checkpoint."""
+    return mix_seed(tc.seed, 0x5A3B1E, state.step + state.nonfinite_steps)
+
+
+def _micro_batch(idx: Tensor, gens: list[torch.Generator], dataset: Any, device: torch.device,
+                 channels_last: bool = False) -> Batch:
     x0 = dataset.data[idx]  # (B, C, *spatial)
-    if dataset.hflip:  # flips along the last axis, drawn from the trainer's generator
-        flip = torch.rand(size, generator=state.generator) < 0.5
+    if dataset.hflip:  # flips along the last axis, one draw per sample
+        flip = rng.rand(gens, len(idx)) < 0.5
         x0 = torch.where(flip.reshape((-1,) + (1,) * (x0.ndim - 1)), x0.flip(-1), x0)
+    if channels_last and x0.ndim == 4:
+        x0 = x0.contiguous(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        x0 = x0.pin_memory()  # so the copy below overlaps with the work already queued
     return Batch(x0.to(device, non_blocking=True), idx, dataset)
 
 
 def train_step(state: TrainState, cfg: Config, dataset: Any, denoiser: nn.Module, loss_fn: Callable[..., Tensor],
-               conditioners: Sequence[Conditioner], device: torch.device) -> tuple[float, float, float]:
-    """Accumulate the gradient of one step; returns (loss, gradient norm, lr). The update itself is
-    `apply_update` (the loop skips it when the loss or the gradient is not finite)."""
+               conditioners: Sequence[Conditioner], device: torch.device, world: World = World(),
+               ddp: nn.Module | None = None) -> tuple[float, float, float]:
+    """Accumulate the gradient of one step; returns (loss, gradient norm, lr), the loss averaged
+    over all processes and non-finite when it is on any of them. The update itself is
+    `apply_update` (the loop skips it when the loss or the gradient is not finite). `ddp`: the
+    DistributedDataParallel wrapper that `denoiser` calls (averages gradients across `world`)."""
     tc, oc = cfg.train, cfg.optim
     lr = learning_rate(oc, state.step, tc.steps)
     for group in state.opt.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0)
     state.opt.zero_grad(set_to_none=True)
-    total = 0.0
+    share, micro = rank_layout(tc, world)
+    size = share // micro
+    idx = state.order.take(tc.batch_size)  # the global batch, the same on every rank
+    key = step_key(tc, state)
+    total = torch.zeros((), dtype=torch.float64, device=device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.bf16)
-    for _ in range(tc.accum_steps):
-        batch = _micro_batch(state, dataset, tc.batch_size // tc.accum_steps, device)
+    for j in range(micro):
+        start = world.rank * share + j * size  # position of the micro-batch in the global batch
+        gens = rng.sample_generators(key, range(start, start + size))
+        batch = _micro_batch(idx[start:start + size], gens, dataset, device, tc.channels_last)
         cond: dict[str, Tensor] = {}
         for c in conditioners:
-            cond.update(c.train_inputs(state.net, batch, state.generator, device))
-        with autocast:
-            loss = loss_fn(denoiser, batch.x0, generator=state.generator, **cond)
-        (loss / tc.accum_steps).backward()
-        total += float(loss.detach()) / tc.accum_steps
+            cond.update(c.train_inputs(state.net, batch, gens, device))
+        # DDP all-reduces the gradients once per step, at the last micro-batch
+        sync = ddp is None or j == micro - 1
+        with contextlib.nullcontext() if sync else ddp.no_sync():
+            with autocast:
+                loss = loss_fn(denoiser, batch.x0, generator=gens, **cond)
+            (loss / micro).backward()
+        total += loss.detach().double() / micro  # on the device: no host synchronisation per micro-batch
+    if world.size > 1:  # mean loss over ranks; a non-finite loss anywhere makes the sum non-finite
+        bad = (~torch.isfinite(total)).double()
+        both = world.all_reduce_sum(torch.stack([torch.nan_to_num(total), bad]), "the loss all-reduce")
+        total = torch.where(both[1] > 0, torch.full_like(both[0], math.nan), both[0] / world.size)
     params = [p for p in state.net.parameters() if p.requires_grad]
-    norm = float(nn.utils.clip_grad_norm_(params, oc.grad_clip)) if oc.grad_clip > 0 else grad_norm(params)
-    return total, norm, lr
+    norm = nn.utils.clip_grad_norm_(params, oc.grad_clip) if oc.grad_clip > 0 else _norm(params)
+    loss_value, norm_value = torch.stack([total, norm.to(total)]).tolist()  # the step's one synchronisation
+    return loss_value, norm_value, lr
 
 
 def apply_update(state: TrainState, batch_size: int) -> None:
