@@ -102,7 +102,8 @@ class SmallTextEncoder(nn.Module):
         # At GPT-2's std 0.02 and the net's lr 3e-3 that is ~15% of each word vector per step, and the
         # blocks' output projections (fed by a unit-scale LN) soon outweighed the 0.02-scale residual
         # stream: every position then carried the same prompt-wide mix and the words became one
-        # vector (the collapse of joint training, docs/benchmarks.md "Text-to-image on shapes").
+        # vector (the collapse of joint training, docs/benchmarks.md "Why joint training collapsed").
+        # Unit scale keeps them apart at text.lr_scale <= 0.3; at 1 the blocks still outgrow them.
         nn.init.normal_(self.token_emb.weight, std=1.0)
         nn.init.normal_(self.pos_emb, std=1.0)
         # Every block starts as the identity (zero output projections, as the U-Net's blocks do), so
