@@ -97,8 +97,15 @@ class SmallTextEncoder(nn.Module):
         self.pos_emb = nn.Parameter(torch.zeros(cfg.max_length, cfg.dim))  # (max_length, dim), learned
         self.blocks = nn.ModuleList(_Block(cfg.dim, cfg.heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
-        nn.init.normal_(self.token_emb.weight, std=0.02)
-        nn.init.normal_(self.pos_emb, std=0.02)
+        # Unit-scale embeddings (N(0, 1), nn.Embedding's own default). Adam moves every weight by about
+        # lr per step whatever its gradient's size, so a weight changes by ~lr/|w| of itself per step.
+        # At GPT-2's std 0.02 and the net's lr 3e-3 that is ~15% of each word vector per step, and the
+        # blocks' output projections (fed by a unit-scale LN) soon outweighed the 0.02-scale residual
+        # stream: every position then carried the same prompt-wide mix and the words became one
+        # vector (the collapse of joint training, docs/benchmarks.md "Why joint training collapsed").
+        # Unit scale keeps them apart at text.lr_scale <= 0.3; at 1 the blocks still outgrow them.
+        nn.init.normal_(self.token_emb.weight, std=1.0)
+        nn.init.normal_(self.pos_emb, std=1.0)
         # Every block starts as the identity (zero output projections, as the U-Net's blocks do), so
         # the initial context of a token is LN(word + position embedding): all words are told apart
         # from the first step. With randomly initialised blocks a large shared component swamped
