@@ -33,7 +33,8 @@ from scipy.signal import resample_poly
 
 from ..data.note_names import hz_to_cents_error, note_to_midi, parse_note_class
 
-__all__ = ["PitchEstimate", "PitchAccuracy", "estimate_f0", "yin_frames", "pitch_accuracy", "as_midis"]
+__all__ = ["PitchEstimate", "PitchAccuracy", "PITCH_METHODS", "estimate_f0", "estimate_f0_shs", "yin_frames",
+           "pitch_accuracy", "as_midis"]
 
 # Frames below this level (relative to the clip's loudest frame) are not asked for a pitch, nor are
 # frames below an absolute floor (digital silence).
@@ -198,15 +199,22 @@ class PitchAccuracy:
         return float(np.median(c)) if c.size else float("nan")
 
 
-def pitch_accuracy(waves, rate: int, targets: Sequence, tol_cents: float = 50.0, **yin) -> PitchAccuracy:
+PITCH_METHODS = ("shs", "yin")
+
+
+def pitch_accuracy(waves, rate: int, targets: Sequence, tol_cents: float = 50.0, method: str = "shs",
+                   **estimator) -> PitchAccuracy:
     """Pitch accuracy of clips (N, [C,] L) against their notes: class names, note names or MIDI numbers.
 
-    A clip is right when it is voiced and its YIN f0 lies within ±tol_cents (default 50: the nearest
-    semitone) of the note's equal-tempered frequency; octave errors (±1200) are wrong. `yin`
-    keyword arguments go to `estimate_f0`.
+    A clip is right when it is voiced and its f0 lies within ±tol_cents (default 50: the nearest
+    semitone) of the note's equal-tempered frequency; octave errors (±1200) are wrong. method: "shs"
+    (`estimate_f0_shs`, subharmonic summation: harmonic, decaying and FM-bell notes) or "yin"
+    (`estimate_f0`: the period of steady tones); `estimator` keyword arguments go to it.
     """
+    if method not in PITCH_METHODS:
+        raise ValueError(f"pitch method {method!r} is unknown; valid: {', '.join(PITCH_METHODS)}")
     midis = as_midis(targets)
-    est = estimate_f0(waves, rate, **yin)
+    est = (estimate_f0_shs if method == "shs" else estimate_f0)(waves, rate, **estimator)
     if midis.shape != est.f0.shape:
         raise ValueError(f"got {midis.shape[0]} pitch targets for {est.f0.shape[0]} clips")
     if not tol_cents > 0:
@@ -214,3 +222,118 @@ def pitch_accuracy(waves, rate: int, targets: Sequence, tol_cents: float = 50.0,
     cents = np.asarray(hz_to_cents_error(est.f0, midis), dtype=np.float64).reshape(-1)
     right = est.voiced & (np.abs(np.nan_to_num(cents, nan=np.inf)) <= tol_cents)
     return PitchAccuracy(right, cents, est.f0, est.voiced, float(tol_cents))
+
+
+# -- Spectral estimator: subharmonic summation (for decaying and inharmonic notes) --------------------
+#
+# YIN measures a period, so it fails where a note has none to measure: a Karplus-Strong pluck decays
+# within a few frames (most frames fall under the loudness gate or the threshold), and an FM bell's
+# partials fc·|1 ± 1.4k| share only the period 5/fc (YIN reads a sub- or super-octave). Subharmonic
+# summation (Hermes 1988, "Measurement of pitch by subharmonic summation", JASA 83) scores each
+# candidate f by the compressed spectrum summed over its harmonics, weighted h^(k-1) (h = 0.84, the
+# paper's value): H(f) = Σ_k h^(k-1) A(k f). We read A on a log-frequency grid with a small
+# tolerance (inharmonicity, grid rounding), ask that the candidate itself carries a spectral peak
+# (so no subharmonic of the true note can win on its harmonics alone), and refine the winner to the
+# nearest spectral peak by a parabola through the log magnitude (Smith & Serra 1987, "PARSHL").
+# The spectrum is the Hann-windowed clip after its first `skip_s` seconds (a bell's strike is
+# bright and inharmonic; its carrier, the note, dominates what follows), zero-padded ×8.
+
+_SHS_STEP_CENTS = 5.0
+
+
+def _log_grid(mag: np.ndarray, freqs: np.ndarray, f_lo: float, f_hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """The magnitude (N, bins) on a log grid of _SHS_STEP_CENTS from f_lo to f_hi: the largest bin
+    within ±half a step of each grid point (the interpolated value where no bin falls inside)."""
+    grid = f_lo * 2.0 ** (np.arange(int(1200 * np.log2(f_hi / f_lo) / _SHS_STEP_CENTS) + 1) * _SHS_STEP_CENTS / 1200)
+    half = 2.0 ** (_SHS_STEP_CENTS / 2400)
+    lo = np.searchsorted(freqs, grid / half)
+    hi = np.maximum(np.searchsorted(freqs, grid * half), lo + 1)
+    interp = np.stack([np.interp(grid, freqs, m) for m in mag])
+    cmax = np.maximum.reduceat(mag, np.minimum(np.stack([lo, hi], 1).ravel(), mag.shape[1] - 1), axis=1)[:, ::2]
+    out = np.where((hi > lo + 0) & (lo < mag.shape[1]), np.maximum(cmax, interp), interp)
+    return grid, out
+
+
+def estimate_f0_shs(
+    waves,
+    rate: int,
+    *,
+    fmin: float = 50.0,
+    fmax: float = 2000.0,
+    harmonics: int = 8,
+    weight: float = 0.84,
+    skip_s: float = 0.0,
+    tolerance_cents: float = 20.0,
+    min_peak_db: float = -20.0,
+    min_prominence_db: float = 25.0,
+    zero_pad: int = 8,
+) -> PitchEstimate:
+    """Subharmonic-summation f0 of each clip (see the notes above) and a voiced flag.
+
+    waves: (L,), (N, L) or (N, C, L) at `rate` Hz. fmin/fmax bound the candidates. harmonics and
+    weight: H(f) = Σ_{k=1..harmonics} weight^(k-1) A(k f), A the magnitude relative to the clip's
+    largest peak. skip_s: seconds left out at the start (the strike). tolerance_cents: how far a
+    harmonic may sit from k·f. A candidate must itself hold a peak within min_peak_db of the largest;
+    a clip is voiced when its winner's peak stands min_prominence_db over the spectrum's median
+    (white noise: ~12 dB; a note: 40 dB or more). voiced_fraction is 1.0 or 0.0 (one spectrum a clip).
+    """
+    x = _as_clips(waves)
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate < 1:
+        raise ValueError(f"rate must be a positive integer (Hz), got {rate!r}")
+    if not 0 < fmin < fmax < rate / 2:
+        raise ValueError(f"need 0 < fmin < fmax < rate/2 = {rate / 2}, got fmin={fmin}, fmax={fmax}")
+    if isinstance(harmonics, bool) or not isinstance(harmonics, int) or harmonics < 1:
+        raise ValueError(f"harmonics must be an integer >= 1, got {harmonics!r}")
+    start = int(round(skip_s * rate))
+    period_max = int(np.ceil(rate / fmin))
+    if start < 0 or x.shape[1] - start < 4 * period_max:
+        raise ValueError(f"clips of {x.shape[1]} samples are too short for fmin={fmin} Hz after skip_s={skip_s} s at "
+                         f"{rate} Hz: need at least {start + 4 * period_max} samples (raise fmin or lower skip_s)")
+    n_fft = next_fast_len(zero_pad * x.shape[1], real=True)
+    freqs = np.arange(n_fft // 2 + 1) * rate / n_fft
+    spec = np.zeros((x.shape[0], freqs.size))
+    block = 4 * period_max
+    for i, clip in enumerate(x):
+        # The segment: from skip_s to the last block still within -40 dB of the loudest one (a high
+        # pluck is gone after ~0.1 s; a window over the silent rest would hold noise, not the note).
+        n_blocks = (clip.size - start) // block
+        rms = np.sqrt((clip[start : start + n_blocks * block].reshape(n_blocks, block) ** 2).mean(1))
+        loud = np.nonzero(rms >= rms.max() * 10 ** (_GATE_DB / 20))[0]
+        seg = clip[start : start + (loud[-1] + 1 if loud.size else n_blocks) * block]
+        spec[i] = np.abs(rfft((seg - seg.mean()) * np.hanning(seg.size), n_fft))
+    peak = spec.max(1, keepdims=True)
+    silent = peak[:, 0] <= _SILENCE_RMS * x.shape[1]
+    a = spec / np.where(peak > 0, peak, 1.0)
+    grid, g = _log_grid(a, freqs, fmin, rate / 2)
+    tol = max(0, int(round(tolerance_cents / _SHS_STEP_CENTS)))
+    if tol:  # a harmonic may sit up to ±tolerance from k·f: take the largest value within it
+        from scipy.ndimage import maximum_filter1d
+
+        g = maximum_filter1d(g, 2 * tol + 1, axis=1, mode="nearest")
+    cand = np.nonzero(grid <= fmax)[0]
+    score = np.zeros((x.shape[0], cand.size))
+    for k in range(1, harmonics + 1):
+        idx = cand + int(round(1200 * np.log2(k) / _SHS_STEP_CENTS))
+        ok = idx < grid.size
+        score[:, ok] += weight ** (k - 1) * g[:, idx[ok]]
+    score[g[:, cand] < 10 ** (min_peak_db / 20)] = -np.inf  # the candidate must carry a peak itself
+    best = cand[np.argmax(score, axis=1)]
+    f0 = np.full(x.shape[0], np.nan)
+    voiced = np.zeros(x.shape[0], bool)
+    db = 20 * np.log10(np.maximum(spec, 1e-300))
+    for i in range(x.shape[0]):
+        if silent[i] or not np.isfinite(score[i]).any():
+            continue
+        # refine: the largest bin within ±tolerance of the winner, then a parabola through its log magnitude
+        fc = grid[best[i]]
+        lo, hi = np.searchsorted(freqs, [fc * 2 ** (-(tolerance_cents + 5) / 1200), fc * 2 ** ((tolerance_cents + 5) / 1200)])
+        j = lo + int(np.argmax(spec[i, lo:hi + 1]))
+        if 0 < j < spec.shape[1] - 1:
+            l, m, r = db[i, j - 1], db[i, j], db[i, j + 1]
+            c = l - 2 * m + r
+            j = j + (0.5 * (l - r) / c if c < 0 else 0.0)
+        f = j * rate / n_fft
+        prominence = db[i, int(round(j))] - np.median(db[i, freqs < rate / 2])
+        if prominence >= min_prominence_db:
+            f0[i], voiced[i] = f, True
+    return PitchEstimate(f0, voiced, voiced.astype(np.float64))
