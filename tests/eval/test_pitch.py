@@ -119,7 +119,7 @@ def test_shs_measures_fm_bells_and_short_plucks_that_yin_misses():
     # FM bells: partials f0·|1 ± 1.4k| share only the period 5/f0; YIN reads another octave for most.
     # A pluck that decays within ~0.1 s (loop gain 0.9) leaves YIN few voiced frames.
     # (At 16 kHz a 4096-sample bell lasts 0.256 s and stays bright: its 0.4·f0 sideband, whose multiples
-    # 2.4 and 3.2 f0 are partials too, can outscore the carrier -- 1 of 13 such tones reads -1586 cents.)
+    # 2.4 and 3.2 f0 are partials too, can outscore the carrier: 4 of 13 such tones, the lowest, read a sideband.)
     rate, rng = 8000, np.random.default_rng(5)
     bells = np.stack([tone("bell", midi_to_hz(m), rate, L, 0.0, rng) for m in MIDIS])
     plucks = np.stack([pluck(midi_to_hz(m), rate, L, rng, gain=0.9) for m in MIDIS])
