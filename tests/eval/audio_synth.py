@@ -58,11 +58,12 @@ def pluck(f0: float, rate: int, length: int, rng: np.random.Generator, gain: flo
 
 def fm_bell(f0: float, rate: int, length: int, rng: np.random.Generator, ratio: float = 1.4) -> np.ndarray:
     """An FM bell (Chowning 1973): carrier f0, modulator ratio·f0, index decaying from 1.5-2.5 (time
-    constant 0.15 s, as in the notes data) under an exponential envelope. With ratio 1.4 the partials f0·|1 ± 1.4k| share
-    only the period 5/f0, and the carrier (the note) dominates once the index has decayed."""
+    constant 0.15 s, as in the notes data) under an exponential envelope. With ratio 1.4 the partials
+    f0·|1 ± 1.4k| share only the period 5/f0; the carrier (the note) dominates once the index decays."""
     t = np.arange(length) / rate
     index = rng.uniform(1.5, 2.5) * np.exp(-t / 0.15)
-    return np.exp(-t / 0.4) * np.sin(2 * np.pi * f0 * t + index * np.sin(2 * np.pi * ratio * f0 * t + rng.uniform(0, 6.3)))
+    modulator = np.sin(2 * np.pi * ratio * f0 * t + rng.uniform(0, 2 * np.pi))
+    return np.exp(-t / 0.4) * np.sin(2 * np.pi * f0 * t + index * modulator)
 
 
 TOY_TIMBRES = ("sine", "square", "sawtooth", "noise")
