@@ -56,16 +56,27 @@ def pluck(f0: float, rate: int, length: int, rng: np.random.Generator, gain: flo
     return lfilter([1.0, c], a, x)
 
 
+def fm_bell(f0: float, rate: int, length: int, rng: np.random.Generator, ratio: float = 1.4) -> np.ndarray:
+    """An FM bell (Chowning 1973): carrier f0, modulator ratio·f0, index decaying from 1.5-2.5 (time
+    constant 0.15 s, as in the notes data) under an exponential envelope. With ratio 1.4 the partials
+    f0·|1 ± 1.4k| share only the period 5/f0; the carrier (the note) dominates once the index decays."""
+    t = np.arange(length) / rate
+    index = rng.uniform(1.5, 2.5) * np.exp(-t / 0.15)
+    modulator = np.sin(2 * np.pi * ratio * f0 * t + rng.uniform(0, 2 * np.pi))
+    return np.exp(-t / 0.4) * np.sin(2 * np.pi * f0 * t + index * modulator)
+
+
 TOY_TIMBRES = ("sine", "square", "sawtooth", "noise")
 TOY_NOTES = ("A3", "C#4", "E4", "A4")
 
 
-TONE_KINDS = ("sine", "square", "sawtooth", "pluck", "weak fundamental")
+TONE_KINDS = ("sine", "square", "sawtooth", "pluck", "weak fundamental")  # tone() also makes "bell"
 
 
 def tone(kind: str, f0: float, rate: int, length: int, phase: float, rng: np.random.Generator) -> np.ndarray:
     """One test tone of TONE_KINDS at f0 (unnormalized); "weak fundamental": 26 dB under the 2nd
-    harmonic, odd harmonics present (the octave-error trap). pluck / weak fundamental draw from rng."""
+    harmonic, odd harmonics present (the octave-error trap); "bell": `fm_bell`. pluck / weak fundamental /
+    bell draw from rng."""
     if kind == "sine":
         return np.sin(2 * np.pi * f0 * np.arange(length) / rate + phase)
     if kind == "square":
@@ -74,6 +85,8 @@ def tone(kind: str, f0: float, rate: int, length: int, phase: float, rng: np.ran
         return sawtooth(f0, rate, length, phase)
     if kind == "pluck":
         return pluck(f0, rate, length, rng)
+    if kind == "bell":
+        return fm_bell(f0, rate, length, rng)
     return additive(f0, rate, length, [0.05, 1.0, 0.6, 0.4, 0.3], rng.uniform(0, 2 * np.pi, 5))
 
 

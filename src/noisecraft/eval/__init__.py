@@ -98,7 +98,7 @@ from ..data.note_names import (
     note_to_midi,
     parse_note_class,
 )
-from .pitch import PitchAccuracy, PitchEstimate, estimate_f0, pitch_accuracy
+from .pitch import PITCH_METHODS, PitchAccuracy, PitchEstimate, estimate_f0, estimate_f0_shs, pitch_accuracy
 from .report import RUN_EVALUATIONS, evaluate_image_run, evaluate_run, write_report
 from .splits import RealSplits, real_splits
 
@@ -116,7 +116,7 @@ __all__ = [
     "default_extractor", "evaluate_samples", "evaluate_nll", "evaluate_during_training",
     "RealSplits", "real_splits", "evaluate_run", "evaluate_image_run", "RUN_EVALUATIONS", "write_report",
     "NoteNameError", "note_to_midi", "midi_to_note", "midi_to_hz", "hz_to_midi", "hz_to_cents_error", "parse_note_class",
-    "note_class", "PitchEstimate", "PitchAccuracy", "estimate_f0", "pitch_accuracy",
+    "note_class", "PitchEstimate", "PitchAccuracy", "PITCH_METHODS", "estimate_f0", "estimate_f0_shs", "pitch_accuracy",
     "mel_filterbank", "LogMelConfig", "LogMel", "AudioClassifierConfig", "AudioClassifierNet", "fit_audio_features",
     "save_audio_features", "load_audio_features",
     "AudioSet", "AudioClips", "AudioReference", "build_audio_reference", "audio_report", "evaluate_audio",

@@ -14,7 +14,7 @@
 | fd, kid | features of the samples vs test half A | test half B vs test half A |
 | accuracy | classifier's class == requested class | classifier on the test clips |
 | timbre_accuracy | timbre of the predicted class == requested timbre | on the test clips |
-| pitch_accuracy | YIN f0 within ±50 cents of the requested note | YIN on the test clips |
+| pitch_accuracy | f0 within ±50 cents of the requested note (`pitch_accuracy`) | on the test clips |
 | near_copy_rate | samples that are near copies of a training clip | test clips vs the training clips |
 
 The test split is cut into two disjoint halves, stratified by class (`real_halves`); A is the
@@ -146,10 +146,10 @@ def _class_figures(pred: np.ndarray, target: np.ndarray | None, num_classes: int
 
 
 def _pitch_figures(waves: Tensor, rate: int, target: np.ndarray | None, notes: NoteClasses | None, tol_cents: float,
-                   yin: dict) -> dict:
+                   pitch: dict) -> dict:
     if target is None or notes is None:
         return {}
-    acc = pitch_accuracy(waves, rate, notes.midi_of[target], tol_cents=tol_cents, **yin)
+    acc = pitch_accuracy(waves, rate, notes.midi_of[target], tol_cents=tol_cents, **pitch)
     cents = acc.median_abs_cents
     return {"pitch_accuracy": acc.accuracy, "pitch_voiced_rate": acc.voiced_rate,
             "pitch_median_abs_cents": None if np.isnan(cents) else cents,  # None: nothing voiced
@@ -204,7 +204,7 @@ class AudioReference:
         """The per-clip figures: class, timbre and pitch accuracy, near copies."""
         s = self.settings
         out = _class_figures(pred, target, len(self.class_names), self.note_classes)
-        out.update(_pitch_figures(waves, self.rate, target, self.note_classes, s["tol_cents"], s["yin"]))
+        out.update(_pitch_figures(waves, self.rate, target, self.note_classes, s["tol_cents"], s["pitch"]))
         copies = near_copies(waves.flatten(1).double(), self.train_vectors, ratio=s["copy_ratio"])
         out["near_copy_rate"] = copies.rate
         return out
@@ -220,14 +220,15 @@ def build_audio_reference(
     copy_ratio: float = 1 / 3,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
-    yin: dict | None = None,
+    pitch: dict | None = None,
 ) -> AudioReference:
     """The reference for `audio_report`, with the floor of every figure (the real test clips scored
     like generated ones; FD and KID as half B against half A).
 
     features: an audio `FeatureExtractor` (e.g. `fit_audio_features` on `train`). seed: the A/B split
     and KID's subsets. tol_cents: pitch tolerance. copy_ratio: the near-copy ratio test
-    (`metrics.near_copies`) on waveforms. yin: keyword arguments for `estimate_f0`.
+    (`metrics.near_copies`) on waveforms. pitch: keyword arguments for `pitch_accuracy` (its
+    `method` and the estimator's settings; default: subharmonic summation with its defaults).
     """
     rate = _check_data(test, train, features)
     names = list(train.class_names)
@@ -235,7 +236,7 @@ def build_audio_reference(
     a, b = real_halves(labels, seed)
     feats, pred = features.features_and_predictions(test.data)
     settings = {"seed": seed, "tol_cents": tol_cents, "copy_ratio": copy_ratio, "copy_space": "waveform",
-                "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "yin": dict(yin or {})}
+                "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "pitch": {"method": "shs", **(pitch or {})}}
     note_classes, why_not = _note_classes(names)
     split = {"n_reference": int(a.size), "n_floor": int(b.size), "n_test": int(labels.size),
              "n_train": int(train.data.shape[0])}
@@ -349,7 +350,7 @@ def evaluate_audio(
 
 _LABELS = {"fd": "FD", "kid": "KID", "accuracy": "class accuracy", "coverage": "class coverage",
            "timbre_accuracy": "timbre accuracy", "pitch_accuracy": "pitch accuracy (±{tol} cents)",
-           "pitch_voiced_rate": "voiced clips (YIN)", "pitch_median_abs_cents": "median |pitch error| (cents)",
+           "pitch_voiced_rate": "voiced clips", "pitch_median_abs_cents": "median |pitch error| (cents)",
            "near_copy_rate": "near copies of training clips"}
 
 

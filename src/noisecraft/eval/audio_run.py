@@ -37,7 +37,8 @@ from .features import EvalError, FeatureExtractor
 from .output import check_report_out, environment
 from .splits import real_splits
 
-__all__ = ["AUDIO_METRICS", "DEFAULT_AUDIO_METRICS", "parse_audio_metrics", "yin_for_clips", "evaluate_audio_run",
+__all__ = ["AUDIO_METRICS", "DEFAULT_AUDIO_METRICS", "parse_audio_metrics", "yin_for_clips", "pitch_for_clips",
+           "evaluate_audio_run",
            "write_audio_report"]
 
 # The metric groups an audio run can be asked for (`--metrics`) and the report keys each keeps.
@@ -97,6 +98,16 @@ def yin_for_clips(length: int, rate: int, class_names: Sequence[str]) -> dict[st
                         f"{fmin * 2.2:.1f} Hz (need at least {-(-(2 * tau_max + 1) // _YIN_DEFAULTS['oversample'])} "
                         "samples); leave pitch out of --metrics")
     return {"fmin": fmin, "window_s": window / fs}
+
+
+def pitch_for_clips(length: int, rate: int, class_names: Sequence[str]) -> dict[str, Any]:
+    """`pitch_accuracy` settings for clips of `length` samples: subharmonic summation (`estimate_f0_shs`,
+    which measures plucks and FM bells too) where a clip holds the four periods of its lowest
+    candidate (50 Hz) that it needs; shorter clips (a tiny run's 256 samples) use YIN as
+    `yin_for_clips` sets it."""
+    if length >= 4 * math.ceil(rate / _YIN_DEFAULTS["fmin"]):
+        return {"method": "shs"}
+    return {"method": "yin", **yin_for_clips(length, rate, class_names)}
 
 
 def _real_sets(run: Any, rate: int) -> tuple[AudioClips, AudioClips, str]:
@@ -203,9 +214,9 @@ def evaluate_audio_run(
             kept.append(run.generate(spec, n, weights=weights, **values).clamp(-1, 1))
         return kept[-1]
 
-    yin = yin_for_clips(run.shape[-1], modality.sample_rate, train.class_names) if "pitch" in metric_list else {}
+    pitch = pitch_for_clips(run.shape[-1], modality.sample_rate, train.class_names) if "pitch" in metric_list else {}
     rep = evaluate_audio(generate, train, test, n=n, conditional=conditional, features=ext, seed=0, echo=echo,
-                         kid_subsets=kid_subsets, yin=yin)
+                         kid_subsets=kid_subsets, pitch=pitch)
     dropped = _SCORED - {k for m in metric_list for k in AUDIO_METRICS[m]}
     for part in ("generated", "noise_floor"):
         rep[part] = {k: v for k, v in rep[part].items() if k not in dropped}

@@ -33,7 +33,8 @@ from scipy.signal import resample_poly
 
 from ..data.note_names import hz_to_cents_error, note_to_midi, parse_note_class
 
-__all__ = ["PitchEstimate", "PitchAccuracy", "estimate_f0", "yin_frames", "pitch_accuracy", "as_midis"]
+__all__ = ["PitchEstimate", "PitchAccuracy", "PITCH_METHODS", "estimate_f0", "estimate_f0_shs", "yin_frames",
+           "pitch_accuracy", "as_midis"]
 
 # Frames below this level (relative to the clip's loudest frame) are not asked for a pitch, nor are
 # frames below an absolute floor (digital silence).
@@ -198,15 +199,22 @@ class PitchAccuracy:
         return float(np.median(c)) if c.size else float("nan")
 
 
-def pitch_accuracy(waves, rate: int, targets: Sequence, tol_cents: float = 50.0, **yin) -> PitchAccuracy:
+PITCH_METHODS = ("shs", "yin")
+
+
+def pitch_accuracy(waves, rate: int, targets: Sequence, tol_cents: float = 50.0, method: str = "shs",
+                   **estimator) -> PitchAccuracy:
     """Pitch accuracy of clips (N, [C,] L) against their notes: class names, note names or MIDI numbers.
 
-    A clip is right when it is voiced and its YIN f0 lies within ±tol_cents (default 50: the nearest
-    semitone) of the note's equal-tempered frequency; octave errors (±1200) are wrong. `yin`
-    keyword arguments go to `estimate_f0`.
+    A clip is right when it is voiced and its f0 lies within ±tol_cents (default 50: the nearest
+    semitone) of the note's equal-tempered frequency; octave errors (±1200) are wrong. method: "shs"
+    (`estimate_f0_shs`, subharmonic summation: harmonic, decaying and FM-bell notes) or "yin"
+    (`estimate_f0`: the period of steady tones); `estimator` keyword arguments go to it.
     """
+    if method not in PITCH_METHODS:
+        raise ValueError(f"pitch method {method!r} is unknown; valid: {', '.join(PITCH_METHODS)}")
     midis = as_midis(targets)
-    est = estimate_f0(waves, rate, **yin)
+    est = (estimate_f0_shs if method == "shs" else estimate_f0)(waves, rate, **estimator)
     if midis.shape != est.f0.shape:
         raise ValueError(f"got {midis.shape[0]} pitch targets for {est.f0.shape[0]} clips")
     if not tol_cents > 0:
@@ -214,3 +222,127 @@ def pitch_accuracy(waves, rate: int, targets: Sequence, tol_cents: float = 50.0,
     cents = np.asarray(hz_to_cents_error(est.f0, midis), dtype=np.float64).reshape(-1)
     right = est.voiced & (np.abs(np.nan_to_num(cents, nan=np.inf)) <= tol_cents)
     return PitchAccuracy(right, cents, est.f0, est.voiced, float(tol_cents))
+
+
+# -- Spectral estimator: subharmonic summation (for decaying and inharmonic notes) --------------------
+#
+# YIN measures a period, so it fails where a note has none to measure: a high Karplus-Strong pluck
+# is gone after ~0.1 s (few frames pass the loudness gate and the threshold), and an FM bell's
+# partials f0·|1 ± 1.4k| share only the period 5/f0 (YIN reads another octave). Subharmonic
+# summation (Hermes 1988, "Measurement of pitch by subharmonic summation", JASA 83) scores each
+# candidate f by the spectrum summed over its harmonics, weighted h^(k-1) (h = 0.84, the paper's
+# value): H(f) = Σ_k h^(k-1) A(k f). Per frame (80 ms, Hann, zero-padded ×8) we read A on a
+# 5-cent log-frequency grid with a small tolerance (inharmonicity, grid rounding), ask that the
+# candidate itself carries a spectral peak (so no subharmonic of the note wins on its harmonics
+# alone), and refine the winner to the nearest spectral peak by a parabola through the log
+# magnitude (Smith & Serra 1987, "PARSHL"). As for YIN, a clip's f0 is the median over its voiced
+# frames: short frames do not resolve the slow amplitude wobble of a generated note into sidebands
+# (one spectrum of the whole clip does, and then picks a sideband 50-100 cents off).
+
+_SHS_STEP_CENTS = 5.0
+
+
+def _log_grid(mag: np.ndarray, freqs: np.ndarray, f_lo: float, f_hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """The magnitude (R, bins) on a log grid of _SHS_STEP_CENTS from f_lo to f_hi: the largest bin
+    within ±half a step of each grid point, or the interpolated value where no bin falls inside."""
+    grid = f_lo * 2.0 ** (np.arange(int(1200 * np.log2(f_hi / f_lo) / _SHS_STEP_CENTS) + 1) * _SHS_STEP_CENTS / 1200)
+    half = 2.0 ** (_SHS_STEP_CENTS / 2400)
+    lo = np.minimum(np.searchsorted(freqs, grid / half), freqs.size - 1)
+    hi = np.maximum(np.minimum(np.searchsorted(freqs, grid * half), freqs.size - 1), lo + 1)
+    step = np.diff(freqs[:2])[0]
+    pos = grid / step  # fractional bin of each grid point (freqs are uniform from 0)
+    i0 = np.minimum(np.floor(pos).astype(int), freqs.size - 2)
+    interp = mag[:, i0] * (1 - (pos - i0)) + mag[:, i0 + 1] * (pos - i0)
+    cmax = np.maximum.reduceat(mag, np.stack([lo, hi], 1).ravel(), axis=1)[:, ::2]  # max over [lo, hi)
+    return grid, np.maximum(cmax, interp)
+
+
+def estimate_f0_shs(
+    waves,
+    rate: int,
+    *,
+    fmin: float = 50.0,
+    fmax: float = 2000.0,
+    harmonics: int = 8,
+    weight: float = 0.84,
+    frame_s: float = 0.08,
+    tolerance_cents: float = 20.0,
+    min_peak_db: float = -20.0,
+    min_prominence_db: float = 25.0,
+    min_voiced: float = 0.5,
+    zero_pad: int = 8,
+    chunk: int = 32,
+) -> PitchEstimate:
+    """Subharmonic-summation f0 of each clip (see the notes above): the median over its voiced frames.
+
+    waves: (L,), (N, L) or (N, C, L) at `rate` Hz. fmin/fmax bound the candidates. harmonics and
+    weight: H(f) = Σ_{k=1..harmonics} weight^(k-1) A(k f), A the frame's magnitude relative to its
+    largest peak. frame_s: frame length (at least 4 periods of fmin; hop = half a frame).
+    tolerance_cents: how far a harmonic may sit from k·f. A candidate must itself hold a peak within
+    min_peak_db of the frame's largest; a frame is voiced when its winner's peak stands
+    min_prominence_db over the frame spectrum's median (white noise: ~12 dB; a note: 40 dB or more).
+    Frames 40 dB under the clip's loudest (or digitally silent) are skipped; a clip is voiced when its
+    voiced frames hold at least `min_voiced` of the others' energy (voiced_fraction: that share).
+    """
+    x = _as_clips(waves)
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate < 1:
+        raise ValueError(f"rate must be a positive integer (Hz), got {rate!r}")
+    if not 0 < fmin < fmax < rate / 2:
+        raise ValueError(f"need 0 < fmin < fmax < rate/2 = {rate / 2}, got fmin={fmin}, fmax={fmax}")
+    if isinstance(harmonics, bool) or not isinstance(harmonics, int) or harmonics < 1:
+        raise ValueError(f"harmonics must be an integer >= 1, got {harmonics!r}")
+    window = max(int(np.ceil(4 * rate / fmin)), int(round(frame_s * rate)))
+    if x.shape[1] < window:
+        raise ValueError(f"clips of {x.shape[1]} samples are too short for fmin={fmin} Hz and frame_s={frame_s} at "
+                         f"{rate} Hz: need at least {window} samples (raise fmin or lower frame_s)")
+    hop = max(1, window // 2)
+    n_fft = next_fast_len(zero_pad * window, real=True)
+    freqs = np.arange(n_fft // 2 + 1) * rate / n_fft
+    tol = max(0, int(round(tolerance_cents / _SHS_STEP_CENTS)))
+    shifts = [int(round(1200 * np.log2(k) / _SHS_STEP_CENTS)) for k in range(1, harmonics + 1)]
+    reach = 2 ** ((tolerance_cents + _SHS_STEP_CENTS) / 1200)
+    f0 = np.full(x.shape[0], np.nan)
+    frac = np.zeros(x.shape[0])
+    for s in range(0, x.shape[0], chunk):
+        frames = np.lib.stride_tricks.sliding_window_view(x[s : s + chunk], window, axis=1)[:, ::hop]  # (n, F, W)
+        n, nf = frames.shape[:2]
+        rms = np.sqrt((frames**2).mean(-1))
+        loud = (rms > _SILENCE_RMS) & (rms >= rms.max(1, keepdims=True) * 10 ** (_GATE_DB / 20))
+        fr = frames.reshape(n * nf, window)
+        spec = np.abs(rfft((fr - fr.mean(1, keepdims=True)) * np.hanning(window), n_fft, axis=1))  # (R, bins)
+        peak = spec.max(1, keepdims=True)
+        grid, g = _log_grid(spec / np.where(peak > 0, peak, 1.0), freqs, fmin, rate / 2)
+        if tol:  # a harmonic may sit up to ±tolerance from k·f: take the largest value within it
+            from scipy.ndimage import maximum_filter1d
+
+            g = maximum_filter1d(g, 2 * tol + 1, axis=1, mode="nearest")
+        cand = np.nonzero(grid <= fmax)[0]
+        score = np.zeros((g.shape[0], cand.size))
+        for k, sh in enumerate(shifts):
+            ok = cand + sh < grid.size
+            score[:, ok] += weight**k * g[:, cand[ok] + sh]
+        score[g[:, cand] < 10 ** (min_peak_db / 20)] = -np.inf  # the candidate must carry a peak itself
+        fc = grid[cand[np.argmax(score, axis=1)]]  # (R,)
+        # refine: the largest bin within ±(tolerance + a step) of the winner, then a parabola through its dB
+        db = 20 * np.log10(np.maximum(spec, 1e-300))
+        lo = np.searchsorted(freqs, fc / reach)
+        hi = np.searchsorted(freqs, fc * reach)
+        width = int((hi - lo).max()) + 1
+        idx = np.minimum(lo[:, None] + np.arange(width), freqs.size - 2)
+        inside = idx <= hi[:, None]
+        rows = np.arange(spec.shape[0])
+        j = idx[rows, np.argmax(np.where(inside, spec[rows[:, None], idx], -1.0), axis=1)]
+        j = np.maximum(j, 1)
+        left, mid, right = db[rows, j - 1], db[rows, j], db[rows, j + 1]
+        curv = left - 2 * mid + right
+        shift = np.where(curv < 0, 0.5 * (left - right) / np.where(curv < 0, curv, -1.0), 0.0)
+        hz = (j + np.clip(shift, -1, 1)) * rate / n_fft
+        prominence = mid - np.median(db, axis=1)
+        voiced = (loud.ravel() & (prominence >= min_prominence_db) & np.isfinite(score).any(1)).reshape(n, nf)
+        hz = np.where(voiced, hz.reshape(n, nf), np.nan)
+        energy = rms**2 * loud  # a decaying pluck: a few loud voiced frames, many faint noisy ones
+        frac[s : s + n] = (energy * voiced).sum(1) / np.maximum(energy.sum(1), 1e-300)
+        any_voiced = voiced.any(1)
+        f0[s : s + n][any_voiced] = np.exp(np.nanmedian(np.log(hz[any_voiced]), axis=1))
+    is_voiced = (frac >= min_voiced) & np.isfinite(f0)
+    return PitchEstimate(np.where(is_voiced, f0, np.nan), is_voiced, frac)
