@@ -141,7 +141,7 @@ def test_the_preset_trains_through_the_cli(espeak, small_splits, tmp_path):
     run = Run.open(out)
     assert run.shape == (1, 1024) and run.modality == "audio" and run.class_names == list(sd.DIGIT_WORDS)
     assert json.loads((out / "run.json").read_text())["modality_options"] == {"sample_rate": 8000}
-    assert run.net_config["dims"] == 1 and len(run.net_config["channel_mult"]) == 8
+    assert run.net_config["dims"] == 1 and run.net_config["patch_size"] == 8 and len(run.net_config["channel_mult"]) == 5
 
 
 def test_a_missing_program_skips_its_tests_except_under_ci(tmp_path, monkeypatch):

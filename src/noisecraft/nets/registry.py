@@ -65,8 +65,11 @@ def _unet_preset(preset: str, attn_levels: int, **defaults: Any) -> Callable[...
     def factory(*, in_channels: int, resolution: int, num_classes: int = 0, **overrides: Any) -> nn.Module:
         if "attn_resolutions" not in overrides:
             levels = len(overrides.get("channel_mult", defaults["channel_mult"]))
-            if isinstance(resolution, int) and resolution % 2 ** max(levels - 1, 0) == 0:
-                overrides = {**overrides, "attn_resolutions": _lowest_resolutions(resolution, levels, attn_levels)}
+            patch = overrides.get("patch_size", defaults.get("patch_size", 1))
+            patch = patch if isinstance(patch, int) and patch >= 1 else 1  # a bad value: the config says why
+            if isinstance(resolution, int) and resolution % (patch * 2 ** max(levels - 1, 0)) == 0:
+                side = resolution // patch  # level 0 works on patches
+                overrides = {**overrides, "attn_resolutions": _lowest_resolutions(side, levels, attn_levels)}
         return _make(preset, "unet", defaults, in_channels, resolution, num_classes, overrides)
 
     factory.__name__ = factory.__qualname__ = preset.replace("-", "_")

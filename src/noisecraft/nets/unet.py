@@ -21,10 +21,15 @@ signals of 1, 2 or 3 spatial axes (`dims`): audio (B, C, L), images (B, C, H, W)
   (for video it reads the context from every position of every frame).
 * With `cond_channels > 0` an `image_cond` (B, cond_channels, *spatial) is concatenated to x before
   `conv_in` (SR3, Saharia et al. 2021; Palette, Saharia et al. 2022): the net sees [x, image].
+* With `patch_size` p > 1 (1-D and 2-D) the input is cut into non-overlapping patches of p samples
+  (p x p pixels) that become channels ("space-to-depth", as the patch embedding of ViT/DiT and
+  the pixel-unshuffle of sub-pixel convolution, Shi et al. 2016) before `conv_in`, and `conv_out`
+  predicts p (p²) values per position that are put back in place: level 0 works at side / p, so
+  no convolution runs at the full rate (a cheap stem for long waveforms). Default 1: no patches.
 * The last conv of every block, the attention output projections and `conv_out` start at zero,
   so every block starts as the identity and the untrained net outputs exactly zero.
 
-Any input size whose spatial sides (L; H, W) are divisible by 2**(levels-1) works; `resolution`
+Any input size whose spatial sides (L; H, W) are divisible by patch_size * 2**(levels-1) works; `resolution`
 in the config is that side (L for audio, the frame side for video) at which the checkpoint was
 trained, and decides where the attention layers sit.
 """
@@ -63,6 +68,7 @@ class UNetConfig(ArchConfig):
     pooled_context: bool = False  # also add Linear(masked mean of the context) to the noise embedding (Imagen)
     cond_channels: int = 0  # > 0: an image_cond (B, cond_channels, *spatial) is concatenated to x before conv_in
     dims: int = 2  # spatial axes: 1 (C, L), 2 (C, H, W) or 3 (C, T, H, W); configs saved without it are 2-D
+    patch_size: int = 1  # > 1 (dims 1 or 2): level 0 works on patches of this many samples per axis
 
     name = "unet"
 
@@ -78,8 +84,8 @@ class UNetConfig(ArchConfig):
 
     @property
     def factor(self) -> int:
-        """The input resolution must be divisible by this: 2**(levels - 1)."""
-        return 2 ** (len(self.channel_mult) - 1)
+        """The input resolution must be divisible by this: patch_size * 2**(levels - 1)."""
+        return self.patch_size * 2 ** (len(self.channel_mult) - 1)
 
     @property
     def spatial_factors(self) -> tuple[int, ...]:
@@ -89,7 +95,7 @@ class UNetConfig(ArchConfig):
 
     @property
     def level_resolutions(self) -> tuple[int, ...]:
-        return tuple(self.resolution // 2**level for level in range(len(self.channel_mult)))
+        return tuple(self.resolution // self.patch_size // 2**level for level in range(len(self.channel_mult)))
 
     def _validate(self) -> None:
         check_dims("UNetConfig", self.dims)
@@ -102,7 +108,10 @@ class UNetConfig(ArchConfig):
             num_blocks=self.num_blocks,
             attn_head_channels=self.attn_head_channels,
             emb_channels=self.emb_channels,  # type: ignore[arg-type]
+            patch_size=self.patch_size,
         )
+        if self.patch_size > 1 and self.dims == 3:
+            raise ValueError(f"UNetConfig.patch_size {self.patch_size} needs dims 1 or 2, got dims=3; use patch_size=1 for video")
         for key in ("num_classes", "context_dim", "cond_channels"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -111,8 +120,9 @@ class UNetConfig(ArchConfig):
             raise ValueError(f"UNetConfig.channel_mult must be a non-empty list of integers >= 1, got {self.channel_mult!r}")
         if self.resolution % self.factor != 0:
             raise ValueError(
-                f"resolution {self.resolution} is not divisible by {self.factor} = 2**(levels-1) for "
-                f"{len(self.channel_mult)} levels; use a multiple of {self.factor} or fewer levels"
+                f"resolution {self.resolution} is not divisible by {self.factor} = patch_size * 2**(levels-1) "
+                f"for patch_size {self.patch_size} and {len(self.channel_mult)} levels; use a multiple of "
+                f"{self.factor}, fewer levels or a smaller patch_size"
             )
         bad = [r for r in self.attn_resolutions if r not in self.level_resolutions]
         if bad:
@@ -137,6 +147,26 @@ def _conv(dims: int, in_channels: int, out_channels: int, kernel: int, stride: i
     images as one-frame videos (joint image/video training, Ho et al. 2022). A factorized
     1x3x3 + 3x1x1 pair would save ~2/3 of the conv cost; at our sizes simplicity wins."""
     return CONV[dims](in_channels, out_channels, kernel, stride=stride, padding=kernel // 2)
+
+
+def _to_patches(x: Tensor, p: int) -> Tensor:
+    """Space-to-depth: (B, C, L) -> (B, C*p, L/p), (B, C, H, W) -> (B, C*p*p, H/p, W/p); p = 1: x."""
+    if p == 1:
+        return x
+    if x.ndim == 4:
+        return F.pixel_unshuffle(x, p)
+    B, C, L = x.shape
+    return x.reshape(B, C, L // p, p).transpose(2, 3).reshape(B, C * p, L // p)  # channel c*p + offset
+
+
+def _from_patches(x: Tensor, p: int) -> Tensor:
+    """Depth-to-space, the inverse of `_to_patches`."""
+    if p == 1:
+        return x
+    if x.ndim == 4:
+        return F.pixel_shuffle(x, p)
+    B, Cp, M = x.shape
+    return x.reshape(B, Cp // p, p, M).transpose(2, 3).reshape(B, Cp // p, M * p)
 
 
 def _frame_pos_embed(num_frames: int, channels: int, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -288,7 +318,8 @@ class UNet(ConditionedNet):
         self.add_condition_embedding(E, cfg.num_classes, cfg.context_dim, cfg.pooled_context)
 
         ch = cfg.model_channels
-        self.conv_in = _conv(d, cfg.in_channels + cfg.cond_channels, ch, 3)  # x and image_cond
+        p_in = cfg.patch_size**d  # values per patch and input channel
+        self.conv_in = _conv(d, (cfg.in_channels + cfg.cond_channels) * p_in, ch, 3)  # x and image_cond
         skips = [ch]  # channels of every tensor the encoder hands to the decoder
 
         # Encoder: level l at resolution/2**l.
@@ -327,7 +358,7 @@ class UNet(ConditionedNet):
         assert not skips
 
         self.norm_out = group_norm(ch)
-        self.conv_out = _zero(_conv(d, ch, cfg.out_channels, 3))
+        self.conv_out = _zero(_conv(d, ch, cfg.out_channels * p_in, 3))
 
     @property
     def config(self) -> dict:
@@ -353,7 +384,7 @@ class UNet(ConditionedNet):
 
         if image_cond is not None:  # concatenation conditioning: the condition is never scaled by c_in
             x = torch.cat([x, image_cond.to(x.dtype)], dim=1)  # (B, C_in + cond_channels, *spatial)
-        h = self.conv_in(x)  # (B, model_channels, *spatial)
+        h = self.conv_in(_to_patches(x, cfg.patch_size))  # (B, model_channels, *spatial/p)
         skips = [h]
         for block in self.enc.values():
             h = block(h) if isinstance(block, Downsample) else block(h, emb, context, context_mask)
@@ -365,4 +396,5 @@ class UNet(ConditionedNet):
                 h = block(h)
             else:
                 h = block(torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)
-        return self.conv_out(F.silu(self.norm_out(h)))  # (B, C_out, *spatial)
+        out = self.conv_out(F.silu(self.norm_out(h)))  # (B, C_out * p**dims, *spatial/p)
+        return _from_patches(out, cfg.patch_size)  # (B, C_out, *spatial)
