@@ -5,8 +5,8 @@
     python benchmarks/audio_baseline.py train --recipe diffusers --lr 1e-3 --seed 100 --steps 100 --warmup 8 --out $B/lr1e-3
     (and 2e-3, 4e-3)
     python benchmarks/audio_baseline.py score $B/lr1e-3 $B/lr2e-3 $B/lr4e-3 --guidance 2.0 --seed 5000 --n 66 --rows $B/tune.jsonl
-    # (optional) the peer's guidance on the winner, the same tuning sample seed; `choose` takes the lowest FD
-    python benchmarks/audio_baseline.py score $B/lr4e-3 --guidance 1.5 3.0 --seed 5000 --n 66 --rows $B/tune.jsonl
+    # the peer's guidance on the winner, the same tuning sample seed; `choose` takes the lowest FD
+    python benchmarks/audio_baseline.py score $B/lr4e-3 --guidance 1.0 3.0 --seed 5000 --n 66 --rows $B/tune.jsonl
     python benchmarks/audio_baseline.py choose $B/tune.jsonl          # prints the chosen lr and guidance
     # 2. report seeds: the peer at the chosen settings; ours (the preset, read from its TOML at run time)
     #    with EMA checkpoints every --every steps, each scored: when does ours reach the peer's final quality?
