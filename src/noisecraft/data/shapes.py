@@ -183,6 +183,16 @@ def _pair_ids(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
 
 
 # --- the dataset type ----------------------------------------------------------------------------
+def check_captions(captions: list[list[str]], attributes: list[dict], n: int, item: str) -> None:
+    """One non-empty list of caption strings and one attribute dict per item (image, clip), or ValueError."""
+    if len(captions) != n or len(attributes) != n:
+        raise ValueError(f"need one caption list and one attribute dict per {item} ({n}), "
+                         f"got {len(captions)} and {len(attributes)}")
+    for i, caps in enumerate(captions):
+        if not caps or not all(isinstance(c, str) for c in caps):
+            raise ValueError(f"captions[{i}] must be a non-empty list of strings, got {caps!r}")
+
+
 class CaptionedImageDataset(ImageDataset):
     """An `ImageDataset` whose images also carry captions and structured attributes.
 
@@ -203,13 +213,7 @@ class CaptionedImageDataset(ImageDataset):
         hflip: bool = False,
     ) -> None:
         super().__init__(images, labels, class_names=class_names, name=name, hflip=hflip)
-        n = len(self)
-        if len(captions) != n or len(attributes) != n:
-            raise ValueError(f"need one caption list and one attribute dict per image ({n}), "
-                             f"got {len(captions)} and {len(attributes)}")
-        for i, caps in enumerate(captions):
-            if not caps or not all(isinstance(c, str) for c in caps):
-                raise ValueError(f"captions[{i}] must be a non-empty list of strings, got {caps!r}")
+        check_captions(captions, attributes, len(self), "image")
         self.captions = captions
         self.attributes = attributes
 

@@ -19,7 +19,7 @@ import numpy as np
 from torch import Tensor
 
 from .dataset import SignalDataset
-from .shapes import CaptionedImageDataset
+from .shapes import CaptionedImageDataset, check_captions
 
 __all__ = ["VideoDataset", "CaptionedVideoDataset", "bounce", "check_frames", "VIDEO_SPLITS"]
 
@@ -101,12 +101,7 @@ class CaptionedVideoDataset(VideoDataset):
     def __init__(self, data: Tensor, labels: Tensor | None = None, *, captions: list[list[str]], attributes: list[dict],
                  **kw) -> None:
         super().__init__(data, labels, **kw)
-        if len(captions) != len(self) or len(attributes) != len(self):
-            raise ValueError(f"need one caption list and one attribute dict per clip ({len(self)}), "
-                             f"got {len(captions)} and {len(attributes)}")
-        for i, caps in enumerate(captions):
-            if not caps or not all(isinstance(c, str) for c in caps):
-                raise ValueError(f"captions[{i}] must be a non-empty list of strings, got {caps!r}")
+        check_captions(captions, attributes, len(self), "clip")
         self.captions = captions
         self.attributes = attributes
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 import io
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "write_synced", "fsync_dir"]
+__all__ = ["atomic_output", "atomic_write", "atomic_write_bytes", "atomic_write_text", "write_synced", "fsync_dir"]
 
 # Read the process umask once (at import, normally single-threaded): mkstemp creates files 0600,
 # and we give the finished file the permissions a plain open() would have given it.
@@ -47,13 +48,20 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` so readers see the old or the new file, never a partial one. Returns `path`."""
+@contextmanager
+def atomic_output(path: str | os.PathLike, *, keep_suffix: bool = False) -> Iterator[Path]:
+    """Yield the temp path to write instead of `path`; when the block ends normally the temp file is
+    fsynced and moved over `path` (the folder fsynced too), on any error it is removed and `path`
+    stays as it was. keep_suffix: end the temp name with `path`'s suffix, for writers that pick the
+    format from it (ffmpeg)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tag = f"tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = path.with_name(f".{path.stem}.{tag}{path.suffix}" if keep_suffix else f".{path.name}.{tag}")
     try:
-        write_synced(tmp, data)
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
@@ -63,7 +71,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             pass
         raise
     fsync_dir(path.parent)
-    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` so readers see the old or the new file, never a partial one. Returns `path`."""
+    with atomic_output(path) as tmp:
+        write_synced(tmp, data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .files import _UMASK, fsync_dir
+from .files import atomic_output
 from .images import save_gif
 from .readers import DataError, _normalize, _open, _why, decode_image
 
@@ -102,26 +101,13 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike, *, fps: int) -> Path:
     import imageio_ffmpeg
 
     rgb = np.ascontiguousarray(np.repeat(frames, 3, axis=-1) if c == 1 else frames)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
-    try:
+    with atomic_output(path, keep_suffix=True) as tmp:  # ffmpeg picks the container from the suffix
         writer = imageio_ffmpeg.write_frames(str(tmp), (w, h), fps=int(fps), codec="libx264", quality=None,
                                              macro_block_size=1, output_params=["-crf", str(MP4_CRF)])
         writer.send(None)  # start ffmpeg
         for f in rgb:
             writer.send(f)
         writer.close()
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)
     return path
 
 
