@@ -9,6 +9,7 @@ full CLI run (with checkpoint, post-hoc EMA snapshot and a sample grid) is the s
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -116,4 +117,5 @@ def test_cli_trains_two_steps_into_a_run_folder(preset, folder, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert (out / "checkpoints" / "ckpt-00000002").is_dir()
+    assert (out / "checkpoints" / "ckpt-00000002" / "COMPLETE").is_file()
+    shutil.rmtree(out)  # gigabytes
