@@ -109,7 +109,9 @@ class DataConfig:
     sample_rate: int = 0  # audio (notes, audio folders): Hz; 0 = the default, 8000
 
     def validate(self) -> None:
-        _check(self.source != "", "data.source", self.source, "a built-in dataset name or a folder path")
+        if self.source == "":  # the folder presets leave it empty: the user's images are required
+            raise ConfigError("data.source is not set: give a folder of images with --set data.source=PATH "
+                              "(or a built-in dataset name)")
         _check(self.resolution == 0 or 4 <= self.resolution <= 1 << 20, "data.resolution", self.resolution,
                "0 (as stored) or 4..1048576 (pixels per side, or samples for 1-D data)")
         _check(self.channels in (0, 1, 3), "data.channels", self.channels, "0 (as stored), 1 or 3")
