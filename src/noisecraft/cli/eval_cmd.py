@@ -6,7 +6,8 @@
     noisecraft eval fit-features DATASET --out FEATURES [--resolution 16] [--steps 1200] [--seed 0]
 
 Audio runs are scored with their own metrics (--metrics fd,kid,acc,timbre,pitch,copies; see
-docs/audio.md); the run's modality chooses (noisecraft.eval.report.evaluate_run).
+docs/audio.md), video runs with motion metrics (--metrics acc,identity,trajectory,fvd; docs/video.md);
+the run's modality chooses (noisecraft.eval.report.evaluate_run).
 
 `eval` is a group whose default command is `run`: `noisecraft eval RUN_DIR ...` is
 `noisecraft eval run RUN_DIR ...`. Register it in the main CLI with `cli.add_command(eval_group, "eval")`.
@@ -66,12 +67,13 @@ def eval_group() -> None:
 @click.argument("run_dir", type=click.Path())
 @click.option("--out", type=click.Path(), required=True, help="Report folder (report.json, report.md, pictures).")
 @click.option("--n", "n", type=int,
-              help="Samples to generate and score. Default: 1000 for images; for audio the floor's number of "
+              help="Samples to generate and score. Default: 1000 for images; for audio and video the floor's number of "
                    "clips (half the held-out split), so FD and KID compare like with like.")
 @click.option("--metrics",
               help="Comma-separated. Images (default fd,kid,pr,acc): fd, kid, pr (precision/recall), acc (class "
                    "accuracy/coverage), nll (likelihood). Audio (default all): fd, kid, acc, timbre, pitch (within "
-                   "±50 cents), copies (near copies of training clips).")
+                   "±50 cents), copies (near copies of training clips). Video (default all): acc (per-frame digit), "
+                   "identity, trajectory (residual in px), fvd.")
 @click.option("--solver", help="Solver name (default: the run's sample.solver).")
 @click.option("--nfe", type=int, help="Network evaluations per sample (default: the run's sample.nfe).")
 @click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance).")
@@ -87,7 +89,8 @@ def eval_group() -> None:
 @click.option("--kid-subsets", type=int, default=100, show_default=True, help="Random subsets KID is averaged over.")
 @click.option("--cache-dir", type=click.Path(),
               help="Cache folder (default: $NOISECRAFT_CACHE/reference for images' reference features, "
-                   "$NOISECRAFT_CACHE/audio-features for audio runs' fitted feature classifier).")
+                   "$NOISECRAFT_CACHE/audio-features for audio runs' fitted feature classifier, "
+                   "$NOISECRAFT_CACHE/video-features for video runs' frame and motion classifiers).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the reference-feature cache.")
 @click.option("--quiet", is_flag=True, help="Only the final line.")
 def eval_run(run_dir, out, n, metrics, solver, nfe, guidance, seed, weights, features, sweep_nfe, nll_n, nll_levels,
@@ -96,7 +99,8 @@ def eval_run(run_dir, out, n, metrics, solver, nfe, guidance, seed, weights, fea
 
     Every metric is also reported for the held-out real split against the same reference (the
     noise floor). Results are deterministic for a fixed --seed. Audio runs get their own report
-    (class, timbre and pitch accuracy, near copies; docs/audio.md).
+    (class, timbre and pitch accuracy, near copies; docs/audio.md), video runs a motion report
+    (frame accuracy, identity, trajectory residual, FVD; docs/video.md).
     """
     with _errors():
         from ..eval.report import evaluate_run

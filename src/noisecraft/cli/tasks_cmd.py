@@ -1,8 +1,11 @@
-"""`noisecraft inpaint | img2img | upscale`: the inference tasks of `noisecraft.tasks` on image and audio files.
+"""`noisecraft inpaint | img2img | upscale | predict | interpolate`: the inference tasks of `noisecraft.tasks`
+on image, audio and video files.
 
     noisecraft inpaint RUN_DIR --image IMG --mask MASK [--method auto|repaint|model] [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft inpaint AUDIO_RUN --audio WAV --span START:END [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft img2img RUN_DIR --image IMG | --audio WAV --strength 0.6 [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--seed S] --out DIR
+    noisecraft predict VIDEO_RUN --video IN.gif --keep K [--n N] [--class C] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
+    noisecraft interpolate VIDEO_RUN --video IN.gif --keep 0,15 [--n N] [--class C] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft upscale RUN_DIR --image LOWRES [--method model|projection|pigdm|dps] [--sigma-y 0] [--n N] [--class C] [--solver S] [--nfe K] [--seed S] --out DIR
 
 Images are decoded as the training data is, converted to the model's channel count (RGB <-> gray)
@@ -23,6 +26,13 @@ model's channels, resampled to the run's rate, cut or padded to its length) and 
 round(START·rate) to round(END·rate) - 1 are regenerated (RePaint); the others are kept exactly,
 so in the written 16-bit WAVs they equal the input's samples when it is a 16-bit file at the run's
 rate. DIR gets 000000.wav ... and grid.png (spectrograms; first tile: the input).
+
+Video runs predict and interpolate by inpainting in time (`noisecraft.tasks.frames`): the input clip
+(GIF, MP4, a frame folder) is read at the run's frame rate and frame size like `sample` writes it;
+whole frames are known (predict: the first K; interpolate: the listed ones) and the others are
+generated (RePaint, or one pass of a mask-conditioned run). Kept frames are returned exactly, so in
+the written GIFs they equal the input's frames when it is a GIF on the 8-bit grid (as `sample` and
+`data export` write). DIR gets 000000.gif and .mp4 ... and grid.png (first strip: the input).
 """
 
 from __future__ import annotations
@@ -196,28 +206,37 @@ def inpaint_cmd(run_dir, out, n, class_, nfe, seed, weights, image, mask, audio,
     Writes DIR/000000.png ... (audio: .wav at the run's rate) and DIR/grid.png (first tile: the input).
     """
     with user_errors():
-        from ..runs import Run
-        from ..runtime import num_threads
-        from ..tasks import INPAINT_METHODS, INPAINT_SOLVERS, inpaint
-
-        method = _inpaint_method(Run.open(run_dir), method, INPAINT_METHODS)
-        repaint = method == "repaint"
-        run, spec, values, outp = _setup(run_dir, n, class_, solver, nfe, guidance, seed, out,
-                                         **(dict(solvers=INPAINT_SOLVERS, default_solver="ddpm") if repaint else {}))
-        if resample is not None and not repaint:
-            raise UserError(f"--resample {resample} applies to RePaint only; the mask-conditioned run {run_dir} inpaints "
-                            "in one pass (drop --resample, or use --method repaint with a plain run)")
-        resample = 5 if resample is None else resample
-        if not 1 <= resample <= 100:
-            raise UserError(f"--resample {resample} is out of range; valid: 1..100")
-        img, known = _inpaint_inputs(run, image, mask, audio, span)
-        with num_threads(run.config.train.threads):
-            den, cond = _conditioned(run, spec, values, n, weights)
-            x = inpaint(den, img.expand(n, *img.shape).contiguous(), known, method=method, solver=spec.solver,
-                        nfe=spec.nfe, sigma_min=spec.sigma_min, sigma_max=spec.sigma_max,
-                        resample_steps=resample if repaint else None, generator=_generators(spec, n), **cond)
-        write_samples(run, x, outp, nrow=_grid_row(n), first=img)
+        run = _inpaint_run(run_dir, out, n, class_, nfe, seed, weights, method, guidance, solver, resample,
+                           lambda r: _inpaint_inputs(r, image, mask, audio, span))
     click.echo(f"wrote {n} inpainted {'clips' if run.modality == 'audio' else 'images'} and grid.png to {out}")
+
+
+def _inpaint_run(run_dir, out, n, class_, nfe, seed, weights, method, guidance, solver, resample, inputs,
+                 shown=None):
+    """The body of inpaint, predict and interpolate: `inputs(run)` gives (input (C, *spatial), known mask
+    (1, *spatial)); the results and grid.png (first tile: `shown(input)` or the input) go to OUT. Returns the run."""
+    from ..runs import Run
+    from ..runtime import num_threads
+    from ..tasks import INPAINT_METHODS, INPAINT_SOLVERS, inpaint
+
+    method = _inpaint_method(Run.open(run_dir), method, INPAINT_METHODS)
+    repaint = method == "repaint"
+    run, spec, values, outp = _setup(run_dir, n, class_, solver, nfe, guidance, seed, out,
+                                     **(dict(solvers=INPAINT_SOLVERS, default_solver="ddpm") if repaint else {}))
+    if resample is not None and not repaint:
+        raise UserError(f"--resample {resample} applies to RePaint only; the mask-conditioned run {run_dir} inpaints "
+                        "in one pass (drop --resample, or use --method repaint with a plain run)")
+    resample = 5 if resample is None else resample
+    if not 1 <= resample <= 100:
+        raise UserError(f"--resample {resample} is out of range; valid: 1..100")
+    img, known = inputs(run)
+    with num_threads(run.config.train.threads):
+        den, cond = _conditioned(run, spec, values, n, weights)
+        x = inpaint(den, img.expand(n, *img.shape).contiguous(), known, method=method, solver=spec.solver,
+                    nfe=spec.nfe, sigma_min=spec.sigma_min, sigma_max=spec.sigma_max,
+                    resample_steps=resample if repaint else None, generator=_generators(spec, n), **cond)
+    write_samples(run, x, outp, nrow=_grid_row(n), first=img if shown is None else shown(img, known))
+    return run
 
 
 @click.command()
@@ -301,3 +320,90 @@ def upscale_cmd(run_dir, out, n, class_, nfe, seed, weights, image, method, sigm
         first = low.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
         write_samples(run, x.detach(), outp, nrow=_grid_row(n), first=first)
     click.echo(f"wrote {n} upscaled images ({w}x{h} -> {r}x{r}) and grid.png to {out}")
+
+
+# ------------------------------------------------------------------------------------------------
+# predict / interpolate: inpainting in time (whole frames known)
+
+
+def _video_run_frames(run, command: str) -> int:
+    """T of a video run, or a UserError saying the run is not one."""
+    if run.modality != "video":
+        other = "`noisecraft inpaint` with --audio" if run.modality == "audio" else "`noisecraft inpaint`"
+        raise UserError(f"{command} needs a video run; {run.path} is a model of {run.modality} data with shape "
+                        f"{run.shape} (use {other} for that)")
+    return int(run.shape[1])
+
+
+def _video_inputs(run, video: str, keep: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(clip (C, T, H, W), known mask (1, T, H, W)): the file's first max(keep) + 1 frames, read as the
+    run's data (its frame rate, channels, size or an integer multiple of it); frames not kept are 0."""
+    from ..tasks import frame_mask
+
+    c, t, h, w = run.shape
+    need = max(keep) + 1
+    part = run.get_modality().read(video, (c, need, h, w), scale=run.config.sample.scale)
+    clip = torch.zeros(c, t, h, w)
+    clip[:, :need] = part
+    known = frame_mask(run.shape, keep)
+    return clip * known, known
+
+
+_VIDEO_TASK = [
+    click.option("--video", required=True, type=click.Path(), help="Input clip: GIF, MP4 (or another video file) or "
+                 "a folder of frame images, read at the run's frame rate and frame size (or an integer multiple)."),
+    click.option("--method", default="auto", show_default=True,
+                 help="auto (model for a mask-conditioned run, else repaint) | repaint | model."),
+    click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance)."),
+    click.option("--solver", help="repaint: ddpm (default), euler_ancestral, ddim_eta, ddim or euler; model: any."),
+    click.option("--resample", type=int, help="RePaint resampling count U (1 = none)  [default: 5; repaint only]"),
+]
+
+
+def _video_task(fn):
+    for deco in reversed(_VIDEO_TASK):
+        fn = deco(fn)
+    return _common(fn)
+
+
+@click.command()
+@_video_task
+@click.option("--keep", "keep", type=int, required=True, help="K: the first K frames of the input are kept (1..T-1).")
+def predict_cmd(run_dir, out, n, class_, nfe, seed, weights, video, method, guidance, solver, resample, keep) -> None:
+    """Keep the first K frames of the input clip and generate the rest of a video run's T frames
+    (inpainting in time); the kept frames are kept exactly. The input needs only K frames.
+
+    Writes DIR/000000.gif (and .mp4) ... and DIR/grid.png (first strip: the input, generated frames gray).
+    """
+    with user_errors():
+        from ..runs import Run
+
+        t = _video_run_frames(Run.open(run_dir), "predict")
+        if not 1 <= keep < t:
+            raise UserError(f"--keep {keep} is out of range for a run of {t}-frame clips; valid: 1..{t - 1} "
+                            "(keep the first K frames, generate the rest)")
+        _inpaint_run(run_dir, out, n, class_, nfe, seed, weights, method, guidance, solver, resample,
+                     lambda r: _video_inputs(r, video, tuple(range(keep))))
+    click.echo(f"wrote {n} clips predicted from {keep} of {t} frames and grid.png to {out}")
+
+
+@click.command()
+@_video_task
+@click.option("--keep", "keep", required=True, help="The input frames to keep, comma-separated (e.g. 0,15); the "
+              "others are generated.")
+def interpolate_cmd(run_dir, out, n, class_, nfe, seed, weights, video, method, guidance, solver, resample,
+                    keep) -> None:
+    """Keep the listed frames of the input clip and generate the frames between and around them
+    (inpainting in time); the kept frames are kept exactly. The input needs frames up to the last kept one.
+
+    Writes DIR/000000.gif (and .mp4) ... and DIR/grid.png (first strip: the input, generated frames gray).
+    """
+    with user_errors():
+        from ..runs import Run
+        from ..tasks import parse_keep_frames
+
+        t = _video_run_frames(Run.open(run_dir), "interpolate")
+        frames = parse_keep_frames(keep, t)
+        _inpaint_run(run_dir, out, n, class_, nfe, seed, weights, method, guidance, solver, resample,
+                     lambda r: _video_inputs(r, video, frames))
+    click.echo(f"wrote {n} clips interpolated from frames {','.join(map(str, frames))} of {t} and grid.png to {out}")

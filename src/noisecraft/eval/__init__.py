@@ -1,6 +1,7 @@
 """Evaluation: sample-quality metrics on pluggable features, cached reference statistics, the
 probability-flow likelihood, run reports and a hook for training; for sound, a log-mel feature
-classifier, YIN pitch and `evaluate_audio`.
+classifier, YIN pitch and `evaluate_audio`; for video, motion metrics (`video_motion`, `video_run`)
+and prediction scores (`video_prediction`).
 
     from noisecraft.eval import log_likelihood, frechet_distance, kid, precision_recall
     ref = build_reference(train_images, extractor, holdout=test_images)
@@ -101,6 +102,10 @@ from ..data.note_names import (
 from .pitch import PITCH_METHODS, PitchAccuracy, PitchEstimate, estimate_f0, estimate_f0_shs, pitch_accuracy
 from .report import RUN_EVALUATIONS, evaluate_image_run, evaluate_run, write_report
 from .splits import RealSplits, real_splits
+from .video_features import fit_frame_classifier, fit_motion_features, load_motion_features
+from .video_motion import centroids, fit_bounce, identity_consistency, trajectory_residuals
+from .video_prediction import copy_last_frame, extrapolate_centroid, prediction_scores, psnr, ssim
+from .video_run import VIDEO_METRICS, evaluate_video_run, parse_video_metrics, video_scores
 
 __all__ = [
     "log_likelihood", "discrete_log_likelihood", "bits_per_dim", "quantize", "bin_width", "data_span",
@@ -122,4 +127,7 @@ __all__ = [
     "AudioSet", "AudioClips", "AudioReference", "build_audio_reference", "audio_report", "evaluate_audio",
     "format_audio_report", "real_halves", "AUDIO_METRIC_DIRECTIONS", "AUDIO_METRICS", "parse_audio_metrics",
     "evaluate_audio_run",
+    "centroids", "fit_bounce", "trajectory_residuals", "identity_consistency", "fit_frame_classifier",
+    "fit_motion_features", "load_motion_features", "psnr", "ssim", "copy_last_frame", "extrapolate_centroid",
+    "prediction_scores", "VIDEO_METRICS", "parse_video_metrics", "video_scores", "evaluate_video_run",
 ]

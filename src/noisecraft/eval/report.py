@@ -8,7 +8,8 @@
         nfe_sweep.png    FD (and KID) against the sampler's NFE, with the noise floor (--sweep-nfe)
 
 That is the image protocol. `evaluate_run` picks the protocol the run's modality names
-(`RUN_EVALUATIONS`); audio runs get `audio_run.evaluate_audio_run` and its report folder.
+(`RUN_EVALUATIONS`); audio runs get `audio_run.evaluate_audio_run` and its report folder, video runs
+`video_run.evaluate_video_run` (frame accuracy, identity, trajectory residual, FVD).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .evaluate import (
     parse_metrics,
 )
 from .audio_run import evaluate_audio_run
+from .video_run import evaluate_video_run
 from .features import EvalError, FeatureExtractor, load_extractor
 from .output import check_report_out, environment
 from .splits import real_splits
@@ -74,7 +76,7 @@ def evaluate_run(
 
     How depends on what the run's modality names as its evaluation (`Modality.eval_features`, a key
     of `RUN_EVALUATIONS`): images are scored by `evaluate_image_run`, audio by
-    `audio_run.evaluate_audio_run`. n and metrics default to the protocol's (images: 1000 samples,
+    `audio_run.evaluate_audio_run`, video by `video_run.evaluate_video_run`. n and metrics default to the protocol's (images: 1000 samples,
     fd,kid,pr,acc; audio: the floor's number of clips, every audio metric).
 
     solver / nfe / guidance default to the run's [sample] section. features: a fit-features folder,
@@ -89,8 +91,8 @@ def evaluate_run(
     kind = run.get_modality().eval_features
     if features is None and kind is None:
         raise EvalError(f"run {str(run_dir)!r} holds {run.modality} data {run.shape}: there are no default evaluation "
-                        f"features for the {run.modality} modality yet; give --features, or evaluate an image or "
-                        "audio run")
+                        f"features for the {run.modality} modality yet; give --features, or evaluate an image, "
+                        "audio or video run")
     protocol = RUN_EVALUATIONS[kind or "classifier"]  # features given for a modality without defaults: as images
     return protocol(run, run_dir, out_dir, n=n, metrics=metrics, solver=solver, nfe=nfe, guidance=guidance,
                     seed=seed, weights=weights, features=features, sweep_nfe=sweep_nfe, nll_n=nll_n,
@@ -255,6 +257,7 @@ def evaluate_image_run(
 RUN_EVALUATIONS: dict[str, Callable[..., dict[str, Any]]] = {
     "classifier": evaluate_image_run,
     "audio-classifier": evaluate_audio_run,
+    "video-motion": evaluate_video_run,
 }
 
 

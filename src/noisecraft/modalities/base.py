@@ -66,7 +66,8 @@ class Modality(ABC):
     # How `noisecraft eval RUN` scores this kind of signal: a key of noisecraft.eval.report.RUN_EVALUATIONS
     # (a name, since modalities sit below eval). "classifier" = image features from a small classifier
     # fitted on the built-in dataset (`default_extractor`); "audio-classifier" = a log-mel classifier
-    # fitted on the run's training clips, pitch and timbre (`eval.audio_run`); None = none yet
+    # fitted on the run's training clips, pitch and timbre (`eval.audio_run`); "video-motion" = frame and
+    # motion classifiers fitted on the built-in clips, trajectory residuals (`eval.video_run`); None = none yet
     # (evaluation needs features= given and then scores as images).
     eval_features: str | None = None
 

@@ -63,6 +63,7 @@ class VideoModality(Modality):
     ranks = (3,)
     file_ext = ".gif"
     display_scale = VIDEO_DISPLAY_SCALE
+    eval_features = "video-motion"  # noisecraft.eval.video_run: frame accuracy, identity, trajectory residual, FVD
     also_writes = (".mp4",)  # `noisecraft sample` writes these beside every GIF (skipped, with a note, without ffmpeg)
 
     def __init__(self, fps: int = DEFAULT_FPS) -> None:
