@@ -18,10 +18,10 @@ def on_8bit_grid(shape, seed=0):
 
 # --- registry -------------------------------------------------------------------------------------
 def test_registry_and_default_modality():
-    assert set(MODALITIES) == {"image", "array", "audio"}
+    assert set(MODALITIES) == {"image", "array", "audio", "field"}
     assert isinstance(get_modality("image"), ImageModality) and isinstance(get_modality("array"), ArrayModality)
     assert all(isinstance(m, Modality) and m.name == k for k, m in MODALITIES.items())
-    with pytest.raises(ValueError, match="unknown modality 'video'; valid: array, audio, image"):
+    with pytest.raises(ValueError, match="unknown modality 'video'; valid: array, audio, field, image"):
         get_modality("video")
     # modalities without settings have no options, and refuse any
     assert get_modality("image", {}) is MODALITIES["image"] and MODALITIES["array"].options() == {}

@@ -8,6 +8,7 @@
     ds = load_dataset("spoken-digits")                  # (N, 1, 8192): "zero".."nine" by espeak-ng at 8 kHz
     ds = load_dataset("path/to/wavs", resolution=8192, sample_rate=16000)  # mono clips, labels from sub-folders
     ds = load_dataset("blobs")                          # (N, 1, 8, 16, 16): 8-frame clips of a moving blob
+    ds = load_dataset("darcy")                          # (N, 2, 64, 64): fields (a, u), ds.modality == "field"
 """
 
 from .audio import AUDIO_EXTENSIONS, list_audio_files, load_audio_folder
@@ -19,11 +20,13 @@ from .shapes import CaptionedImageDataset, load_shapes
 from .waves import load_waves
 from .blobs import load_blobs
 from .notes import NOTES_CLASSES, NotesDataset, load_notes, midi_to_hz, note_attributes
+from .fields import FieldDataset, load_darcy, load_grf, load_navier_stokes
 from .spoken_digits import DIGIT_WORDS, SpokenDigitsDataset, load_spoken_digits
 
 __all__ = [
     "DataError", "SignalDataset", "ImageDataset", "AudioDataset", "CaptionedImageDataset", "load_dataset", "BUILTIN_DATASETS", "BUILTIN_SPLITS",
     "SPLITS", "ON_ERROR", "load_digits", "load_shapes", "load_waves", "load_blobs", "load_image_folder", "list_image_files", "IMAGE_EXTENSIONS",
     "load_notes", "NotesDataset", "NOTES_CLASSES", "note_attributes", "midi_to_hz", "load_audio_folder", "list_audio_files",
-    "AUDIO_EXTENSIONS", "load_spoken_digits", "SpokenDigitsDataset", "DIGIT_WORDS",
+    "AUDIO_EXTENSIONS", "load_spoken_digits", "SpokenDigitsDataset", "DIGIT_WORDS", "FieldDataset", "load_grf", "load_darcy",
+    "load_navier_stokes",
 ]

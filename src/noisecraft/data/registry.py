@@ -1,4 +1,5 @@
-"""`load_dataset`: one entry point for built-in datasets (images, 1-D waves, audio notes and spoken digits, 3-D blobs)
+"""`load_dataset`: one entry point for built-in datasets (images, 1-D waves, audio notes and spoken digits, 3-D blobs,
+scientific fields)
 and folders of images or audio files.
 
 `source` is looked up among the built-in names first, then treated as a folder path; write a
@@ -17,6 +18,7 @@ from .audio import AUDIO_EXTENSIONS, list_audio_files, load_audio_folder
 from .blobs import load_blobs
 from .dataset import DataError, SignalDataset, check_channels, check_resolution
 from .digits import load_digits
+from .fields import load_darcy, load_grf, load_navier_stokes
 from .folders import ON_ERROR
 from .images import IMAGE_EXTENSIONS, list_image_files, load_image_folder
 from .notes import load_notes
@@ -36,6 +38,9 @@ BUILTIN_DATASETS: dict[str, Callable[..., SignalDataset]] = {
     "notes": load_notes,  # 1-D (1, 4096) audio at 8 kHz, modality "audio"
     "spoken-digits": load_spoken_digits,  # 1-D (1, 8192) speech at 8 kHz by espeak-ng, modality "audio"
     "blobs": load_blobs,  # 3-D (1, 8, 16, 16), modality "array"
+    "grf": load_grf,  # scientific fields (modality "field"): Matérn GRF (1, 64, 64)
+    "darcy": load_darcy,  # Darcy flow (a, u) (2, 64, 64)
+    "navier-stokes": load_navier_stokes,  # Kolmogorov-flow vorticity (1, 64, 64)
 }
 
 # Built-ins with splits beyond SPLITS (e.g. shapes' "heldout" colour-shape pairs).

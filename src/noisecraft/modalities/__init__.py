@@ -7,6 +7,7 @@
     writer.add_image("samples", m.preview_image(batch, nrow=8), step)
     a = get_modality("audio", {"sample_rate": 16000})   # a modality with options (run.json records them)
     a.write(wave, "000000.wav")                    # (1, L) in [-1, 1] -> 16-bit PCM WAV at 16 kHz
+    get_modality("field").write(f, "000000.npz")   # (C, H, W) physical field -> NPZ, key "field"
 
 Imports point one way: io <- modalities <- data (datasets record their modality by name).
 """
@@ -18,14 +19,15 @@ from collections.abc import Mapping
 from .array import ARRAY_DISPLAY_SCALE, ArrayModality
 from .audio import AUDIO_DISPLAY_SCALE, DEFAULT_SAMPLE_RATE, AudioModality
 from .base import Modality, default_modality
+from .field import FIELD_KEY, FieldModality
 from .image import IMAGE_DISPLAY_SCALE, ImageModality
 
 __all__ = [
-    "Modality", "ImageModality", "ArrayModality", "AudioModality", "MODALITIES", "get_modality", "default_modality",
+    "Modality", "ImageModality", "ArrayModality", "AudioModality", "FieldModality", "FIELD_KEY", "MODALITIES", "get_modality", "default_modality",
     "IMAGE_DISPLAY_SCALE", "ARRAY_DISPLAY_SCALE", "AUDIO_DISPLAY_SCALE", "DEFAULT_SAMPLE_RATE",
 ]
 
-MODALITIES: dict[str, Modality] = {m.name: m for m in (ImageModality(), ArrayModality(), AudioModality())}
+MODALITIES: dict[str, Modality] = {m.name: m for m in (ImageModality(), ArrayModality(), AudioModality(), FieldModality())}
 
 
 def get_modality(name: str, options: Mapping[str, object] | None = None) -> Modality:
