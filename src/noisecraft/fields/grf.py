@@ -37,7 +37,7 @@ def matern_kernel(r: np.ndarray, *, nu: float, length: float, std: float) -> np.
     from scipy.special import gamma, kv
 
     r = np.asarray(r, dtype=np.float64)
-    z = np.sqrt(2 * nu) * np.maximum(r, 1e-300) / length
+    z = np.sqrt(2 * nu) * np.where(r > 0, r, 1.0) / length  # r = 0 is set below (the limit std²)
     out = std**2 * 2 ** (1 - nu) / gamma(nu) * z**nu * kv(nu, z)
     return np.where(r == 0, std**2, out)
 

@@ -74,11 +74,13 @@ class SpectralGrid:
         self.n = n
         kx = torch.fft.fftfreq(n, d=1.0 / n, dtype=torch.float64)[:, None]  # (N, 1)
         ky = torch.fft.rfftfreq(n, d=1.0 / n, dtype=torch.float64)[None, :]  # (1, N/2+1)
-        self.kx, self.ky = kx.expand(n, n // 2 + 1), ky.expand(n, n // 2 + 1)
-        self.k2 = self.kx**2 + self.ky**2
+        self.k2 = (kx**2 + ky**2).expand(n, n // 2 + 1)
+        # First derivatives i·k drop the Nyquist wave number: i·(N/2) breaks the Hermitian symmetry of a real field.
+        self.kx = torch.where(kx.abs() == n // 2, 0.0, kx).expand(n, n // 2 + 1)
+        self.ky = torch.where(ky.abs() == n // 2, 0.0, ky).expand(n, n // 2 + 1)
         self.inv_k2 = torch.where(self.k2 > 0, 1.0 / torch.where(self.k2 > 0, self.k2, 1.0), 0.0)  # mean mode: ψ̂ = 0
         cut = n / 3.0  # keep |k| < N/3 in each direction
-        self.dealias = ((self.kx.abs() < cut) & (self.ky.abs() < cut)).to(torch.float64)
+        self.dealias = ((kx.abs() < cut) & (ky.abs() < cut)).to(torch.float64).expand(n, n // 2 + 1)
 
     def rfft(self, x: Tensor) -> Tensor:
         return torch.fft.rfft2(x)
@@ -145,4 +147,5 @@ def kolmogorov_snapshots(size: int, seed: int, index: np.ndarray, cfg: NSConfig 
     (ν = 1.5, ℓ = 0.1 of the box, std cfg.init_std) drawn from (seed, index[i]), all run as one batch."""
     grf = MaternGRF(size, nu=1.5, length=0.1, std=cfg.init_std)
     w0 = grf.from_noise(field_noise(seed, index, (size, size)))[:, 0]
+    w0 = w0 - w0.mean((-2, -1), keepdim=True)  # on the torus ∮u·dl = 0: the vorticity has zero mean
     return simulate(w0, cfg, cfg.spinup)
