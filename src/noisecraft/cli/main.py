@@ -6,6 +6,7 @@
     noisecraft inpaint RUN_DIR (--image IMG --mask MASK | --audio WAV --span START:END) [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft img2img RUN_DIR --image IMG --strength 0.6 [--n N] [--class C] [--guidance W] [--solver S] [--nfe K] [--seed S] --out DIR
     noisecraft upscale RUN_DIR --image LOWRES [--method projection|pigdm|dps] [--sigma-y 0] [--n N] [--class C] [--solver S] [--nfe K] [--seed S] --out DIR
+    noisecraft reconstruct RUN_DIR --observations OBS.npz [--n 32] [--seed S] [--method M] [--truth F.npz] --out DIR
     noisecraft demo [--out runs/demo]
     noisecraft ema RUN_DIR --std S
 
@@ -224,6 +225,7 @@ def demo(out, steps, per_class, nfe, sets, quiet) -> None:
 def _register_subcommands() -> None:
     from .data_cmd import data_group
     from .eval_cmd import eval_group
+    from .fields_cmd import reconstruct_cmd
     from .tasks_cmd import img2img_cmd, inpaint_cmd, upscale_cmd
 
     cli.add_command(data_group, "data")
@@ -231,6 +233,7 @@ def _register_subcommands() -> None:
     cli.add_command(inpaint_cmd, "inpaint")
     cli.add_command(img2img_cmd, "img2img")
     cli.add_command(upscale_cmd, "upscale")
+    cli.add_command(reconstruct_cmd, "reconstruct")
 
 
 _register_subcommands()
