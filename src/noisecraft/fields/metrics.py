@@ -4,8 +4,12 @@ Metrics (each takes the truth (C, H, W) or (B, C, H, W) and posterior samples (n
 
 * `relative_l2(pred, truth)`: ‖pred - truth‖ / ‖truth‖ (per field).
 * `coverage(samples, truth, level)`: the fraction of pixels whose truth lies in the central `level`
-  interval of the samples (empirical quantiles (1 - level)/2 and (1 + level)/2); calibrated
-  samples give ≈ level.
+  interval of the samples. The interval's ends are the Weibull plotting-position quantiles
+  (order statistic p·(n + 1), interpolated; Hyndman & Fan 1996, definition 6): for n exchangeable
+  draws the truth falls between the k-th and (n+1-k)-th smallest with probability (n+1-2k)/(n+1),
+  so a calibrated ensemble of any size scores ≈ level. (The usual p·(n - 1) quantiles cover only
+  ≈ 84 % at level 0.9 with n = 32 samples even for a perfect posterior.) Needs n >= 2/(1 - level) - 1
+  samples (19 for 90 %) to place the ends inside the ensemble.
 * `gaussian_coverage(mean, std, truth, level)`: the same for a Gaussian predictive N(mean, std²).
 * `crps(samples, truth)`: the continuous ranked probability score of the empirical distribution,
   E|X - y| - ½E|X - X'| (Gneiting & Raftery 2007, eq. 21), averaged over pixels; the "fair" estimator
@@ -47,10 +51,10 @@ def relative_l2(pred: Tensor, truth: Tensor) -> float:
 def coverage(samples: Tensor, truth: Tensor, level: float) -> float:
     """Fraction of entries of `truth` inside the central `level` interval of `samples` (n, *truth.shape)."""
     level = _level(level)
-    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
-    lo, hi = torch.quantile(samples.double().reshape(samples.shape[0], -1), q, dim=0)
-    t = truth.double().reshape(-1)
-    return float(((t >= lo) & (t <= hi)).double().mean())
+    x = samples.detach().double().cpu().reshape(samples.shape[0], -1).numpy()
+    lo, hi = np.quantile(x, [(1 - level) / 2, (1 + level) / 2], axis=0, method="weibull")
+    t = truth.detach().double().cpu().reshape(-1).numpy()
+    return float(((t >= lo) & (t <= hi)).mean())
 
 
 def gaussian_coverage(mean: Tensor, std: Tensor, truth: Tensor, level: float) -> float:
