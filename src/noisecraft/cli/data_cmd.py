@@ -29,7 +29,8 @@ def data_group() -> None:
 @click.option("--scale", type=int, help="Display scale of image files (default: the modality's, 4 for images; audio and arrays ignore it).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="New (or empty) folder to write.")
 def export_cmd(dataset: str, split: str, n: int, seed: int, scale: int | None, out: str) -> None:
-    """Write N examples of a built-in DATASET (digits, shapes, waves, notes, blobs) plus labels.csv to --out."""
+    """Write N examples of a built-in DATASET (digits, shapes, waves, notes, spoken-digits, blobs, grf, darcy,
+    navier-stokes) plus labels.csv to --out (fields: one NPZ per field, key "field", (C, H, W))."""
     from ..data.export import export_dataset
 
     with user_errors():

@@ -1,6 +1,6 @@
 """Sparse point observations of a field: the OBS.npz file and the linear operator A that takes them.
 
-OBS.npz (a plain `numpy.savez` file, read without unpickling) holds
+OBS.npz (a plain `numpy.savez` file, read by `io_safety.read_npz_numbers`: never unpickled) holds
 
     idx        (M, 2) integers, the (row, column) pixel of each observation, 0 <= row < H, 0 <= col < W, distinct
     values     (M,) for a 1-channel field, or (M, C): every channel at each point; finite floats
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -28,6 +27,7 @@ import torch
 from torch import Tensor
 
 from ..io.readers import DataError
+from ..io_safety import read_npz_numbers
 from ..tasks.operators import SparsePoints
 
 __all__ = ["Observations", "PointObservation", "read_observations", "write_observations", "random_observations"]
@@ -81,20 +81,17 @@ def read_observations(path: str | os.PathLike, shape: Sequence[int]) -> Observat
     if not path.is_file():
         raise _fail(path, "does not exist" if not path.exists() else "is not a file")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            missing = [k for k in ("idx", "values") if k not in keys]
-            if missing:
-                raise _fail(path, f"missing key {missing[0]!r} (keys: {', '.join(sorted(keys)) or 'none'}); valid: "
-                                  "idx (M, 2) int, values (M,) or (M, C) float, optional noise_std")
-            extra = sorted(keys - {"idx", "values", "noise_std"})
-            if extra:
-                raise _fail(path, f"unknown key {extra[0]!r}; valid keys: idx, values, noise_std")
-            arrays = {k: z[k] for k in keys}
-    except DataError:
-        raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:  # pickled objects, not a zip, truncated
-        raise _fail(path, f"is not a readable NPZ of numeric arrays ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        arrays = read_npz_numbers(path, max_elements=_MAX_POINTS * 2 * max(c, 1))  # header-checked, never unpickled
+    except DataError as e:
+        raise _fail(path, f"is not a readable NPZ of numeric arrays ({str(e).split(': ', 1)[-1][:160]})") from None
+    keys = set(arrays)
+    missing = [k for k in ("idx", "values") if k not in keys]
+    if missing:
+        raise _fail(path, f"missing key {missing[0]!r} (keys: {', '.join(sorted(keys)) or 'none'}); valid: "
+                          "idx (M, 2) int, values (M,) or (M, C) float, optional noise_std")
+    extra = sorted(keys - {"idx", "values", "noise_std"})
+    if extra:
+        raise _fail(path, f"unknown key {extra[0]!r}; valid keys: idx, values, noise_std")
     idx, values = arrays["idx"], arrays["values"]
     if idx.dtype.kind not in "iu" or idx.ndim != 2 or idx.shape[1] != 2:
         raise _fail(path, f"idx is {idx.dtype} {idx.shape}; valid: integers of shape (M, 2) (row, column)")
