@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from .grf import MaternGRF, field_noise
 
@@ -84,7 +83,3 @@ def darcy_coefficient(kind: str, size: int, seed: int, index: np.ndarray) -> np.
     if kind == "piecewise":
         return np.where(psi >= 0, PIECEWISE_VALUES[1], PIECEWISE_VALUES[0])
     return np.exp(psi)
-
-
-def _as_numpy(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
