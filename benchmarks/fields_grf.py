@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--fractions", default="0.01,0.02,0.05")
     ap.add_argument("--methods", default="pigdm,dps,projection,tmpd")
     ap.add_argument("--tmpd-fields", type=int, default=4, help="tmpd is costly (M backward passes per step): first K fields")
+    ap.add_argument("--tmpd-max-points", type=int, default=100, help="skip tmpd above this many observations")
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--out", default="benchmarks/results/fields_grf.json")
     args = ap.parse_args()
@@ -67,7 +68,7 @@ def main() -> None:
             res["cubic"] = _scores(cubic_baseline(obs, truth.shape), None, truth, exact)
             res["mean"] = _scores(flat, None, truth, exact)
             for m in args.methods.split(","):
-                if m == "tmpd" and k >= args.tmpd_fields:
+                if m == "tmpd" and (k >= args.tmpd_fields or obs.count > args.tmpd_max_points):
                     continue
                 t = time.process_time()
                 post = reconstruct(grf, obs, tuple(truth.shape), n=args.n, method=m, solver="heun", nfe=100,

@@ -139,3 +139,21 @@ def test_reconstruct_cli_errors(field_run, small):
     np.savez(small / "bad_truth.npz", field=np.zeros((1, 4, 4), np.float32))
     assert_user_error(run("reconstruct", field_run, "--observations", small / "obs.npz", "--truth", small / "bad_truth.npz",
                           "--out", small / "r"), "expected (1, 8, 8)")
+
+
+def test_field_modality_writes_key_field_bitwise(tmp_path):
+    from noisecraft.data import DataError
+    from noisecraft.modalities import get_modality
+
+    m = get_modality("field")
+    x = torch.randn(2, 5, 7)
+    m.write(x, tmp_path / "f.npz")
+    with np.load(tmp_path / "f.npz", allow_pickle=False) as z:
+        assert z.files == ["field"]
+    assert torch.equal(m.read(tmp_path / "f.npz", (2, 5, 7)), x)
+    np.savez(tmp_path / "x.npz", x=x.numpy())  # an array-modality file is not a field file
+    with pytest.raises(DataError, match="has no array 'field' \\(keys: x\\)"):
+        m.read(tmp_path / "x.npz", (2, 5, 7))
+    with pytest.raises(ValueError, match="field sample shape"):
+        m.check_shape((1, 8))
+    assert m.preview_image(x[None], nrow=1).shape[0] == 3
