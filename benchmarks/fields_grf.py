@@ -80,8 +80,10 @@ def main() -> None:
             print(frac, k, {m: round(v["error_vs_exact"], 3) for m, v in res.items()}, flush=True)
     summary = {}
     for frac in sorted({r["fraction"] for r in rows}):
-        for m in rows[0]["results"]:
+        for m in dict.fromkeys(m for r in rows for m in r["results"]):
             vals = [r["results"][m] for r in rows if r["fraction"] == frac and m in r["results"]]
+            if not vals:  # e.g. tmpd above --tmpd-max-points
+                continue
             keys = [key for key in vals[0] if vals[0][key] is not None]
             summary[f"{frac}/{m}"] = {"fields": len(vals)} | {
                 key: {"median": float(np.median([v[key] for v in vals])), "min": float(np.min([v[key] for v in vals])),
