@@ -20,6 +20,9 @@ Every place in noisecraft that reads weights goes through this module:
 * `read_npz_array(path, key, shape=...)`: one float array of an NPZ data file (not weights, but the
   same rule: nothing is unpickled). The member's .npy header (dtype, shape) is checked before its
   data is read, and the data is read with `allow_pickle=False`; defects raise `DataError`.
+* `read_npz_numbers(path, max_elements=...)`: every array of a small NPZ file of plain numbers
+  (ints, floats; e.g. the observation files of `noisecraft reconstruct`), each header checked
+  (numeric dtype, size) before its data is read, never unpickled.
 * `check_safetensors_file(path)`: the header checks only, against the file's size, without reading
   the tensor data (for big third-party folders handed to another loader, e.g. transformers).
 
@@ -66,6 +69,7 @@ __all__ = [
     "check_finite",
     "check_tensors_match",
     "read_npz_array",
+    "read_npz_numbers",
 ]
 
 MAX_HEADER_BYTES = 100_000_000  # the limit safetensors itself enforces
@@ -395,3 +399,33 @@ def read_npz_array(path: str | os.PathLike, key: str, *, shape: tuple[int, ...] 
         raise
     except Exception as e:  # noqa: BLE001 - not a zip, truncated, bad header: all mean "unreadable file"
         raise DataError(f"cannot read NPZ file {str(path)!r}: {type(e).__name__}: {_one_line(e)}") from e
+
+
+def read_npz_numbers(path: str | os.PathLike, *, max_elements: int = 1 << 24) -> dict[str, np.ndarray]:
+    """Every array of the NPZ file `path`, by key, each a numeric (integer or float) array of at most
+    `max_elements` values, checked from its .npy header before its data is read; never unpickles.
+    Every defect is a one-line `DataError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"NPZ file {str(path)!r} {'is not a file' if path.exists() else 'does not exist'}")
+    out: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for member in zf.namelist():
+                key = member[:-4] if member.endswith(".npy") else member
+                with zf.open(member) as f:
+                    shape, dtype = _npy_header(f)
+                if dtype.hasobject or dtype.kind not in "iuf":
+                    raise DataError(f"NPZ file {str(path)!r}: array {key!r} has dtype {dtype}; valid: integers or floats "
+                                    "(object/pickled arrays are never loaded)")
+                if int(np.prod(shape, dtype=np.int64)) > max_elements:
+                    raise DataError(f"NPZ file {str(path)!r}: array {key!r} has shape {shape}, more than {max_elements} values")
+                with zf.open(member) as f:
+                    out[key] = np.lib.format.read_array(f, allow_pickle=False)
+    except DataError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - not a zip, truncated, bad header: all mean "unreadable file"
+        raise DataError(f"cannot read NPZ file {str(path)!r}: {type(e).__name__}: {_one_line(e)}") from e
+    return out

@@ -18,11 +18,11 @@ def on_8bit_grid(shape, seed=0):
 
 # --- registry -------------------------------------------------------------------------------------
 def test_registry_and_default_modality():
-    assert set(MODALITIES) == {"image", "array", "audio", "video"}
+    assert set(MODALITIES) == {"image", "array", "audio", "video", "field"}
     assert isinstance(get_modality("image"), ImageModality) and isinstance(get_modality("array"), ArrayModality)
     assert all(isinstance(m, Modality) and m.name == k for k, m in MODALITIES.items())
-    with pytest.raises(ValueError, match="unknown modality 'field'; valid: array, audio, image, video"):
-        get_modality("field")
+    with pytest.raises(ValueError, match="unknown modality 'point-cloud'; valid: array, audio, field, image, video"):
+        get_modality("point-cloud")
     # modalities without settings have no options, and refuse any
     assert get_modality("image", {}) is MODALITIES["image"] and MODALITIES["array"].options() == {}
     with pytest.raises(ValueError, match=r"the image modality takes no options, got \['sample_rate'\]"):

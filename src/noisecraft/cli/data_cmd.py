@@ -30,8 +30,9 @@ def data_group() -> None:
               "audio and arrays ignore it).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="New (or empty) folder to write.")
 def export_cmd(dataset: str, split: str, n: int, seed: int, scale: int | None, out: str) -> None:
-    """Write N examples of a built-in DATASET (digits, shapes, waves, notes, blobs, moving-digits,
-    moving-shapes: looping GIFs) plus labels.csv to --out."""
+    """Write N examples of a built-in DATASET (digits, shapes, waves, notes, spoken-digits, blobs, moving-digits,
+    moving-shapes: looping GIFs; grf, darcy, navier-stokes: one NPZ per field, key "field", (C, H, W)) plus
+    labels.csv to --out."""
     from ..data.export import export_dataset
 
     with user_errors():

@@ -9,6 +9,7 @@
     noisecraft upscale RUN_DIR --image LOWRES [--method projection|pigdm|dps] [--sigma-y 0] [--n N] [--class C] [--solver S] [--nfe K] [--seed S] --out DIR
     noisecraft predict VIDEO_RUN --video IN.gif --keep K [--n N] [--class C] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft interpolate VIDEO_RUN --video IN.gif --keep 0,15 [--n N] [--class C] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
+    noisecraft reconstruct RUN_DIR --observations OBS.npz [--n 32] [--seed S] [--method M] [--truth F.npz] --out DIR
     noisecraft demo [--out runs/demo]
     noisecraft ema RUN_DIR --std S
 
@@ -247,6 +248,7 @@ def demo(out, steps, per_class, nfe, sets, quiet) -> None:
 def _register_subcommands() -> None:
     from .data_cmd import data_group
     from .eval_cmd import eval_group
+    from .fields_cmd import reconstruct_cmd
     from .tasks_cmd import img2img_cmd, inpaint_cmd, interpolate_cmd, predict_cmd, upscale_cmd
 
     cli.add_command(data_group, "data")
@@ -256,6 +258,7 @@ def _register_subcommands() -> None:
     cli.add_command(upscale_cmd, "upscale")
     cli.add_command(predict_cmd, "predict")
     cli.add_command(interpolate_cmd, "interpolate")
+    cli.add_command(reconstruct_cmd, "reconstruct")
 
 
 _register_subcommands()

@@ -10,6 +10,7 @@
     ds = load_dataset("blobs")                          # (N, 1, 8, 16, 16): 8-frame clips of a moving blob
     ds = load_dataset("moving-digits", split="test")    # (N, 1, 16, 32, 32) video at 10 fps + ds.positions, ds.velocities
     ds = load_dataset("moving-shapes", split="heldout") # (N, 3, 16, 32, 32) + ds.captions: unseen colour-shape-motion triples
+    ds = load_dataset("darcy")                          # (N, 2, 64, 64): fields (a, u), ds.modality == "field"
 """
 
 from .audio import AUDIO_EXTENSIONS, list_audio_files, load_audio_folder
@@ -21,6 +22,7 @@ from .shapes import CaptionedImageDataset, load_shapes
 from .waves import load_waves
 from .blobs import load_blobs
 from .notes import NOTES_CLASSES, NotesDataset, load_notes, midi_to_hz, note_attributes
+from .fields import FieldDataset, load_darcy, load_grf, load_navier_stokes
 from .spoken_digits import DIGIT_WORDS, SpokenDigitsDataset, load_spoken_digits
 from .video import CaptionedVideoDataset, VideoDataset
 from .moving_digits import load_moving_digits
@@ -32,4 +34,5 @@ __all__ = [
     "load_notes", "NotesDataset", "NOTES_CLASSES", "note_attributes", "midi_to_hz", "load_audio_folder", "list_audio_files",
     "AUDIO_EXTENSIONS", "load_spoken_digits", "SpokenDigitsDataset", "DIGIT_WORDS",
     "VideoDataset", "CaptionedVideoDataset", "load_moving_digits", "load_moving_shapes", "parse_motion_caption",
+    "FieldDataset", "load_grf", "load_darcy", "load_navier_stokes",
 ]

@@ -1,5 +1,5 @@
 """`load_dataset`: one entry point for built-in datasets (images, 1-D waves, audio notes and spoken digits, 3-D blobs,
-videos of moving digits and shapes) and folders of images or audio files.
+videos of moving digits and shapes, scientific fields) and folders of images or audio files.
 
 `source` is looked up among the built-in names first, then treated as a folder path; write a
 folder that shares a built-in's name as a path ("./digits") to load the folder. A folder holding
@@ -17,6 +17,7 @@ from .audio import AUDIO_EXTENSIONS, list_audio_files, load_audio_folder
 from .blobs import load_blobs
 from .dataset import DataError, SignalDataset, check_channels, check_resolution
 from .digits import load_digits
+from .fields import load_darcy, load_grf, load_navier_stokes
 from .folders import ON_ERROR
 from .images import IMAGE_EXTENSIONS, list_image_files, load_image_folder
 from .moving_digits import load_moving_digits
@@ -40,6 +41,9 @@ BUILTIN_DATASETS: dict[str, Callable[..., SignalDataset]] = {
     "blobs": load_blobs,  # 3-D (1, 8, 16, 16), modality "array"
     "moving-digits": load_moving_digits,  # video (1, 16, 32, 32) at 10 fps, modality "video"
     "moving-shapes": load_moving_shapes,  # captioned video (3, 16, 32, 32) at 10 fps, modality "video"
+    "grf": load_grf,  # scientific fields (modality "field"): Matérn GRF (1, 64, 64)
+    "darcy": load_darcy,  # Darcy flow (a, u) (2, 64, 64)
+    "navier-stokes": load_navier_stokes,  # Kolmogorov-flow vorticity (1, 64, 64)
 }
 
 # Built-ins with splits beyond SPLITS (e.g. shapes' "heldout" colour-shape pairs).

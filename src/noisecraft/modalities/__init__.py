@@ -10,6 +10,7 @@
     v = get_modality("video", {"fps": 10})
     v.write(clip, "000000.gif"); v.write(clip, "000000.mp4")   # (C, T, H, W) -> looping GIF / H.264 MP4
     v.read("in.mp4", (1, 16, 32, 32), stride=2)    # GIF, MP4 or a folder of frames -> (C, T, H, W)
+    get_modality("field").write(f, "000000.npz")   # (C, H, W) physical field -> NPZ, key "field"
 
 Imports point one way: io <- modalities <- data (datasets record their modality by name).
 """
@@ -21,16 +22,20 @@ from collections.abc import Mapping
 from .array import ARRAY_DISPLAY_SCALE, ArrayModality
 from .audio import AUDIO_DISPLAY_SCALE, DEFAULT_SAMPLE_RATE, AudioModality
 from .base import Modality, default_modality
+from .field import FIELD_KEY, FieldModality
 from .image import IMAGE_DISPLAY_SCALE, ImageModality
 from .video import DEFAULT_FPS, VIDEO_DISPLAY_SCALE, VideoModality
 
 __all__ = [
-    "Modality", "ImageModality", "ArrayModality", "AudioModality", "VideoModality", "MODALITIES", "get_modality", "default_modality",
+    "Modality", "ImageModality", "ArrayModality", "AudioModality", "VideoModality", "FieldModality", "FIELD_KEY",
+    "MODALITIES", "get_modality", "default_modality",
     "IMAGE_DISPLAY_SCALE", "ARRAY_DISPLAY_SCALE", "AUDIO_DISPLAY_SCALE", "DEFAULT_SAMPLE_RATE",
     "VIDEO_DISPLAY_SCALE", "DEFAULT_FPS",
 ]
 
-MODALITIES: dict[str, Modality] = {m.name: m for m in (ImageModality(), ArrayModality(), AudioModality(), VideoModality())}
+MODALITIES: dict[str, Modality] = {
+    m.name: m for m in (ImageModality(), ArrayModality(), AudioModality(), VideoModality(), FieldModality())
+}
 
 
 def get_modality(name: str, options: Mapping[str, object] | None = None) -> Modality:

@@ -1,0 +1,215 @@
+"""The built-in scientific fields `grf`, `darcy` and `navier-stokes` (modality "field", (C, H, W)).
+
+Each is generated from a seed by a solver in `noisecraft.fields` and stored in the network's units,
+physical = offset + scale·x per channel (`FieldDataset.channels_info`, `to_physical`), chosen so each
+channel has a standard deviation near 0.5 (the default σ_data):
+
+* `grf` (1, N, N): a Matérn Gaussian random field on the unit torus (`fields.grf.MaternGRF`:
+  ν = 1.5, ℓ = 0.1, std 0.5, mean 0), already in physical units (offset 0, scale 1).
+* `darcy` (2, N, N): channel 0 the permeability a, channel 1 the pressure u of -∇·(a∇u) = 1 on the
+  unit square with u = 0 on the boundary (`fields.darcy`). option `coefficient`:
+  "piecewise" (a ∈ {3, 12}: x = (a - 7.5)/4.5 ∈ {-1, 1}; u = 0.006 + 0.012·x) or "lognormal"
+  (a = exp(ψ): channel 0 holds ψ/2, i.e. log a = 2·x; u = 0.04 + 0.08·x).
+* `navier-stokes` (1, N, N): the vorticity ω of 2-D Kolmogorov flow after spin-up
+  (`fields.navier_stokes`, ν = 0.01, drag 0.1, forcing -4cos(4y) on [0, 2π)², Δt = 0.02, 15 time
+  units from a random smooth state): ω = 7·x.
+
+Field i of a split depends only on (the split's seed, i), so a split of any size starts with the same
+fields. Splits: train (seed 0) and test (seed 1), sizes in `FIELD_SPLIT_SIZES`; "all" = train then test.
+
+Generated splits are cached as `<cache>/datasets/<name>/<split>-<key>.safetensors` (cache:
+$NOISECRAFT_CACHE, else ~/.cache/noisecraft), keyed by a SHA-256 of the format, the generator version,
+the solver parameters, the grid size, the seed and the number of fields, so a changed generator never
+reads a stale file; `use_cache=False` neither reads nor writes it. An unreadable or mismatched file is
+regenerated with a warning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import warnings
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors.numpy import save as st_save
+from torch import Tensor
+
+from ..fields.darcy import COEFFICIENTS, darcy_coefficient, solve_darcy
+from ..fields.grf import MaternGRF, field_noise
+from ..fields.navier_stokes import NSConfig, kolmogorov_snapshots
+from ..io.files import atomic_write_bytes
+from ..io_safety import read_safetensors
+from ..runtime import cache_root
+from .dataset import SignalDataset, check_resolution
+from .synthetic import SPLIT_SEEDS, SYNTHETIC_SPLITS
+
+__all__ = ["FIELDS_VERSION", "FIELD_SPLIT_SIZES", "FIELD_NATIVE_SIZE", "GRF_PARAMS", "NS_CONFIG", "FieldDataset",
+           "channels_info", "generate_fields", "load_grf", "load_darcy", "load_navier_stokes"]
+
+FIELDS_VERSION = 1  # bump when a generator changes what a field holds
+CACHE_FORMAT = "noisecraft-fields/1"
+FIELD_NATIVE_SIZE = 64
+FIELD_SPLIT_SIZES: dict[str, dict[str, int]] = {
+    "grf": {"train": 4000, "test": 256},
+    "darcy": {"train": 1000, "test": 128},
+    "navier-stokes": {"train": 1000, "test": 128},
+}
+GRF_PARAMS = {"nu": 1.5, "length": 0.1, "std": 0.5}
+NS_CONFIG = NSConfig()
+NS_SCALE = 7.0
+_DARCY_CHANNELS = {
+    "piecewise": [("a", 7.5, 4.5, "linear"), ("u", 0.006, 0.012, "linear")],
+    "lognormal": [("a", 0.0, 2.0, "log"), ("u", 0.04, 0.08, "linear")],
+}
+
+
+def channels_info(name: str, coefficient: str = "piecewise") -> list[dict]:
+    """Per channel {"name", "offset", "scale", "map"}: physical = offset + scale·x ("linear") or
+    exp(offset + scale·x) ("log")."""
+    if name == "grf":
+        rows = [("x", 0.0, 1.0, "linear")]
+    elif name == "darcy":
+        rows = _DARCY_CHANNELS[coefficient]
+    elif name == "navier-stokes":
+        rows = [("vorticity", 0.0, NS_SCALE, "linear")]
+    else:
+        raise ValueError(f"{name!r} is not a built-in field; valid: darcy, grf, navier-stokes")
+    return [{"name": n, "offset": o, "scale": s, "map": m} for n, o, s, m in rows]
+
+
+class FieldDataset(SignalDataset):
+    """Fields (N, C, H, W) float32 in normalized units, modality "field", unlabeled, plus
+    `channels_info` (see `channels_info`) and `params` (the generator's parameters)."""
+
+    _ranks = (2,)
+
+    def __init__(self, data: Tensor, *, name: str, info: list[dict], params: dict) -> None:
+        super().__init__(data, None, name=name, modality="field")
+        self.channels_info, self.params = info, params
+
+    @property
+    def channel_names(self) -> list[str]:
+        return [c["name"] for c in self.channels_info]
+
+    def to_physical(self, x: Tensor) -> Tensor:
+        """Normalized fields (..., C, H, W) -> physical units (module notes)."""
+        out = []
+        for c, info in enumerate(self.channels_info):
+            v = info["offset"] + info["scale"] * x[..., c, :, :]
+            out.append(torch.exp(v) if info["map"] == "log" else v)
+        return torch.stack(out, -3)
+
+
+# --- generators: (size, seed, index) -> (n, C, N, N) float32 in normalized units ---------------------
+
+def _grf(size: int, seed: int, index: np.ndarray, _opts: dict) -> np.ndarray:
+    grf = MaternGRF(size, **GRF_PARAMS)
+    return grf.from_noise(field_noise(seed, index, (size, size))).numpy().astype(np.float32)
+
+
+def _darcy(size: int, seed: int, index: np.ndarray, opts: dict) -> np.ndarray:
+    kind = opts["coefficient"]
+    a = darcy_coefficient(kind, size, seed, index)
+    u = np.stack([solve_darcy(ai) for ai in a]) if len(a) else np.zeros((0, size, size))
+    (_, oa, sa, map_a), (_, ou, su, _) = _DARCY_CHANNELS[kind]
+    ca = (np.log(a) - oa) / sa if map_a == "log" else (a - oa) / sa
+    return np.stack([ca, (u - ou) / su], 1).astype(np.float32)
+
+
+def _navier_stokes(size: int, seed: int, index: np.ndarray, _opts: dict) -> np.ndarray:
+    w = kolmogorov_snapshots(size, seed, index, NS_CONFIG)
+    if not bool(torch.isfinite(w).all()):
+        raise RuntimeError(f"the Navier-Stokes solver diverged at grid size {size} (time step {NS_CONFIG.dt} too large)")
+    return (w / NS_SCALE)[:, None].numpy().astype(np.float32)
+
+
+_GENERATORS: dict[str, Callable[[int, int, np.ndarray, dict], np.ndarray]] = {
+    "grf": _grf, "darcy": _darcy, "navier-stokes": _navier_stokes}
+
+
+def _params(name: str, opts: dict) -> dict:
+    if name == "grf":
+        return dict(GRF_PARAMS)
+    if name == "darcy":
+        return {"coefficient": opts["coefficient"], "f": 1.0}
+    return dataclasses.asdict(NS_CONFIG)
+
+
+def _key(name: str, size: int, seed: int, n: int, params: dict) -> str:
+    spec = {"format": CACHE_FORMAT, "version": FIELDS_VERSION, "name": name, "size": size, "seed": seed, "n": n,
+            "params": params}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def generate_fields(name: str, n: int, seed: int, size: int = FIELD_NATIVE_SIZE, *, use_cache: bool = True,
+                    **opts) -> np.ndarray:
+    """Fields 0..n-1 of the stream `seed` of built-in `name` (n, C, size, size) float32, from the cache when there."""
+    params = _params(name, opts)
+    key = _key(name, size, seed, n, params)
+    path = cache_root() / "datasets" / name / f"s{seed}-n{n}-r{size}-{key[:32]}.safetensors"
+    if use_cache and path.is_file():
+        try:
+            arrays, meta = read_safetensors(path, framework="np")
+            x = arrays.get("x")
+            if meta.get("key") != key or x is None or x.dtype != np.float32 or x.shape[0] != n:
+                raise ValueError("its key or shape does not match")
+            return x
+        except (OSError, ValueError) as e:  # WeightFileError is a ValueError
+            warnings.warn(f"{name} cache {str(path)!r} is unreadable ({e}); regenerating", RuntimeWarning, stacklevel=2)
+    x = _GENERATORS[name](size, seed, np.arange(n), opts)
+    if use_cache:
+        try:
+            atomic_write_bytes(path, st_save({"x": np.ascontiguousarray(x)}, metadata={"format": CACHE_FORMAT, "key": key}))
+        except OSError as e:
+            warnings.warn(f"could not write the {name} cache {str(path)!r} ({e}); continuing without it", RuntimeWarning,
+                          stacklevel=2)
+    return x
+
+
+def _load(name: str, *, resolution, split, channels, labels, hflip, use_cache, min_size: int, **opts) -> FieldDataset:
+    check_resolution(resolution)
+    size = resolution or FIELD_NATIVE_SIZE
+    if size < min_size or (name == "navier-stokes" and size % 2):
+        even = " and even" if name == "navier-stokes" else ""
+        raise ValueError(f"resolution {size} is too small for {name!r}; valid: >= {min_size}{even} (default {FIELD_NATIVE_SIZE})")
+    info = channels_info(name, opts.get("coefficient", "piecewise"))
+    if channels not in (None, len(info)):
+        raise ValueError(f"channels must be {len(info)} or None for {name!r} ({', '.join(c['name'] for c in info)}), got {channels!r}")
+    if labels not in (True, False):
+        raise ValueError(f"labels must be True or False, got {labels!r}")
+    if hflip:
+        raise ValueError(f"hflip=True is not valid for {name!r}: the generator's data is not mirror-symmetric in "
+                         "every channel and the loader never augments; pass hflip=False")
+    if split not in SYNTHETIC_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SYNTHETIC_SPLITS)} for {name!r}; got {split!r}")
+    parts = ("train", "test") if split == "all" else (split,)
+    x = np.concatenate([generate_fields(name, FIELD_SPLIT_SIZES[name][p], SPLIT_SEEDS[p], size, use_cache=use_cache,
+                                        **opts) for p in parts])
+    return FieldDataset(torch.from_numpy(x), name=name, info=info, params=_params(name, opts))
+
+
+def load_grf(*, resolution: int | None = None, split: str = "train", channels: int | None = None, labels: bool = True,
+             hflip: bool = False, use_cache: bool = True) -> FieldDataset:
+    """`grf`: Matérn Gaussian random fields (N, 1, R, R) (module notes). labels: accepted, the data has no classes."""
+    return _load("grf", resolution=resolution, split=split, channels=channels, labels=labels, hflip=hflip,
+                 use_cache=use_cache, min_size=4)
+
+
+def load_darcy(*, resolution: int | None = None, split: str = "train", channels: int | None = None,
+               labels: bool = True, hflip: bool = False, use_cache: bool = True,
+               coefficient: str = "piecewise") -> FieldDataset:
+    """`darcy`: (a, u) pairs (N, 2, R, R) of Darcy flow (module notes). coefficient: piecewise | lognormal."""
+    if coefficient not in COEFFICIENTS:
+        raise ValueError(f"coefficient {coefficient!r} is not valid for 'darcy'; valid: {', '.join(COEFFICIENTS)}")
+    return _load("darcy", resolution=resolution, split=split, channels=channels, labels=labels, hflip=hflip,
+                 use_cache=use_cache, min_size=4, coefficient=coefficient)
+
+
+def load_navier_stokes(*, resolution: int | None = None, split: str = "train", channels: int | None = None,
+                       labels: bool = True, hflip: bool = False, use_cache: bool = True) -> FieldDataset:
+    """`navier-stokes`: Kolmogorov-flow vorticity snapshots (N, 1, R, R) (module notes). R even, >= 16."""
+    return _load("navier-stokes", resolution=resolution, split=split, channels=channels, labels=labels, hflip=hflip,
+                 use_cache=use_cache, min_size=16)

@@ -1,0 +1,25 @@
+"""Scientific fields: generators with physics checks, sparse-observation reconstruction, uncertainty scores.
+
+    from noisecraft.fields import MaternGRF, solve_darcy, kolmogorov_snapshots          # generators (grf.py, darcy.py, navier_stokes.py)
+    obs = read_observations("obs.npz", (1, 64, 64))                                     # observations.py
+    post = reconstruct(denoiser, obs, (1, 64, 64), n=32, method="pigdm")               # reconstruct.py
+    coverage(post.samples, truth, 0.9), crps(post.samples, truth)                       # metrics.py (+ baselines)
+
+The built-in datasets `grf`, `darcy`, `navier-stokes` (noisecraft.data.fields) wrap the generators.
+"""
+
+from .darcy import darcy_residual, solve_darcy
+from .grf import GaussianPosterior, MaternGRF, matern_kernel
+from .metrics import (coverage, crps, cubic_baseline, gaussian_coverage, gaussian_crps, gp_baseline, mean_baseline,
+                      relative_l2, spread_skill)
+from .navier_stokes import NSConfig, kolmogorov_snapshots
+from .observations import Observations, PointObservation, random_observations, read_observations, write_observations
+from .reconstruct import RECONSTRUCT_METHODS, Posterior, reconstruct, tmpd
+
+__all__ = [
+    "MaternGRF", "GaussianPosterior", "matern_kernel", "solve_darcy", "darcy_residual", "NSConfig", "kolmogorov_snapshots",
+    "Observations", "PointObservation", "read_observations", "write_observations", "random_observations",
+    "RECONSTRUCT_METHODS", "Posterior", "reconstruct", "tmpd",
+    "relative_l2", "coverage", "gaussian_coverage", "crps", "gaussian_crps", "spread_skill",
+    "gp_baseline", "cubic_baseline", "mean_baseline",
+]
