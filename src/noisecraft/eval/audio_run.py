@@ -100,6 +100,9 @@ def yin_for_clips(length: int, rate: int, class_names: Sequence[str]) -> dict[st
     return {"fmin": fmin, "window_s": window / fs}
 
 
+_PITCH_METHODS = {"shs": "subharmonic summation", "yin": "YIN"}  # settings.pitch.method -> words
+
+
 def pitch_for_clips(length: int, rate: int, class_names: Sequence[str]) -> dict[str, Any]:
     """`pitch_accuracy` settings for clips of `length` samples: subharmonic summation (`estimate_f0_shs`,
     which measures plucks and FM bells too) where a clip holds the four periods of its lowest
@@ -290,7 +293,8 @@ def write_audio_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Pat
         *_by_timbre_table(report),
         "The floor is each figure for real held-out clips: FD and KID of half B against half A (the same "
         "reference the generated clips are scored against), the per-clip figures on every held-out clip. "
-        "Class and timbre accuracy are read from the feature classifier, pitch from YIN (within ±"
+        "Class and timbre accuracy are read from the feature classifier, pitch from "
+        f"{_PITCH_METHODS.get(report['settings'].get('pitch', {}).get('method'), 'YIN')} (within ±"
         f"{report['settings']['tol_cents']:g} cents of the class's note; unvoiced clips count as wrong), near copies "
         "from the waveform distance to the nearest training clip. FD and KID are biased by the sample size: "
         "compare figures at the same n.",
