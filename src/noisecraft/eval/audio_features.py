@@ -39,12 +39,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
-from ..io.files import atomic_write_bytes, atomic_write_text
-from ..io_safety import check_tensors_match, read_safetensors
 from .cache import data_hash
+from .classifier_folder import load_classifier_folder, save_classifier_folder
 from .features import (
     ClassifierHead,
     EvalError,
@@ -338,14 +336,8 @@ def save_audio_features(extractor: FeatureExtractor, path: str | Path) -> Path:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise EvalError(f"{str(out)!r} is a file; give a folder for the audio feature extractor")
-    out.mkdir(parents=True, exist_ok=True)
-    info = {k: v for k, v in extractor.info.items() if k not in ("kind", "feature_dim", "rate", "from_cache")}
-    meta = {"format": AUDIO_FEATURES_FORMAT, "kind": "audio-classifier", "config": net.config.to_dict(),
-            "class_names": extractor.class_names, "fingerprint": extractor.fingerprint, **info}
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    atomic_write_bytes(out / "weights.safetensors", st_save(state, metadata={"format": AUDIO_FEATURES_FORMAT}))
-    atomic_write_text(out / "extractor.json", json.dumps(meta, indent=2) + "\n")
-    return out
+    return save_classifier_folder(out, extractor, fmt=AUDIO_FEATURES_FORMAT, kind="audio-classifier",
+                                  config=net.config.to_dict(), drop_info=("rate",))
 
 
 def load_audio_features(path: str | Path, *, key: str | None = None) -> FeatureExtractor:
@@ -354,24 +346,7 @@ def load_audio_features(path: str | Path, *, key: str | None = None) -> FeatureE
     key: when given, the folder must record this cache key. The weights are checked against the
     recorded fingerprint, so a file changed after writing is refused (EvalError).
     """
-    folder = Path(path)
-    try:
-        meta = json.loads((folder / "extractor.json").read_text(encoding="utf-8"))
-        if meta.get("format") != AUDIO_FEATURES_FORMAT or meta.get("kind") != "audio-classifier":
-            raise ValueError(f"format {meta.get('format')!r} / kind {meta.get('kind')!r} is not "
-                             f"{AUDIO_FEATURES_FORMAT!r} / 'audio-classifier'")
-        if key is not None and meta.get("key") != key:
-            raise ValueError("its cache key does not match")
-        net = AudioClassifierNet(AudioClassifierConfig.from_dict(meta["config"]))
-        weights = folder / "weights.safetensors"
-        state = read_safetensors(weights)[0]  # validated header, offsets, finiteness
-        check_tensors_match(net.state_dict(), state, source=weights)
-        net.load_state_dict(state)
-        info = {k: v for k, v in meta.items() if k not in ("format", "kind", "config", "class_names", "fingerprint")}
-        ext = _extractor(net, list(meta["class_names"]), info)
-        if ext.fingerprint != meta.get("fingerprint"):
-            raise ValueError("its weights do not match the recorded fingerprint")
-    except Exception as e:  # noqa: BLE001 - any defect of the folder is one user error
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EvalError(f"audio feature extractor {str(folder)!r} cannot be loaded ({msg})") from None
-    return ext
+    return load_classifier_folder(
+        Path(path), fmt=AUDIO_FEATURES_FORMAT, kind="audio-classifier", what="audio feature extractor",
+        build_net=lambda config: AudioClassifierNet(AudioClassifierConfig.from_dict(config)), make_extractor=_extractor,
+        key=key)

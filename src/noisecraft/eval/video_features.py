@@ -28,12 +28,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
-from ..io.files import atomic_write_bytes, atomic_write_text
-from ..io_safety import check_tensors_match, read_safetensors
 from .cache import data_hash
+from .classifier_folder import load_classifier_folder, save_classifier_folder
 from .features import (
     ClassifierHead,
     EvalError,
@@ -221,35 +219,13 @@ def fit_motion_features(clips: Tensor, labels: Tensor, class_names: list[str], *
 
 
 def _save_motion(ext: FeatureExtractor, folder: Path) -> None:
-    net = ext.module
-    folder.mkdir(parents=True, exist_ok=True)
-    info = {k: v for k, v in ext.info.items() if k not in ("kind", "feature_dim", "from_cache")}
-    meta = {"format": VIDEO_FEATURES_FORMAT, "kind": "motion-classifier", "config": asdict(net.config),
-            "class_names": ext.class_names, "fingerprint": ext.fingerprint, **info}
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    atomic_write_bytes(folder / "weights.safetensors", st_save(state, metadata={"format": VIDEO_FEATURES_FORMAT}))
-    atomic_write_text(folder / "extractor.json", json.dumps(meta, indent=2) + "\n")
+    save_classifier_folder(folder, ext, fmt=VIDEO_FEATURES_FORMAT, kind="motion-classifier",
+                           config=asdict(ext.module.config))
 
 
 def load_motion_features(path: str | Path, *, key: str | None = None) -> FeatureExtractor:
     """A motion classifier from its cache folder; EvalError (one line) for any defect."""
-    folder = Path(path)
-    try:
-        meta = json.loads((folder / "extractor.json").read_text(encoding="utf-8"))
-        if meta.get("format") != VIDEO_FEATURES_FORMAT or meta.get("kind") != "motion-classifier":
-            raise ValueError(f"format {meta.get('format')!r} / kind {meta.get('kind')!r} is not a motion classifier")
-        if key is not None and meta.get("key") != key:
-            raise ValueError("its cache key does not match")
-        net = MotionClassifierNet(MotionClassifierConfig(**meta["config"]))
-        weights = folder / "weights.safetensors"
-        state = read_safetensors(weights)[0]
-        check_tensors_match(net.state_dict(), state, source=weights)
-        net.load_state_dict(state)
-        info = {k: v for k, v in meta.items() if k not in ("format", "kind", "config", "class_names", "fingerprint")}
-        ext = _motion_extractor(net, list(meta["class_names"]), info)
-        if ext.fingerprint != meta.get("fingerprint"):
-            raise ValueError("its weights do not match the recorded fingerprint")
-    except Exception as e:  # noqa: BLE001 - any defect of the folder is one user error
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EvalError(f"motion feature extractor {str(folder)!r} cannot be loaded ({msg})") from None
-    return ext
+    return load_classifier_folder(
+        Path(path), fmt=VIDEO_FEATURES_FORMAT, kind="motion-classifier", what="motion feature extractor",
+        build_net=lambda config: MotionClassifierNet(MotionClassifierConfig(**config)), make_extractor=_motion_extractor,
+        key=key)
