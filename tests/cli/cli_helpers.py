@@ -20,3 +20,16 @@ def assert_user_error(result, *fragments: str):
     assert "Traceback" not in result.output
     for f in fragments:
         assert f in lines[0], (f, lines[0])
+
+
+# A 2-step tiny run on 4-frame 16x16 moving digits, for the video CLI tests.
+VIDEO_SHAPE = (1, 4, 16, 16)
+VIDEO_TINY = ["--set", "data.source=moving-digits", "--set", "data.resolution=16", "--set", "data.options.frames=4",
+              "--set", "data.options.num_clips=32", "--set", "train.batch_size=4", "--set", "sample.nfe=2",
+              "--set", "sample.per_class=1"]
+
+
+def train_tiny_video(out):
+    result = run("train", "tiny", "--out", out, "--steps", 2, *VIDEO_TINY, "--quiet")
+    assert result.exit_code == 0, result.output
+    return out

@@ -9,22 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli_helpers import run
+from cli_helpers import VIDEO_SHAPE, VIDEO_TINY, run, train_tiny_video
 from noisecraft.data import load_moving_digits
 from noisecraft.runs import Run
 
-SHAPE = (1, 4, 16, 16)
-TINY = ["--set", "data.source=moving-digits", "--set", "data.resolution=16", "--set", "data.options.frames=4",
-        "--set", "data.options.num_clips=32", "--set", "train.batch_size=4", "--set", "sample.nfe=2",
-        "--set", "sample.per_class=1"]
+SHAPE, TINY = VIDEO_SHAPE, VIDEO_TINY
 
 
 @pytest.fixture(scope="module")
 def video_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "md"
-    result = run("train", "tiny", "--out", out, "--steps", 2, *TINY, "--quiet")
-    assert result.exit_code == 0, result.output
-    return out
+    return train_tiny_video(tmp_path_factory.mktemp("runs") / "md")
 
 
 @pytest.fixture(scope="module")
