@@ -47,6 +47,7 @@ from .features import (
     ClassifierHead,
     EvalError,
     FeatureExtractor,
+    write_cache_or_warn,
     cache_root,
     train_classifier_net,
 )
@@ -319,11 +320,7 @@ def fit_audio_features(
                                      float((ext.predict(holdout[0]) == holdout[1].cpu().numpy()).mean()))
     ext.info["fit_seconds"] = time.perf_counter() - t0
     if use_cache:
-        try:
-            save_audio_features(ext, folder)
-        except OSError as e:
-            warnings.warn(f"could not write the audio feature cache {str(folder)!r} ({e}); continuing without it",
-                          RuntimeWarning, stacklevel=2)
+        write_cache_or_warn(lambda: save_audio_features(ext, folder), "audio feature cache", folder)
     ext.info["from_cache"] = False
     return ext
 

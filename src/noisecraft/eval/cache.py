@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..io.files import atomic_write_bytes
 from ..io_safety import read_safetensors
-from .features import FeatureExtractor, cache_root
+from .features import FeatureExtractor, cache_root, write_cache_or_warn
 from .metrics import FeatureStats, as_features, feature_stats, min_samples_for_stats
 
 __all__ = ["CACHE_FORMAT", "ReferenceFeatures", "data_hash", "reference_key", "reference_features", "default_cache_dir"]
@@ -125,9 +125,5 @@ def reference_features(
     f = extractor.features(images, batch_size=batch_size)
     stats = _stats_or_none(f)
     if use_cache:
-        try:
-            _write(path, key, f, stats)
-        except OSError as e:
-            warnings.warn(f"could not write the reference cache {str(path)!r} ({e}); continuing without it",
-                          RuntimeWarning, stacklevel=2)
+        write_cache_or_warn(lambda: _write(path, key, f, stats), "reference cache", path)
     return ReferenceFeatures(f, stats, key, False, path if use_cache else None)

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from ..runtime import cache_root, num_threads  # cache_root is re-exported here
 
 __all__ = [
     "EvalError",
+    "write_cache_or_warn",
     "Preprocess",
     "FeatureExtractor",
     "ClassifierConfig",
@@ -62,6 +64,16 @@ __all__ = [
 FEATURES_FORMAT = "noisecraft-features/1"
 INCEPTION_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{INCEPTION_FILENAME}"
+
+
+def write_cache_or_warn(write: Callable[[], object], what: str, where: str | os.PathLike) -> None:
+    """Run `write` (a cache write); an OSError (full disk, read-only folder) becomes a warning naming
+    `what` and `where`, since a cache never stops an evaluation."""
+    try:
+        write()
+    except OSError as e:
+        warnings.warn(f"could not write the {what} {str(where)!r} ({e}); continuing without it", RuntimeWarning,
+                      stacklevel=3)
 
 
 class EvalError(ValueError):

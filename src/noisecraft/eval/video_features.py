@@ -36,6 +36,7 @@ from .features import (
     ClassifierHead,
     EvalError,
     FeatureExtractor,
+    write_cache_or_warn,
     cache_root,
     fit_classifier,
     load_extractor,
@@ -155,10 +156,7 @@ def fit_frame_classifier(clips: Tensor, labels: Tensor, class_names: list[str], 
     ext = res.extractor
     ext.info["fit_seconds"] = time.perf_counter() - t0
     if use_cache:
-        try:
-            save_extractor(ext, folder)
-        except OSError as e:
-            warnings.warn(f"could not write the video feature cache {str(folder)!r} ({e})", RuntimeWarning, stacklevel=2)
+        write_cache_or_warn(lambda: save_extractor(ext, folder), "video feature cache", folder)
     ext.info["from_cache"] = False
     return ext
 
@@ -210,10 +208,7 @@ def fit_motion_features(clips: Tensor, labels: Tensor, class_names: list[str], *
         ext.info["held_out_accuracy"] = float((torch.from_numpy(ext.predict(h)) == ht).double().mean())
     ext.info["fit_seconds"] = time.perf_counter() - t0
     if use_cache:
-        try:
-            _save_motion(ext, folder)
-        except OSError as e:
-            warnings.warn(f"could not write the video feature cache {str(folder)!r} ({e})", RuntimeWarning, stacklevel=2)
+        write_cache_or_warn(lambda: _save_motion(ext, folder), "video feature cache", folder)
     ext.info["from_cache"] = False
     return ext
 
