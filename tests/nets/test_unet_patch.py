@@ -52,6 +52,21 @@ def test_patched_net_shapes_levels_and_round_trip(nudge, dims: int, shape: tuple
     torch.testing.assert_close(twin(x, torch.full((2,), 0.3)), net(x, torch.full((2,), 0.3)))
 
 
+@pytest.mark.parametrize("dims, resolution", [(1, 16), (2, 16), (3, 16)])
+def test_attention_sits_at_the_levels_named_in_patch_units(dims: int, resolution: int) -> None:
+    # attn_resolutions counts positions of the patched grid (level_resolutions), for validation and
+    # for building alike: with patch 2 at side 16 the levels are 8, 4, 2, and [4] means level 1 only.
+    net = build_net("unet-tiny", in_channels=1, resolution=resolution, dims=dims, patch_size=2,
+                    channel_mult=(1, 1, 1), attn_resolutions=(4,))
+    assert net.cfg.level_resolutions == (resolution // 2, resolution // 4, resolution // 8)
+    attending = {name.split("_")[0] for name, block in [*net.enc.items(), *net.dec.items()]
+                 if getattr(block, "self_attn", None) is not None}
+    assert attending == {"l1"}
+    if dims == 3:  # video: the spatial layer is followed by the temporal one at the same places
+        assert all((getattr(b, "self_attn", None) is None) == (getattr(b, "temporal_attn", None) is None)
+                   for b in [*net.enc.values(), *net.dec.values()])
+
+
 def test_patch_size_one_is_the_default_net() -> None:
     plain = build_net("unet-small", in_channels=1, resolution=256, dims=1)
     same = build_net("unet-small", in_channels=1, resolution=256, dims=1, patch_size=1)

@@ -335,10 +335,10 @@ class UNet(ConditionedNet):
         self.conv_in = _conv(d, (cfg.in_channels + cfg.cond_channels) * p_in, ch, 3)  # x and image_cond
         skips = [ch]  # channels of every tensor the encoder hands to the decoder
 
-        # Encoder: level l at resolution/2**l.
+        # Encoder: level l at resolution / patch_size / 2**l (`level_resolutions`).
         self.enc = nn.ModuleDict()
         for level, mult in enumerate(cfg.channel_mult):
-            attn = cfg.resolution // 2**level in cfg.attn_resolutions
+            attn = cfg.level_resolutions[level] in cfg.attn_resolutions  # in units of level 0 (patches)
             if level > 0:
                 self.enc[f"l{level}_down"] = Downsample(ch, d)
                 skips.append(ch)
@@ -359,7 +359,7 @@ class UNet(ConditionedNet):
         # Decoder: mirror image, each block concatenates one skip tensor.
         self.dec = nn.ModuleDict()
         for level, mult in reversed(list(enumerate(cfg.channel_mult))):
-            attn = cfg.resolution // 2**level in cfg.attn_resolutions
+            attn = cfg.level_resolutions[level] in cfg.attn_resolutions  # in units of level 0 (patches)
             for i in range(cfg.num_blocks + 1):
                 out = cfg.model_channels * mult
                 self.dec[f"l{level}_block{i}"] = UNetBlock(
