@@ -28,6 +28,11 @@ from .jobs import ANY_CLASS, MAX_N, MAX_UPLOAD_BYTES, Jobs, Preview, Result, Set
 __all__ = ["build_app", "launch", "import_gradio", "GradioMissing"]
 
 TASK_TABS = ("inpaint", "img2img", "upscale")
+# tiny samples (16x16 digits) stay crisp when the browser enlarges them
+CSS = """
+#live img, #gallery img { image-rendering: pixelated; }
+#live img { width: 100%; height: 100%; object-fit: contain; }
+"""
 
 
 class GradioMissing(RuntimeError):
@@ -318,6 +323,6 @@ def launch(app, *, host: str = "127.0.0.1", port: int | None = 7860, block: bool
     theme = gr.themes.Default(font=font, font_mono=["ui-monospace", "monospace"])
     return app.launch(server_name=host, server_port=port, share=False, max_file_size=MAX_UPLOAD_BYTES,
                       show_error=True, ssr_mode=False, enable_monitoring=False, quiet=quiet,
-                      prevent_thread_lock=not block, allowed_paths=[str(app.noisecraft_root)], theme=theme,
+                      prevent_thread_lock=not block, allowed_paths=[str(app.noisecraft_root)], theme=theme, css=CSS,
                       footer_links=[], mcp_server=False, pwa=False)
 

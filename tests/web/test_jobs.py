@@ -1,0 +1,107 @@
+"""What the app computes, without a server: run names, supported tasks, one-line checks of settings,
+streaming with cancellation, and the `noisecraft serve` command's errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from conftest import cli_run
+
+from noisecraft.runs import Run
+from noisecraft.web import Jobs, Preview, Result, Settings, WebError, run_names, tasks_of
+
+
+@pytest.fixture(scope="module")
+def jobs(tiny_run, tmp_path_factory):
+    return Jobs({"tiny": Run.open(tiny_run)}, tmp_path_factory.mktemp("jobs"))
+
+
+def test_run_names_are_folder_names_made_unique(tmp_path):
+    names = run_names([tmp_path / "a" / "demo", tmp_path / "b" / "demo", tmp_path / "notes"])
+    assert list(names) == ["demo", "demo-2", "notes"]
+
+
+def test_tiny_image_run_supports_every_task(jobs):
+    assert tasks_of(jobs.run("tiny")) == ["generate", "inpaint", "img2img", "upscale"]
+
+
+@pytest.mark.parametrize("settings, fragment", [
+    (Settings(seed=-1), "seed -1 is out of range; valid: an integer 0..9223372036854775807"),
+    (Settings(n=0), "n 0 is out of range; valid: an integer 1..64"),
+    (Settings(nfe="many"), "nfe 'many' is not an integer"),
+    (Settings(nfe=2.5), "nfe 2.5 is out of range"),
+    (Settings(solver="nope"), "solver 'nope' is not a solver for this tab; valid: euler"),
+    (Settings(guidance="strong"), "guidance 'strong' is not a number"),
+    (Settings(guidance=float("nan")), "guidance nan is out of range"),
+    (Settings(seed=2**63 - 1, n=2), "valid: an integer 0..9223372036854775806"),
+])
+def test_bad_settings_name_the_value_and_what_is_valid(jobs, settings, fragment):
+    with pytest.raises(WebError) as info:
+        jobs.generate_work("tiny", settings)
+    assert fragment in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_only_served_runs_and_known_classes(jobs):
+    with pytest.raises(WebError, match=r"run '\.\./x' is not served here; valid: tiny"):
+        jobs.run("../x")
+    with pytest.raises(WebError, match="class '12' is not a class of this run; valid: 0, 1"):
+        jobs.generate_work("tiny", Settings(), "12")
+
+
+def test_stream_previews_then_result(jobs):
+    events = list(jobs.stream(jobs.generate_work("tiny", Settings(nfe=6, n=2, seed=3), "4"), every=2))
+    previews, result = events[:-1], events[-1]
+    assert [p.step for p in previews] == [0, 2, 4]
+    assert all(isinstance(p, Preview) and p.image.dtype.name == "uint8" and p.image.shape[-1] == 3 for p in previews)
+    assert isinstance(result, Result) and [f.name for f in result.files] == ["000000.png", "000001.png"]
+    assert result.first_preview_seconds is not None and result.first_preview_seconds <= result.seconds
+
+
+def test_closing_the_stream_stops_the_sampler(jobs):
+    work = jobs.generate_work("tiny", Settings(nfe=500, n=1), "1")
+    stream = jobs.stream(work, every=1)
+    assert isinstance(next(stream), Preview)
+    stream.close()
+    deadline = time.monotonic() + 10
+    while any(t.name == "noisecraft-web-tiny" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "noisecraft-web-tiny" for t in threading.enumerate())
+
+
+def test_errors_inside_the_sampler_reach_the_caller(jobs):
+    work = jobs.generate_work("tiny", Settings(nfe=2), "1")
+
+    def broken(callback):
+        raise ValueError("boom")
+
+    work.fn = broken
+    with pytest.raises(ValueError, match="boom"):
+        list(jobs.stream(work))
+
+
+def _one_line_error(result, *fragments):
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+def test_serve_without_a_run_or_the_demo_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(cli_run("serve"), "make demo", "noisecraft serve RUN_DIR")
+
+
+def test_serve_refuses_folders_that_are_not_runs_and_bad_ports(tmp_path, tiny_run):
+    _one_line_error(cli_run("serve", tmp_path / "missing"), "does not exist")
+    _one_line_error(cli_run("serve", tiny_run, "--port", 70000), "--port 70000 is out of range")
+
+
+def test_serve_binds_to_localhost_by_default():
+    from noisecraft.cli.serve_cmd import serve_cmd
+
+    host = next(p for p in serve_cmd.params if p.name == "host")
+    assert host.default == "127.0.0.1"
