@@ -68,11 +68,11 @@ def test_live_previews_come_before_the_result(client):
     job = client.submit("tiny", "1", "", "euler", 8, 1.0, 0, 2, api_name="/generate")
     job.result()
     outputs = job.outputs()
-    previews = [o for o in outputs[:-1] if o[4].startswith("step ")]
+    previews = [o for o in outputs[:-1] if o[4].startswith("generate: step ")]
     assert len(previews) >= 2, [o[4] for o in outputs]
     for o in previews:  # each a picture of the current estimate
         assert Image.open(o[0]).size[0] > 0
-    assert "result(s)" in outputs[-1][4]
+    assert outputs[-1][4].startswith("generate: 2 result(s), seeds 0..1")
 
 
 def test_inpaint_equals_cli_inpaint_bytes(client, tiny_run, inputs, tmp_path):

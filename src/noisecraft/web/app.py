@@ -115,7 +115,8 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
     def guided(run: Run) -> bool:
         return any(c.guided for c in run.conditioners)
 
-    with gr.Blocks(title="noisecraft", analytics_enabled=False) as app:
+    # delete_cache: Gradio keeps copies of results; drop those older than an hour, hourly
+    with gr.Blocks(title="noisecraft", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         app.noisecraft_root = root  # where result folders go (launch() allows Gradio to serve them)
         gr.Markdown("# noisecraft\nPick a run, press **Generate** and watch noise become data. "
                     "The other tabs edit an image (or clip) with the same model.")
@@ -192,19 +193,20 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                 work = make_work()
                 for ev in jobs.stream(work):
                     if isinstance(ev, Preview):
-                        text = f"step {ev.step + 1} of {work.steps}, σ = {ev.sigma:.3g}"
+                        text = f"{work.task}: step {ev.step + 1} of {work.steps}, σ = {ev.sigma:.3g}"
                         yield ev.image, gr.skip(), gr.skip(), gr.skip(), text, gr.skip()
                     else:
-                        yield _final(ev, work.run)
+                        yield _final(ev, work)
             except (WebError, ValueError) as e:  # settings and uploads: one line in the page
                 raise gr.Error(" ".join(str(e).split())[:400]) from None
 
-        def _final(res: Result, run: Run) -> tuple:
+        def _final(res: Result, work) -> tuple:
+            run = work.run
             wav = str(res.files[0]) if run.modality == "audio" else None
             grid = _picture(res.grid)
             timing = f"done in {res.seconds:.2f} s" + (
                 f" (first preview after {res.first_preview_seconds:.2f} s)" if res.first_preview_seconds else "")
-            text = f"{len(res.tiles)} result(s), seeds {res.seed}..{res.seed + len(res.tiles) - 1}; {timing}"
+            text = f"{work.task}: {len(res.tiles)} result(s), seeds {res.seed}..{res.seed + len(res.tiles) - 1}; {timing}"
             downloads = [str(p) for p in res.files] + [str(res.grid)]
             return (grid, [str(p) for p in res.tiles], downloads, wav if wav else gr.skip(), text,
                     [str(p) for p in res.files])

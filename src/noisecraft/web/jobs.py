@@ -61,6 +61,7 @@ class Work:
     fn: Callable[[Callable[[dict], None] | None], Tensor]
     spec: SamplingSpec
     n: int
+    task: str = "generate"
     first: Tensor | None = None  # the task's input, shown as the grid's first tile (as the CLI does)
     steps: int = 0  # solver steps (for the progress text)
 
@@ -266,7 +267,7 @@ class Jobs:
                            sigma_min=spec.sigma_min, sigma_max=spec.sigma_max, resample_steps=resample,
                            generator=seeded_generators(range(spec.seed, spec.seed + n)), callback=callback, **cond)
 
-        return Work(name, run, fn, spec, n, first=image, steps=spec.nfe * (resample or 1))
+        return Work(name, run, fn, spec, n, "inpaint", first=image, steps=spec.nfe * (resample or 1))
 
     def img2img_work(self, name: str, s: Settings, image: Tensor, strength: Any, class_: Any = None) -> Work:
         """SDEdit from the noise level set by `strength`, as `noisecraft img2img`."""
@@ -292,7 +293,7 @@ class Jobs:
                                nfe=spec.nfe, sigma_min=spec.sigma_min, sigma_max=spec.sigma_max,
                                generator=seeded_generators(range(spec.seed, spec.seed + n)), callback=callback, **cond)
 
-        return Work(name, run, fn, spec, n, first=image, steps=spec.nfe)
+        return Work(name, run, fn, spec, n, "img2img", first=image, steps=spec.nfe)
 
     def upscale_work(self, name: str, s: Settings, path: str, method: Any = None, sigma_y: Any = 0.0,
                      class_: Any = None) -> Work:
@@ -342,7 +343,7 @@ class Jobs:
                                  **cond).detach()
 
         first = low.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
-        return Work(name, run, fn, spec, n, first=first, steps=spec.nfe)
+        return Work(name, run, fn, spec, n, "upscale", first=first, steps=spec.nfe)
 
     # -- running -------------------------------------------------------------------------------------
 
