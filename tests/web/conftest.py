@@ -40,7 +40,8 @@ def app_url(tiny_run, tmp_path_factory):
     """The app serving the tiny run (as "tiny"), launched as `noisecraft serve` launches it."""
     from noisecraft.web.app import build_app, launch
 
-    app = build_app({"tiny": Run.open(tiny_run)}, root=tmp_path_factory.mktemp("webroot"), concurrency=2)
+    app = build_app({"tiny": Run.open(tiny_run)}, root=tmp_path_factory.mktemp("webroot"), concurrency=2,
+                    preview_interval=0)  # every preview: the tiny run finishes in milliseconds
     port = free_port()
     launch(app, host="127.0.0.1", port=port, block=False, quiet=True)
     yield f"http://127.0.0.1:{port}/"

@@ -52,9 +52,11 @@ def test_only_served_runs_and_known_classes(jobs):
 
 
 def test_stream_previews_then_result(jobs):
-    events = list(jobs.stream(jobs.generate_work("tiny", Settings(nfe=6, n=2, seed=3), "4"), every=2))
+    events = list(jobs.stream(jobs.generate_work("tiny", Settings(nfe=6, n=2, seed=3), "4"), every=2,
+                                  min_interval=0))
     previews, result = events[:-1], events[-1]
-    assert [p.step for p in previews] == [0, 2, 4]
+    steps = [p.step for p in previews]  # every 2nd step; one behind the sampler skips to the newest
+    assert steps[0] == 0 and steps == sorted(set(steps)) and set(steps) <= {0, 2, 4}
     assert all(isinstance(p, Preview) and p.image.dtype.name == "uint8" and p.image.shape[-1] == 3 for p in previews)
     assert isinstance(result, Result) and [f.name for f in result.files] == ["000000.png", "000001.png"]
     assert result.first_preview_seconds is not None and result.first_preview_seconds <= result.seconds
@@ -62,7 +64,7 @@ def test_stream_previews_then_result(jobs):
 
 def test_closing_the_stream_stops_the_sampler(jobs):
     work = jobs.generate_work("tiny", Settings(nfe=500, n=1), "1")
-    stream = jobs.stream(work, every=1)
+    stream = jobs.stream(work, every=1, min_interval=0)
     assert isinstance(next(stream), Preview)
     stream.close()
     deadline = time.monotonic() + 10
@@ -105,3 +107,9 @@ def test_serve_binds_to_localhost_by_default():
 
     host = next(p for p in serve_cmd.params if p.name == "host")
     assert host.default == "127.0.0.1"
+
+
+def test_previews_are_throttled_in_time(jobs):
+    """With a minimum interval longer than the whole run, only the first estimate is shown."""
+    events = list(jobs.stream(jobs.generate_work("tiny", Settings(nfe=6), "4"), every=1, min_interval=60))
+    assert [type(e).__name__ for e in events] == ["Preview", "Result"] and events[0].step == 0

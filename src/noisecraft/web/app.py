@@ -95,15 +95,17 @@ def _loss_image(run: Run) -> str | None:
 # the app
 
 
-def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None, concurrency: int = 2):
+def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None, concurrency: int = 2,
+              preview_interval: float = 0.1):
     """The Blocks app serving `runs` ({name: Run}); results go to folders under `root` (a new
-    temporary folder by default). `concurrency`: requests computed at once (the rest wait in the queue)."""
+    temporary folder by default). `concurrency`: requests computed at once (the rest wait in the
+    queue); `preview_interval`: the least time in seconds between two live previews of a request."""
     gr = import_gradio()
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise WebError(f"concurrency {concurrency!r} is out of range; valid: an integer >= 1")
     root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="noisecraft-web-"))
     root.mkdir(parents=True, exist_ok=True)
-    jobs = Jobs(runs, root)
+    jobs = Jobs(runs, root, preview_interval=preview_interval)
     names = list(jobs.runs)
     for run in jobs.runs.values():  # load weights up front: the first click should not wait for them
         jobs.denoiser(run)

@@ -36,7 +36,8 @@ MAX_N = 64  # results per request: a queue slot must stay short for the next per
 MAX_NFE = 1000
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # also Gradio's max_file_size; decoded pixels are limited by Pillow's bomb check
 ANY_CLASS = "any (classes in turn)"
-_PREVIEWS = 10  # live estimates shown per request (about)
+_PREVIEWS = 10  # live estimates per request at most (every steps // 10 steps) ...
+_PREVIEW_INTERVAL = 0.1  # ... and at most one per 0.1 s: each costs the server a PNG and the page a fetch
 
 
 class WebError(ValueError):
@@ -142,11 +143,13 @@ def _file_size_ok(path: str, what: str) -> str:
 class Jobs:
     """The opened runs (by name) and the work each tab does on them."""
 
-    def __init__(self, runs: Mapping[str, Run], root: str | os.PathLike) -> None:
+    def __init__(self, runs: Mapping[str, Run], root: str | os.PathLike, *,
+                 preview_interval: float = _PREVIEW_INTERVAL) -> None:
         if not runs:
             raise WebError("no run to serve; name a run folder")
         self.runs = dict(runs)
         self.root = Path(root)
+        self.preview_interval = float(preview_interval)
         self._load_lock = threading.Lock()
 
     # -- lookups and checks ----------------------------------------------------------------------
@@ -347,11 +350,14 @@ class Jobs:
 
     # -- running -------------------------------------------------------------------------------------
 
-    def stream(self, work: Work, *, every: int | None = None) -> Iterator[Preview | Result]:
+    def stream(self, work: Work, *, every: int | None = None,
+               min_interval: float | None = None) -> Iterator[Preview | Result]:
         """Run `work` in its own thread; yield a Preview of the current x0 estimate every `every`
-        steps (default: about ten per request, the first after step 0), then the Result.
-        Closing the iterator early (the browser left) stops the sampler at its next step."""
+        steps (default: about ten per request, the first after step 0) but not within `min_interval`
+        seconds (default: the app's preview_interval) of the previous one, then the Result. Closing the iterator early (the browser
+        left) stops the sampler at its next step."""
         every = every or max(1, work.steps // _PREVIEWS)
+        min_interval = self.preview_interval if min_interval is None else min_interval
         events: queue.Queue = queue.Queue()
         stop = threading.Event()
         modality = work.run.get_modality()
@@ -377,6 +383,7 @@ class Jobs:
         thread = threading.Thread(target=target, name=f"noisecraft-web-{work.run_name}", daemon=True)
         thread.start()
         first_preview = None
+        last = -math.inf
         try:
             while True:
                 event = events.get()
@@ -388,6 +395,9 @@ class Jobs:
                             break
                         event = nxt
                     _, i, sigma, d = event
+                    if time.perf_counter() - last < min_interval:
+                        continue
+                    last = time.perf_counter()
                     img = _to_uint8(modality.preview_image(d.clamp(-1, 1), nrow=nrow))
                     if first_preview is None:
                         first_preview = time.perf_counter() - t0
