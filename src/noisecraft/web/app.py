@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
+import torch
 
 from ..runs import Run
 from ..sampling import SOLVERS
-from .jobs import ANY_CLASS, MAX_N, MAX_UPLOAD_BYTES, Jobs, Preview, Result, Settings, WebError, tasks_of
+from .jobs import ANY_CLASS, MAX_N, MAX_UPLOAD_BYTES, Jobs, Preview, Result, Settings, WebError, _to_uint8, tasks_of
 
 __all__ = ["build_app", "launch", "import_gradio", "GradioMissing"]
 
@@ -107,8 +108,9 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
     root.mkdir(parents=True, exist_ok=True)
     jobs = Jobs(runs, root, preview_interval=preview_interval)
     names = list(jobs.runs)
-    for run in jobs.runs.values():  # load weights up front: the first click should not wait for them
+    for run in jobs.runs.values():  # load weights and warm up up front: the first click should not wait
         jobs.denoiser(run)
+        _warm_up(jobs, run)
     first = jobs.runs[names[0]]
 
     def class_choices(run: Run) -> list[str]:
@@ -282,8 +284,25 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
         run_dd.change(on_run, [run_dd], [class_dd, prompt_tb, solver_dd, nfe_sl, guidance_nb, tab_inpaint, tab_i2i,
                                          tab_up, editor, inp_audio, inp_span, i2i_image, i2i_audio, audio_out,
                                          loss_img, report_md], api_name=False)
+        def on_load(name):
+            """The live view starts with what sampling starts from: noise (also opens the page's event stream)."""
+            run = jobs.runs.get(name, first)
+            noise = torch.randn((min(4, MAX_N), *run.shape), generator=torch.Generator().manual_seed(0))
+            return _to_uint8(run.get_modality().preview_image(noise.clamp(-1, 1), nrow=2)), "press Generate"
+
+        app.load(on_load, [run_dd], [live, status], api_name=False)
     app.queue(default_concurrency_limit=concurrency, max_size=64)
     return app
+
+
+def _warm_up(jobs: Jobs, run: Run) -> None:
+    """One throw-away 1-step sample and preview: the first request then runs at full speed."""
+    try:
+        for _ in jobs.stream(jobs.generate_work(next(k for k, v in jobs.runs.items() if v is run),
+                                                Settings(nfe=1, solver="euler"))):
+            pass
+    except Exception:  # noqa: BLE001 - a run that cannot sample says so on the first real request
+        pass
 
 
 def _picture(path: Path) -> np.ndarray:
