@@ -1,0 +1,68 @@
+"""An audio run in the web app: WAV downloads byte-identical to the CLI's, a player, inpainting a time span."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import cli_run, free_port
+
+from noisecraft.runs import Run
+from noisecraft.web import tasks_of
+
+pytest.importorskip("soundfile", reason="audio runs need the audio extra")
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+RATE, LENGTH = 11025, 256
+TINY = ["--set", "data.source=notes", "--set", f"data.resolution={LENGTH}", "--set", f"data.sample_rate={RATE}",
+        "--set", "train.batch_size=8", "--set", "sample.nfe=2", "--set", "sample.per_class=1"]
+
+
+@pytest.fixture(scope="module")
+def notes_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "notes"
+    result = cli_run("train", "tiny", "--out", out, "--steps", 2, *TINY, "--quiet")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def audio_client(notes_run, tmp_path_factory):
+    from noisecraft.web.app import build_app, launch
+
+    app = build_app({"notes": Run.open(notes_run)}, root=tmp_path_factory.mktemp("webaudio"), preview_interval=0)
+    port = free_port()
+    launch(app, port=port, block=False, quiet=True)
+    yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    app.close()
+
+
+def test_audio_run_offers_generate_inpaint_img2img(notes_run):
+    assert tasks_of(Run.open(notes_run)) == ["generate", "inpaint", "img2img"]
+
+
+def test_audio_generate_and_span_inpaint_equal_the_cli(audio_client, notes_run, tmp_path):
+    out = audio_client.predict("notes", "pluck:A4", "", "euler", 2, 1.0, 5, 2, api_name="/generate")
+    files = [Path(p) for p in out[2]]
+    assert [p.name for p in files] == ["000000.wav", "000001.wav", "grid.png"]
+    assert out[3] and Path(out[3]).read_bytes() == files[0].read_bytes()  # the player plays the first result
+    r = cli_run("sample", notes_run, "--class", "pluck:A4", "--solver", "euler", "--nfe", 2, "--guidance", 1.0,
+                "--seed", 5, "--n", 2, "--out", tmp_path / "cli")
+    assert r.exit_code == 0, r.output
+    for p in files[:2]:
+        assert p.read_bytes() == (tmp_path / "cli" / p.name).read_bytes()
+
+    clip = tmp_path / "cli" / "000000.wav"
+    got = audio_client.predict("notes", "bell:C4", None, handle_file(str(clip)), "0.005:0.015", "ddpm", 2, 3, 1.0, 0,
+                               2, api_name="/inpaint")
+    r = cli_run("inpaint", notes_run, "--audio", clip, "--span", "0.005:0.015", "--class", "bell:C4", "--resample", 2,
+                "--nfe", 3, "--seed", 0, "--n", 2, "--out", tmp_path / "inp")
+    assert r.exit_code == 0, r.output
+    for p in [Path(x) for x in got[2]][:2]:
+        assert p.read_bytes() == (tmp_path / "inp" / p.name).read_bytes()
+
+    with pytest.raises(Exception, match="ends after the clip"):
+        audio_client.predict("notes", "bell:C4", None, handle_file(str(clip)), "0.01:5", "ddpm", 2, 3, 1.0, 0, 1,
+                             api_name="/inpaint")
