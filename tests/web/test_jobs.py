@@ -113,3 +113,13 @@ def test_previews_are_throttled_in_time(jobs):
     """With a minimum interval longer than the whole run, only the first estimate is shown."""
     events = list(jobs.stream(jobs.generate_work("tiny", Settings(nfe=6), "4"), every=1, min_interval=60))
     assert [type(e).__name__ for e in events] == ["Preview", "Result"] and events[0].step == 0
+
+
+def test_serve_says_when_the_port_is_taken(tiny_run):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        _one_line_error(cli_run("serve", tiny_run, "--port", port), f"--port {port} cannot be used")

@@ -6,6 +6,7 @@ demo run at runs/demo is served when `make demo` made it.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import click
@@ -13,6 +14,16 @@ import click
 from .common import UserError, user_errors
 
 DEMO_RUN = Path("runs/demo")
+
+
+def _check_port(host: str, port: int) -> None:
+    """UserError now, before the models load, when (host, port) cannot be bound."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        raise UserError(f"--port {port} cannot be used on {host} ({e.strerror or e}); give another --port "
+                        "or --host") from None
 
 
 @click.command()
@@ -44,6 +55,7 @@ def serve_cmd(runs, host, port, concurrency, threads) -> None:
         from ..web.app import GradioMissing, build_app, launch
 
         opened = {name: Run.open(path) for name, path in run_names(runs).items()}
+        _check_port(host, port)
         import torch
 
         torch.set_num_threads(threads)
@@ -51,5 +63,12 @@ def serve_cmd(runs, host, port, concurrency, threads) -> None:
             app = build_app(opened, concurrency=concurrency)
         except GradioMissing as e:
             raise UserError(str(e)) from None
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            click.echo(f"warning: --host {host} makes the app reachable from other machines; it has no login", err=True)
         click.echo(f"serving {', '.join(opened)} at http://{host}:{port} (Ctrl+C stops)")
-        launch(app, host=host, port=port, block=True, quiet=True)
+        try:
+            launch(app, host=host, port=port, block=True, quiet=True)
+        except OSError as e:
+            if "port" not in str(e).lower():
+                raise
+            raise UserError(f"--port {port} cannot be used on {host} (in use?); give another --port") from None

@@ -78,7 +78,7 @@ class Preview:
 class Result:
     x: Tensor  # (n, *shape) in [-1, 1]
     files: list[Path]  # one per sample in the run's modality (PNG, WAV, GIF, NPZ) plus also_writes (MP4)
-    tiles: list[Path]  # one preview PNG per sample (image, spectrogram, frame strip, heat map)
+    tiles: list[Path]  # one picture per sample: the PNG, the GIF (video), a spectrogram or heat map PNG
     grid: Path
     seconds: float
     first_preview_seconds: float | None = None
@@ -430,7 +430,7 @@ class Jobs:
                     files.append(modality.write(x[i], out / f"{i:06d}{ext}", scale=scale))
             except Exception:  # noqa: BLE001 - FFmpegMissing etc.: the GIFs are enough to show
                 pass
-        if modality.file_ext == ".png":
+        if modality.file_ext in (".png", ".gif"):  # images, and video as looping GIFs
             tiles = list(files[: x.shape[0]])
         else:
             tiles = [modality.write_preview(x[i : i + 1], out / f"{i:06d}.preview.png", nrow=1, scale=scale)

@@ -1,4 +1,5 @@
-"""An audio run in the web app: WAV downloads byte-identical to the CLI's, a player, inpainting a time span."""
+"""Audio and video runs in the web app: downloads byte-identical to the CLI's (WAV; GIF and MP4), a player
+for audio, inpainting a time span, looping GIFs in the gallery for video."""
 
 from __future__ import annotations
 
@@ -66,3 +67,35 @@ def test_audio_generate_and_span_inpaint_equal_the_cli(audio_client, notes_run, 
     with pytest.raises(Exception, match="ends after the clip"):
         audio_client.predict("notes", "bell:C4", None, handle_file(str(clip)), "0.01:5", "ddpm", 2, 3, 1.0, 0, 1,
                              api_name="/inpaint")
+
+
+VIDEO = ["--set", "data.source=moving-digits", "--set", "data.resolution=16", "--set", "data.options.frames=4",
+         "--set", "data.options.num_clips=32", "--set", "train.batch_size=4", "--set", "sample.nfe=2",
+         "--set", "sample.per_class=1"]
+
+
+def test_video_run_gives_the_clis_gifs_and_shows_them(tmp_path_factory, tmp_path):
+    from noisecraft.web.app import build_app, launch
+
+    run_dir = tmp_path_factory.mktemp("runs") / "clips"
+    r = cli_run("train", "tiny", "--out", run_dir, "--steps", 2, *VIDEO, "--quiet")
+    assert r.exit_code == 0, r.output
+    assert tasks_of(Run.open(run_dir)) == ["generate"]
+    app = build_app({"clips": Run.open(run_dir)}, root=tmp_path / "root")
+    port = free_port()
+    launch(app, port=port, block=False, quiet=True)
+    try:
+        out = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+            "clips", "any (classes in turn)", "", "euler", 2, 1.0, 3, 2, api_name="/generate")
+    finally:
+        app.close()
+    files = [Path(p) for p in out[2]]
+    assert [p.name for p in files if p.suffix == ".gif"] == ["000000.gif", "000001.gif"]
+    assert [Path(t["image"]).suffix for t in out[1]] == [".gif", ".gif"]
+    r = cli_run("sample", run_dir, "--solver", "euler", "--nfe", 2, "--guidance", 1.0, "--seed", 3, "--n", 2,
+                "--out", tmp_path / "cli")
+    assert r.exit_code == 0, r.output
+    for p in files:
+        if p.name != "grid.png":
+            assert p.read_bytes() == (tmp_path / "cli" / p.name).read_bytes(), p.name
+
