@@ -15,6 +15,7 @@ from PIL import Image
 from conftest import cli_run
 
 from noisecraft.runs import Run
+from noisecraft.web import MAX_UPLOAD_BYTES
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import handle_file  # noqa: E402
@@ -49,6 +50,7 @@ def inputs(tiny_run, tmp_path_factory):
     Image.fromarray(rng.integers(0, 256, (4, 4), dtype=np.uint8)).save(d / "low.png")
     Image.fromarray(rng.integers(0, 256, (12, 10), dtype=np.uint8)).save(d / "wrong-size.png")
     (d / "not-an-image.png").write_bytes(b"this is text, not a PNG")
+    (d / "huge.png").write_bytes(b"\0" * (MAX_UPLOAD_BYTES + 1))
     return d
 
 
@@ -137,6 +139,9 @@ def test_bad_uploads_are_refused_with_a_message(client, inputs):
     odd_low = _error(lambda: client.predict("tiny", "1", handle_file(str(inputs / "wrong-size.png")), None, 0.0,
                                             "ddpm", 3, 0, 1, api_name="/upscale"))
     assert "must be square" in odd_low, odd_low
+    huge = _error(lambda: client.predict("tiny", "1", handle_file(str(inputs / "huge.png")), None, 0.5,
+                                         "euler", 4, 1.0, 0, 1, api_name="/img2img"))
+    assert "exceeds the maximum file size of 10485760 bytes" in huge, huge
     editor = {"background": handle_file(str(inputs / "image.png")),
               "layers": [handle_file(str(inputs / "empty-layer.png"))], "composite": None, "id": None}
     unpainted = _error(lambda: client.predict("tiny", "2", editor, None, "", "ddpm", 2, 3, 1.0, 0, 1,
@@ -167,3 +172,13 @@ def test_concurrent_requests_each_get_their_own_seed(client, tiny_run, tmp_path)
 def test_analytics_off_and_bound_to_localhost(app_url):
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
     assert app_url.startswith("http://127.0.0.1:")
+
+
+def test_the_server_refuses_uploads_over_the_limit(app_url, inputs):
+    """Not only the client: the upload route itself answers 413 past MAX_UPLOAD_BYTES."""
+    import httpx
+
+    with (inputs / "huge.png").open("rb") as f:
+        r = httpx.post(f"{app_url}gradio_api/upload", files={"files": ("huge.png", f, "image/png")}, timeout=60)
+    assert r.status_code == 413, (r.status_code, r.text[:200])
+

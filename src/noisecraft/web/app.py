@@ -284,6 +284,7 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
         run_dd.change(on_run, [run_dd], [class_dd, prompt_tb, solver_dd, nfe_sl, guidance_nb, tab_inpaint, tab_i2i,
                                          tab_up, editor, inp_audio, inp_span, i2i_image, i2i_audio, audio_out,
                                          loss_img, report_md], api_name=False)
+
         def on_load(name):
             """The live view starts with what sampling starts from: noise (also opens the page's event stream)."""
             run = jobs.runs.get(name, first)
