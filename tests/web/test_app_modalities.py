@@ -99,3 +99,28 @@ def test_video_run_gives_the_clis_gifs_and_shows_them(tmp_path_factory, tmp_path
         if p.name != "grid.png":
             assert p.read_bytes() == (tmp_path / "cli" / p.name).read_bytes(), p.name
 
+
+
+def test_field_run_gives_the_clis_npz_and_heat_maps(tmp_path_factory, tmp_path):
+    from noisecraft.web.app import build_app, launch
+
+    run_dir = tmp_path_factory.mktemp("runs") / "grf"
+    r = cli_run("train", "tiny", "--out", run_dir, "--steps", 2, "--set", "data.source='grf'", "--set",
+                "data.resolution=8", "--set", "data.conditional=false", "--set", "train.batch_size=4", "--set",
+                "sample.nfe=2", "--set", "ema.phema_every=0", "--quiet")
+    assert r.exit_code == 0, r.output
+    app = build_app({"grf": Run.open(run_dir)}, root=tmp_path / "root")
+    port = free_port()
+    launch(app, port=port, block=False, quiet=True)
+    try:
+        out = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+            "grf", "any (classes in turn)", "", "euler", 2, 1.0, 4, 2, api_name="/generate")
+    finally:
+        app.close()
+    files = [Path(p) for p in out[2]]
+    assert [p.name for p in files] == ["000000.npz", "000001.npz", "grid.png"]
+    assert [Path(t["image"]).name for t in out[1]] == ["000000.preview.png", "000001.preview.png"]
+    r = cli_run("sample", run_dir, "--solver", "euler", "--nfe", 2, "--seed", 4, "--n", 2, "--out", tmp_path / "cli")
+    assert r.exit_code == 0, r.output
+    for p in files[:2]:
+        assert p.read_bytes() == (tmp_path / "cli" / p.name).read_bytes(), p.name
