@@ -123,3 +123,18 @@ def test_serve_says_when_the_port_is_taken(tiny_run):
         s.listen()
         port = s.getsockname()[1]
         _one_line_error(cli_run("serve", tiny_run, "--port", port), f"--port {port} cannot be used")
+
+
+def test_training_tab_reports_the_last_logged_step_and_the_newest_evaluation(tiny_run, tmp_path):
+    import json
+    import shutil
+
+    from noisecraft.web.app import _report_markdown
+
+    text = _report_markdown(Run.open(tiny_run))
+    assert "Training, last logged: step 2, samples 16, loss" in text and "No evaluation recorded" in text
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny_run, copy)
+    (copy / "eval.jsonl").write_text(json.dumps({"step": 1, "fd": 9.0}) + "\n" + json.dumps({"step": 2, "fd": 7.5}) + "\n")
+    text = _report_markdown(Run.open(copy))
+    assert "| fd | 7.5 |" in text and "| step | 2 |" in text and "9" not in text.split("Newest evaluation")[1]

@@ -55,22 +55,22 @@ def import_gradio():
 
 
 def _report_markdown(run: Run) -> str:
-    """The run's training progress (metrics.jsonl) and its newest evaluation (eval.jsonl), as text."""
-    lines = [f"**{run.path.name}**: {run.modality} model, sample shape {tuple(run.shape)}, "
+    """The run's training progress (metrics.jsonl) and its newest evaluation (eval.jsonl), as Markdown."""
+    parts = [f"**{run.path.name}**: {run.modality} model, sample shape {tuple(run.shape)}, "
              f"conditions: {', '.join(c.kind for c in run.conditioners) or 'none'}"]
     last = _last_json_line(run.path / "metrics.jsonl")
     if last:
-        parts = [f"{k} {last[k]:.4g}" if isinstance(last[k], float) else f"{k} {last[k]}"
-                 for k in ("step", "samples_seen", "loss") if k in last]
-        lines.append("Training, last logged: " + ", ".join(parts))
+        parts.append("Training, last logged: " + ", ".join(
+            f"{k} {last[k]:.4g}" if isinstance(last[k], float) else f"{k} {last[k]}"
+            for k in ("step", "samples", "loss") if k in last))
     ev = _last_json_line(run.path / "eval.jsonl")
     if ev:
         rows = [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
                 for k, v in ev.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
-        lines += ["", "Newest evaluation (eval.jsonl):", "", "| metric | value |", "|---|---|", *rows]
+        parts += ["Newest evaluation (eval.jsonl):", "\n".join(["| metric | value |", "|---|---|", *rows])]
     else:
-        lines.append("No evaluation recorded in the run (see `noisecraft eval`).")
-    return "\n\n".join(lines[:2]) + ("\n\n" + "\n".join(lines[2:]) if len(lines) > 2 else "")
+        parts.append("No evaluation recorded in the run (see `noisecraft eval`).")
+    return "\n\n".join(parts)
 
 
 def _last_json_line(path: Path) -> dict | None:
