@@ -138,3 +138,22 @@ def test_training_tab_reports_the_last_logged_step_and_the_newest_evaluation(tin
     (copy / "eval.jsonl").write_text(json.dumps({"step": 1, "fd": 9.0}) + "\n" + json.dumps({"step": 2, "fd": 7.5}) + "\n")
     text = _report_markdown(Run.open(copy))
     assert "| fd | 7.5 |" in text and "| step | 2 |" in text and "9" not in text.split("Newest evaluation")[1]
+
+
+def test_serve_without_a_run_offers_the_demo_on_localhost(tiny_run, tmp_path, monkeypatch):
+    import shutil
+
+    import noisecraft.web.app as web_app
+    from conftest import free_port
+
+    shutil.copytree(tiny_run, tmp_path / "runs" / "demo")
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    monkeypatch.setattr(web_app, "launch", lambda app, **kw: calls.append((app, kw)))
+    port = free_port()
+    result = cli_run("serve", "--port", port)
+    assert result.exit_code == 0, result.output
+    assert f"serving demo at http://127.0.0.1:{port}" in result.output
+    (app, kw), = calls
+    assert kw["host"] == "127.0.0.1" and kw["port"] == port
+    assert app.analytics_enabled is False
