@@ -12,6 +12,7 @@
     noisecraft reconstruct RUN_DIR --observations OBS.npz [--n 32] [--seed S] [--method M] [--truth F.npz] --out DIR
     noisecraft demo [--out runs/demo]
     noisecraft ema RUN_DIR --std S
+    noisecraft serve [RUN_DIR ...] [--host 127.0.0.1] [--port 7860]   (the web app, docs/webapp.md)
 
 Every user error prints one line `error: ...` to stderr and exits with status 2 (see
 cli/common.py). Weight files are read only through noisecraft.io_safety: a pickle or a malformed
@@ -249,6 +250,7 @@ def _register_subcommands() -> None:
     from .data_cmd import data_group
     from .eval_cmd import eval_group
     from .fields_cmd import reconstruct_cmd
+    from .serve_cmd import serve_cmd
     from .tasks_cmd import img2img_cmd, inpaint_cmd, interpolate_cmd, predict_cmd, upscale_cmd
 
     cli.add_command(data_group, "data")
@@ -259,6 +261,7 @@ def _register_subcommands() -> None:
     cli.add_command(predict_cmd, "predict")
     cli.add_command(interpolate_cmd, "interpolate")
     cli.add_command(reconstruct_cmd, "reconstruct")
+    cli.add_command(serve_cmd, "serve")
 
 
 _register_subcommands()
