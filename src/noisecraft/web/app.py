@@ -29,6 +29,8 @@ from .jobs import ANY_CLASS, MAX_N, MAX_UPLOAD_BYTES, Jobs, Preview, Result, Set
 __all__ = ["build_app", "launch", "import_gradio", "GradioMissing"]
 
 TASK_TABS = ("inpaint", "img2img", "upscale")
+# Gradio's image "share" button posts to the Hugging Face Hub; a local app offers download and fullscreen only.
+_LOCAL_BUTTONS = ["download", "fullscreen"]
 # tiny samples (16x16 digits) stay crisp when the browser enlarges them
 CSS = """
 #live img, #gallery img { image-rendering: pixelated; }
@@ -176,13 +178,15 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                             up_solver = gr.Dropdown(list(SOLVERS), value="ddpm", label="Solver")
                         up_btn = gr.Button("Upscale", variant="primary", elem_id="upscale-btn")
                     with gr.Tab("Training", id="training"):
-                        loss_img = gr.Image(value=_loss_image(first), label="Loss curve (loss.png)", interactive=False)
+                        loss_img = gr.Image(value=_loss_image(first), label="Loss curve (loss.png)", interactive=False,
+                                            buttons=_LOCAL_BUTTONS)
                         report_md = gr.Markdown(_report_markdown(first))
             with gr.Column(scale=1):
                 live = gr.Image(label="Denoising: the current estimate of the result", interactive=False,
-                                elem_id="live", height=256, format="png")
+                                elem_id="live", height=256, format="png", buttons=_LOCAL_BUTTONS)
                 status = gr.Markdown("", elem_id="status")
-                gallery = gr.Gallery(label="Results", columns=4, height="auto", elem_id="gallery", format="png")
+                gallery = gr.Gallery(label="Results", columns=4, height="auto", elem_id="gallery", format="png",
+                                     buttons=_LOCAL_BUTTONS)
                 audio_out = gr.Audio(label="First result", visible=first.modality == "audio", interactive=False)
                 files = gr.File(label="Download (same files as the CLI writes)", file_count="multiple",
                                 interactive=False, elem_id="files")
