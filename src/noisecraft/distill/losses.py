@@ -199,7 +199,8 @@ class ConsistencyTrainingLoss(_ConsistencyLoss):
         pred, target = self.consistency(denoiser, x_hi, hi, x_lo, lo, cond)
         return self.distance(pred, target, lo, hi)
 
-    def after_step(self, step: int) -> None:
+    def after_step(self, step: int, loss: float | None = None) -> None:
+        """The trainer's on_step: the next call belongs to step + 1."""
         self.step = step
 
 
