@@ -146,7 +146,7 @@ def test_curriculum_and_lognormal_probs():
     p = lognormal_index_probs(levels)
     assert p.shape == (10,) and float(p.sum()) == pytest.approx(1.0) and (p >= 0).all()
     loss = ConsistencyTrainingLoss(800)
-    loss.after_step(400)
+    loss.set_step(400)
     assert loss.n_levels == curriculum_steps(400, 800)
 
 

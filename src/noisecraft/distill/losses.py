@@ -174,9 +174,9 @@ class ConsistencyDistillationLoss(_ConsistencyLoss):
 
 
 class ConsistencyTrainingLoss(_ConsistencyLoss):
-    """iCT from scratch: no teacher; N follows `curriculum_steps(step, total_steps, s0, s1)`. `step`
-    is the optimizer step the next call belongs to (the runner sets it; a resumed run sets it from
-    the checkpoint), so the loss is a pure function of (step, draws)."""
+    """iCT from scratch: no teacher; N follows `curriculum_steps(step, total_steps, s0, s1)` with `step`
+    the optimizer steps done, which the trainer sets through `set_step` before every step (so a resumed
+    run continues the curriculum exactly). The `digits-ct` preset trains with it (loss.kind = "consistency")."""
 
     def __init__(self, total_steps: int, *, s0: int = 10, s1: int = 1280, sigma_min: float = 0.002,
                  sigma_max: float = 80.0, rho: float = 7.0, sigma_data: float = 0.5, metric: str = "pseudo_huber",
@@ -199,8 +199,8 @@ class ConsistencyTrainingLoss(_ConsistencyLoss):
         pred, target = self.consistency(denoiser, x_hi, hi, x_lo, lo, cond)
         return self.distance(pred, target, lo, hi)
 
-    def after_step(self, step: int, loss: float | None = None) -> None:
-        """The trainer's on_step: the next call belongs to step + 1."""
+    def set_step(self, step: int) -> None:
+        """Called by the trainer before each step with the steps done (also right after a resume)."""
         self.step = step
 
 

@@ -233,7 +233,10 @@ def _loop(s: _Setup, state: TrainState, hooks: list[Hook], last: int, bar: Any, 
     denoiser = build_denoiser(forward, s.cfg).train()
     losses, bad_streak = [], 0
     checkpoints = hooks[-1] if hooks else None
+    set_step = getattr(s.loss, "set_step", None)  # a loss with a schedule of its own (consistency training's curriculum)
     while state.step < last:
+        if set_step is not None:
+            set_step(state.step)
         try:
             loss, norm, lr = train_step(state, s.cfg, s.dataset, denoiser, s.loss, s.conditioners, device, world, ddp)
         except RuntimeError as e:  # DDP's gradient all-reduce raises the backend's own errors
