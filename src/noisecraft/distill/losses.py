@@ -176,7 +176,7 @@ class ConsistencyDistillationLoss(_ConsistencyLoss):
 class ConsistencyTrainingLoss(_ConsistencyLoss):
     """iCT from scratch: no teacher; N follows `curriculum_steps(step, total_steps, s0, s1)` with `step`
     the optimizer steps done, which the trainer sets through `set_step` before every step (so a resumed
-    run continues the curriculum exactly). The `digits-ct` preset trains with it (loss.kind = "consistency")."""
+    run continues the curriculum exactly). The `digits-ct` preset trains with it (loss.objective = "consistency")."""
 
     def __init__(self, total_steps: int, *, s0: int = 10, s1: int = 1280, sigma_min: float = 0.002,
                  sigma_max: float = 80.0, rho: float = 7.0, sigma_data: float = 0.5, metric: str = "pseudo_huber",

@@ -76,7 +76,7 @@ def build_net(cfg: Config, sample_shape: Sequence[int], conditioners: Sequence[A
 def make_loss(cfg: Config) -> Callable[..., Tensor]:
     """The training loss `(denoiser, x0, generator=, **cond) -> loss` of the [loss] and [process] sections."""
     lc, pc = cfg.loss, cfg.process
-    if lc.kind == "consistency":  # iCT: ln σ ~ N(p_mean, p_std²) over the curriculum's levels in [σ_min, σ_max]
+    if lc.objective == "consistency":  # iCT: ln σ ~ N(p_mean, p_std²) over the curriculum's levels in [σ_min, σ_max]
         return ConsistencyTrainingLoss(cfg.train.steps, s0=lc.ct_s0, s1=lc.ct_s1, sigma_min=lc.sigma_min,
                                        sigma_max=lc.sigma_max, sigma_data=pc.sigma_data, p_mean=lc.p_mean, p_std=lc.p_std)
     if lc.levels == "lognormal":
