@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1000, 3000])
     ap.add_argument("--tune-seed", type=int, default=2000)
     ap.add_argument("--solvers", nargs="+", default=list(TEACHER_SOLVERS))
+    ap.add_argument("--no-teacher", action="store_true", help="skip the teacher rows (students only)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -89,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), flush=True)
 
     tden = teacher.denoiser("ema")
-    report("teacher (default)", tden, teacher, teacher.spec())
-    for nfe in args.nfe:
+    if not args.no_teacher:
+        report("teacher (default)", tden, teacher, teacher.spec())
+    for nfe in ([] if args.no_teacher else args.nfe):
         tuned = []
         for solver in args.solvers:
             spec = teacher.spec(solver=solver, nfe=nfe, seed=args.tune_seed)
