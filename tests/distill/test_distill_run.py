@@ -132,3 +132,9 @@ def test_bad_runs_are_one_line_errors(teacher, tmp_path):
                       "does not exist")
     assert_user_error(run("distill", "--resume", teacher), "is not a distilled run", "noisecraft train --resume")
     assert_user_error(run("distill", teacher, "--method", "consistency", "--steps", 1, "--out", teacher), "already holds a run")
+
+
+def test_train_resume_refuses_a_distilled_run(teacher, tmp_path):
+    out = tmp_path / "cd"
+    distill(teacher, out, method="consistency", steps=1, stop_at=1, n_levels=4, **SMALL)
+    assert_user_error(run("train", "--resume", out), "is a distilled run", f"noisecraft distill --resume {out}")

@@ -26,7 +26,7 @@ from noisecraft.distill.losses import (
 SMIN, SMAX = 0.002, 80.0
 
 
-def ode_map(mixture, x: torch.Tensor, sigma: torch.Tensor, steps: int = 200) -> torch.Tensor:
+def ode_map(mixture, x: torch.Tensor, sigma: torch.Tensor, steps: int = 80) -> torch.Tensor:
     """The exact PF-ODE map x(σ) -> x(σ_min) of the mixture, by a fine Heun solve per distinct σ
     (sample() starts from sigmas[0]·noise, hence x / σ)."""
     out = x.clone()

@@ -35,7 +35,7 @@ from ..runs import Run, RunError, latest_checkpoint
 from ..train import RunResult, train
 from .losses import TEACHER_SOLVERS, ConsistencyDistillationLoss, ProgressiveDistillationLoss
 
-__all__ = ["METHODS", "DistillSettings", "distill", "resume_distill", "stage_weights"]
+__all__ = ["METHODS", "DistillError", "DistillSettings", "ProgressiveStages", "distill", "resume_distill", "stage_weights"]
 
 METHODS = ("consistency", "progressive")
 SAMPLERS = {"consistency": "consistency", "progressive": "euler_open"}

@@ -101,11 +101,13 @@ def _comparable(cfg: Config) -> dict:
     return d
 
 
-def _resume_config(config: Config | None, out: Path) -> tuple[Config, Run]:
+def _resume_config(config: Config | None, out: Path, own_loss: bool = False) -> tuple[Config, Run]:
     """The saved config of the run in `out`, with what may change taken from `config`."""
     if not is_run(out):
         raise RunError(f"out_dir {str(out)!r} cannot be resumed: it is not a noisecraft run (no valid run.json)")
     run = Run.open(out)
+    if not own_loss and "distill" in run.meta:  # its loss needs the teacher: the config's loss would train it anew
+        raise RunError(f"{str(out)!r} is a distilled run; resume it with `noisecraft distill --resume {out}`")
     saved = run.config
     if config is not None:
         a, b = _comparable(config), _comparable(saved)
@@ -352,7 +354,7 @@ def train(config: Config | None, out_dir: str | Path, *, resume: bool = False, s
     world = current_world()
     run = None
     if resume:
-        cfg, run = _resume_config(config, out)
+        cfg, run = _resume_config(config, out, loss is not None)
     elif config is None:
         raise ValueError("train() needs a config for a new run")
     else:
