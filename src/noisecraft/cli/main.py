@@ -10,6 +10,7 @@
     noisecraft predict VIDEO_RUN --video IN.gif --keep K [--n N] [--class C] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft interpolate VIDEO_RUN --video IN.gif --keep 0,15 [--n N] [--class C] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft reconstruct RUN_DIR --observations OBS.npz [--n 32] [--seed S] [--method M] [--truth F.npz] --out DIR
+    noisecraft distill RUN_DIR --method consistency|progressive --steps K --out RUN2   (docs/distillation.md)
     noisecraft demo [--out runs/demo]
     noisecraft ema RUN_DIR --std S
     noisecraft serve [RUN_DIR ...] [--host 127.0.0.1] [--port 7860]   (the web app, docs/webapp.md)
@@ -248,6 +249,7 @@ def demo(out, steps, per_class, nfe, sets, quiet) -> None:
 
 def _register_subcommands() -> None:
     from .data_cmd import data_group
+    from .distill_cmd import distill_cmd
     from .eval_cmd import eval_group
     from .fields_cmd import reconstruct_cmd
     from .serve_cmd import serve_cmd
@@ -262,6 +264,7 @@ def _register_subcommands() -> None:
     cli.add_command(interpolate_cmd, "interpolate")
     cli.add_command(reconstruct_cmd, "reconstruct")
     cli.add_command(serve_cmd, "serve")
+    cli.add_command(distill_cmd, "distill")
 
 
 _register_subcommands()
