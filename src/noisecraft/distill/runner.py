@@ -154,10 +154,11 @@ class ProgressiveStages:
         if stage == 0:
             teacher, solver = self.first_teacher, self.s.solver
         else:  # the previous stage's student, frozen (from its file, so a resume gets the same teacher)
-            from safetensors.torch import load_file
+            from ..io_safety import read_safetensors
 
             teacher = copy.deepcopy(denoiser).eval().requires_grad_(False)
-            teacher.net.load_state_dict(load_file(str(stage_weights(self.out, stage - 1))))
+            tensors, _ = read_safetensors(stage_weights(self.out, stage - 1))  # header checked, NaN/Inf refused
+            teacher.net.load_state_dict(tensors)
             solver = "euler"  # the student is an Euler sampler: two of its steps are the target
         self._loss = ProgressiveDistillationLoss(teacher, self.student_steps(stage), solver=solver,
                                                  sigma_min=self.sigma_min, sigma_max=self.sigma_max)
