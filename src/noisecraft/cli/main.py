@@ -249,6 +249,7 @@ def _register_subcommands() -> None:
     from .data_cmd import data_group
     from .eval_cmd import eval_group
     from .fields_cmd import reconstruct_cmd
+    from .latent_cmd import train_autoencoder_cmd
     from .tasks_cmd import img2img_cmd, inpaint_cmd, interpolate_cmd, predict_cmd, upscale_cmd
 
     cli.add_command(data_group, "data")
@@ -259,6 +260,7 @@ def _register_subcommands() -> None:
     cli.add_command(predict_cmd, "predict")
     cli.add_command(interpolate_cmd, "interpolate")
     cli.add_command(reconstruct_cmd, "reconstruct")
+    cli.add_command(train_autoencoder_cmd, "train-autoencoder")
 
 
 _register_subcommands()
