@@ -182,3 +182,41 @@ def test_a_latent_run_whose_autoencoder_changed_is_refused(ae_dir, data, tmp_pat
     w.write_bytes(bytes(blob))
     with pytest.raises(RunError, match="is not the one this run was trained with"):
         Run.open(tmp_path / "run").generate(None, 1)
+
+
+def test_cli_autoencoder_latent_train_sample_and_inpaint(data, tmp_path):
+    from noisecraft.io.images import save_image
+    from noisecraft.io.readers import read_image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(40):
+        save_image(data.data[i], folder / f"{i:03d}.png")
+    ae, run, out, out2 = tmp_path / "ae", tmp_path / "run", tmp_path / "s", tmp_path / "i"
+    r = cli("train-autoencoder", folder, "--out", ae, "--steps", "6", "--set", "downsample=2", "--set", "channels=8",
+            "--set", "holdout=4", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert "[3, 8, 8] -> [4, 4, 4]" in r.output and "held-out PSNR" in r.output
+    assert_user_error(cli("train-autoencoder", folder, "--out", ae, "--steps", "6"), "not an empty folder")
+    assert_user_error(cli("train-autoencoder", folder, "--out", tmp_path / "x", "--set", "kl_wieght=1"),
+                      "unknown autoencoder key", "kl_weight")
+    r = cli("train", "tiny", "--out", run, "--set", f"latent.autoencoder={ae}", "--set", f"data.source={folder}",
+            "--set", "data.conditional=false", "--set", "data.channels=3", "--steps", "4", "--quiet")
+    assert r.exit_code == 0, r.output
+    r = cli("sample", run, "--n", "3", "--nfe", "3", "--out", out)
+    assert r.exit_code == 0, r.output
+    img = read_image(out / "000000.png")
+    assert img.shape == (3, 16, 16)  # decoded 3x8x8 at the preset's display scale 2
+    mask = torch.zeros(1, 8, 8)
+    mask[:, 2:6, 2:6] = 1  # white = regenerate
+    save_image(mask * 2 - 1, tmp_path / "mask.png")
+    r = cli("inpaint", run, "--image", out / "000000.png", "--mask", tmp_path / "mask.png", "--n", "2", "--nfe", "3",
+            "--resample", "2", "--out", out2)
+    assert r.exit_code == 0, r.output
+    src = read_image(out / "000000.png")[:, ::2, ::2]
+    res = read_image(out2 / "000001.png")[:, ::2, ::2]
+    keep = (mask == 0).expand(3, 8, 8)
+    assert torch.equal(res[keep], src[keep])
+    r = cli("img2img", run, "--image", out / "000000.png", "--strength", "0.5", "--nfe", "3", "--out", tmp_path / "g")
+    assert r.exit_code == 0, r.output
+    assert_user_error(cli("upscale", run, "--image", out / "000000.png", "--out", tmp_path / "u"), "latent")

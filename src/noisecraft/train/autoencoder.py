@@ -38,6 +38,7 @@ from torch import Tensor
 
 from ..config import ConfigError, _parse_value
 from ..io.files import atomic_write_text
+from ..io_safety import check_tensors_match
 from ..latent.autoencoder import AE_JSON, Autoencoder, AutoencoderError
 from ..nets.autoencoder import DOWNSAMPLE_FACTORS, AutoencoderConfig, KLAutoencoder
 from ..runs.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -181,6 +182,57 @@ def _load_images(cfg: AutoencoderTrainConfig, dataset: Any) -> tuple[Tensor, str
     return x, getattr(ds, "modality", "image"), dict(getattr(ds, "modality_options", {}) or {})
 
 
+def _resolve(source: str | None, out: Path, cfg: AutoencoderTrainConfig | None, resume: bool) -> AutoencoderTrainConfig:
+    """The config of a new run (checked against `out`), or the saved one of a resumed run (steps may grow)."""
+    if resume:
+        if not (out / TRAIN_JSON).is_file():
+            raise AutoencoderError(f"{str(out)!r} cannot be resumed: it holds no autoencoder training ({TRAIN_JSON})")
+        saved = AutoencoderTrainConfig(**json.loads((out / TRAIN_JSON).read_text(encoding="utf-8")))
+        if cfg is not None and cfg.steps >= saved.steps:
+            saved.steps = cfg.steps
+        return saved.validate()
+    cfg = cfg or AutoencoderTrainConfig()
+    if source is not None:
+        cfg = dataclasses.replace(cfg, source=source)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise AutoencoderError(f"--out {str(out)!r} exists and is not an empty folder; choose a new folder (or --resume it)")
+    return cfg.validate()
+
+
+def _steps(cfg: AutoencoderTrainConfig, net: KLAutoencoder, opt: torch.optim.Optimizer, images: Tensor,
+           train_idx: Tensor, step: int, last: int, out: Path, cpu_at: Callable[[], float], bar: Any,
+           on_step: Callable[[int, float], None] | None) -> float:
+    """Optimizer steps from `step` to `last`, checkpoints on the way; returns the smoothed loss."""
+    n_train, loss_avg = train_idx.numel(), math.nan
+    net.train()
+    while step < last:
+        g = torch.Generator().manual_seed(mix_seed(cfg.seed, 0xAE2, step))  # batch, flips and ε of this step
+        x = images[train_idx[torch.randint(n_train, (cfg.batch_size,), generator=g)]]
+        if cfg.hflip:
+            flip = torch.rand(cfg.batch_size, generator=g) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        for group in opt.param_groups:
+            group["lr"] = _lr(cfg, step)
+        loss, l1, kl = ae_loss(net, x, cfg.kl_weight, g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        value = float(loss.detach())
+        loss_avg = value if math.isnan(loss_avg) else 0.98 * loss_avg + 0.02 * value
+        if on_step is not None:
+            on_step(step, value)
+        bar.update(1)
+        bar.set_postfix(l1=f"{float(l1.detach()):.4f}", kl=f"{float(kl.detach()):.3g}")
+        if step % cfg.checkpoint_every == 0 or step == last:
+            save_checkpoint(out / "checkpoints", step, {"model": net.state_dict(), "optim": opt.state_dict(),
+                                                        "progress": {"step": step, "cpu_seconds": cpu_at()}}, keep=1)
+    net.eval()
+    return loss_avg
+
+
 def train_autoencoder(source: str | None, out_dir: str | Path, cfg: AutoencoderTrainConfig | None = None, *,
                       resume: bool = False, dataset: Any = None, stop_at: int | None = None,
                       progress: bool = True, on_step: Callable[[int, float], None] | None = None) -> Autoencoder:
@@ -188,25 +240,11 @@ def train_autoencoder(source: str | None, out_dir: str | Path, cfg: AutoencoderT
 
     source: a built-in dataset name or an image folder (overrides cfg.source); `dataset`: an
     in-memory dataset instead (tests; the same again on resume). stop_at: stop after that step
-    with a checkpoint and no final files (a partial run, for resume)."""
+    with a checkpoint and no final files (a partial run, for resume; 0 = the untrained net)."""
     from tqdm.auto import tqdm
 
     out = Path(out_dir)
-    if resume:
-        if not (out / TRAIN_JSON).is_file():
-            raise AutoencoderError(f"{str(out)!r} cannot be resumed: it holds no autoencoder training ({TRAIN_JSON})")
-        saved = AutoencoderTrainConfig(**json.loads((out / TRAIN_JSON).read_text(encoding="utf-8")))
-        if cfg is not None and cfg.steps >= saved.steps:
-            saved.steps = cfg.steps
-        cfg = saved
-    else:
-        cfg = cfg or AutoencoderTrainConfig()
-        if source is not None:
-            cfg = dataclasses.replace(cfg, source=source)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise AutoencoderError(f"--out {str(out)!r} exists and is not an empty folder; choose a new folder "
-                                   "(or --resume it)")
-    cfg.validate()
+    cfg = _resolve(source, out, cfg, resume)
     cpu0 = _cpu_seconds()
     with num_threads(cfg.threads):
         images, modality, options = _load_images(cfg, dataset)
@@ -219,56 +257,25 @@ def train_autoencoder(source: str | None, out_dir: str | Path, cfg: AutoencoderT
         if not resume:
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(out / TRAIN_JSON, json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-        else:
-            ckpt = latest_checkpoint(out / "checkpoints")
-            if ckpt is not None:
-                step, state = load_checkpoint(ckpt)
-                net.load_state_dict(state["model"])
-                opt.load_state_dict(state["optim"])
-                cpu_before = float(state["progress"]["cpu_seconds"])
+        elif (ckpt := latest_checkpoint(out / "checkpoints")) is not None:
+            step, state = load_checkpoint(ckpt)
+            check_tensors_match(net.state_dict(), state["model"], source=f"checkpoint {ckpt}")
+            net.load_state_dict(state["model"])
+            opt.load_state_dict(state["optim"])
+            cpu_before = float(state["progress"]["cpu_seconds"])
         last = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
-        n_train = train_idx.numel()
         bar = tqdm(total=cfg.steps, initial=step, disable=not progress, unit="step", desc=f"autoencoder {out.name}")
-        net.train()
-        loss_avg = math.nan
-        while step < last:
-            g = torch.Generator().manual_seed(mix_seed(cfg.seed, 0xAE2, step))
-            x = images[train_idx[torch.randint(n_train, (cfg.batch_size,), generator=g)]]
-            if cfg.hflip:
-                flip = torch.rand(cfg.batch_size, generator=g) < 0.5
-                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            for group in opt.param_groups:
-                group["lr"] = _lr(cfg, step)
-            loss, l1, kl = ae_loss(net, x, cfg.kl_weight, g)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            opt.step()
-            step += 1
-            value = float(loss.detach())
-            loss_avg = value if math.isnan(loss_avg) else 0.98 * loss_avg + 0.02 * value
-            if on_step is not None:
-                on_step(step, value)
-            bar.update(1)
-            bar.set_postfix(l1=f"{float(l1.detach()):.4f}", kl=f"{float(kl.detach()):.3g}")
-            if step % cfg.checkpoint_every == 0 or step == last:
-                cpu = cpu_before + _cpu_seconds() - cpu0
-                save_checkpoint(out / "checkpoints", step, {
-                    "model": net.state_dict(), "optim": opt.state_dict(),
-                    "progress": {"step": step, "cpu_seconds": cpu}}, keep=1)
+        loss_avg = _steps(cfg, net, opt, images, train_idx, step, last, out,
+                          lambda: cpu_before + _cpu_seconds() - cpu0, bar, on_step)
         bar.close()
-        net.eval()
-        if step < cfg.steps:  # a partial run (stop_at): no final files yet
-            return Autoencoder(net, tuple(images.shape[1:]), latent_scale(net, images[train_idx]),
-                               modality=modality, modality_options=options)
-        scale = latent_scale(net, images[train_idx])
-        ae = Autoencoder(net, tuple(images.shape[1:]), scale, modality=modality, modality_options=options)
+        ae = Autoencoder(net, tuple(images.shape[1:]), latent_scale(net, images[train_idx]), modality=modality,
+                         modality_options=options)
+        if last < cfg.steps:  # a partial run (stop_at): no final files yet
+            return ae
         held = reconstruction_psnr(ae, images[hold_idx]) if hold_idx.numel() else {}
-        cpu = cpu_before + _cpu_seconds() - cpu0
-        ae.info = {"source": cfg.source, "train_images": int(n_train), "holdout": held, "steps": step,
-                   "batch_size": cfg.batch_size, "kl_weight": cfg.kl_weight, "cpu_seconds": round(cpu, 1),
-                   "final_loss": loss_avg}
+        ae.info = {"source": cfg.source, "train_images": int(train_idx.numel()), "holdout": held, "steps": cfg.steps,
+                   "batch_size": cfg.batch_size, "kl_weight": cfg.kl_weight,
+                   "cpu_seconds": round(cpu_before + _cpu_seconds() - cpu0, 1), "final_loss": loss_avg}
         ae.save(out)
     return ae
 
