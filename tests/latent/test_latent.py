@@ -220,3 +220,13 @@ def test_cli_autoencoder_latent_train_sample_and_inpaint(data, tmp_path):
     r = cli("img2img", run, "--image", out / "000000.png", "--strength", "0.5", "--nfe", "3", "--out", tmp_path / "g")
     assert r.exit_code == 0, r.output
     assert_user_error(cli("upscale", run, "--image", out / "000000.png", "--out", tmp_path / "u"), "latent")
+
+
+def test_autoencoder_resume_can_extend_but_not_shorten(data, tmp_path):
+    cfg = AutoencoderTrainConfig(**{**AE_CFG.__dict__, "steps": 4, "checkpoint_every": 2})
+    train_autoencoder(None, tmp_path / "a", cfg, dataset=data, progress=False)
+    assert_user_error(cli("train-autoencoder", "--resume", tmp_path / "a", "--steps", "2"), "--steps 2 is less", ">= 4")
+    ae = train_autoencoder(None, tmp_path / "a", AutoencoderTrainConfig(steps=6), dataset=data, resume=True,
+                           progress=False)
+    assert ae.info["steps"] == 6
+    assert_user_error(cli("train-autoencoder", "--resume", tmp_path / "nope"), "cannot be resumed")

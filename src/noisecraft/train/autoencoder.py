@@ -188,8 +188,13 @@ def _resolve(source: str | None, out: Path, cfg: AutoencoderTrainConfig | None, 
         if not (out / TRAIN_JSON).is_file():
             raise AutoencoderError(f"{str(out)!r} cannot be resumed: it holds no autoencoder training ({TRAIN_JSON})")
         saved = AutoencoderTrainConfig(**json.loads((out / TRAIN_JSON).read_text(encoding="utf-8")))
-        if cfg is not None and cfg.steps >= saved.steps:
-            saved.steps = cfg.steps
+        if cfg is not None and cfg.steps != saved.steps:
+            if cfg.steps < saved.steps:
+                raise AutoencoderError(f"--steps {cfg.steps} is less than the autoencoder's steps ({saved.steps}); "
+                                       f"give a value >= {saved.steps}")
+            saved.steps = cfg.steps  # extended: the cosine schedule stretches from here on
+            saved.validate()
+            atomic_write_text(out / TRAIN_JSON, json.dumps(dataclasses.asdict(saved), indent=2) + "\n")
         return saved.validate()
     cfg = cfg or AutoencoderTrainConfig()
     if source is not None:
