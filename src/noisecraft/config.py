@@ -81,6 +81,7 @@ METRIC_DIRECTIONS: dict[str, str] = {
 }
 
 NOISE_LEVELS = ("lognormal", "loguniform", "uniform_time", "logitnormal")
+LOSS_OBJECTIVES = ("denoising", "consistency")
 WEIGHTINGS = ("edm", "eps", "min_snr", "flow", "x0")
 PROCESS_NAMES = ("ve", "vp", "vp_discrete", "flow")
 PREDICTIONS = ("edm", "eps", "x0", "v", "flow")
@@ -165,6 +166,7 @@ class ProcessConfig:
 
 @dataclass
 class LossConfig:
+    objective: str = "denoising"  # denoising (the losses below) | consistency (iCT consistency training, docs/distillation.md)
     levels: str = "lognormal"  # σ distribution: lognormal | loguniform | uniform_time | logitnormal
     p_mean: float = -1.2  # mean of ln σ (lognormal) or of logit t (logitnormal)
     p_std: float = 1.2  # std of ln σ (lognormal) or of logit t (logitnormal)
@@ -172,8 +174,12 @@ class LossConfig:
     sigma_max: float = 80.0
     weighting: str = "edm"  # edm | eps | min_snr | flow | x0
     gamma: float = 5.0  # min-SNR-γ
+    ct_s0: int = 10  # consistency: the discretization curriculum doubles N from s0 to s1 (Song & Dhariwal 2023)
+    ct_s1: int = 1280
 
     def validate(self) -> None:
+        _choice("loss.objective", self.objective, LOSS_OBJECTIVES)
+        _check(1 <= self.ct_s0 <= self.ct_s1 <= 100_000, "loss.ct_s0/ct_s1", (self.ct_s0, self.ct_s1), "1 <= ct_s0 <= ct_s1 <= 100000")
         _choice("loss.levels", self.levels, NOISE_LEVELS)
         _choice("loss.weighting", self.weighting, WEIGHTINGS)
         _check(math.isfinite(self.p_mean), "loss.p_mean", self.p_mean, "a finite number")

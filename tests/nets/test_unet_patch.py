@@ -24,7 +24,17 @@ def test_patches_are_contiguous_runs_and_invert() -> None:
     assert _to_patches(x, 1) is x and _from_patches(x, 1) is x
 
 
-@pytest.mark.parametrize("dims, shape", [(1, (2, 1, 64)), (2, (2, 2, 16, 24))])
+def test_video_patches_stay_within_their_frame() -> None:
+    # (B, C, T, H, W) -> (B, C*p*p, T, H/p, W/p): frame t of the patches is frame t's pixel_unshuffle
+    video = torch.randn(2, 3, 5, 8, 12)
+    p = _to_patches(video, 2)
+    assert p.shape == (2, 12, 5, 4, 6)
+    for t in range(5):
+        torch.testing.assert_close(p[:, :, t], torch.nn.functional.pixel_unshuffle(video[:, :, t], 2))
+    torch.testing.assert_close(_from_patches(p, 2), video)
+
+
+@pytest.mark.parametrize("dims, shape", [(1, (2, 1, 64)), (2, (2, 2, 16, 24)), (3, (2, 1, 3, 16, 16))])
 def test_patched_net_shapes_levels_and_round_trip(nudge, dims: int, shape: tuple[int, ...]) -> None:
     torch.manual_seed(0)
     net = nudge(build_net("unet-tiny", in_channels=shape[1], resolution=shape[-1] if dims == 1 else 16,
@@ -32,13 +42,29 @@ def test_patched_net_shapes_levels_and_round_trip(nudge, dims: int, shape: tuple
     cfg = net.cfg
     assert cfg.factor == 8 and cfg.level_resolutions[0] == cfg.resolution // 4
     assert cfg.attn_resolutions == (cfg.resolution // 8,)  # the preset's "lowest level" follows the patches
-    assert net.conv_in.in_channels == shape[1] * 4**dims and net.conv_out.out_channels == shape[1] * 4**dims
+    per_patch = 4 ** min(dims, 2)  # video: 4 x 4 pixels of one frame
+    assert net.conv_in.in_channels == shape[1] * per_patch and net.conv_out.out_channels == shape[1] * per_patch
     x = torch.randn(shape)
     out = net(x, torch.rand(2), torch.tensor([1, 2]))
     assert out.shape == x.shape and torch.isfinite(out).all()
     twin = build_net_from_config(net.config)
     twin.load_state_dict(net.state_dict())
     torch.testing.assert_close(twin(x, torch.full((2,), 0.3)), net(x, torch.full((2,), 0.3)))
+
+
+@pytest.mark.parametrize("dims, resolution", [(1, 16), (2, 16), (3, 16)])
+def test_attention_sits_at_the_levels_named_in_patch_units(dims: int, resolution: int) -> None:
+    # attn_resolutions counts positions of the patched grid (level_resolutions), for validation and
+    # for building alike: with patch 2 at side 16 the levels are 8, 4, 2, and [4] means level 1 only.
+    net = build_net("unet-tiny", in_channels=1, resolution=resolution, dims=dims, patch_size=2,
+                    channel_mult=(1, 1, 1), attn_resolutions=(4,))
+    assert net.cfg.level_resolutions == (resolution // 2, resolution // 4, resolution // 8)
+    attending = {name.split("_")[0] for name, block in [*net.enc.items(), *net.dec.items()]
+                 if getattr(block, "self_attn", None) is not None}
+    assert attending == {"l1"}
+    if dims == 3:  # video: the spatial layer is followed by the temporal one at the same places
+        assert all((getattr(b, "self_attn", None) is None) == (getattr(b, "temporal_attn", None) is None)
+                   for b in [*net.enc.values(), *net.dec.values()])
 
 
 def test_patch_size_one_is_the_default_net() -> None:
@@ -73,7 +99,7 @@ def test_patched_net_learns_per_sample_detail() -> None:
     [
         (dict(resolution=64, dims=1, patch_size=0), "patch_size must be an integer >= 1, got 0"),
         (dict(resolution=60, dims=1, patch_size=4), "resolution 60 .* 8 = patch_size .*patch_size 4"),
-        (dict(resolution=16, dims=3, patch_size=2), "patch_size 2 needs dims 1 or 2"),
+        (dict(resolution=12, dims=3, patch_size=4), "resolution 12 .* 8 = patch_size .*patch_size 4"),
     ],
 )
 def test_bad_patch_size_raises(kwargs: dict, match: str) -> None:

@@ -10,8 +10,10 @@
     noisecraft predict VIDEO_RUN --video IN.gif --keep K [--n N] [--class C] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft interpolate VIDEO_RUN --video IN.gif --keep 0,15 [--n N] [--class C] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft reconstruct RUN_DIR --observations OBS.npz [--n 32] [--seed S] [--method M] [--truth F.npz] --out DIR
+    noisecraft distill RUN_DIR --method consistency|progressive --steps K --out RUN2   (docs/distillation.md)
     noisecraft demo [--out runs/demo]
     noisecraft ema RUN_DIR --std S
+    noisecraft serve [RUN_DIR ...] [--host 127.0.0.1] [--port 7860]   (the web app, docs/webapp.md)
 
 Every user error prints one line `error: ...` to stderr and exits with status 2 (see
 cli/common.py). Weight files are read only through noisecraft.io_safety: a pickle or a malformed
@@ -247,9 +249,11 @@ def demo(out, steps, per_class, nfe, sets, quiet) -> None:
 
 def _register_subcommands() -> None:
     from .data_cmd import data_group
+    from .distill_cmd import distill_cmd
     from .eval_cmd import eval_group
     from .fields_cmd import reconstruct_cmd
     from .latent_cmd import train_autoencoder_cmd
+    from .serve_cmd import serve_cmd
     from .tasks_cmd import img2img_cmd, inpaint_cmd, interpolate_cmd, predict_cmd, upscale_cmd
 
     cli.add_command(data_group, "data")
@@ -260,6 +264,8 @@ def _register_subcommands() -> None:
     cli.add_command(predict_cmd, "predict")
     cli.add_command(interpolate_cmd, "interpolate")
     cli.add_command(reconstruct_cmd, "reconstruct")
+    cli.add_command(serve_cmd, "serve")
+    cli.add_command(distill_cmd, "distill")
     cli.add_command(train_autoencoder_cmd, "train-autoencoder")
 
 

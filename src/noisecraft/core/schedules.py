@@ -13,7 +13,7 @@ from torch import Tensor
 
 from .processes import VPProcess
 
-__all__ = ["karras", "loglinear", "vp_uniform_time", "flow_shift", "SCHEDULES", "get_schedule", "append_zero"]
+__all__ = ["karras", "loglinear", "vp_uniform_time", "flow_shift", "karras_open", "SCHEDULES", "get_schedule", "append_zero"]
 
 
 def append_zero(sigmas: Tensor) -> Tensor:
@@ -115,6 +115,19 @@ def uniform_t_open(n: int, sigma_min: float, sigma_max: float) -> Tensor:
     return append_zero(t / (1 - t))
 
 
+def karras_open(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> Tensor:
+    """The continuous Karras map σ(t) = (σmax^(1/ρ) + t(σmin^(1/ρ) - σmax^(1/ρ)))^ρ at t = i/n,
+    i = 0..n-1, then 0: n calls, the last from σ((n-1)/n), never from σ_min (except n = 1: σ_max → 0).
+    Grids of n and 2n steps are nested (every other point of the 2n grid), which is what progressive
+    distillation (Salimans & Ho 2022) halves; the few-step consistency sampler uses it too."""
+    _check(n, sigma_min, sigma_max)
+    if not rho > 0:
+        raise ValueError(f"rho must be > 0, got {rho}")
+    a, b = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
+    t = torch.arange(n, dtype=torch.float64) / n
+    return append_zero((a + t * (b - a)) ** rho)
+
+
 LOW_NFE_OPEN_MAX_STEPS = 8  # the largest step count for which `low_nfe_open` is open-ended
 
 
@@ -139,10 +152,11 @@ SCHEDULES = {
     "flow_shift": flow_shift,
     "uniform_t_open": uniform_t_open,
     "low_nfe_open": low_nfe_open,
+    "karras_open": karras_open,
 }
 
 # Schedules whose last nonzero σ is not σ_min (they ignore it; `low_nfe_open` only for few steps).
-OPEN_ENDED = frozenset({"uniform_t_open", "low_nfe_open"})
+OPEN_ENDED = frozenset({"uniform_t_open", "low_nfe_open", "karras_open"})
 
 
 def get_schedule(name: str, n: int, sigma_min: float, sigma_max: float, **kwargs) -> Tensor:

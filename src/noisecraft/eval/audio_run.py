@@ -35,6 +35,7 @@ from .audio import AudioClips, evaluate_audio, format_audio_report, real_halves
 from .audio_features import fit_audio_features, load_audio_features
 from .features import EvalError, FeatureExtractor
 from .output import check_report_out, environment
+from .run_options import RunEvalOptions
 from .splits import real_splits
 
 __all__ = ["AUDIO_METRICS", "DEFAULT_AUDIO_METRICS", "parse_audio_metrics", "yin_for_clips", "pitch_for_clips",
@@ -154,40 +155,24 @@ def _check_n(n: int | None, metrics: tuple[str, ...], feature_dim: int, floor_n:
     return n
 
 
-def evaluate_audio_run(
-    run: Any,
-    run_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    n: int | None = None,
-    metrics: str | Sequence[str] | None = None,
-    solver: str | None = None,
-    nfe: int | None = None,
-    guidance: float | None = None,
-    seed: int = 0,
-    weights: str = "ema",
-    features: str | Path | FeatureExtractor | None = None,
-    sweep_nfe: Sequence[int] = (),
-    kid_subsets: int = 100,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    echo: Callable[[str], None] = lambda _m: None,
-    **_image_only: Any,
-) -> dict[str, Any]:
+def evaluate_audio_run(run: Any, run_dir: str | Path, out_dir: str | Path, options: RunEvalOptions) -> dict[str, Any]:
     """Sample an audio run (an opened `Run`), score it with `evaluate_audio`, write REPORT_DIR.
 
     n: clips to generate (default: as many as the floor's half of the test split, so FD and KID
     compare like with like). metrics: groups of `AUDIO_METRICS` (default all). features: a folder
     from `save_audio_features` or an extractor (default: fitted on the run's training clips and
     cached). cache_dir: the feature cache (default $NOISECRAFT_CACHE/audio-features).
-    Image-only options (nll_n, nll_levels) are accepted and unused.
+    The image-only options (nll_n, nll_levels) do not apply to audio and are not read.
     """
     from ..runs import prepare_values
     from ..runtime import num_threads
     from ..sampling import SpecError
 
+    o = options
+    n, metrics, solver, nfe, guidance, seed, weights = o.n, o.metrics, o.solver, o.nfe, o.guidance, o.seed, o.weights
+    features, cache_dir, use_cache, echo = o.features, o.cache_dir, o.use_cache, o.echo
     metric_list = parse_audio_metrics(metrics)
-    if sweep_nfe:
+    if o.sweep_nfe:
         raise EvalError("sweep_nfe is not available for audio runs yet; evaluate one NFE per call (--nfe)")
     conditional = run.num_classes > 0
     try:
@@ -219,7 +204,7 @@ def evaluate_audio_run(
 
     pitch = pitch_for_clips(run.shape[-1], modality.sample_rate, train.class_names) if "pitch" in metric_list else {}
     rep = evaluate_audio(generate, train, test, n=n, conditional=conditional, features=ext, seed=0, echo=echo,
-                         kid_subsets=kid_subsets, pitch=pitch)
+                         kid_subsets=o.kid_subsets, pitch=pitch)
     dropped = _SCORED - {k for m in metric_list for k in AUDIO_METRICS[m]}
     for part in ("generated", "noise_floor"):
         rep[part] = {k: v for k, v in rep[part].items() if k not in dropped}

@@ -36,6 +36,7 @@ from .audio_run import evaluate_audio_run
 from .video_run import evaluate_video_run
 from .features import EvalError, FeatureExtractor, load_extractor
 from .output import check_report_out, environment
+from .run_options import RunEvalOptions, quiet
 from .splits import real_splits
 
 __all__ = ["REPORT_FORMAT", "RUN_EVALUATIONS", "evaluate_run", "evaluate_image_run", "write_report"]
@@ -46,10 +47,6 @@ _LABELS = {
     "fd": "FD", "kid": "KID", "kid_std_err": "KID std. err.", "precision": "precision", "recall": "recall",
     "accuracy": "class accuracy", "coverage": "class coverage", "bpd": "bits/dim (dequantized bound)",
 }
-
-
-def _echo_none(_: str) -> None:
-    pass
 
 
 def evaluate_run(
@@ -70,7 +67,7 @@ def evaluate_run(
     kid_subsets: int = 100,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
-    echo: Callable[[str], None] = _echo_none,
+    echo: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Sample a run, score the samples against its training data, write REPORT_DIR; returns report.json's dict.
 
@@ -94,33 +91,14 @@ def evaluate_run(
                         f"features for the {run.modality} modality yet; give --features, or evaluate an image, "
                         "audio or video run")
     protocol = RUN_EVALUATIONS[kind or "classifier"]  # features given for a modality without defaults: as images
-    return protocol(run, run_dir, out_dir, n=n, metrics=metrics, solver=solver, nfe=nfe, guidance=guidance,
-                    seed=seed, weights=weights, features=features, sweep_nfe=sweep_nfe, nll_n=nll_n,
-                    nll_levels=nll_levels, kid_subsets=kid_subsets, cache_dir=cache_dir, use_cache=use_cache,
-                    echo=echo)
+    options = RunEvalOptions(n=n, metrics=metrics, solver=solver, nfe=nfe, guidance=guidance, seed=seed,
+                             weights=weights, features=features, sweep_nfe=tuple(sweep_nfe), nll_n=nll_n,
+                             nll_levels=nll_levels, kid_subsets=kid_subsets, cache_dir=cache_dir,
+                             use_cache=use_cache, echo=echo or quiet)
+    return protocol(run, run_dir, out_dir, options)
 
 
-def evaluate_image_run(
-    run: Any,
-    run_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    n: int | None = None,
-    metrics: str | Sequence[str] | None = None,
-    solver: str | None = None,
-    nfe: int | None = None,
-    guidance: float | None = None,
-    seed: int = 0,
-    weights: str = "ema",
-    features: str | Path | FeatureExtractor | None = None,
-    sweep_nfe: Sequence[int] = (),
-    nll_n: int = 64,
-    nll_levels: int = 256,
-    kid_subsets: int = 100,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    echo: Callable[[str], None] = _echo_none,
-) -> dict[str, Any]:
+def evaluate_image_run(run: Any, run_dir: str | Path, out_dir: str | Path, options: RunEvalOptions) -> dict[str, Any]:
     """`evaluate_run` for an opened image run (or any run scored with image features): n default
     1000, metrics default fd,kid,pr,acc."""
     from ..io import save_grid
@@ -128,6 +106,9 @@ def evaluate_image_run(
     from ..runtime import num_threads
     from ..sampling import SpecError
 
+    o = options
+    n, metrics, solver, nfe, guidance, seed, weights = o.n, o.metrics, o.solver, o.nfe, o.guidance, o.seed, o.weights
+    features, sweep_nfe, nll_n, nll_levels, echo = o.features, o.sweep_nfe, o.nll_n, o.nll_levels, o.echo
     n = 1000 if n is None else n
     metrics = DEFAULT_METRICS if metrics is None else metrics
     metrics = parse_metrics(metrics)
@@ -170,8 +151,8 @@ def evaluate_image_run(
 
     t0 = time.perf_counter()
     ref = build_reference(splits.images, extractor, holdout=splits.holdout_images, holdout_labels=splits.holdout_labels,
-                          name=splits.name, metrics=metrics, cache_dir=cache_dir, use_cache=use_cache,
-                          kid_subsets=kid_subsets, seed=seed)
+                          name=splits.name, metrics=metrics, cache_dir=o.cache_dir, use_cache=o.use_cache,
+                          kid_subsets=o.kid_subsets, seed=seed)
     reference_seconds = time.perf_counter() - t0
 
     labels = values["class_labels"].tolist() if conditional else None
@@ -257,7 +238,7 @@ def evaluate_image_run(
 
 
 # How a run is evaluated, by its modality's `eval_features` (noisecraft.modalities.Modality).
-RUN_EVALUATIONS: dict[str, Callable[..., dict[str, Any]]] = {
+RUN_EVALUATIONS: dict[str, Callable[[Any, str | Path, str | Path, RunEvalOptions], dict[str, Any]]] = {
     "classifier": evaluate_image_run,
     "audio-classifier": evaluate_audio_run,
     "video-motion": evaluate_video_run,

@@ -23,7 +23,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from .audio import real_halves
 from .features import EvalError, FeatureExtractor
 from .metrics import frechet_distance, min_samples_for_stats
 from .output import check_report_out, environment
+from .run_options import RunEvalOptions
 from .video_features import fit_frame_classifier, fit_motion_features, frames_of
 from .video_motion import identity_consistency, trajectory_residuals
 
@@ -96,41 +97,26 @@ def _load(source: str, split: str, options: dict, resolution: int, channels: int
     return BUILTIN_DATASETS[source](resolution=resolution, split=split, channels=channels, labels=labels, **options)
 
 
-def evaluate_video_run(
-    run: Any,
-    run_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    n: int | None = None,
-    metrics: str | Sequence[str] | None = None,
-    solver: str | None = None,
-    nfe: int | None = None,
-    guidance: float | None = None,
-    seed: int = 0,
-    weights: str = "ema",
-    features: Any = None,
-    sweep_nfe: Sequence[int] = (),
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-    echo: Callable[[str], None] = lambda _m: None,
-    **_image_only: Any,
-) -> dict[str, Any]:
+def evaluate_video_run(run: Any, run_dir: str | Path, out_dir: str | Path, options: RunEvalOptions) -> dict[str, Any]:
     """Sample a video run (an opened `Run`), score it with the motion metrics, write REPORT_DIR.
 
     n: clips to generate (default: the floor's half B of the real test split). metrics: groups of
     `VIDEO_METRICS` (default all; acc needs a class-conditional run). cache_dir: the fitted
-    classifiers' cache (default $NOISECRAFT_CACHE/video-features). Image-only options are accepted
-    and unused; features and sweep_nfe are refused (the features are fitted here).
+    classifiers' cache (default $NOISECRAFT_CACHE/video-features). The image-only options (nll_n,
+    nll_levels, kid_subsets) are not read; features and sweep_nfe are refused (the features are fitted here).
     """
     from ..runs import prepare_values
     from ..runtime import num_threads
     from ..sampling import SpecError
 
+    o = options
+    n, metrics, solver, nfe, guidance, seed, weights = o.n, o.metrics, o.solver, o.nfe, o.guidance, o.seed, o.weights
+    cache_dir, use_cache, echo = o.cache_dir, o.use_cache, o.echo
     metric_list = parse_video_metrics(metrics)
-    if features is not None:
+    if o.features is not None:
         raise EvalError("video runs are scored with classifiers fitted on the built-in clips; --features is not "
                         "available for them")
-    if sweep_nfe:
+    if o.sweep_nfe:
         raise EvalError("sweep_nfe is not available for video runs yet; evaluate one NFE per call (--nfe)")
     data = run.config.data
     if data.source not in VIDEO_SOURCES:

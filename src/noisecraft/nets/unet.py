@@ -21,11 +21,12 @@ signals of 1, 2 or 3 spatial axes (`dims`): audio (B, C, L), images (B, C, H, W)
   (for video it reads the context from every position of every frame).
 * With `cond_channels > 0` an `image_cond` (B, cond_channels, *spatial) is concatenated to x before
   `conv_in` (SR3, Saharia et al. 2021; Palette, Saharia et al. 2022): the net sees [x, image].
-* With `patch_size` p > 1 (1-D and 2-D) the input is cut into non-overlapping patches of p samples
-  (p x p pixels) that become channels ("space-to-depth", as the patch embedding of ViT/DiT and
+* With `patch_size` p > 1 the input is cut into non-overlapping patches of p samples (p x p pixels;
+  for video p x p pixels of each frame, never across frames) that become channels ("space-to-depth", as the patch embedding of ViT/DiT and
   the pixel-unshuffle of sub-pixel convolution, Shi et al. 2016) before `conv_in`, and `conv_out`
   predicts p (p²) values per position that are put back in place: level 0 works at side / p, so
-  no convolution runs at the full rate (a cheap stem for long waveforms). Default 1: no patches.
+  no convolution runs at the full rate (a cheap stem for long waveforms and for 32x32 video, whose
+  3x3x3 convolutions would otherwise run on every pixel of every frame). Default 1: no patches.
 * The last conv of every block, the attention output projections and `conv_out` start at zero,
   so every block starts as the identity and the untrained net outputs exactly zero.
 
@@ -110,8 +111,6 @@ class UNetConfig(ArchConfig):
             emb_channels=self.emb_channels,  # type: ignore[arg-type]
             patch_size=self.patch_size,
         )
-        if self.patch_size > 1 and self.dims == 3:
-            raise ValueError(f"UNetConfig.patch_size {self.patch_size} needs dims 1 or 2, got dims=3; use patch_size=1 for video")
         for key in ("num_classes", "context_dim", "cond_channels"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -149,10 +148,20 @@ def _conv(dims: int, in_channels: int, out_channels: int, kernel: int, stride: i
     return CONV[dims](in_channels, out_channels, kernel, stride=stride, padding=kernel // 2)
 
 
+def _patch_values(dims: int, p: int) -> int:
+    """Values per patch and channel: p samples (1-D), p x p pixels (2-D and, per frame, video)."""
+    return p ** min(dims, 2)
+
+
 def _to_patches(x: Tensor, p: int) -> Tensor:
-    """Space-to-depth: (B, C, L) -> (B, C*p, L/p), (B, C, H, W) -> (B, C*p*p, H/p, W/p); p = 1: x."""
+    """Space-to-depth: (B, C, L) -> (B, C*p, L/p), (B, C, H, W) -> (B, C*p*p, H/p, W/p),
+    (B, C, T, H, W) -> (B, C*p*p, T, H/p, W/p) (each frame on its own); p = 1: x."""
     if p == 1:
         return x
+    if x.ndim == 5:
+        B, C, T, H, W = x.shape
+        frames = F.pixel_unshuffle(x.transpose(1, 2).reshape(B * T, C, H, W), p)
+        return frames.reshape(B, T, C * p * p, H // p, W // p).transpose(1, 2)
     if x.ndim == 4:
         return F.pixel_unshuffle(x, p)
     B, C, L = x.shape
@@ -163,6 +172,10 @@ def _from_patches(x: Tensor, p: int) -> Tensor:
     """Depth-to-space, the inverse of `_to_patches`."""
     if p == 1:
         return x
+    if x.ndim == 5:
+        B, Cp, T, h, w = x.shape
+        frames = F.pixel_shuffle(x.transpose(1, 2).reshape(B * T, Cp, h, w), p)
+        return frames.reshape(B, T, Cp // (p * p), h * p, w * p).transpose(1, 2)
     if x.ndim == 4:
         return F.pixel_shuffle(x, p)
     B, Cp, M = x.shape
@@ -318,14 +331,14 @@ class UNet(ConditionedNet):
         self.add_condition_embedding(E, cfg.num_classes, cfg.context_dim, cfg.pooled_context)
 
         ch = cfg.model_channels
-        p_in = cfg.patch_size**d  # values per patch and input channel
+        p_in = _patch_values(d, cfg.patch_size)  # values per patch and input channel
         self.conv_in = _conv(d, (cfg.in_channels + cfg.cond_channels) * p_in, ch, 3)  # x and image_cond
         skips = [ch]  # channels of every tensor the encoder hands to the decoder
 
-        # Encoder: level l at resolution/2**l.
+        # Encoder: level l at resolution / patch_size / 2**l (`level_resolutions`).
         self.enc = nn.ModuleDict()
         for level, mult in enumerate(cfg.channel_mult):
-            attn = cfg.resolution // 2**level in cfg.attn_resolutions
+            attn = cfg.level_resolutions[level] in cfg.attn_resolutions  # in units of level 0 (patches)
             if level > 0:
                 self.enc[f"l{level}_down"] = Downsample(ch, d)
                 skips.append(ch)
@@ -346,7 +359,7 @@ class UNet(ConditionedNet):
         # Decoder: mirror image, each block concatenates one skip tensor.
         self.dec = nn.ModuleDict()
         for level, mult in reversed(list(enumerate(cfg.channel_mult))):
-            attn = cfg.resolution // 2**level in cfg.attn_resolutions
+            attn = cfg.level_resolutions[level] in cfg.attn_resolutions  # in units of level 0 (patches)
             for i in range(cfg.num_blocks + 1):
                 out = cfg.model_channels * mult
                 self.dec[f"l{level}_block{i}"] = UNetBlock(
@@ -396,5 +409,5 @@ class UNet(ConditionedNet):
                 h = block(h)
             else:
                 h = block(torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)
-        out = self.conv_out(F.silu(self.norm_out(h)))  # (B, C_out * p**dims, *spatial/p)
+        out = self.conv_out(F.silu(self.norm_out(h)))  # (B, C_out * p**min(dims, 2), *spatial/p)
         return _from_patches(out, cfg.patch_size)  # (B, C_out, *spatial)

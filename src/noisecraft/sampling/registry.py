@@ -109,6 +109,11 @@ _ENTRIES = [
     _info("euler_ancestral", sto.ancestral, True, 1, "Euler ancestral (η = 1 on the Karras schedule)", fixed_options={"eta": 1.0}),
     _info("edm_stochastic", sto.edm_stochastic, True, 2, "EDM stochastic sampler (Alg. 2: churn + Heun)", calls_per_step=2),
     _info("dpmpp_2m_sde", sto.dpmpp_2m_sde, True, 2, "SDE-DPM-Solver++(2M), η = 1", schedule="loglinear", schedule_options=KNEE),
+    # few-step samplers of distilled runs (noisecraft distill; docs/distillation.md)
+    _info("consistency", sto.consistency, True, 1, "multistep consistency sampling (Song et al. 2023, Alg. 1) for consistency-distilled/-trained runs",
+          schedule="karras_open"),
+    _info("euler_open", det.euler, False, 1, "Euler (= DDIM) on the nested open Karras grid that progressive distillation halves (Salimans & Ho 2022)",
+          schedule="karras_open"),
     _info("pc_langevin", sto.pc_langevin, True, 1, "predictor-corrector: ancestral predictor + Langevin corrector (option corrector_steps, default 1)",
           calls_per_step=2, step_cost=lambda o: 1 + int(o.get("corrector_steps", 1))),
 ]

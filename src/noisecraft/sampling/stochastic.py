@@ -18,11 +18,12 @@ import math
 import torch
 from torch import Tensor
 
+from ..core.consistency import consistency_coefficients
 from .deterministic import Callback, Denoise, combine, corrected_steps, report
 from .noise import NoiseSource
 from .quadrature import exp_adams_weights
 
-__all__ = ["ancestral", "edm_stochastic", "dpmpp_2m_sde", "pc_langevin", "ancestral_sigmas", "ancestral_step"]
+__all__ = ["consistency", "ancestral", "edm_stochastic", "dpmpp_2m_sde", "pc_langevin", "ancestral_sigmas", "ancestral_step"]
 
 
 def ancestral_sigmas(sigma: float, sigma_next: float, eta: float) -> tuple[float, float]:
@@ -175,5 +176,30 @@ def pc_langevin(
             score = (denoise(x, s_next) - x) / s_next**2
             step = 2 * (snr * s_next) ** 2
             x = x + step * score + math.sqrt(2 * step) * noise(x)
+        report(callback, i, x, s, s_next, d)
+    return x
+
+
+def consistency(
+    denoise: Denoise,
+    x: Tensor,
+    sigmas: list[float],
+    *,
+    nfe: int,
+    noise: NoiseSource,
+    callback: Callback = None,
+    sigma_min: float = 0.002,
+    sigma_data: float = 0.5,
+) -> Tensor:
+    """Multistep consistency sampling (Song et al. 2023, Algorithm 1) for a consistency-distilled or
+    -trained run: x ← f(x, σ_i), then re-noise to the next level, x ← x + sqrt(σ_{i+1}² - σ_min²)·z,
+    until σ = 0. f = a(σ)·x + b(σ)·D(x, σ) is the boundary-exact parameterization of core.consistency;
+    `sigma_min` must be the boundary the model was trained with. One call per step."""
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        a, b = consistency_coefficients(torch.tensor(s, dtype=torch.float64), sigma_min, sigma_data)
+        d = denoise(x, s)
+        d = combine(d, float(b), [(float(a), x)])  # f(x, σ) = a·x + b·D
+        x = d + math.sqrt(max(s_next**2 - sigma_min**2, 0.0)) * noise(d) if s_next > 0 else d
         report(callback, i, x, s, s_next, d)
     return x

@@ -3,14 +3,15 @@ use them one by one)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..config import Config, ConfigError
 from ..core import DenoisingLoss, LogitNormal, LogNormal, LogUniform, UniformTime, get_process
+from ..distill.losses import ConsistencyTrainingLoss
 
 __all__ = ["mix_seed", "build_dataset", "build_net", "make_loss"]
 
@@ -72,9 +73,12 @@ def build_net(cfg: Config, sample_shape: Sequence[int], conditioners: Sequence[A
     return net
 
 
-def make_loss(cfg: Config) -> DenoisingLoss:
+def make_loss(cfg: Config) -> Callable[..., Tensor]:
     """The training loss `(denoiser, x0, generator=, **cond) -> loss` of the [loss] and [process] sections."""
     lc, pc = cfg.loss, cfg.process
+    if lc.objective == "consistency":  # iCT: ln σ ~ N(p_mean, p_std²) over the curriculum's levels in [σ_min, σ_max]
+        return ConsistencyTrainingLoss(cfg.train.steps, s0=lc.ct_s0, s1=lc.ct_s1, sigma_min=lc.sigma_min,
+                                       sigma_max=lc.sigma_max, sigma_data=pc.sigma_data, p_mean=lc.p_mean, p_std=lc.p_std)
     if lc.levels == "lognormal":
         levels = LogNormal(lc.p_mean, lc.p_std)
     elif lc.levels == "loguniform":

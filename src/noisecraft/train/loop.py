@@ -102,11 +102,13 @@ def _comparable(cfg: Config) -> dict:
     return d
 
 
-def _resume_config(config: Config | None, out: Path) -> tuple[Config, Run]:
+def _resume_config(config: Config | None, out: Path, own_loss: bool = False) -> tuple[Config, Run]:
     """The saved config of the run in `out`, with what may change taken from `config`."""
     if not is_run(out):
         raise RunError(f"out_dir {str(out)!r} cannot be resumed: it is not a noisecraft run (no valid run.json)")
     run = Run.open(out)
+    if not own_loss and "distill" in run.meta:  # its loss needs the teacher: the config's loss would train it anew
+        raise RunError(f"{str(out)!r} is a distilled run; resume it with `noisecraft distill --resume {out}`")
     saved = run.config
     if config is not None:
         a, b = _comparable(config), _comparable(saved)
@@ -128,7 +130,7 @@ def _saved_conditioners(run: Run | None) -> list[dict] | None:
 
 
 def _setup(cfg: Config, out: Path, run: Run | None, dataset: Any, loss: Callable | None, progress: bool,
-           write: bool = True) -> _Setup:
+           write: bool = True, run_meta: dict | None = None) -> _Setup:
     """Data, conditioners, network and loss; a new run's folder is created here (run.json last)."""
     from ..modalities import get_modality
 
@@ -150,7 +152,7 @@ def _setup(cfg: Config, out: Path, run: Run | None, dataset: Any, loss: Callable
     if run is None and write:
         meta = {"net": net.config, "shape": list(shape), "modality": ds.modality, "modality_options": options,
                 "conditioners": [c.meta() for c in conds], "class_names": list(ds.class_names) if cfg.data.conditional else [],
-                "dataset_size": len(ds), "skipped_files": list(ds.skipped_files)}
+                "dataset_size": len(ds), "skipped_files": list(ds.skipped_files), **(run_meta or {})}
         if ae is not None:
             meta["latent"] = {"autoencoder": LATENT_AE_FOLDER, **ae.meta()}
         folder.check_free_space(out, cfg, net)
@@ -173,8 +175,10 @@ def latent_autoencoder(cfg: Config, run: Run | None) -> Autoencoder:
     return Autoencoder.open(cfg.latent.autoencoder)
 
 
-def _new_state(s: _Setup, device: torch.device) -> TrainState:
+def _new_state(s: _Setup, device: torch.device, init_state: dict | None = None) -> TrainState:
     cfg, net = s.cfg, s.net
+    if init_state is not None:  # e.g. a distillation student starts as its teacher; a checkpoint overrides it
+        net.load_state_dict(init_state)
     net.to(device)
     oc = cfg.optim
     groups = next((g for g in (c.param_groups(net) for c in s.conditioners) if g is not None), None)
@@ -253,7 +257,10 @@ def _loop(s: _Setup, state: TrainState, hooks: list[Hook], last: int, bar: Any, 
     denoiser = build_denoiser(forward, s.cfg).train()
     losses, bad_streak = [], 0
     checkpoints = hooks[-1] if hooks else None
+    set_step = getattr(s.loss, "set_step", None)  # a loss with a schedule of its own (consistency training's curriculum)
     while state.step < last:
+        if set_step is not None:
+            set_step(state.step)
         try:
             loss, norm, lr = train_step(state, s.cfg, s.dataset, denoiser, s.loss, s.conditioners, device, world, ddp)
         except RuntimeError as e:  # DDP's gradient all-reduce raises the backend's own errors
@@ -300,14 +307,15 @@ def _device(name: str, world: World) -> torch.device:
     return dev
 
 
-def _run(s: _Setup, resume: bool, stop_at: int | None, progress: bool, on_step, world: World) -> RunResult:
+def _run(s: _Setup, resume: bool, stop_at: int | None, progress: bool, on_step, world: World,
+         init_state: dict | None = None) -> RunResult:
     from tqdm.auto import tqdm
 
     tc = s.cfg.train
     progress = progress and world.is_main
     # Every random draw comes from CPU generators and is moved to the device, so a seed gives the
     # same data order, σ and ε on every device (results still differ at float rounding on GPU).
-    state = _new_state(s, _device(tc.device, world))
+    state = _new_state(s, _device(tc.device, world), init_state)
     saved = _restore(state, s, world) if resume else None
     start_step = state.step
     rows: list[dict] = []
@@ -341,7 +349,8 @@ def _run(s: _Setup, resume: bool, stop_at: int | None, progress: bool, on_step, 
 
 def train(config: Config | None, out_dir: str | Path, *, resume: bool = False, stop_at: int | None = None,
           progress: bool = True, dataset: Any = None, on_step: Callable[[int, float], None] | None = None,
-          loss: Callable[..., torch.Tensor] | None = None) -> RunResult:
+          loss: Callable[..., torch.Tensor] | None = None, init_state: dict[str, torch.Tensor] | None = None,
+          run_meta: dict[str, Any] | None = None) -> RunResult:
     """Train a diffusion model into the run folder `out_dir` (any signal: x0 of shape (C, *spatial)).
 
     config: the resolved Config (None with resume=True: use the run's saved config; with resume,
@@ -356,6 +365,9 @@ def train(config: Config | None, out_dir: str | Path, *, resume: bool = False, s
     loss: `(denoiser, x0, generator=, **cond) -> loss` instead of the config's [loss] (a
         distillation teacher, a latent encoder, ...); it must draw randomness from `generator`,
         which is a list of per-sample generators (draw with noisecraft.core.rng).
+    init_state: the network's initial state_dict instead of the seeded initialisation (a distillation
+        student starts as its teacher: noisecraft.distill); a resumed run takes its checkpoint's.
+    run_meta: extra keys for a new run's run.json (e.g. {"distill": {...}}: what a resume rebuilds the loss from).
 
     Under torchrun (torch.distributed initialised, e.g. by `noisecraft train`): every rank calls
     train() alike; train.batch_size is the global batch; rank 0 writes the run folder.
@@ -364,7 +376,7 @@ def train(config: Config | None, out_dir: str | Path, *, resume: bool = False, s
     world = current_world()
     run = None
     if resume:
-        cfg, run = _resume_config(config, out)
+        cfg, run = _resume_config(config, out, loss is not None)
     elif config is None:
         raise ValueError("train() needs a config for a new run")
     else:
@@ -377,14 +389,14 @@ def train(config: Config | None, out_dir: str | Path, *, resume: bool = False, s
             folder.check_fresh_out(out)  # a file, inside a file or unwritable: fail before reading data
         elif config is not None and cfg.to_dict() != json.loads((out / "config.json").read_text(encoding="utf-8")):
             atomic_write_text(out / "config.json", cfg.to_json() + "\n")
-        return _setup(cfg, out, run, dataset, loss, progress)
+        return _setup(cfg, out, run, dataset, loss, progress, run_meta=run_meta)
 
     try:
         s = world.rank0_first(first, "creating the run folder") if world.size > 1 else first()
         if s is None:  # the other ranks build the same data and network, writing nothing
             s = _setup(cfg, out, Run.open(out) if not resume else run, dataset, loss, False, write=False)
         with num_threads(cfg.train.threads), torch.random.fork_rng(devices=[]):
-            return _run(s, resume, stop_at, progress, on_step, world)
+            return _run(s, resume, stop_at, progress, on_step, world, init_state)
     except DistributedError as e:
         raise TrainingError(str(e)) from e
     except OSError as e:  # disk full / read-only while writing logs, snapshots, grids or a checkpoint

@@ -1,0 +1,51 @@
+"""`noisecraft distill`: a few-step student of a trained run, written as a normal run folder.
+
+    noisecraft distill RUN --method consistency|progressive --steps K --out RUN2 [--train-steps N] [--lr LR]
+                       [--guidance W] [--solver heun|euler] [--levels N] [--from N] [--seed S] [--quiet]
+    noisecraft distill --resume RUN2
+"""
+
+from __future__ import annotations
+
+import click
+
+from .common import UserError, user_errors
+
+
+@click.command()
+@click.argument("run_dir", required=False)
+@click.option("--method", type=click.Choice(["consistency", "progressive"]), help="Consistency distillation (Song et al. 2023) or progressive distillation (Salimans & Ho 2022).")
+@click.option("--steps", type=int, help="K: the student's network calls per sample (its default sampler's NFE).")
+@click.option("--out", type=click.Path(file_okay=False), help="The student's run folder (new or empty).")
+@click.option("--resume", "resume_dir", type=click.Path(), help="Continue an interrupted distillation in this run folder.")
+@click.option("--train-steps", type=int, default=600, show_default=True, help="Optimizer steps (progressive: over all stages).")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="Peak AdamW learning rate (cosine decay).")
+@click.option("--guidance", type=float, help="The teacher's CFG weight distilled into the student (default: the teacher's [sample] guidance and interval).")
+@click.option("--solver", type=click.Choice(["heun", "euler"]), default="heun", show_default=True, help="The teacher's ODE step (progressive: in the first stage).")
+@click.option("--levels", "n_levels", type=int, default=18, show_default=True, help="Consistency: N of the Karras discretization.")
+@click.option("--from", "start_steps", type=int, default=32, show_default=True, help="Progressive: the first teacher's steps; halved down to K.")
+@click.option("--ema-decay", type=float, default=0.99, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def distill_cmd(run_dir, method, steps, out, resume_dir, train_steps, batch_size, lr, guidance, solver, n_levels,
+                start_steps, ema_decay, seed, quiet) -> None:
+    """Distill the trained RUN_DIR into a K-call student (docs/distillation.md); `noisecraft sample OUT`
+    then uses its K-step sampler (consistency / euler_open) by default, guidance distilled in."""
+    with user_errors():
+        from ..distill.runner import distill, resume_distill
+
+        if resume_dir is not None:
+            if run_dir or out or method:
+                raise UserError("--resume RUN2 takes no RUN_DIR, --out or --method (the run's saved settings are used)")
+            result = resume_distill(resume_dir, progress=not quiet)
+        else:
+            missing = [f for f, v in (("RUN_DIR", run_dir), ("--method", method), ("--steps", steps), ("--out", out)) if v is None]
+            if missing:
+                raise UserError(f"missing {', '.join(missing)}: noisecraft distill RUN_DIR --method consistency|progressive --steps K --out RUN2")
+            extra = {} if guidance is None else {"guidance": guidance}
+            result = distill(run_dir, out, method=method, steps=steps, progress=not quiet, train_steps=train_steps,
+                             batch_size=batch_size, lr=lr, solver=solver, n_levels=n_levels, start_steps=start_steps,
+                             ema_decay=ema_decay, seed=seed, **extra)
+        click.echo(f"distilled into {result.run_dir} ({result.step} steps, {result.seconds:.0f} s); "
+                   f"try: noisecraft sample {result.run_dir} --n 8 --out samples")

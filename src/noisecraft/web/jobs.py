@@ -1,0 +1,457 @@
+"""What the web app computes, without Gradio: settings checks, the tasks of a run, live previews, result files.
+
+Every request is a pure function of its own settings and seed: it gets its own per-sample
+generators (`seed + i`, as `noisecraft sample` and the tasks draw them), its own output folder and
+its own thread; the only objects requests share are the opened runs and their read-only denoisers.
+Results are written by the run's modality exactly as the CLI writes them (same files, same bytes).
+
+    jobs = Jobs({"demo": Run.open("runs/demo")}, root)
+    for event in jobs.stream(jobs.generate_work("demo", Settings(seed=3, n=4), "3")):
+        ...  # Preview (every few steps) ..., then one Result
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..runs import Run, conditioned
+from ..sampling import SOLVERS, SamplingSpec, seeded_generators
+
+__all__ = ["WebError", "Settings", "Work", "Preview", "Result", "Jobs", "MAX_N", "MAX_NFE", "MAX_UPLOAD_BYTES",
+           "ANY_CLASS", "run_names", "tasks_of"]
+
+MAX_N = 64  # results per request: a queue slot must stay short for the next person
+MAX_NFE = 1000
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # also Gradio's max_file_size; decoded pixels are limited by Pillow's bomb check
+ANY_CLASS = "any (classes in turn)"
+_PREVIEWS = 10  # live estimates per request at most (every steps // 10 steps) ...
+_PREVIEW_INTERVAL = 0.1  # ... and at most one per 0.1 s: each costs the server a PNG and the page a fetch
+
+
+class WebError(ValueError):
+    """A setting or an upload the app refuses; one line naming the value and what is valid."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The sampling settings of one request (None: the run's [sample] default)."""
+    solver: str | None = None
+    nfe: int | None = None
+    guidance: float | None = None
+    seed: int = 0
+    n: int = 1
+
+
+@dataclass
+class Work:
+    """One request ready to run: `fn(callback) -> x (n, *shape)`, plus what its result files show."""
+    run_name: str
+    run: Run
+    fn: Callable[[Callable[[dict], None] | None], Tensor]
+    spec: SamplingSpec
+    n: int
+    task: str = "generate"
+    first: Tensor | None = None  # the task's input, shown as the grid's first tile (as the CLI does)
+    steps: int = 0  # solver steps (for the progress text)
+
+
+@dataclass(frozen=True)
+class Preview:
+    step: int
+    sigma: float
+    image: np.ndarray  # (H, W, 3) uint8: the current estimate of x0 (the modality's preview)
+
+
+@dataclass(frozen=True)
+class Result:
+    x: Tensor  # (n, *shape) in [-1, 1]
+    files: list[Path]  # one per sample in the run's modality (PNG, WAV, GIF, NPZ) plus also_writes (MP4)
+    tiles: list[Path]  # one picture per sample: the PNG, the GIF (video), a spectrogram or heat map PNG
+    grid: Path
+    seconds: float
+    first_preview_seconds: float | None = None
+    seed: int = 0
+
+
+def run_names(paths: Sequence[str | os.PathLike]) -> dict[str, Path]:
+    """{name shown in the app: folder} for the folders named on the command line: the folder's name,
+    made unique with -2, -3 ... Only these folders can be opened; the app never takes a path."""
+    out: dict[str, Path] = {}
+    for p in paths:
+        p = Path(p)
+        base = p.resolve().name or "run"
+        name, k = base, 2
+        while name in out:
+            name, k = f"{base}-{k}", k + 1
+        out[name] = p
+    return out
+
+
+def _image_kind(run: Run) -> str:
+    c = run.conditioner("image_cond")
+    return getattr(c, "image", "") if c is not None else ""
+
+
+def tasks_of(run: Run) -> list[str]:
+    """The app's tabs this run supports: generate always; inpaint (images, audio, not a low-res run),
+    img2img (images, audio, no image condition), upscale (1- or 3-channel images, not a mask run)."""
+    kind = _image_kind(run)
+    image = run.modality == "image" and run.shape[0] in (1, 3)
+    out = ["generate"]
+    if (image or run.modality == "audio") and kind != "lowres":
+        out.append("inpaint")
+    if (image or run.modality == "audio") and not kind:
+        out.append("img2img")
+    if image and kind != "mask":
+        out.append("upscale")
+    return out
+
+
+def _int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or value is None:
+        raise WebError(f"{name} {value!r} is not an integer; valid: {lo}..{hi}")
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise WebError(f"{name} {value!r} is not an integer; valid: {lo}..{hi}") from None
+    if not math.isfinite(f) or f != int(f) or not lo <= int(f) <= hi:
+        raise WebError(f"{name} {value!r} is out of range; valid: an integer {lo}..{hi}")
+    return int(f)
+
+
+def _file_size_ok(path: str, what: str) -> str:
+    if not path or not os.path.isfile(path):
+        raise WebError(f"no {what} was uploaded; upload one first")
+    size = os.path.getsize(path)
+    if size > MAX_UPLOAD_BYTES:
+        raise WebError(f"the {what} is {size} bytes; valid: at most {MAX_UPLOAD_BYTES} bytes")
+    return path
+
+
+class Jobs:
+    """The opened runs (by name) and the work each tab does on them."""
+
+    def __init__(self, runs: Mapping[str, Run], root: str | os.PathLike, *,
+                 preview_interval: float = _PREVIEW_INTERVAL) -> None:
+        if not runs:
+            raise WebError("no run to serve; name a run folder")
+        self.runs = dict(runs)
+        self.root = Path(root)
+        self.preview_interval = float(preview_interval)
+        self._load_lock = threading.Lock()
+
+    # -- lookups and checks ----------------------------------------------------------------------
+
+    def run(self, name: Any) -> Run:
+        if not isinstance(name, str) or name not in self.runs:
+            raise WebError(f"run {name!r} is not served here; valid: {', '.join(self.runs)}")
+        return self.runs[name]
+
+    def denoiser(self, run: Run, weights: str = "ema"):
+        with self._load_lock:  # one load per run; afterwards read-only, shared by the request threads
+            return run.denoiser(weights)
+
+    def spec(self, run: Run, s: Settings, *, solvers: Sequence[str] | None = None, default_solver: str | None = None,
+             guided: bool | None = None) -> tuple[SamplingSpec, int]:
+        """(spec, n) of a request, checked as `noisecraft sample` checks its flags."""
+        n = _int("n", s.n, 1, MAX_N)
+        valid = tuple(SOLVERS if solvers is None else solvers)
+        solver = s.solver or default_solver or run.config.sample.solver
+        if solver not in valid:
+            raise WebError(f"solver {solver!r} is not a solver for this tab; valid: {', '.join(valid)}")
+        nfe = None if s.nfe is None else _int("nfe", s.nfe, 1, MAX_NFE)
+        seed = _int("seed", s.seed, 0, 2**63 - n)
+        guided = any(c.guided for c in run.conditioners) if guided is None else guided
+        guidance = None
+        if guided and s.guidance is not None:
+            try:
+                guidance = float(s.guidance)
+            except (TypeError, ValueError):
+                raise WebError(f"guidance {s.guidance!r} is not a number; valid: 0 <= W < 100 (1 = no guidance)") from None
+        try:
+            spec = run.spec(solver=solver, nfe=nfe, guidance=guidance if guided else 1.0, seed=seed)
+            spec.check_seed_range(n)
+        except ValueError as e:
+            raise WebError(str(e)) from None
+        return spec, n
+
+    def values(self, run: Run, class_: Any, prompt: Any, n: int) -> dict[str, Any]:
+        """{conditioner key: value}: the class (a name of the run's classes, or any = classes in turn)
+        and, for a text-conditioned run, the prompt for every sample."""
+        out: dict[str, Any] = {}
+        if class_ not in (None, "", ANY_CLASS):
+            if run.conditioner("class_labels") is None:
+                raise WebError(f"class {class_!r} was given but this run is not class-conditional")
+            if str(class_) not in run.class_names:
+                raise WebError(f"class {class_!r} is not a class of this run; valid: {', '.join(run.class_names)}")
+            out["class_labels"] = str(class_)
+        if run.conditioner("prompts") is not None:
+            text = "" if prompt is None else str(prompt)
+            if len(text) > 1000:
+                raise WebError(f"the prompt is {len(text)} characters long; valid: at most 1000")
+            out["prompts"] = [text] * n
+        return out
+
+    # -- work of each tab ------------------------------------------------------------------------
+
+    def generate_work(self, name: str, s: Settings, class_: Any = None, prompt: Any = None) -> Work:
+        run = self.run(name)
+        spec, n = self.spec(run, s)
+        values = self.values(run, class_, prompt, n)
+        self.denoiser(run)
+
+        def fn(callback):
+            return run.generate(spec, n, callback=callback, **values)
+
+        return Work(name, run, fn, spec, n, steps=spec.nfe)
+
+    def _conditioned(self, run: Run, spec: SamplingSpec, values: dict, n: int):
+        conds = [c for c in run.conditioners if c.key != "image_cond"]  # the task builds image_cond itself
+        return conditioned(self.denoiser(run), conds, spec, values, n)
+
+    def read_image(self, run: Run, path: str, what: str = "image") -> Tensor:
+        """(C, H, W) in [-1, 1]: the upload read as `noisecraft inpaint/img2img --image` reads it
+        (decoded by Pillow with its bomb limit, model channels, native or display size only)."""
+        if run.modality != "image" or run.shape[0] not in (1, 3):
+            raise WebError(f"run is a model of {run.modality} data with shape {run.shape}; only 1- or 3-channel "
+                           "image models take images")
+        _file_size_ok(path, what)
+        try:
+            return run.get_modality().read(path, run.shape, scale=run.config.sample.scale)
+        except Exception as e:  # DataError, ValueError: one line naming the file's problem
+            raise WebError(_one_line(e, path, what)) from None
+
+    def read_mask(self, run: Run, path: str) -> Tensor:
+        """(1, H, W) known mask (1 = keep) from a mask PNG (white = regenerate), as `noisecraft inpaint --mask`."""
+        try:
+            m = run.get_modality().read_mask(path, tuple(run.shape[1:]), scale=run.config.sample.scale)
+        except Exception as e:
+            raise WebError(_one_line(e, path, "mask")) from None
+        return ((m + 1) / 2 < 0.5).float()
+
+    def read_audio(self, run: Run, path: str) -> Tensor:
+        if run.modality != "audio":
+            raise WebError(f"run is a model of {run.modality} data; only audio models take audio clips")
+        _file_size_ok(path, "audio clip")
+        try:
+            return run.get_modality().read(path, run.shape)
+        except Exception as e:
+            raise WebError(_one_line(e, path, "audio clip")) from None
+
+    def inpaint_work(self, name: str, s: Settings, image: Tensor, known: Tensor, class_: Any = None,
+                     resample: Any = 5) -> Work:
+        """RePaint (plain runs, ddpm by default) or one pass of a mask-conditioned run, as `noisecraft inpaint`."""
+        from ..tasks import INPAINT_SOLVERS, inpaint
+
+        run = self.run(name)
+        if "inpaint" not in tasks_of(run):
+            raise WebError(f"run {name!r} cannot inpaint (a {run.modality} model{', low-res-conditioned' if _image_kind(run) else ''})")
+        repaint = _image_kind(run) != "mask"
+        spec, n = self.spec(run, s, **(dict(solvers=INPAINT_SOLVERS, default_solver="ddpm") if repaint else {}))
+        resample = _int("resample", resample, 1, 100) if repaint else None
+        values = self.values(run, class_, None, n)
+
+        def fn(callback):
+            den, cond = self._conditioned(run, spec, values, n)
+            return inpaint(den, image.expand(n, *image.shape).contiguous(), known,
+                           method="repaint" if repaint else "model", solver=spec.solver, nfe=spec.nfe,
+                           sigma_min=spec.sigma_min, sigma_max=spec.sigma_max, resample_steps=resample,
+                           generator=seeded_generators(range(spec.seed, spec.seed + n)), callback=callback, **cond)
+
+        return Work(name, run, fn, spec, n, "inpaint", first=image, steps=spec.nfe * (resample or 1))
+
+    def img2img_work(self, name: str, s: Settings, image: Tensor, strength: Any, class_: Any = None) -> Work:
+        """SDEdit from the noise level set by `strength`, as `noisecraft img2img`."""
+        from ..tasks import img2img
+
+        run = self.run(name)
+        if "img2img" not in tasks_of(run):
+            raise WebError(f"run {name!r} cannot do img2img (a {run.modality} model with an image condition or "
+                           "without image/audio files)")
+        try:
+            strength = float(strength)
+        except (TypeError, ValueError):
+            raise WebError(f"strength {strength!r} is not a number; valid: 0 < S <= 1") from None
+        if not (math.isfinite(strength) and 0 < strength <= 1):
+            raise WebError(f"strength {strength} is out of range; valid: 0 < S <= 1 (1 = start from pure noise)")
+        spec, n = self.spec(run, s)
+        values = self.values(run, class_, None, n)
+
+        def fn(callback):
+            den, cond = self._conditioned(run, spec, values, n)
+            with torch.no_grad():
+                return img2img(den, image.expand(n, *image.shape).contiguous(), strength, solver=spec.solver,
+                               nfe=spec.nfe, sigma_min=spec.sigma_min, sigma_max=spec.sigma_max,
+                               generator=seeded_generators(range(spec.seed, spec.seed + n)), callback=callback, **cond)
+
+        return Work(name, run, fn, spec, n, "img2img", first=image, steps=spec.nfe)
+
+    def upscale_work(self, name: str, s: Settings, path: str, method: Any = None, sigma_y: Any = 0.0,
+                     class_: Any = None) -> Work:
+        """Super-resolve a low-res upload to the model's size, as `noisecraft upscale`."""
+        from ..io.readers import read_image
+        from ..tasks import SR_METHODS, super_resolve
+
+        run = self.run(name)
+        if "upscale" not in tasks_of(run):
+            raise WebError(f"run {name!r} cannot upscale (only 1- or 3-channel image runs without a mask condition)")
+        kind = _image_kind(run)
+        method = method or ("model" if kind == "lowres" else "projection")
+        if method not in SR_METHODS:
+            raise WebError(f"method {method!r} is not a method; valid: {', '.join(SR_METHODS)}")
+        if (method == "model") != (kind == "lowres"):
+            raise WebError(f"method {method!r} does not fit this run: use 'model' for a low-res-conditioned run and "
+                           "projection, pigdm or dps for a plain one")
+        try:
+            sigma_y = float(sigma_y or 0.0)
+        except (TypeError, ValueError):
+            raise WebError(f"sigma_y {sigma_y!r} is not a number; valid: a number >= 0") from None
+        if not (math.isfinite(sigma_y) and sigma_y >= 0):
+            raise WebError(f"sigma_y {sigma_y} is out of range; valid: a number >= 0")
+        spec, n = self.spec(run, s, default_solver="ddpm", guided=False)
+        values = self.values(run, class_, None, n)
+        _file_size_ok(path, "low-res image")
+        try:
+            low = read_image(path, run.shape[0])
+        except Exception as e:
+            raise WebError(_one_line(e, path, "low-res image")) from None
+        h, w = low.shape[-2:]
+        r = run.shape[-1]
+        if h != w or r % h or r // h < 2:
+            raise WebError(f"the low-res image is {w}x{h}; the model was trained at {r}x{r}, so it must be square with a "
+                           f"side that divides {r} at least twice (e.g. {r // 2}x{r // 2})")
+        factor = r // h
+        if method == "model" and factor != run.conditioner("image_cond").lowres_factor:
+            f = run.conditioner("image_cond").lowres_factor
+            raise WebError(f"the low-res image is {w}x{h}, but this run upscales by {f}: give a {r // f}x{r // f} image")
+        zero_shot = {} if method == "model" else {"sigma_y": sigma_y, "sigma_data": run.config.process.sigma_data}
+
+        def fn(callback):
+            den, cond = self._conditioned(run, spec, values, n)
+            return super_resolve(den, low.expand(n, -1, -1, -1).contiguous(), factor, method=method, **zero_shot,
+                                 solver=spec.solver, nfe=spec.nfe, sigma_min=spec.sigma_min, sigma_max=spec.sigma_max,
+                                 generator=seeded_generators(range(spec.seed, spec.seed + n)), callback=callback,
+                                 **cond).detach()
+
+        first = low.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
+        return Work(name, run, fn, spec, n, "upscale", first=first, steps=spec.nfe)
+
+    # -- running -------------------------------------------------------------------------------------
+
+    def stream(self, work: Work, *, every: int | None = None,
+               min_interval: float | None = None) -> Iterator[Preview | Result]:
+        """Run `work` in its own thread; yield a Preview of the current x0 estimate every `every`
+        steps (default: about ten per request, the first after step 0) but not within `min_interval`
+        seconds (default: the app's preview_interval) of the previous one, then the Result. Closing the iterator early (the browser
+        left) stops the sampler at its next step."""
+        every = every or max(1, work.steps // _PREVIEWS)
+        min_interval = self.preview_interval if min_interval is None else min_interval
+        events: queue.Queue = queue.Queue()
+        stop = threading.Event()
+        modality = work.run.get_modality()
+        nrow = max(1, math.ceil(math.sqrt(work.n)))
+        t0 = time.perf_counter()
+
+        def callback(info: dict) -> None:
+            if stop.is_set():
+                raise _Cancelled()
+            i = int(info["i"])
+            if i % every == 0:
+                events.put(("preview", i, float(info["sigma_next"]), info["denoised"].detach().to("cpu").clone()))
+
+        def target() -> None:
+            try:
+                x = work.fn(callback)
+                events.put(("done", x))
+            except _Cancelled:
+                events.put(("cancelled",))
+            except BaseException as e:  # noqa: BLE001 - handed to the request's thread as it is
+                events.put(("error", e))
+
+        thread = threading.Thread(target=target, name=f"noisecraft-web-{work.run_name}", daemon=True)
+        thread.start()
+        first_preview = None
+        last = -math.inf
+        try:
+            while True:
+                event = events.get()
+                if event[0] == "preview":
+                    while not events.empty():  # behind: skip to the newest estimate
+                        nxt = events.get()
+                        if nxt[0] != "preview":
+                            events.put(nxt)  # only one producer: put back and handle on the next turn
+                            break
+                        event = nxt
+                    _, i, sigma, d = event
+                    if time.perf_counter() - last < min_interval:
+                        continue
+                    last = time.perf_counter()
+                    img = _to_uint8(modality.preview_image(d.clamp(-1, 1), nrow=nrow))
+                    if first_preview is None:
+                        first_preview = time.perf_counter() - t0
+                    yield Preview(i, sigma, img)
+                elif event[0] == "done":
+                    x = event[1]
+                    yield self.write(work, x, seconds=time.perf_counter() - t0, first_preview=first_preview)
+                    return
+                elif event[0] == "error":
+                    raise event[1]
+                else:
+                    return
+        finally:
+            stop.set()
+
+    def write(self, work: Work, x: Tensor, *, seconds: float = 0.0, first_preview: float | None = None) -> Result:
+        """The result files in a new folder of their own, as `noisecraft sample` / the tasks write them:
+        000000<ext> ... at the display scale, plus a preview tile per sample and grid.png."""
+        run = work.run
+        modality = run.get_modality()
+        scale = run.config.sample.scale
+        out = Path(tempfile.mkdtemp(prefix="result-", dir=self.root))
+        x = x.clamp(-1, 1)
+        files: list[Path] = []
+        for i in range(x.shape[0]):
+            files.append(modality.write(x[i], out / f"{i:06d}{modality.file_ext}", scale=scale))
+        for ext in getattr(modality, "also_writes", ()):  # video: an MP4 beside every GIF (needs ffmpeg)
+            try:
+                for i in range(x.shape[0]):
+                    files.append(modality.write(x[i], out / f"{i:06d}{ext}", scale=scale))
+            except Exception:  # noqa: BLE001 - FFmpegMissing etc.: the GIFs are enough to show
+                pass
+        if modality.file_ext in (".png", ".gif"):  # images, and video as looping GIFs
+            tiles = list(files[: x.shape[0]])
+        else:
+            tiles = [modality.write_preview(x[i : i + 1], out / f"{i:06d}.preview.png", nrow=1, scale=scale)
+                     for i in range(x.shape[0])]
+        first = work.first
+        grid_tiles = x if first is None else torch.cat([first.unsqueeze(0).clamp(-1, 1), x])
+        nrow = max(1, math.ceil(math.sqrt(grid_tiles.shape[0])))
+        grid = modality.write_preview(grid_tiles, out / "grid.png", nrow=nrow, scale=scale)
+        return Result(x, files, tiles, grid, seconds, first_preview, work.spec.seed)
+
+
+class _Cancelled(Exception):
+    """Raised inside the sampler's callback when the request was abandoned."""
+
+
+def _to_uint8(img: Tensor) -> np.ndarray:
+    """(3, H, W) in [0, 1] -> (H, W, 3) uint8."""
+    return (img.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+def _one_line(e: BaseException, path: str, what: str) -> str:
+    msg = " ".join(str(e).split()) or type(e).__name__
+    return f"the uploaded {what} was refused: {msg.replace(str(path), Path(path).name)}"[:400]
+

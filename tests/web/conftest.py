@@ -1,0 +1,55 @@
+"""A tiny run and the web app serving it in this process (on a free port), shared by the web tests."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+pytest.importorskip("gradio", reason="the web app needs the web extra: pip install 'noisecraft[web]'")
+
+from click.testing import CliRunner  # noqa: E402
+
+from noisecraft.cli.main import cli  # noqa: E402
+from noisecraft.runs import Run  # noqa: E402
+
+# 2 training steps of the tiny preset (8x8 digits, display scale 2), 2 solver steps per sample
+TINY = ["--steps", 2, "--set", "train.batch_size=8", "--set", "sample.nfe=4", "--set", "sample.per_class=1", "--quiet"]
+
+
+def cli_run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("webruns") / "tiny"
+    result = cli_run("train", "tiny", "--out", out, *TINY)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_run, tmp_path_factory):
+    """The app serving the tiny run (as "tiny"), launched as `noisecraft serve` launches it."""
+    from noisecraft.web.app import build_app, launch
+
+    app = build_app({"tiny": Run.open(tiny_run)}, root=tmp_path_factory.mktemp("webroot"), concurrency=2,
+                    preview_interval=0)  # every preview: the tiny run finishes in milliseconds
+    port = free_port()
+    launch(app, host="127.0.0.1", port=port, block=False, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+@pytest.fixture(scope="session")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
