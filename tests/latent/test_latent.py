@@ -230,3 +230,11 @@ def test_autoencoder_resume_can_extend_but_not_shorten(data, tmp_path):
                            progress=False)
     assert ae.info["steps"] == 6
     assert_user_error(cli("train-autoencoder", "--resume", tmp_path / "nope"), "cannot be resumed")
+
+
+def test_the_web_app_refuses_a_latent_run_with_one_line(ae_dir, data, tmp_path):
+    from noisecraft.web.jobs import Jobs, WebError
+
+    train(_latent_cfg(ae_dir, steps=2), tmp_path / "run", dataset=data, progress=False)
+    with pytest.raises(WebError, match="latent diffusion model"):
+        Jobs({"lat": Run.open(tmp_path / "run")}, tmp_path)
