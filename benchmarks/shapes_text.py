@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
         from noisecraft.eval.evaluate import default_extractor
         from noisecraft.eval.metrics import min_samples_for_stats
 
-        extractor = default_extractor("shapes", resolution=info.shape[-1], echo=print)
+        extractor = default_extractor("shapes", resolution=info.data_shape[-1], echo=print)  # latent runs: the decoded size
         if 2 * args.n < min_samples_for_stats(extractor.feature_dim):
             sys.exit(f"error: FD needs at least {min_samples_for_stats(extractor.feature_dim)} samples; "
                      f"give --n >= {(min_samples_for_stats(extractor.feature_dim) + 1) // 2} or --no-fd")

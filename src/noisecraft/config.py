@@ -48,6 +48,7 @@ __all__ = [
     "SampleConfig",
     "EvalConfig",
     "CondConfig",
+    "LatentConfig",
     "TextConfig",
     "TEXT_ENCODERS",
     "Config",
@@ -399,6 +400,17 @@ class CondConfig:
 
 
 @dataclass
+class LatentConfig:
+    """Latent diffusion (Rombach et al. 2022; docs/latent.md): train on the latents of a frozen autoencoder."""
+
+    autoencoder: str = ""  # "" (pixel space) | a folder written by `noisecraft train-autoencoder`
+
+    def validate(self) -> None:
+        if not isinstance(self.autoencoder, str):
+            raise ConfigError(f"latent.autoencoder must be a folder path (a string), got {self.autoencoder!r}")
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     net: NetConfig = field(default_factory=NetConfig)
@@ -411,6 +423,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     text: TextConfig = field(default_factory=TextConfig)
     cond: CondConfig = field(default_factory=CondConfig)
+    latent: LatentConfig = field(default_factory=LatentConfig)
 
     def validate(self) -> "Config":
         for f in dataclasses.fields(self):
@@ -419,6 +432,12 @@ class Config:
             raise ConfigError(f"process.prediction = 'flow' needs process.name = 'flow', got {self.process.name!r}")
         if self.process.prediction == "v" and self.process.name not in ("vp", "vp_discrete"):
             raise ConfigError(f"process.prediction = 'v' needs process.name 'vp' or 'vp_discrete', got {self.process.name!r}")
+        if self.latent.autoencoder and self.cond.image:
+            raise ConfigError(f"cond.image = {self.cond.image!r} is not supported with latent.autoencoder (a latent run "
+                              "inpaints by RePaint in latent space); set cond.image = '' or latent.autoencoder = ''")
+        if self.latent.autoencoder and self.eval.every > 0:
+            raise ConfigError(f"eval.every = {self.eval.every} is not supported with latent.autoencoder yet; set "
+                              "eval.every = 0 and score the run afterwards with `noisecraft eval RUN`")
         return self
 
     def to_dict(self) -> dict:

@@ -252,6 +252,7 @@ def _register_subcommands() -> None:
     from .distill_cmd import distill_cmd
     from .eval_cmd import eval_group
     from .fields_cmd import reconstruct_cmd
+    from .latent_cmd import train_autoencoder_cmd
     from .serve_cmd import serve_cmd
     from .tasks_cmd import img2img_cmd, inpaint_cmd, interpolate_cmd, predict_cmd, upscale_cmd
 
@@ -265,6 +266,7 @@ def _register_subcommands() -> None:
     cli.add_command(reconstruct_cmd, "reconstruct")
     cli.add_command(serve_cmd, "serve")
     cli.add_command(distill_cmd, "distill")
+    cli.add_command(train_autoencoder_cmd, "train-autoencoder")
 
 
 _register_subcommands()

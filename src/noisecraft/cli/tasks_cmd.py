@@ -65,21 +65,21 @@ def _common(fn):
 
 
 def _model_channels(run) -> int:
-    if run.shape[0] not in (1, 3) or run.modality != "image":
-        raise UserError(f"run {run.path} is a model of {run.modality} data with shape {run.shape}; only 1- or 3-channel "
+    if run.data_shape[0] not in (1, 3) or run.modality != "image":
+        raise UserError(f"run {run.path} is a model of {run.modality} data with shape {run.data_shape}; only 1- or 3-channel "
                         "image models take image files")
-    return run.shape[0]
+    return run.data_shape[0]
 
 
 def _load(path: str, run) -> torch.Tensor:
     """(C, H, W) in [-1, 1] with the model's channel count, at the native or the display scale."""
     _model_channels(run)
-    return run.get_modality().read(path, run.shape, scale=run.config.sample.scale)
+    return run.get_modality().read(path, run.data_shape, scale=run.config.sample.scale)
 
 
 def _load_mask(path: str, run) -> torch.Tensor:
     """MASK PNG (white = regenerate, black = known), native or display scale -> (1, H, W) float, 1 = known."""
-    m = run.get_modality().read_mask(path, tuple(run.shape[1:]), scale=run.config.sample.scale)
+    m = run.get_modality().read_mask(path, tuple(run.data_shape[1:]), scale=run.config.sample.scale)
     return ((m + 1) / 2 < 0.5).float()
 
 
@@ -232,9 +232,14 @@ def _inpaint_run(run_dir, out, n, class_, nfe, seed, weights, method, guidance, 
     img, known = inputs(run)
     with num_threads(run.config.train.threads):
         den, cond = _conditioned(run, spec, values, n, weights)
-        x = inpaint(den, img.expand(n, *img.shape).contiguous(), known, method=method, solver=spec.solver,
-                    nfe=spec.nfe, sigma_min=spec.sigma_min, sigma_max=spec.sigma_max,
-                    resample_steps=resample if repaint else None, generator=_generators(spec, n), **cond)
+        task = inpaint
+        if run.is_latent:  # RePaint on the latent grid, known pixels pasted back (latent.inpaint)
+            from ..latent import latent_inpaint
+
+            task = lambda d, *a, **kw: latent_inpaint(run.autoencoder, d, *a, **kw)  # noqa: E731
+        x = task(den, img.expand(n, *img.shape).contiguous(), known, method=method, solver=spec.solver,
+                 nfe=spec.nfe, sigma_min=spec.sigma_min, sigma_max=spec.sigma_max,
+                 resample_steps=resample if repaint else None, generator=_generators(spec, n), **cond)
     write_samples(run, x, outp, nrow=_grid_row(n), first=img if shown is None else shown(img, known))
     return run
 
@@ -261,9 +266,11 @@ def img2img_cmd(run_dir, out, n, class_, nfe, seed, weights, image, audio, stren
         img = _signal_input(run, image, audio)
         with num_threads(run.config.train.threads):
             den, cond = _conditioned(run, spec, values, n, weights)
-            with torch.no_grad():
-                x = img2img(den, img.expand(n, *img.shape).contiguous(), strength, solver=spec.solver, nfe=spec.nfe,
-                            sigma_min=spec.sigma_min, sigma_max=spec.sigma_max, generator=_generators(spec, n), **cond)
+            with torch.no_grad():  # a latent run: SDEdit of the encoded image, decoded (encode/decode: identity otherwise)
+                x = img2img(den, run.encode(img.expand(n, *img.shape).contiguous()), strength, solver=spec.solver,
+                            nfe=spec.nfe, sigma_min=spec.sigma_min, sigma_max=spec.sigma_max,
+                            generator=_generators(spec, n), **cond)
+                x = run.decode(x)
         write_samples(run, x, outp, nrow=_grid_row(n), first=img)
     click.echo(f"wrote {n} {'clips' if run.modality == 'audio' else 'images'} and grid.png to {out}")
 
@@ -289,6 +296,8 @@ def upscale_cmd(run_dir, out, n, class_, nfe, seed, weights, image, method, sigm
         from ..tasks import SR_METHODS, super_resolve
 
         run = Run.open(run_dir)
+        if run.is_latent:
+            raise UserError(f"run {run.path} is a latent diffusion model; upscale works in pixel space: use a pixel-space run")
         method = _upscale_method(run, method, SR_METHODS)
         if method == "model" and sigma_y != 0:
             raise UserError(f"--sigma-y {sigma_y} applies to the zero-shot methods only; a low-res-conditioned run "

@@ -133,7 +133,10 @@ def evaluate_image_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
     # Real data at the run's resolution and channels: the same images the model was trained on.
     data_cfg = run.config.data
     channels = data_cfg.channels or None
-    resolution = run.shape[-1]
+    resolution = run.data_shape[-1]  # a latent run: the decoded images' size
+    if "nll" in metrics and run.is_latent:
+        raise EvalError(f"run {str(run_dir)!r} is a latent diffusion model: its likelihood would be of latents, not "
+                        "images; leave out the nll metric")
     splits = real_splits(data_cfg.source, resolution=resolution, channels=channels, seed=0)
     if isinstance(features, FeatureExtractor):
         extractor = features

@@ -34,6 +34,7 @@ from ..conditioning import ClassLabels, Conditioner, ImageCondition, TextPrompts
 from ..conditioning.text import load_text_conditioner
 from ..config import Config, config_from_dict
 from ..core import Precond, get_process
+from ..latent import Autoencoder, AutoencoderError
 from ..modalities import Modality, get_modality
 from ..runtime import resolve_device
 from ..sampling import SamplingSpec
@@ -41,7 +42,9 @@ from .errors import RunError
 from .generation import generate
 from .weights import load_weights, weight_choices
 
-__all__ = ["Run", "RUN_FORMAT", "READABLE_FORMATS", "is_run", "build_denoiser"]
+__all__ = ["Run", "RUN_FORMAT", "READABLE_FORMATS", "is_run", "build_denoiser", "LATENT_AE_FOLDER"]
+
+LATENT_AE_FOLDER = "autoencoder"  # a latent run's copy of its autoencoder (run.json "latent")
 
 RUN_FORMAT = "noisecraft-run/2"
 READABLE_FORMATS = ("noisecraft-run/1", RUN_FORMAT)
@@ -96,6 +99,7 @@ class Run:
         self.shape, self.modality, self.conditioners = shape, modality, conditioners
         self.modality_options = dict(modality_options or {})
         self._denoisers: dict[tuple[str, str], Precond] = {}
+        self._autoencoder: Autoencoder | None = None
 
     @classmethod
     def open(cls, path: str | Path, *, device: str | torch.device = "cpu") -> "Run":
@@ -127,6 +131,10 @@ class Run:
                 shape, modality = (c, r, r), "image"
                 conds = _legacy_conditioners(cfg, meta, c, dev)
             dict(meta["net"])
+            if meta.get("latent") is not None:
+                lat = meta["latent"]
+                if not isinstance(lat, dict) or len(lat["data_shape"]) != 3 or not isinstance(lat["autoencoder"], str):
+                    raise ValueError(f"'latent' must be a table with an autoencoder folder and a (C, H, W) data_shape, got {lat!r}")
         except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
             raise RunError(f"run {str(path)!r} has an unreadable run.json/config.json: {e}".splitlines()[0]) from None
         return cls(path, cfg, meta, shape, modality, conds, options)
@@ -137,6 +145,47 @@ class Run:
         """The run's modality configured with its recorded options (audio: at the run's sample rate):
         what writes its samples and reads task inputs. ValueError for a modality this version lacks."""
         return get_modality(self.modality, self.modality_options)
+
+    @property
+    def is_latent(self) -> bool:
+        """Whether the model lives in an autoencoder's latent space (`[latent] autoencoder`)."""
+        return self.meta.get("latent") is not None
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        """The shape of what `generate` returns and tasks read: the decoded sample shape of a latent
+        run, else `shape` (which is always what the denoiser sees)."""
+        lat = self.meta.get("latent")
+        return tuple(int(s) for s in lat["data_shape"]) if lat is not None else self.shape
+
+    @property
+    def autoencoder(self) -> Autoencoder | None:
+        """The frozen autoencoder of a latent run (its own copy, checked against the recorded
+        sha256), or None for a pixel-space run. RunError (one line) when it is missing or changed."""
+        lat = self.meta.get("latent")
+        if lat is None:
+            return None
+        if self._autoencoder is None:
+            try:
+                ae = Autoencoder.open(self.path / lat["autoencoder"], sha256=lat.get("sha256") or None)
+                ae.check_data_shape(self.data_shape, f"run {str(self.path)!r}")
+            except AutoencoderError as e:
+                raise RunError(f"latent run {str(self.path)!r}: {e}") from None
+            if tuple(ae.latent_shape) != tuple(self.shape):
+                raise RunError(f"latent run {str(self.path)!r}: its autoencoder gives latents {list(ae.latent_shape)}, "
+                               f"the model takes {list(self.shape)}")
+            self._autoencoder = ae
+        return self._autoencoder
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Latents (B, *shape) -> data (B, *data_shape) for a latent run; the identity otherwise."""
+        ae = self.autoencoder
+        return ae.decode(z) if ae is not None else z
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Data (B, *data_shape) -> scaled latents (B, *shape) for a latent run; the identity otherwise."""
+        ae = self.autoencoder
+        return ae.encode(x) if ae is not None else x
 
     @property
     def net_config(self) -> dict:
@@ -191,13 +240,17 @@ class Run:
 
     def generate(self, spec: SamplingSpec | None = None, n: int = 1, *, weights: str = "ema",
                  device: str | torch.device = "cpu", batch_size: int = 250,
-                 callback: Callable[[dict], None] | None = None, **cond: Any) -> Tensor:
-        """n samples (n, *shape) in the data range, sample i from spec.seed + i; `cond` by
+                 callback: Callable[[dict], None] | None = None, decode: bool = True, **cond: Any) -> Tensor:
+        """n samples (n, *data_shape) in the data range, sample i from spec.seed + i; `cond` by
         conditioner key, e.g. class_labels=3 (index or name), prompts="a red circle", image_cond=...
-        A conditional model without a class gets classes in turn."""
+        A conditional model without a class gets classes in turn. A latent run samples latents
+        (n, *shape) and decodes them (decode=False: the latents)."""
         spec = spec or self.spec()
         den = self.denoiser(weights, device=device)
-        return generate(den, n, self.shape, spec, self.conditioners, cond, batch_size=batch_size, callback=callback)
+        if decode and self.is_latent:
+            self.autoencoder  # a missing or changed autoencoder fails before sampling
+        x = generate(den, n, self.shape, spec, self.conditioners, cond, batch_size=batch_size, callback=callback)
+        return self.decode(x) if decode else x
 
     def __repr__(self) -> str:
         kinds = ", ".join(c.kind for c in self.conditioners) or "unconditional"

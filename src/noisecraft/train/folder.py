@@ -32,7 +32,10 @@ def _now() -> str:
 
 def _start_leftover(p: Path) -> bool:
     """What a start killed before run.json (the marker, written last) can leave: config.json and
-    the temp files of the two atomic writes. Such a folder may be started again."""
+    the temp files of the two atomic writes, a latent run's copy of its autoencoder (written before
+    run.json). Such a folder may be started again."""
+    if p.is_dir() and p.name == "autoencoder":
+        return True
     return p.is_file() and (p.name == "config.json" or p.name.startswith((".config.json.tmp-", ".run.json.tmp-")))
 
 

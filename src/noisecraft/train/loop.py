@@ -41,7 +41,8 @@ from torch import nn
 
 from ..conditioning import Conditioner, conditioners_for_training
 from ..config import Config, ConfigError
-from ..runs import Run, RunError, build_denoiser, is_run, latest_checkpoint, load_checkpoint
+from ..latent import Autoencoder, DecodedModality, encode_dataset
+from ..runs import LATENT_AE_FOLDER, Run, RunError, build_denoiser, is_run, latest_checkpoint, load_checkpoint
 from ..runs.checkpoint import CheckpointError, atomic_write_text
 from ..runtime import num_threads, resolve_device
 from . import folder
@@ -136,6 +137,10 @@ def _setup(cfg: Config, out: Path, run: Run | None, dataset: Any, loss: Callable
     ds = dataset if dataset is not None else build_dataset(cfg)
     if len(ds) == 0:
         raise RunError(f"dataset {cfg.data.source!r} is empty")
+    ae = latent_autoencoder(cfg, run) if cfg.latent.autoencoder else None
+    if ae is not None:  # latent diffusion: the data is encoded once, the net sees only scaled latents
+        with num_threads(cfg.train.threads):
+            ds = encode_dataset(ds, ae)
     shape = tuple(int(s) for s in ds.sample_shape)
     with num_threads(cfg.train.threads):
         conds = conditioners_for_training(cfg, ds, saved=_saved_conditioners(run), progress=progress)
@@ -148,9 +153,26 @@ def _setup(cfg: Config, out: Path, run: Run | None, dataset: Any, loss: Callable
         meta = {"net": net.config, "shape": list(shape), "modality": ds.modality, "modality_options": options,
                 "conditioners": [c.meta() for c in conds], "class_names": list(ds.class_names) if cfg.data.conditional else [],
                 "dataset_size": len(ds), "skipped_files": list(ds.skipped_files), **(run_meta or {})}
+        if ae is not None:
+            meta["latent"] = {"autoencoder": LATENT_AE_FOLDER, **ae.meta()}
         folder.check_free_space(out, cfg, net)
+        if ae is not None:  # the run keeps its own copy (written before run.json, which marks the folder)
+            folder.check_fresh_out(out)
+            ae.copy_to(out / LATENT_AE_FOLDER)
         folder.prepare_fresh_run(out, cfg, meta)
-    return _Setup(cfg, out, ds, conds, shape, get_modality(ds.modality, options), net, loss or make_loss(cfg))
+    modality = get_modality(ds.modality, options)
+    if ae is not None:
+        modality = DecodedModality(modality, ae)  # previews show decoded images
+    return _Setup(cfg, out, ds, conds, shape, modality, net, loss or make_loss(cfg))
+
+
+def latent_autoencoder(cfg: Config, run: Run | None) -> Autoencoder:
+    """The frozen autoencoder of a latent run: the run's own copy when resuming, else latent.autoencoder."""
+    if run is not None:
+        ae = run.autoencoder
+        assert ae is not None
+        return ae
+    return Autoencoder.open(cfg.latent.autoencoder)
 
 
 def _new_state(s: _Setup, device: torch.device, init_state: dict | None = None) -> TrainState:

@@ -147,6 +147,10 @@ class Jobs:
                  preview_interval: float = _PREVIEW_INTERVAL) -> None:
         if not runs:
             raise WebError("no run to serve; name a run folder")
+        latent = [name for name, r in runs.items() if getattr(r, "is_latent", False)]
+        if latent:  # its previews and task inputs would be latents, not images (docs/latent.md)
+            raise WebError(f"run {latent[0]!r} is a latent diffusion model, which the web app does not serve yet; "
+                           "use `noisecraft sample` / `inpaint` with it")
         self.runs = dict(runs)
         self.root = Path(root)
         self.preview_interval = float(preview_interval)
