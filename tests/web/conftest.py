@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 pytest.importorskip("gradio", reason="the web app needs the web extra: pip install 'noisecraft[web]'")
 
-from click.testing import CliRunner  # noqa: E402
-
-from noisecraft.cli.main import cli  # noqa: E402
 from noisecraft.runs import Run  # noqa: E402
+from web_helpers import cli_run, free_port  # noqa: E402
 
 # 2 training steps of the tiny preset (8x8 digits, display scale 2), 2 solver steps per sample
 TINY = ["--steps", 2, "--set", "train.batch_size=8", "--set", "sample.nfe=4", "--set", "sample.per_class=1", "--quiet"]
-
-
-def cli_run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

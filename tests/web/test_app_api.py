@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import cli_run
+from web_helpers import cli_run
 
 from noisecraft.runs import Run
 from noisecraft.web import MAX_UPLOAD_BYTES

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_run, free_port
+from web_helpers import cli_run, free_port
 
 from noisecraft.runs import Run
 from noisecraft.web import tasks_of

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_run
+from web_helpers import cli_run
 
 pytest.importorskip("playwright", reason="the browser tests need the web extra: pip install 'noisecraft[web]'")
 

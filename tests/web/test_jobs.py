@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import cli_run
+from web_helpers import cli_run
 
 from noisecraft.runs import Run
 from noisecraft.web import Jobs, Preview, Result, Settings, WebError, run_names, tasks_of
@@ -144,7 +144,7 @@ def test_serve_without_a_run_offers_the_demo_on_localhost(tiny_run, tmp_path, mo
     import shutil
 
     import noisecraft.web.app as web_app
-    from conftest import free_port
+    from web_helpers import free_port
 
     shutil.copytree(tiny_run, tmp_path / "runs" / "demo")
     monkeypatch.chdir(tmp_path)

@@ -293,7 +293,7 @@ def upscale_cmd(run_dir, out, n, class_, nfe, seed, weights, image, method, sigm
         from ..data.images import read_image
         from ..runs import Run
         from ..runtime import num_threads
-        from ..tasks import SR_METHODS, super_resolve
+        from ..tasks import SR_METHODS, super_resolve, upscale_factor
 
         run = Run.open(run_dir)
         if run.is_latent:
@@ -311,15 +311,11 @@ def upscale_cmd(run_dir, out, n, class_, nfe, seed, weights, image, method, sigm
         low = read_image(image, _model_channels(run))  # any size: the factor is read off it
         h, w = low.shape[-2:]
         r = run.shape[-1]
-        if h != w or r % h or r // h < 2:
-            raise UserError(f"image is {w}x{h}; the model was trained at {r}x{r}, so the low-res image must be square "
-                            f"with a side that divides {r} at least twice (e.g. {r // 2}x{r // 2})")
-        factor = r // h
-        trained = run.conditioner("image_cond")
-        if method == "model" and factor != trained.lowres_factor:
-            f = trained.lowres_factor
-            raise UserError(f"image is {w}x{h}, but the low-res run {run_dir} upscales by its lowres_factor {f}: give a "
-                            f"{r // f}x{r // f} image (or a zero-shot --method with a plain run)")
+        try:
+            trained = run.conditioner("image_cond").lowres_factor if method == "model" else None
+            factor = upscale_factor((h, w), r, trained)
+        except ValueError as e:
+            raise UserError(str(e)) from None
         with num_threads(run.config.train.threads):
             den, cond = _conditioned(run, spec, values, n, weights)
             zero_shot = {} if method == "model" else {"sigma_y": sigma_y, "sigma_data": run.config.process.sigma_data}

@@ -16,13 +16,14 @@ this is meant for are small; LDM's f=4 models have none at the low levels either
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+
+from .layers import ArchConfig
 
 __all__ = ["AutoencoderConfig", "KLAutoencoder", "DOWNSAMPLE_FACTORS"]
 
@@ -30,7 +31,9 @@ DOWNSAMPLE_FACTORS = (2, 4, 8)
 
 
 @dataclass(frozen=True)
-class AutoencoderConfig:
+class AutoencoderConfig(ArchConfig):
+    """The autoencoder's architecture, saved next to its weights as JSON (`to_dict` / `from_dict` of ArchConfig)."""
+
     name: ClassVar[str] = "kl-autoencoder"
     in_channels: int = 3
     latent_channels: int = 4
@@ -59,27 +62,6 @@ class AutoencoderConfig:
     @property
     def levels(self) -> int:
         return int(math.log2(self.downsample))
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = list(v) if isinstance(v, tuple) else v
-        return out
-
-    @classmethod
-    def from_dict(cls, config: Mapping[str, Any]) -> "AutoencoderConfig":
-        config = dict(config)
-        name = config.pop("name", cls.name)
-        if name != cls.name:
-            raise ValueError(f"autoencoder config name {name!r} is not {cls.name!r}")
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(config) - set(valid))
-        if unknown:
-            raise ValueError(f"unknown autoencoder config key(s) {unknown}; valid keys: {valid}")
-        if "channel_mult" in config:
-            config["channel_mult"] = tuple(config["channel_mult"])
-        return cls(**config)
 
 
 def _norm(ch: int) -> nn.GroupNorm:

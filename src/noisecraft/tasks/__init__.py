@@ -13,14 +13,14 @@ from .frames import check_keep_frames, frame_mask, inpaint_frames, parse_keep_fr
 from .img2img import check_strength, img2img, strength_to_sigma
 from .image_cond import IMAGE_CONDS, image_cond_channels, image_cond_of, lowres_condition, mask_condition
 from .inpaint import INPAINT_METHODS, INPAINT_SOLVERS, check_mask, inpaint, repaint_walk
-from .inverse import METHODS, SR_METHODS, dps, projection, solve_inverse_problem, super_resolve
+from .inverse import METHODS, SR_METHODS, dps, projection, solve_inverse_problem, super_resolve, upscale_factor
 from .inversion import INVERTIBLE_SOLVERS, interpolate, invert
 from .operators import Blur, Downsample, LinearOperator, Masking, SparsePoints, gaussian_kernel
 
 __all__ = [
     "img2img", "strength_to_sigma", "check_strength",
     "inpaint", "repaint_walk", "check_mask", "INPAINT_SOLVERS", "INPAINT_METHODS",
-    "dps", "projection", "solve_inverse_problem", "super_resolve", "METHODS", "SR_METHODS",
+    "dps", "projection", "solve_inverse_problem", "super_resolve", "upscale_factor", "METHODS", "SR_METHODS",
     "IMAGE_CONDS", "image_cond_channels", "image_cond_of", "lowres_condition", "mask_condition",
     "predict_frames", "inpaint_frames", "frame_mask", "check_keep_frames", "parse_keep_frames",
     "invert", "interpolate", "INVERTIBLE_SOLVERS",

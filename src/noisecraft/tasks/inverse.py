@@ -54,7 +54,7 @@ from ..sampling.noise import Generators, randn
 from .image_cond import image_cond_of, lowres_condition
 from .operators import Downsample, LinearOperator
 
-__all__ = ["dps", "projection", "solve_inverse_problem", "super_resolve", "METHODS", "SR_METHODS"]
+__all__ = ["dps", "projection", "solve_inverse_problem", "super_resolve", "upscale_factor", "METHODS", "SR_METHODS"]
 
 METHODS = ("projection", "pigdm", "dps")
 SR_METHODS = METHODS + ("model",)  # "model": a low-res-conditioned model ([cond] image = "lowres")
@@ -198,6 +198,21 @@ def solve_inverse_problem(
     if nfe is None and options.get("sigmas") is None:
         nfe = 100
     return sample(den, noise, solver=solver, nfe=nfe, generator=generator, **options)
+
+
+def upscale_factor(low_size: tuple[int, int], resolution: int, trained_factor: int | None = None) -> int:
+    """The factor f that takes a (h, w) low-res image to the model's resolution x resolution, or a
+    ValueError naming the size and what is valid: the image must be square with a side that divides
+    the resolution at least twice; `trained_factor` (a low-res-conditioned run's) must equal f."""
+    h, w = low_size
+    r = resolution
+    if h != w or r % h or r // h < 2:
+        raise ValueError(f"image is {w}x{h}; the model was trained at {r}x{r}, so the low-res image must be square "
+                         f"with a side that divides {r} at least twice (e.g. {r // 2}x{r // 2})")
+    if trained_factor is not None and r // h != trained_factor:
+        f = trained_factor
+        raise ValueError(f"image is {w}x{h}, but this run upscales by its lowres_factor {f}: give a {r // f}x{r // f} image")
+    return r // h
 
 
 def super_resolve(

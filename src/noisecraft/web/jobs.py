@@ -306,7 +306,7 @@ class Jobs:
                      class_: Any = None) -> Work:
         """Super-resolve a low-res upload to the model's size, as `noisecraft upscale`."""
         from ..io.readers import read_image
-        from ..tasks import SR_METHODS, super_resolve
+        from ..tasks import SR_METHODS, super_resolve, upscale_factor
 
         run = self.run(name)
         if "upscale" not in tasks_of(run):
@@ -331,15 +331,11 @@ class Jobs:
             low = read_image(path, run.shape[0])
         except Exception as e:
             raise WebError(_one_line(e, path, "low-res image")) from None
-        h, w = low.shape[-2:]
-        r = run.shape[-1]
-        if h != w or r % h or r // h < 2:
-            raise WebError(f"the low-res image is {w}x{h}; the model was trained at {r}x{r}, so it must be square with a "
-                           f"side that divides {r} at least twice (e.g. {r // 2}x{r // 2})")
-        factor = r // h
-        if method == "model" and factor != run.conditioner("image_cond").lowres_factor:
-            f = run.conditioner("image_cond").lowres_factor
-            raise WebError(f"the low-res image is {w}x{h}, but this run upscales by {f}: give a {r // f}x{r // f} image")
+        try:
+            trained = run.conditioner("image_cond").lowres_factor if method == "model" else None
+            factor = upscale_factor(tuple(low.shape[-2:]), run.shape[-1], trained)
+        except ValueError as e:
+            raise WebError(f"the low-res {e}") from None
         zero_shot = {} if method == "model" else {"sigma_y": sigma_y, "sigma_data": run.config.process.sigma_data}
 
         def fn(callback):
