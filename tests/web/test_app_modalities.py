@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from web_helpers import cli_run, free_port
+from web_helpers import cli_run, free_port, generate_in_own_app
 
 from noisecraft.runs import Run
 from noisecraft.web import tasks_of
@@ -75,20 +75,11 @@ VIDEO = ["--set", "data.source=moving-digits", "--set", "data.resolution=16", "-
 
 
 def test_video_run_gives_the_clis_gifs_and_shows_them(tmp_path_factory, tmp_path):
-    from noisecraft.web.app import build_app, launch
-
     run_dir = tmp_path_factory.mktemp("runs") / "clips"
     r = cli_run("train", "tiny", "--out", run_dir, "--steps", 2, *VIDEO, "--quiet")
     assert r.exit_code == 0, r.output
     assert tasks_of(Run.open(run_dir)) == ["generate"]
-    app = build_app({"clips": Run.open(run_dir)}, root=tmp_path / "root")
-    port = free_port()
-    launch(app, port=port, block=False, quiet=True)
-    try:
-        out = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
-            "clips", "any (classes in turn)", "", "euler", 2, 1.0, 3, 2, api_name="/generate")
-    finally:
-        app.close()
+    out = generate_in_own_app("clips", run_dir, tmp_path / "root", "any (classes in turn)", "", "euler", 2, 1.0, 3, 2)
     files = [Path(p) for p in out[2]]
     assert [p.name for p in files if p.suffix == ".gif"] == ["000000.gif", "000001.gif"]
     assert [Path(t["image"]).suffix for t in out[1]] == [".gif", ".gif"]
@@ -102,21 +93,12 @@ def test_video_run_gives_the_clis_gifs_and_shows_them(tmp_path_factory, tmp_path
 
 
 def test_field_run_gives_the_clis_npz_and_heat_maps(tmp_path_factory, tmp_path):
-    from noisecraft.web.app import build_app, launch
-
     run_dir = tmp_path_factory.mktemp("runs") / "grf"
     r = cli_run("train", "tiny", "--out", run_dir, "--steps", 2, "--set", "data.source='grf'", "--set",
                 "data.resolution=8", "--set", "data.conditional=false", "--set", "train.batch_size=4", "--set",
                 "sample.nfe=2", "--set", "ema.phema_every=0", "--quiet")
     assert r.exit_code == 0, r.output
-    app = build_app({"grf": Run.open(run_dir)}, root=tmp_path / "root")
-    port = free_port()
-    launch(app, port=port, block=False, quiet=True)
-    try:
-        out = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
-            "grf", "any (classes in turn)", "", "euler", 2, 1.0, 4, 2, api_name="/generate")
-    finally:
-        app.close()
+    out = generate_in_own_app("grf", run_dir, tmp_path / "root", "any (classes in turn)", "", "euler", 2, 1.0, 4, 2)
     files = [Path(p) for p in out[2]]
     assert [p.name for p in files] == ["000000.npz", "000001.npz", "grid.png"]
     assert [Path(t["image"]).name for t in out[1]] == ["000000.preview.png", "000001.preview.png"]
