@@ -32,6 +32,7 @@ names the file and what is wrong, and fits on one line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -42,7 +43,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Iterator, Literal, Mapping
 
 import numpy as np
 import torch
@@ -370,15 +371,33 @@ def _npy_header(f) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(int(v) for v in shape), np.dtype(dtype)
 
 
+def _open_npz(path: str | os.PathLike) -> zipfile.ZipFile:
+    """The NPZ file as a zip archive, or a one-line DataError (missing file, not a zip)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"NPZ file {str(path)!r} {'is not a file' if path.exists() else 'does not exist'}")
+    return zipfile.ZipFile(path)
+
+
+@contextlib.contextmanager
+def _npz_errors(path: Path) -> Iterator[None]:
+    """Every defect met while reading the NPZ file (truncated member, bad .npy header) becomes one
+    `DataError` line naming the file; our own DataErrors and MemoryError pass through."""
+    try:
+        yield
+    except (DataError, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 - not a zip, truncated, bad header: all mean "unreadable file"
+        raise DataError(f"cannot read NPZ file {str(path)!r}: {type(e).__name__}: {_one_line(e)}") from e
+
+
 def read_npz_array(path: str | os.PathLike, key: str, *, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """The float array `key` of the NPZ file `path` (float16/32/64, never an object array), checked
     against `shape` from its header before any data is read. Every defect is a one-line `DataError`."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"NPZ file {str(path)!r} {'is not a file' if path.exists() else 'does not exist'}")
     member = key + ".npy"
-    try:
-        with zipfile.ZipFile(path) as zf:
+    with _npz_errors(path):
+        with _open_npz(path) as zf:
             names = zf.namelist()
             if member not in names:
                 keys = sorted(n[:-4] if n.endswith(".npy") else n for n in names)
@@ -393,12 +412,6 @@ def read_npz_array(path: str | os.PathLike, key: str, *, shape: tuple[int, ...] 
                 raise DataError(f"NPZ file {str(path)!r}: array {key!r} has shape {got}; expected {tuple(shape)}")
             with zf.open(member) as f:
                 return np.lib.format.read_array(f, allow_pickle=False)
-    except DataError:
-        raise
-    except MemoryError:
-        raise
-    except Exception as e:  # noqa: BLE001 - not a zip, truncated, bad header: all mean "unreadable file"
-        raise DataError(f"cannot read NPZ file {str(path)!r}: {type(e).__name__}: {_one_line(e)}") from e
 
 
 def read_npz_numbers(path: str | os.PathLike, *, max_elements: int = 1 << 24) -> dict[str, np.ndarray]:
@@ -406,11 +419,9 @@ def read_npz_numbers(path: str | os.PathLike, *, max_elements: int = 1 << 24) ->
     `max_elements` values, checked from its .npy header before its data is read; never unpickles.
     Every defect is a one-line `DataError` naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"NPZ file {str(path)!r} {'is not a file' if path.exists() else 'does not exist'}")
     out: dict[str, np.ndarray] = {}
-    try:
-        with zipfile.ZipFile(path) as zf:
+    with _npz_errors(path):
+        with _open_npz(path) as zf:
             for member in zf.namelist():
                 key = member[:-4] if member.endswith(".npy") else member
                 with zf.open(member) as f:
@@ -422,10 +433,4 @@ def read_npz_numbers(path: str | os.PathLike, *, max_elements: int = 1 << 24) ->
                     raise DataError(f"NPZ file {str(path)!r}: array {key!r} has shape {shape}, more than {max_elements} values")
                 with zf.open(member) as f:
                     out[key] = np.lib.format.read_array(f, allow_pickle=False)
-    except DataError:
-        raise
-    except MemoryError:
-        raise
-    except Exception as e:  # noqa: BLE001 - not a zip, truncated, bad header: all mean "unreadable file"
-        raise DataError(f"cannot read NPZ file {str(path)!r}: {type(e).__name__}: {_one_line(e)}") from e
     return out
