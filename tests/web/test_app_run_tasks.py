@@ -184,6 +184,10 @@ def test_select_run_shows_exactly_the_tabs_of_the_runs_tasks(tiny_run, field_run
         shown = {b.id for b, u in zip(dep.outputs, out) if isinstance(b, gr.Tab) and u["visible"]}
         hidden = {b.id for b, u in zip(dep.outputs, out) if isinstance(b, gr.Tab) and not u["visible"]}
         assert shown == tabs and hidden == set(TABS) - tabs, (name, shown, hidden)
+        # no path into the run folder: Gradio refuses to serve one outside the working and temp folders
+        assert not [v for v in out if isinstance(v, str) and str(runs[name].path) in v]
+        loss = next(v for b, v in zip(dep.outputs, out) if getattr(b, "label", None) == "Loss curve (loss.png)")
+        assert isinstance(loss, np.ndarray) and loss.ndim == 3, type(loss)
 
 
 @pytest.mark.parametrize("name, api, args, fragment", [

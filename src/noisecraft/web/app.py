@@ -89,9 +89,14 @@ def _last_json_line(path: Path) -> dict | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _loss_image(run: Run) -> str | None:
+def _loss_image(run: Run) -> np.ndarray | None:
+    """loss.png as pixels, or None. Never its path: Gradio serves only files under the working and temp
+    folders (and refuses an update with any other path), and the run folder stays unexposed."""
     p = run.path / "loss.png"
-    return str(p) if p.is_file() else None
+    try:
+        return _picture(p) if p.is_file() else None
+    except OSError:
+        return None
 
 
 # ------------------------------------------------------------------------------------------------
