@@ -11,14 +11,34 @@ from web_helpers import cli_run, free_port  # noqa: E402
 
 # 2 training steps of the tiny preset (8x8 digits, display scale 2), 2 solver steps per sample
 TINY = ["--steps", 2, "--set", "train.batch_size=8", "--set", "sample.nfe=4", "--set", "sample.per_class=1", "--quiet"]
+# the same for 8x8 GRF fields (unconditional: reconstruct) and 4-frame 16x16 moving digits (predict, interpolate)
+FIELD = ["--steps", 2, "--set", "data.source='grf'", "--set", "data.resolution=8", "--set", "data.conditional=false",
+         "--set", "train.batch_size=4", "--set", "sample.nfe=2", "--set", "ema.phema_every=0", "--quiet"]
+VIDEO = ["--steps", 2, "--set", "data.source=moving-digits", "--set", "data.resolution=16", "--set",
+         "data.options.frames=4", "--set", "data.options.num_clips=32", "--set", "train.batch_size=4", "--set",
+         "sample.nfe=2", "--set", "sample.per_class=1", "--quiet"]
+
+
+def _train(tmp_path_factory, name: str, args: list):
+    out = tmp_path_factory.mktemp("webruns") / name
+    result = cli_run("train", "tiny", "--out", out, *args)
+    assert result.exit_code == 0, result.output
+    return out
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("webruns") / "tiny"
-    result = cli_run("train", "tiny", "--out", out, *TINY)
-    assert result.exit_code == 0, result.output
-    return out
+    return _train(tmp_path_factory, "tiny", TINY)
+
+
+@pytest.fixture(scope="session")
+def field_run(tmp_path_factory):
+    return _train(tmp_path_factory, "grf", FIELD)
+
+
+@pytest.fixture(scope="session")
+def video_run(tmp_path_factory):
+    return _train(tmp_path_factory, "clips", VIDEO)
 
 
 @pytest.fixture(scope="session")

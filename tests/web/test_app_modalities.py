@@ -69,16 +69,9 @@ def test_audio_generate_and_span_inpaint_equal_the_cli(audio_client, notes_run, 
                              api_name="/inpaint")
 
 
-VIDEO = ["--set", "data.source=moving-digits", "--set", "data.resolution=16", "--set", "data.options.frames=4",
-         "--set", "data.options.num_clips=32", "--set", "train.batch_size=4", "--set", "sample.nfe=2",
-         "--set", "sample.per_class=1"]
-
-
-def test_video_run_gives_the_clis_gifs_and_shows_them(tmp_path_factory, tmp_path):
-    run_dir = tmp_path_factory.mktemp("runs") / "clips"
-    r = cli_run("train", "tiny", "--out", run_dir, "--steps", 2, *VIDEO, "--quiet")
-    assert r.exit_code == 0, r.output
-    assert tasks_of(Run.open(run_dir)) == ["generate"]
+def test_video_run_gives_the_clis_gifs_and_shows_them(video_run, tmp_path):
+    run_dir = video_run
+    assert tasks_of(Run.open(run_dir)) == ["generate", "predict", "interpolate"]
     out = generate_in_own_app("clips", run_dir, tmp_path / "root", "any (classes in turn)", "", "euler", 2, 1.0, 3, 2)
     files = [Path(p) for p in out[2]]
     assert [p.name for p in files if p.suffix == ".gif"] == ["000000.gif", "000001.gif"]
@@ -91,13 +84,9 @@ def test_video_run_gives_the_clis_gifs_and_shows_them(tmp_path_factory, tmp_path
             assert p.read_bytes() == (tmp_path / "cli" / p.name).read_bytes(), p.name
 
 
-
-def test_field_run_gives_the_clis_npz_and_heat_maps(tmp_path_factory, tmp_path):
-    run_dir = tmp_path_factory.mktemp("runs") / "grf"
-    r = cli_run("train", "tiny", "--out", run_dir, "--steps", 2, "--set", "data.source='grf'", "--set",
-                "data.resolution=8", "--set", "data.conditional=false", "--set", "train.batch_size=4", "--set",
-                "sample.nfe=2", "--set", "ema.phema_every=0", "--quiet")
-    assert r.exit_code == 0, r.output
+def test_field_run_gives_the_clis_npz_and_heat_maps(field_run, tmp_path):
+    run_dir = field_run
+    assert tasks_of(Run.open(run_dir)) == ["generate", "reconstruct"]
     out = generate_in_own_app("grf", run_dir, tmp_path / "root", "any (classes in turn)", "", "euler", 2, 1.0, 4, 2)
     files = [Path(p) for p in out[2]]
     assert [p.name for p in files] == ["000000.npz", "000001.npz", "grid.png"]

@@ -99,3 +99,50 @@ def test_inpaint_tab_takes_the_newest_result_and_a_painted_mask(page, app_url, t
                            " && document.querySelectorAll('#files a[download]').length >= 5", timeout=60_000)
     _shot(page, tmp_path, "webapp-inpainted")
     assert page.locator("#gallery img").count() >= 4
+
+
+@pytest.fixture(scope="module")
+def two_runs_url(tiny_run, field_run, tmp_path_factory):
+    """An app serving the tiny image run (first) and the tiny GRF field run."""
+    from noisecraft.runs import Run
+    from noisecraft.web.app import build_app, launch
+    from web_helpers import free_port
+
+    app = build_app({"tiny": Run.open(tiny_run), "grf": Run.open(field_run)},
+                    root=tmp_path_factory.mktemp("webtwo"), preview_interval=0)
+    port = free_port()
+    launch(app, port=port, block=False, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+def test_switching_the_run_swaps_the_tabs_and_generates_with_the_new_run(page, two_runs_url, tmp_path):
+    import numpy as np
+    from playwright.sync_api import expect
+
+    page.goto(two_runs_url)
+    page.wait_for_selector("#generate-btn")
+    tab = lambda name: page.get_by_role("tab", name=name, exact=True)  # noqa: E731
+    expect(tab("Inpaint")).to_be_visible(timeout=30_000)  # the image run's tabs, shown when the page loads
+    expect(tab("Reconstruct")).to_be_hidden()
+    tab("Inpaint").click()
+    page.get_by_label("Run").click()
+    page.get_by_role("option", name="grf").click()
+    expect(page.locator("#run-tasks")).to_contain_text("field run", timeout=30_000)
+    expect(tab("Reconstruct")).to_be_visible(timeout=30_000)
+    for name in ("Inpaint", "Img2img", "Upscale"):
+        expect(tab(name)).to_be_hidden()
+    page.click("#generate-btn")  # the switch went back to the Generate tab
+    page.wait_for_selector('#files a[download="000000.npz"]', timeout=60_000)  # the field run's files
+    tab("Reconstruct").click()
+    np.savez(tmp_path / "obs.npz", idx=np.array([[0, 0], [4, 4]]), values=np.array([0.3, -0.2]))
+    page.locator("#reconstruct-obs input[type=file]").set_input_files(str(tmp_path / "obs.npz"))
+    page.wait_for_selector("#reconstruct-obs a", timeout=30_000)  # the upload finished
+    page.click("#reconstruct-btn")
+    page.wait_for_selector('#files a[download="posterior.npz"]', timeout=60_000)
+    expect(page.locator("#status")).to_contain_text("reconstruct: 4 posterior sample(s)")
+    _shot(page, tmp_path, "webapp-reconstruct")
+    page.get_by_label("Run").click()
+    page.get_by_role("option", name="tiny").click()  # and back: the image run's tabs again
+    expect(tab("Inpaint")).to_be_visible(timeout=30_000)
+    expect(tab("Reconstruct")).to_be_hidden()

@@ -12,7 +12,6 @@ the 50 % and 90 % intervals, CRPS, spread-skill ratio).
 
 from __future__ import annotations
 
-import json
 import math
 
 import click
@@ -37,8 +36,7 @@ def reconstruct_cmd(run_dir, obs_path, out, n, seed, method, solver, nfe, truth,
     """Reconstruct a field from point observations with a trained field model (zero-shot posterior sampling)."""
     with user_errors():
         from ..fields import RECONSTRUCT_METHODS, read_observations, reconstruct
-        from ..fields.metrics import coverage, crps, relative_l2, spread_skill
-        from ..fields.plots import write_heat_map, write_posterior_npz
+        from ..fields.plots import write_reconstruction
         from ..runs import Run
         from ..runtime import num_threads
         from ..sampling import SOLVERS
@@ -68,23 +66,10 @@ def reconstruct_cmd(run_dir, obs_path, out, n, seed, method, solver, nfe, truth,
         with num_threads(run.config.train.threads):
             post = reconstruct(run.denoiser(weights), obs, shape, n=n, method=method, seed=seed, solver=solver,
                                nfe=nfe, sigma_data=run.config.process.sigma_data)
-        outp.mkdir(parents=True, exist_ok=True)
-        write_posterior_npz(outp / "posterior.npz", post.samples, post.mean, post.std)
-        lo, hi = float(post.mean.min()), float(post.mean.max())
-        if true is not None:
-            lo, hi = min(lo, float(true.min())), max(hi, float(true.max()))
-        write_heat_map(post.mean, outp / "mean.png", lo=lo, hi=hi)
-        write_heat_map(post.std, outp / "std.png", lo=0.0)
+        _, metrics = write_reconstruction(outp, post.samples, post.mean, post.std, method=method,
+                                          observations=obs.count, truth=true)
         line = f"wrote {n} posterior samples ({method}, {obs.count} points) to {out}/posterior.npz, mean.png, std.png"
-        if true is not None:
-            err = (post.mean - true).abs()
-            write_heat_map(true, outp / "truth.png", lo=lo, hi=hi)
-            write_heat_map(err, outp / "error.png", lo=0.0)
-            metrics = {"relative_l2": relative_l2(post.mean, true), "observations": obs.count, "n": n, "method": method}
-            if n >= 2:
-                metrics.update(coverage_50=coverage(post.samples, true, 0.5), coverage_90=coverage(post.samples, true, 0.9),
-                               crps=crps(post.samples, true), spread_skill=spread_skill(post.samples, true))
-            (outp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        if metrics is not None:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v))
             line += f"; error.png, metrics.json ({shown})"
     click.echo(line)

@@ -35,8 +35,9 @@ def _check_port(host: str, port: int) -> None:
               help="Requests computed at once; the others wait in the queue.")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch threads per request.")
 def serve_cmd(runs, host, port, concurrency, threads) -> None:
-    """Serve the runs RUN ... in a web app: generate with a live denoising view, inpaint, img2img,
-    upscale, the loss curve and evaluation. Without RUN: runs/demo (made by `make demo`)."""
+    """Serve the runs RUN ... in a web app: generate with a live denoising view, the tasks each run
+    supports (inpaint, img2img, upscale; video predict and interpolate; field reconstruct), the loss
+    curve and evaluation. Without RUN: runs/demo (made by `make demo`)."""
     with user_errors():
         from ..runs import Run, is_run
 

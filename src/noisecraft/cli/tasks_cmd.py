@@ -341,17 +341,10 @@ def _video_run_frames(run, command: str) -> int:
 
 
 def _video_inputs(run, video: str, keep: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(clip (C, T, H, W), known mask (1, T, H, W)): the file's first max(keep) + 1 frames, read as the
-    run's data (its frame rate, channels, size or an integer multiple of it); frames not kept are 0."""
-    from ..tasks import frame_mask
+    """(clip (C, T, H, W), known mask (1, T, H, W)): `tasks.read_kept_frames` of the run's modality."""
+    from ..tasks import read_kept_frames
 
-    c, t, h, w = run.shape
-    need = max(keep) + 1
-    part = run.get_modality().read(video, (c, need, h, w), scale=run.config.sample.scale)
-    clip = torch.zeros(c, t, h, w)
-    clip[:, :need] = part
-    known = frame_mask(run.shape, keep)
-    return clip * known, known
+    return read_kept_frames(run.get_modality(), video, run.shape, keep, scale=run.config.sample.scale)
 
 
 _VIDEO_TASK = [

@@ -1,8 +1,11 @@
-"""Heat maps of reconstructions: one PNG per quantity (mean, std, error), channels side by side."""
+"""Heat maps of reconstructions: one PNG per quantity (mean, std, error), channels side by side; and the
+files of one reconstruction (posterior.npz, the heat maps, metrics.json), as `noisecraft reconstruct`
+and the web app's Reconstruct tab write them."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from ..io.files import atomic_write_bytes
 from ..io.images import save_image
 from ..modalities.array import heat_colors, tile, upscale
 
-__all__ = ["write_heat_map", "write_posterior_npz"]
+__all__ = ["write_heat_map", "write_posterior_npz", "write_reconstruction"]
 
 
 def write_heat_map(x: Tensor, path: str | os.PathLike, *, lo: float | None = None, hi: float | None = None,
@@ -36,3 +39,32 @@ def write_posterior_npz(path: str | os.PathLike, samples: Tensor, mean: Tensor, 
     np.savez(buf, samples=samples.detach().float().cpu().numpy(), mean=mean.detach().float().cpu().numpy(),
              std=std.detach().float().cpu().numpy())
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def write_reconstruction(out: str | os.PathLike, samples: Tensor, mean: Tensor, std: Tensor, *, method: str,
+                         observations: int, truth: Tensor | None = None) -> tuple[list[Path], dict | None]:
+    """OUT/posterior.npz, mean.png and std.png; with `truth` (C, H, W) also truth.png, error.png
+    (|mean - truth|) and metrics.json (relative L2 error; with n >= 2 the 50 % / 90 % coverage, CRPS and
+    spread-skill). Mean, truth share one color range. Returns (the files written, the metrics or None)."""
+    from .metrics import coverage, crps, relative_l2, spread_skill
+
+    outp = Path(out)
+    outp.mkdir(parents=True, exist_ok=True)
+    files = [write_posterior_npz(outp / "posterior.npz", samples, mean, std)]
+    lo, hi = float(mean.min()), float(mean.max())
+    if truth is not None:
+        lo, hi = min(lo, float(truth.min())), max(hi, float(truth.max()))
+    files.append(write_heat_map(mean, outp / "mean.png", lo=lo, hi=hi))
+    files.append(write_heat_map(std, outp / "std.png", lo=0.0))
+    if truth is None:
+        return files, None
+    files.append(write_heat_map(truth, outp / "truth.png", lo=lo, hi=hi))
+    files.append(write_heat_map((mean - truth).abs(), outp / "error.png", lo=0.0))
+    n = int(samples.shape[0])
+    metrics = {"relative_l2": relative_l2(mean, truth), "observations": observations, "n": n, "method": method}
+    if n >= 2:
+        metrics.update(coverage_50=coverage(samples, truth, 0.5), coverage_90=coverage(samples, truth, 0.9),
+                       crps=crps(samples, truth), spread_skill=spread_skill(samples, truth))
+    (outp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    files.append(outp / "metrics.json")
+    return files, metrics

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .inpaint import inpaint
 
-__all__ = ["check_keep_frames", "parse_keep_frames", "frame_mask", "inpaint_frames", "predict_frames"]
+__all__ = ["check_keep_frames", "parse_keep_frames", "frame_mask", "read_kept_frames", "inpaint_frames", "predict_frames"]
 
 
 def check_keep_frames(keep: Sequence[int], frames: int) -> tuple[int, ...]:
@@ -67,6 +67,20 @@ def frame_mask(shape: Sequence[int], keep: Sequence[int]) -> Tensor:
     mask = torch.zeros(1, t, h, w)
     mask[:, list(check_keep_frames(keep, t))] = 1.0
     return mask
+
+
+def read_kept_frames(modality: Any, path: str, shape: Sequence[int], keep: Sequence[int], *,
+                     scale: int | None = None) -> tuple[Tensor, Tensor]:
+    """(clip (C, T, H, W), known mask (1, T, H, W)) for predicting / interpolating from a video file:
+    only its first max(keep) + 1 frames are read (by `modality`, as the run's data: frame rate,
+    channels, the frame size or `scale` times it); frames not kept are 0. The CLI and the web app share it."""
+    c, t, h, w = (int(s) for s in shape)
+    known = frame_mask((c, t, h, w), keep)  # checks keep first: no file is read for a bad one
+    need = max(keep) + 1
+    part = modality.read(path, (c, need, h, w), scale=scale)
+    clip = torch.zeros(c, t, h, w)
+    clip[:, :need] = part
+    return clip * known, known
 
 
 def inpaint_frames(denoiser: Callable[..., Tensor], clips: Tensor, keep: Sequence[int], **kwargs: Any) -> Tensor:

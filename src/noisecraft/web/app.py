@@ -28,7 +28,7 @@ from .jobs import ANY_CLASS, MAX_N, MAX_UPLOAD_BYTES, Jobs, Preview, Result, Set
 
 __all__ = ["build_app", "launch", "import_gradio", "GradioMissing"]
 
-TASK_TABS = ("inpaint", "img2img", "upscale")
+TASK_TABS = ("inpaint", "img2img", "upscale", "predict", "interpolate", "reconstruct")
 # Gradio's image "share" button posts to the Hugging Face Hub; a local app offers download and fullscreen only.
 _LOCAL_BUTTONS = ["download", "fullscreen"]
 # tiny samples (16x16 digits) stay crisp when the browser enlarges them
@@ -89,9 +89,14 @@ def _last_json_line(path: Path) -> dict | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _loss_image(run: Run) -> str | None:
+def _loss_image(run: Run) -> np.ndarray | None:
+    """loss.png as pixels, or None. Never its path: Gradio serves only files under the working and temp
+    folders (and refuses an update with any other path), and the run folder stays unexposed."""
     p = run.path / "loss.png"
-    return str(p) if p.is_file() else None
+    try:
+        return _picture(p) if p.is_file() else None
+    except OSError:
+        return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -104,6 +109,8 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
     temporary folder by default). `concurrency`: requests computed at once (the rest wait in the
     queue); `preview_interval`: the least time in seconds between two live previews of a request."""
     gr = import_gradio()
+    from ..fields import RECONSTRUCT_METHODS
+
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise WebError(f"concurrency {concurrency!r} is out of range; valid: an integer >= 1")
     root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="noisecraft-web-"))
@@ -125,11 +132,13 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
     with gr.Blocks(title="noisecraft", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         app.noisecraft_root = root  # where result folders go (launch() allows Gradio to serve them)
         gr.Markdown("# noisecraft\nPick a run, press **Generate** and watch noise become data. "
-                    "The other tabs edit an image (or clip) with the same model.")
+                    "The other tabs do the run's tasks with the same model: edit an image or clip, continue "
+                    "or interpolate a video, reconstruct a field from observations.")
         last_result = gr.State(None)  # this browser session's newest result files (never shared)
         with gr.Row():
             with gr.Column(scale=1):
                 run_dd = gr.Dropdown(names, value=names[0], label="Run", interactive=True)
+                tasks_md = gr.Markdown(_tasks_text(first), elem_id="run-tasks")
                 class_dd = gr.Dropdown(class_choices(first), value=ANY_CLASS, label="Class",
                                        visible=bool(first.class_names), interactive=True)
                 prompt_tb = gr.Textbox(label="Prompt", visible=first.conditioner("prompts") is not None)
@@ -141,10 +150,12 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                                             visible=guided(first), minimum=0, maximum=99.9)
                     seed_nb = gr.Number(value=0, precision=0, minimum=0, label="Seed (sample i uses seed + i)")
                     n_sl = gr.Slider(1, MAX_N, value=4, step=1, label="How many")
-                with gr.Tabs():
+                # the task tabs start hidden and the page load shows the first run's (on_run): Gradio 6 hides
+                # a tab on an update only when it was created hidden
+                with gr.Tabs() as tabs:
                     with gr.Tab("Generate", id="generate"):
                         gen_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn")
-                    with gr.Tab("Inpaint", id="inpaint", visible="inpaint" in tasks_of(first)) as tab_inpaint:
+                    with gr.Tab("Inpaint", id="inpaint", visible=False) as tab_inpaint:
                         gr.Markdown("Paint over the part to regenerate (white brush); the rest is kept exactly.")
                         editor = gr.ImageEditor(type="numpy", label="Image and mask", image_mode="RGBA",
                                                 brush=gr.Brush(default_size=6, colors=["#ffffff"], color_mode="fixed"),
@@ -160,7 +171,7 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                                                      value="ddpm", label="Solver (RePaint)")
                             inp_resample = gr.Slider(1, 20, value=5, step=1, label="Resampling U")
                         inp_btn = gr.Button("Inpaint", variant="primary", elem_id="inpaint-btn")
-                    with gr.Tab("Img2img", id="img2img", visible="img2img" in tasks_of(first)) as tab_i2i:
+                    with gr.Tab("Img2img", id="img2img", visible=False) as tab_i2i:
                         i2i_image = gr.Image(type="filepath", image_mode=None, label="Input image", sources=["upload"],
                                              visible=first.modality == "image", height=200)
                         i2i_audio = gr.Audio(type="filepath", label="Input clip", sources=["upload"],
@@ -168,7 +179,7 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                         i2i_use = gr.Button("Use my newest result", size="sm")
                         strength_sl = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength (1 = from pure noise)")
                         i2i_btn = gr.Button("Img2img", variant="primary", elem_id="img2img-btn")
-                    with gr.Tab("Upscale", id="upscale", visible="upscale" in tasks_of(first)) as tab_up:
+                    with gr.Tab("Upscale", id="upscale", visible=False) as tab_up:
                         up_image = gr.Image(type="filepath", image_mode=None, label="Low-res image (square, the "
                                             "model's size divided by 2, 4, ...)", sources=["upload"], height=200)
                         with gr.Row():
@@ -177,6 +188,38 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                             up_sigma = gr.Number(value=0.0, minimum=0, label="Noise std of the low-res image")
                             up_solver = gr.Dropdown(list(SOLVERS), value="ddpm", label="Solver")
                         up_btn = gr.Button("Upscale", variant="primary", elem_id="upscale-btn")
+                    video_tabs = {}
+                    for task, label in (("predict", "Predict"), ("interpolate", "Interpolate")):
+                        with gr.Tab(label, id=task, visible=False) as tab:
+                            gr.Markdown("Upload a clip (GIF, MP4, ...; the run's frame size or a multiple of it). "
+                                        + ("The first K frames are kept exactly and the rest generated."
+                                           if task == "predict" else "The listed frames (e.g. 0,3) are kept exactly "
+                                           "and the frames between and around them generated."))
+                            clip = gr.File(label="Input clip", file_count="single", type="filepath",
+                                           elem_id=f"{task}-clip")
+                            with gr.Row():
+                                keep = (gr.Number(value=1, precision=0, minimum=1, label="Keep the first K frames")
+                                        if task == "predict" else
+                                        gr.Textbox(value=_default_interpolate_keep(first), label="Frames to keep (0-based)"))
+                                solver = gr.Dropdown(["ddpm", "euler_ancestral", "ddim_eta", "ddim", "euler"],
+                                                     value="ddpm", label="Solver (RePaint)")
+                                resample = gr.Slider(1, 20, value=5, step=1, label="Resampling U")
+                            btn = gr.Button(label, variant="primary", elem_id=f"{task}-btn")
+                        video_tabs[task] = (tab, clip, keep, solver, resample, btn)
+                    with gr.Tab("Reconstruct", id="reconstruct", visible=False) as tab_rec:
+                        gr.Markdown("Upload point observations of a field - **OBS.npz** with `idx` (M, 2) row, column; "
+                                    "`values` (M,) or (M, C); optional `noise_std`, in the dataset's normalized units "
+                                    "(docs/fields.md) - and, to score the result, the true field (NPZ, key `field`). "
+                                    "*How many* sets the posterior samples (their mean and std are shown).")
+                        with gr.Row():
+                            rec_obs = gr.File(label="Observations (OBS.npz)", type="filepath", elem_id="reconstruct-obs")
+                            rec_truth = gr.File(label="True field (optional)", type="filepath",
+                                                elem_id="reconstruct-truth")
+                        with gr.Row():
+                            rec_method = gr.Dropdown(list(RECONSTRUCT_METHODS), value="pigdm", label="Method")
+                            rec_solver = gr.Dropdown(list(SOLVERS), value=None,
+                                                     label="Solver (empty: ddpm; heun for tmpd)")
+                        rec_btn = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-btn")
                     with gr.Tab("Training", id="training"):
                         loss_img = gr.Image(value=_loss_image(first), label="Loss curve (loss.png)", interactive=False,
                                             buttons=_LOCAL_BUTTONS)
@@ -214,6 +257,12 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
             grid = _picture(res.grid)
             timing = f"done in {res.seconds:.2f} s" + (
                 f" (first preview after {res.first_preview_seconds:.2f} s)" if res.first_preview_seconds else "")
+            if work.task == "reconstruct":  # one posterior: its heat maps, posterior.npz and the metrics
+                shown = ", ".join(f"{k} {v:.4g}" for k, v in (res.metrics or {}).items() if isinstance(v, float))
+                text = (f"reconstruct: {work.n} posterior sample(s), seeds {res.seed}..{res.seed + work.n - 1}; "
+                        f"{timing}" + (f"; {shown}" if shown else ""))
+                tiles = [(str(p), p.stem) for p in res.tiles]  # captioned: mean, std, truth, error
+                return (grid, tiles, [str(p) for p in res.files], gr.skip(), text, gr.skip())
             text = f"{work.task}: {len(res.tiles)} result(s), seeds {res.seed}..{res.seed + len(res.tiles) - 1}; {timing}"
             downloads = [str(p) for p in res.files] + [str(res.grid)]
             return (grid, [str(p) for p in res.tiles], downloads, wav if wav else gr.skip(), text,
@@ -247,6 +296,16 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
             yield from stream(lambda: jobs.upscale_work(name, settings(solver, nfe, None, seed, n), path, method,
                                                         sigma_y, class_))
 
+        def frames_handler(task):
+            def on_frames(name, class_, path, keep, solver, resample, nfe, guidance, seed, n):
+                yield from stream(lambda: jobs.frames_work(name, task, settings(solver, nfe, guidance, seed, n), path,
+                                                           keep, class_, resample))
+            return on_frames
+
+        def on_reconstruct(name, obs, truth, method, solver, nfe, seed, n):
+            yield from stream(lambda: jobs.reconstruct_work(name, settings(solver, nfe, None, seed, n), obs, truth,
+                                                            method))
+
         common = [solver_dd, nfe_sl, guidance_nb, seed_nb, n_sl]
         gen_btn.click(on_generate, [run_dd, class_dd, prompt_tb, *common], outputs, api_name="generate")
         inp_btn.click(on_inpaint, [run_dd, class_dd, editor, inp_audio, inp_span, inp_solver, inp_resample, nfe_sl,
@@ -255,6 +314,11 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                       api_name="img2img")
         up_btn.click(on_upscale, [run_dd, class_dd, up_image, up_method, up_sigma, up_solver, nfe_sl, seed_nb, n_sl],
                      outputs, api_name="upscale")
+        for task, (_, clip, keep, solver, resample, btn) in video_tabs.items():
+            btn.click(frames_handler(task), [run_dd, class_dd, clip, keep, solver, resample, nfe_sl, guidance_nb, seed_nb,
+                                             n_sl], outputs, api_name=task)
+        rec_btn.click(on_reconstruct, [run_dd, rec_obs, rec_truth, rec_method, rec_solver, nfe_sl, seed_nb, n_sl],
+                      outputs, api_name="reconstruct")
 
         def use_newest_editor(last):
             if not last:
@@ -270,6 +334,8 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
         i2i_use.click(use_newest_image, [last_result], [i2i_image, i2i_audio], api_name=False)
 
         def on_run(name):
+            """The widgets of the newly picked run: its classes, prompt, [sample] defaults, the tabs of the
+            tasks it supports (the others hidden; a hidden tab's button is never reachable), its training."""
             try:
                 run = jobs.run(name)
             except WebError as e:
@@ -280,14 +346,18 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                     gr.update(visible=run.conditioner("prompts") is not None),
                     gr.update(value=run.config.sample.solver), gr.update(value=run.config.sample.nfe),
                     gr.update(value=run.config.sample.guidance, visible=guided(run)),
-                    *(gr.update(visible=t in tasks) for t in TASK_TABS),
+                    *(gr.update(visible=t in tasks) for t in TASK_TABS), gr.update(selected="generate"),
                     gr.update(visible=image), gr.update(visible=audio), gr.update(visible=audio),
                     gr.update(visible=image), gr.update(visible=audio), gr.update(visible=audio),
-                    _loss_image(run), _report_markdown(run))
+                    gr.update(value=1), gr.update(value=_default_interpolate_keep(run)),
+                    _loss_image(run), _report_markdown(run), _tasks_text(run))
 
-        run_dd.change(on_run, [run_dd], [class_dd, prompt_tb, solver_dd, nfe_sl, guidance_nb, tab_inpaint, tab_i2i,
-                                         tab_up, editor, inp_audio, inp_span, i2i_image, i2i_audio, audio_out,
-                                         loss_img, report_md], api_name=False)
+        run_outputs = [class_dd, prompt_tb, solver_dd, nfe_sl, guidance_nb, tab_inpaint, tab_i2i, tab_up,
+                       video_tabs["predict"][0], video_tabs["interpolate"][0], tab_rec, tabs, editor, inp_audio,
+                       inp_span, i2i_image, i2i_audio, audio_out, video_tabs["predict"][2],
+                       video_tabs["interpolate"][2], loss_img, report_md, tasks_md]
+        # api_name: scripts and tests can ask what a run shows; it only reads the served runs
+        switched = run_dd.change(on_run, [run_dd], run_outputs, api_name="select_run")
 
         def on_load(name):
             """The live view starts with what sampling starts from: noise (also opens the page's event stream)."""
@@ -295,7 +365,9 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
             noise = torch.randn((min(4, MAX_N), *run.shape), generator=torch.Generator().manual_seed(0))
             return _to_uint8(run.get_modality().preview_image(noise.clamp(-1, 1), nrow=2)), "press Generate"
 
+        switched.then(on_load, [run_dd], [live, status], api_name=False)  # the new run's noise in the live view
         app.load(on_load, [run_dd], [live, status], api_name=False)
+        app.load(on_run, [run_dd], run_outputs, api_name=False)
     app.queue(default_concurrency_limit=concurrency, max_size=64)
     return app
 
@@ -308,6 +380,16 @@ def _warm_up(jobs: Jobs, run: Run) -> None:
             pass
     except Exception:  # noqa: BLE001 - a run that cannot sample says so on the first real request
         pass
+
+
+def _tasks_text(run: Run) -> str:
+    """The line under the run picker naming the tabs this run has (the others are hidden)."""
+    return f"{run.modality} run; tasks: " + ", ".join(t.capitalize() for t in tasks_of(run))
+
+
+def _default_interpolate_keep(run: Run) -> str:
+    """'0,T-1' for a video run of T frames: keep the ends, generate the middle."""
+    return f"0,{int(run.shape[1]) - 1}" if run.modality == "video" else "0,1"
 
 
 def _picture(path: Path) -> np.ndarray:

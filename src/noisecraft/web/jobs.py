@@ -65,6 +65,8 @@ class Work:
     task: str = "generate"
     first: Tensor | None = None  # the task's input, shown as the grid's first tile (as the CLI does)
     steps: int = 0  # solver steps (for the progress text)
+    # a task whose files are not one per sample (reconstruct): (x, folder) -> (files, tiles, picture, metrics)
+    writer: Callable[[Tensor, Path], tuple[list[Path], list[Path], Path, dict | None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Result:
     seconds: float
     first_preview_seconds: float | None = None
     seed: int = 0
+    metrics: dict | None = None  # reconstruct with a true field: metrics.json's numbers
 
 
 def run_names(paths: Sequence[str | os.PathLike]) -> dict[str, Path]:
@@ -106,7 +109,8 @@ def _image_kind(run: Run) -> str:
 
 def tasks_of(run: Run) -> list[str]:
     """The app's tabs this run supports: generate always; inpaint (images, audio, not a low-res run),
-    img2img (images, audio, no image condition), upscale (1- or 3-channel images, not a mask run)."""
+    img2img (images, audio, no image condition), upscale (1- or 3-channel images, not a mask run),
+    predict and interpolate (video, not a low-res run), reconstruct (unconditional field runs)."""
     kind = _image_kind(run)
     image = run.modality == "image" and run.shape[0] in (1, 3)
     out = ["generate"]
@@ -116,6 +120,10 @@ def tasks_of(run: Run) -> list[str]:
         out.append("img2img")
     if image and kind != "mask":
         out.append("upscale")
+    if run.modality == "video" and kind != "lowres":
+        out += ["predict", "interpolate"]
+    if run.modality == "field" and not run.conditioners:
+        out.append("reconstruct")
     return out
 
 
@@ -257,11 +265,15 @@ class Jobs:
     def inpaint_work(self, name: str, s: Settings, image: Tensor, known: Tensor, class_: Any = None,
                      resample: Any = 5) -> Work:
         """RePaint (plain runs, ddpm by default) or one pass of a mask-conditioned run, as `noisecraft inpaint`."""
-        from ..tasks import INPAINT_SOLVERS, inpaint
-
         run = self.run(name)
         if "inpaint" not in tasks_of(run):
             raise WebError(f"run {name!r} cannot inpaint (a {run.modality} model{', low-res-conditioned' if _image_kind(run) else ''})")
+        return self._inpaint(name, run, s, image, known, class_, resample, "inpaint")
+
+    def _inpaint(self, name: str, run: Run, s: Settings, image: Tensor, known: Tensor, class_: Any, resample: Any,
+                 task: str) -> Work:
+        from ..tasks import INPAINT_SOLVERS, inpaint
+
         repaint = _image_kind(run) != "mask"
         spec, n = self.spec(run, s, **(dict(solvers=INPAINT_SOLVERS, default_solver="ddpm") if repaint else {}))
         resample = _int("resample", resample, 1, 100) if repaint else None
@@ -274,7 +286,83 @@ class Jobs:
                            sigma_min=spec.sigma_min, sigma_max=spec.sigma_max, resample_steps=resample,
                            generator=seeded_generators(range(spec.seed, spec.seed + n)), callback=callback, **cond)
 
-        return Work(name, run, fn, spec, n, "inpaint", first=image, steps=spec.nfe * (resample or 1))
+        return Work(name, run, fn, spec, n, task, first=image, steps=spec.nfe * (resample or 1))
+
+    def keep_frames(self, run: Run, task: str, keep: Any) -> tuple[int, ...]:
+        """The kept frames of predict (the first K, K in 1..T-1) or interpolate ('0,15'), checked."""
+        from ..tasks import parse_keep_frames
+
+        t = int(run.shape[1])
+        if task == "predict":
+            return tuple(range(_int("keep", keep, 1, t - 1)))
+        try:
+            return parse_keep_frames("" if keep is None else str(keep), t)
+        except ValueError as e:
+            raise WebError(str(e).replace("--keep", "keep")) from None
+
+    def read_video(self, run: Run, path: str, keep: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """(clip, known mask) from an uploaded clip, read as `noisecraft predict/interpolate --video` reads it."""
+        from ..tasks import read_kept_frames
+
+        if run.modality != "video":
+            raise WebError(f"run is a model of {run.modality} data; only video models take clips")
+        _file_size_ok(path, "video clip")
+        try:
+            return read_kept_frames(run.get_modality(), path, run.shape, keep, scale=run.config.sample.scale)
+        except Exception as e:
+            raise WebError(_one_line(e, path, "video clip")) from None
+
+    def frames_work(self, name: str, task: str, s: Settings, path: str, keep: Any, class_: Any = None,
+                    resample: Any = 5) -> Work:
+        """Video prediction (`task` "predict": keep the first K frames) or interpolation ("interpolate":
+        keep the listed frames) by inpainting in time, as `noisecraft predict/interpolate`."""
+        run = self.run(name)
+        if task not in ("predict", "interpolate") or task not in tasks_of(run):
+            raise WebError(f"run {name!r} cannot {task} (only video runs predict and interpolate)")
+        clip, known = self.read_video(run, path, self.keep_frames(run, task, keep))
+        return self._inpaint(name, run, s, clip, known, class_, resample, task)
+
+    def reconstruct_work(self, name: str, s: Settings, obs_path: str, truth_path: str | None = None,
+                         method: Any = "pigdm") -> Work:
+        """Posterior samples of a field given uploaded point observations (and, optionally, the true
+        field for the error map and metrics), as `noisecraft reconstruct` (same readers, same files)."""
+        from ..fields import RECONSTRUCT_METHODS, Posterior, read_observations, reconstruct
+        from ..fields.plots import write_reconstruction
+
+        run = self.run(name)
+        if "reconstruct" not in tasks_of(run):
+            raise WebError(f"run {name!r} cannot reconstruct (only unconditional field runs: grf, darcy, navier-stokes)")
+        method = method or "pigdm"
+        if method not in RECONSTRUCT_METHODS:
+            raise WebError(f"method {method!r} is not a method; valid: {', '.join(RECONSTRUCT_METHODS)}")
+        spec, n = self.spec(run, s, default_solver="heun" if method == "tmpd" else "ddpm", guided=False)
+        shape = tuple(run.shape)
+        _file_size_ok(obs_path, "observations file")
+        try:
+            obs = read_observations(obs_path, shape)
+        except Exception as e:
+            raise WebError(_one_line(e, obs_path, "observations file")) from None
+        truth = None
+        if truth_path:
+            _file_size_ok(truth_path, "true field")
+            try:
+                truth = run.get_modality().read(truth_path, shape)
+            except Exception as e:
+                raise WebError(_one_line(e, truth_path, "true field")) from None
+        den = self.denoiser(run)
+
+        def fn(callback):
+            return reconstruct(den, obs, shape, n=n, method=method, seed=spec.seed, solver=spec.solver, nfe=spec.nfe,
+                               sigma_data=run.config.process.sigma_data, callback=callback).samples
+
+        def writer(x: Tensor, out: Path):
+            post = Posterior.of(x)  # the same numbers `reconstruct` returned: mean and std of these samples
+            files, metrics = write_reconstruction(out, post.samples, post.mean, post.std, method=method,
+                                                  observations=obs.count, truth=truth)
+            tiles = [f for f in files if f.suffix == ".png"]
+            return files, tiles, tiles[0], metrics
+
+        return Work(name, run, fn, spec, n, "reconstruct", steps=spec.nfe, writer=writer)
 
     def img2img_work(self, name: str, s: Settings, image: Tensor, strength: Any, class_: Any = None) -> Work:
         """SDEdit from the noise level set by `strength`, as `noisecraft img2img`."""
@@ -420,6 +508,9 @@ class Jobs:
         modality = run.get_modality()
         scale = run.config.sample.scale
         out = Path(tempfile.mkdtemp(prefix="result-", dir=self.root))
+        if work.writer is not None:
+            files, tiles, picture, metrics = work.writer(x, out)
+            return Result(x, files, tiles, picture, seconds, first_preview, work.spec.seed, metrics)
         x = x.clamp(-1, 1)
         files: list[Path] = []
         for i in range(x.shape[0]):
