@@ -120,8 +120,8 @@ def test_latent_inpaint_equals_cli_and_keeps_the_known_pixels(latent_client, lat
               "composite": None, "id": None}
     job = latent_client.submit("lat", None, editor, None, "", "ddpm", 2, 3, 1.0, 5, 2, api_name="/inpaint")
     out = job.result()
-    r = cli_run("inpaint", latent_run, "--image", d / "image.png", "--mask", d / "mask.png", "--resample", 2, "--nfe", 3,
-                "--seed", 5, "--n", 2, "--out", tmp_path / "cli")
+    r = cli_run("inpaint", latent_run, "--image", d / "image.png", "--mask", d / "mask.png", "--resample", 2,
+                "--nfe", 3, "--seed", 5, "--n", 2, "--out", tmp_path / "cli")
     assert r.exit_code == 0, r.output
     web = _files(out)
     assert [p.name for p in web] == ["000000.png", "000001.png", "grid.png"]

@@ -425,7 +425,8 @@ class Jobs:
 
         run = self.run(name)
         if run.is_latent:  # the CLI's refusal
-            raise WebError(f"run {name!r} is a latent diffusion model; upscale works in pixel space: use a pixel-space run")
+            raise WebError(f"run {name!r} is a latent diffusion model; upscale works in pixel space: "
+                           "use a pixel-space run")
         if "upscale" not in tasks_of(run):
             raise WebError(f"run {name!r} cannot upscale (only 1- or 3-channel image runs without a mask condition)")
         kind = _image_kind(run)
