@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -232,9 +233,18 @@ def test_autoencoder_resume_can_extend_but_not_shorten(data, tmp_path):
     assert_user_error(cli("train-autoencoder", "--resume", tmp_path / "nope"), "cannot be resumed")
 
 
-def test_the_web_app_refuses_a_latent_run_with_one_line(ae_dir, data, tmp_path):
-    from noisecraft.web.jobs import Jobs, WebError
+def test_the_web_app_previews_decoded_estimates_of_a_latent_run(ae_dir, data, tmp_path):
+    """Jobs (the web app without Gradio) serves a latent run: its live previews are the decoded x0 estimates
+    (the last one, Euler's final step, is the decoded result) and upscale is refused as the CLI refuses it."""
+    from noisecraft.web.jobs import Jobs, Preview, Settings, WebError, _to_uint8
 
     train(_latent_cfg(ae_dir, steps=2), tmp_path / "run", dataset=data, progress=False)
-    with pytest.raises(WebError, match="latent diffusion model"):
-        Jobs({"lat": Run.open(tmp_path / "run")}, tmp_path)
+    jobs = Jobs({"lat": Run.open(tmp_path / "run")}, tmp_path, preview_interval=0)
+    events = list(jobs.stream(jobs.generate_work("lat", Settings(solver="euler", nfe=3, seed=2, n=4))))
+    previews, result = [e for e in events if isinstance(e, Preview)], events[-1]
+    assert len(previews) == 3 and result.x.shape == (4, 3, 8, 8)
+    want = _to_uint8(jobs.runs["lat"].get_modality().preview_image(result.x.clamp(-1, 1), nrow=2))
+    assert previews[-1].image.shape == want.shape  # image-sized: 2x2 tiles of 8x8 (the latents are 4x4)
+    assert np.abs(previews[-1].image.astype(int) - want.astype(int)).max() <= 1  # x0 estimate = result (float rounding)
+    with pytest.raises(WebError, match="latent diffusion model; upscale works in pixel space"):
+        jobs.upscale_work("lat", Settings(), str(tmp_path / "low.png"))

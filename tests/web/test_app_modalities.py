@@ -1,5 +1,5 @@
 """Audio and video runs in the web app: downloads byte-identical to the CLI's (WAV; GIF and MP4), a player
-for audio, inpainting a time span, looping GIFs in the gallery for video."""
+for audio, inpainting a time span, looping GIFs in the gallery and the first MP4 in a player for video."""
 
 from __future__ import annotations
 
@@ -82,6 +82,9 @@ def test_video_run_gives_the_clis_gifs_and_shows_them(video_run, tmp_path):
     for p in files:
         if p.name != "grid.png":
             assert p.read_bytes() == (tmp_path / "cli" / p.name).read_bytes(), p.name
+    # the player plays the first result's MP4 (H.264 yuv420p), the very file the CLI writes
+    pytest.importorskip("imageio_ffmpeg", reason="MP4 needs the video extra")
+    assert out[5] and Path(out[5]).read_bytes() == (tmp_path / "cli" / "000000.mp4").read_bytes()
 
 
 def test_field_run_gives_the_clis_npz_and_heat_maps(field_run, tmp_path):

@@ -1,10 +1,12 @@
 """The tabs of field and video runs through the HTTP API (gradio_client), and switching between served runs:
 Reconstruct gives `noisecraft reconstruct`'s posterior.npz, heat maps and metrics.json byte for byte,
-Predict / Interpolate give `noisecraft predict / interpolate`'s GIFs, bad uploads are refused with the
-CLI's one-line message, and each run shows exactly the tabs of the tasks it supports."""
+Predict / Interpolate give `noisecraft predict / interpolate`'s GIFs (and its first MP4 in the player),
+bad uploads are refused with the CLI's one-line message, and each run shows exactly the tabs of the
+tasks it supports."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -128,6 +130,8 @@ def test_predict_and_interpolate_equal_the_cli(multi, video_run, uploads, tmp_pa
                 "--guidance", 1.0, "--seed", 4, "--n", 2, "--out", tmp_path / "cli")
     assert r.exit_code == 0, r.output
     _same_as_cli(out, tmp_path / "cli")
+    if importlib.util.find_spec("imageio_ffmpeg"):  # with the video extra: the player gets the CLI's first MP4
+        assert Path(out[5]).read_bytes() == (tmp_path / "cli" / "000000.mp4").read_bytes()
     m = Run.open(video_run).get_modality()
     shape = Run.open(video_run).shape
     given, got = m.read(uploads / "clip.gif", shape, scale=2), m.read(out[2][0], shape, scale=2)

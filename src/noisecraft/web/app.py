@@ -58,7 +58,9 @@ def import_gradio():
 
 def _report_markdown(run: Run) -> str:
     """The run's training progress (metrics.jsonl) and its newest evaluation (eval.jsonl), as Markdown."""
-    parts = [f"**{run.path.name}**: {run.modality} model, sample shape {tuple(run.shape)}, "
+    shape = (f"sample shape {tuple(run.data_shape)}, latent diffusion on latents {tuple(run.shape)}"
+             if run.is_latent else f"sample shape {tuple(run.shape)}")
+    parts = [f"**{run.path.name}**: {run.modality} model, {shape}, "
              f"conditions: {', '.join(c.kind for c in run.conditioners) or 'none'}"]
     last = _last_json_line(run.path / "metrics.jsonl")
     if last:
@@ -231,10 +233,13 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                 gallery = gr.Gallery(label="Results", columns=4, height="auto", elem_id="gallery", format="png",
                                      buttons=_LOCAL_BUTTONS)
                 audio_out = gr.Audio(label="First result", visible=first.modality == "audio", interactive=False)
+                # video runs: the first result's MP4 (H.264 yuv420p, browser-playable: Gradio serves it unconverted)
+                video_out = gr.Video(label="First result (MP4)", visible=first.modality == "video", interactive=False,
+                                     autoplay=True, loop=True, elem_id="video-player", height=256)
                 files = gr.File(label="Download (same files as the CLI writes)", file_count="multiple",
                                 interactive=False, elem_id="files")
 
-        outputs = [live, gallery, files, audio_out, status, last_result]
+        outputs = [live, gallery, files, audio_out, status, last_result, video_out]
 
         def settings(solver, nfe, guidance, seed, n) -> Settings:
             return Settings(solver=solver, nfe=nfe, guidance=guidance, seed=seed, n=n)
@@ -245,7 +250,7 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                 for ev in jobs.stream(work):
                     if isinstance(ev, Preview):
                         text = f"{work.task}: step {ev.step + 1} of {work.steps}, σ = {ev.sigma:.3g}"
-                        yield ev.image, gr.skip(), gr.skip(), gr.skip(), text, gr.skip()
+                        yield ev.image, gr.skip(), gr.skip(), gr.skip(), text, gr.skip(), gr.skip()
                     else:
                         yield _final(ev, work)
             except (WebError, ValueError) as e:  # settings and uploads: one line in the page
@@ -262,11 +267,12 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                 text = (f"reconstruct: {work.n} posterior sample(s), seeds {res.seed}..{res.seed + work.n - 1}; "
                         f"{timing}" + (f"; {shown}" if shown else ""))
                 tiles = [(str(p), p.stem) for p in res.tiles]  # captioned: mean, std, truth, error
-                return (grid, tiles, [str(p) for p in res.files], gr.skip(), text, gr.skip())
+                return (grid, tiles, [str(p) for p in res.files], gr.skip(), text, gr.skip(), gr.skip())
             text = f"{work.task}: {len(res.tiles)} result(s), seeds {res.seed}..{res.seed + len(res.tiles) - 1}; {timing}"
             downloads = [str(p) for p in res.files] + [str(res.grid)]
+            mp4 = next((str(p) for p in res.files if p.suffix == ".mp4"), None) if run.modality == "video" else None
             return (grid, [str(p) for p in res.tiles], downloads, wav if wav else gr.skip(), text,
-                    [str(p) for p in res.files])
+                    [str(p) for p in res.files], mp4 if run.modality == "video" else gr.skip())
 
         def on_generate(name, class_, prompt, solver, nfe, guidance, seed, n):
             yield from stream(lambda: jobs.generate_work(name, settings(solver, nfe, guidance, seed, n), class_, prompt))
@@ -277,7 +283,7 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                 if run.modality == "audio":
                     image = jobs.read_audio(run, clip)
                     try:
-                        known = run.get_modality().span_mask(str(span), run.shape[-1])
+                        known = run.get_modality().span_mask(str(span), run.data_shape[-1])
                     except ValueError as e:
                         raise WebError(str(e)) from None
                 else:
@@ -349,20 +355,22 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                     *(gr.update(visible=t in tasks) for t in TASK_TABS), gr.update(selected="generate"),
                     gr.update(visible=image), gr.update(visible=audio), gr.update(visible=audio),
                     gr.update(visible=image), gr.update(visible=audio), gr.update(visible=audio),
+                    gr.update(visible=run.modality == "video", value=None),  # no other run's clip in the player
                     gr.update(value=1), gr.update(value=_default_interpolate_keep(run)),
                     _loss_image(run), _report_markdown(run), _tasks_text(run))
 
         run_outputs = [class_dd, prompt_tb, solver_dd, nfe_sl, guidance_nb, tab_inpaint, tab_i2i, tab_up,
                        video_tabs["predict"][0], video_tabs["interpolate"][0], tab_rec, tabs, editor, inp_audio,
-                       inp_span, i2i_image, i2i_audio, audio_out, video_tabs["predict"][2],
+                       inp_span, i2i_image, i2i_audio, audio_out, video_out, video_tabs["predict"][2],
                        video_tabs["interpolate"][2], loss_img, report_md, tasks_md]
         # api_name: scripts and tests can ask what a run shows; it only reads the served runs
         switched = run_dd.change(on_run, [run_dd], run_outputs, api_name="select_run")
 
         def on_load(name):
-            """The live view starts with what sampling starts from: noise (also opens the page's event stream)."""
+            """The live view starts with noise (a latent run: noise of its decoded shape); this also opens the
+            page's event stream."""
             run = jobs.runs.get(name, first)
-            noise = torch.randn((min(4, MAX_N), *run.shape), generator=torch.Generator().manual_seed(0))
+            noise = torch.randn((min(4, MAX_N), *run.data_shape), generator=torch.Generator().manual_seed(0))
             return _to_uint8(run.get_modality().preview_image(noise.clamp(-1, 1), nrow=2)), "press Generate"
 
         switched.then(on_load, [run_dd], [live, status], api_name=False)  # the new run's noise in the live view
@@ -389,7 +397,7 @@ def _tasks_text(run: Run) -> str:
 
 def _default_interpolate_keep(run: Run) -> str:
     """'0,T-1' for a video run of T frames: keep the ends, generate the middle."""
-    return f"0,{int(run.shape[1]) - 1}" if run.modality == "video" else "0,1"
+    return f"0,{int(run.data_shape[1]) - 1}" if run.modality == "video" else "0,1"
 
 
 def _picture(path: Path) -> np.ndarray:

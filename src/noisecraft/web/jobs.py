@@ -4,6 +4,8 @@ Every request is a pure function of its own settings and seed: it gets its own p
 generators (`seed + i`, as `noisecraft sample` and the tasks draw them), its own output folder and
 its own thread; the only objects requests share are the opened runs and their read-only denoisers.
 Results are written by the run's modality exactly as the CLI writes them (same files, same bytes).
+A latent diffusion run (docs/latent.md) samples latents and decodes them as the CLI does; its live
+previews decode the x0 estimate with the run's autoencoder (only the estimates actually shown).
 
     jobs = Jobs({"demo": Run.open("runs/demo")}, root)
     for event in jobs.stream(jobs.generate_work("demo", Settings(seed=3, n=4), "3")):
@@ -67,18 +69,20 @@ class Work:
     steps: int = 0  # solver steps (for the progress text)
     # a task whose files are not one per sample (reconstruct): (x, folder) -> (files, tiles, picture, metrics)
     writer: Callable[[Tensor, Path], tuple[list[Path], list[Path], Path, dict | None]] | None = None
+    # a latent run: the callback's x0 estimate (latents) -> data, for the live preview
+    decode: Callable[[Tensor], Tensor] | None = None
 
 
 @dataclass(frozen=True)
 class Preview:
     step: int
     sigma: float
-    image: np.ndarray  # (H, W, 3) uint8: the current estimate of x0 (the modality's preview)
+    image: np.ndarray  # (H, W, 3) uint8: the current estimate of x0 (the modality's preview; latent runs: decoded)
 
 
 @dataclass(frozen=True)
 class Result:
-    x: Tensor  # (n, *shape) in [-1, 1]
+    x: Tensor  # (n, *data_shape) in [-1, 1] (a latent run: decoded)
     files: list[Path]  # one per sample in the run's modality (PNG, WAV, GIF, NPZ) plus also_writes (MP4)
     tiles: list[Path]  # one picture per sample: the PNG, the GIF (video), a spectrogram or heat map PNG
     grid: Path
@@ -109,16 +113,18 @@ def _image_kind(run: Run) -> str:
 
 def tasks_of(run: Run) -> list[str]:
     """The app's tabs this run supports: generate always; inpaint (images, audio, not a low-res run),
-    img2img (images, audio, no image condition), upscale (1- or 3-channel images, not a mask run),
-    predict and interpolate (video, not a low-res run), reconstruct (unconditional field runs)."""
+    img2img (images, audio, no image condition), upscale (1- or 3-channel pixel-space images, not a mask
+    run), predict and interpolate (video, not a low-res run), reconstruct (unconditional field runs).
+    A latent run's images are its decoded data_shape; like the CLI it inpaints (RePaint on latents) and
+    does img2img, but never upscales (pixel-space measurements)."""
     kind = _image_kind(run)
-    image = run.modality == "image" and run.shape[0] in (1, 3)
+    image = run.modality == "image" and run.data_shape[0] in (1, 3)
     out = ["generate"]
     if (image or run.modality == "audio") and kind != "lowres":
         out.append("inpaint")
     if (image or run.modality == "audio") and not kind:
         out.append("img2img")
-    if image and kind != "mask":
+    if image and kind != "mask" and not run.is_latent:
         out.append("upscale")
     if run.modality == "video" and kind != "lowres":
         out += ["predict", "interpolate"]
@@ -155,10 +161,6 @@ class Jobs:
                  preview_interval: float = _PREVIEW_INTERVAL) -> None:
         if not runs:
             raise WebError("no run to serve; name a run folder")
-        latent = [name for name, r in runs.items() if getattr(r, "is_latent", False)]
-        if latent:  # its previews and task inputs would be latents, not images (docs/latent.md)
-            raise WebError(f"run {latent[0]!r} is a latent diffusion model, which the web app does not serve yet; "
-                           "use `noisecraft sample` / `inpaint` with it")
         self.runs = dict(runs)
         self.root = Path(root)
         self.preview_interval = float(preview_interval)
@@ -173,7 +175,22 @@ class Jobs:
 
     def denoiser(self, run: Run, weights: str = "ema"):
         with self._load_lock:  # one load per run; afterwards read-only, shared by the request threads
+            if run.is_latent:
+                try:
+                    run.autoencoder  # opened (and checked) once, here: a missing or changed one is one line
+                except Exception as e:  # RunError
+                    raise WebError(" ".join(str(e).split())) from None
             return run.denoiser(weights)
+
+    @staticmethod
+    def _decoder(run: Run, image: Tensor | None = None, known: Tensor | None = None):
+        """The live preview's decoder of a latent run's x0 estimate (None for a pixel-space run); with an
+        inpainting input, the known pixels are pasted back as in the result."""
+        if not run.is_latent:
+            return None
+        if image is None:
+            return run.decode
+        return lambda z: torch.where(known.bool(), image.to(z.dtype), run.decode(z))
 
     def spec(self, run: Run, s: Settings, *, solvers: Sequence[str] | None = None, default_solver: str | None = None,
              guided: bool | None = None) -> tuple[SamplingSpec, int]:
@@ -225,9 +242,9 @@ class Jobs:
         self.denoiser(run)
 
         def fn(callback):
-            return run.generate(spec, n, callback=callback, **values)
+            return run.generate(spec, n, callback=callback, **values)  # a latent run: decoded
 
-        return Work(name, run, fn, spec, n, steps=spec.nfe)
+        return Work(name, run, fn, spec, n, steps=spec.nfe, decode=self._decoder(run))
 
     def _conditioned(self, run: Run, spec: SamplingSpec, values: dict, n: int):
         conds = [c for c in run.conditioners if c.key != "image_cond"]  # the task builds image_cond itself
@@ -236,19 +253,19 @@ class Jobs:
     def read_image(self, run: Run, path: str, what: str = "image") -> Tensor:
         """(C, H, W) in [-1, 1]: the upload read as `noisecraft inpaint/img2img --image` reads it
         (decoded by Pillow with its bomb limit, model channels, native or display size only)."""
-        if run.modality != "image" or run.shape[0] not in (1, 3):
-            raise WebError(f"run is a model of {run.modality} data with shape {run.shape}; only 1- or 3-channel "
+        if run.modality != "image" or run.data_shape[0] not in (1, 3):
+            raise WebError(f"run is a model of {run.modality} data with shape {run.data_shape}; only 1- or 3-channel "
                            "image models take images")
         _file_size_ok(path, what)
         try:
-            return run.get_modality().read(path, run.shape, scale=run.config.sample.scale)
+            return run.get_modality().read(path, run.data_shape, scale=run.config.sample.scale)
         except Exception as e:  # DataError, ValueError: one line naming the file's problem
             raise WebError(_one_line(e, path, what)) from None
 
     def read_mask(self, run: Run, path: str) -> Tensor:
         """(1, H, W) known mask (1 = keep) from a mask PNG (white = regenerate), as `noisecraft inpaint --mask`."""
         try:
-            m = run.get_modality().read_mask(path, tuple(run.shape[1:]), scale=run.config.sample.scale)
+            m = run.get_modality().read_mask(path, tuple(run.data_shape[1:]), scale=run.config.sample.scale)
         except Exception as e:
             raise WebError(_one_line(e, path, "mask")) from None
         return ((m + 1) / 2 < 0.5).float()
@@ -258,13 +275,14 @@ class Jobs:
             raise WebError(f"run is a model of {run.modality} data; only audio models take audio clips")
         _file_size_ok(path, "audio clip")
         try:
-            return run.get_modality().read(path, run.shape)
+            return run.get_modality().read(path, run.data_shape)
         except Exception as e:
             raise WebError(_one_line(e, path, "audio clip")) from None
 
     def inpaint_work(self, name: str, s: Settings, image: Tensor, known: Tensor, class_: Any = None,
                      resample: Any = 5) -> Work:
-        """RePaint (plain runs, ddpm by default) or one pass of a mask-conditioned run, as `noisecraft inpaint`."""
+        """RePaint (plain runs, ddpm by default) or one pass of a mask-conditioned run, as `noisecraft inpaint`;
+        a latent run: RePaint on the latent grid, decoded, known pixels pasted back (latent.latent_inpaint)."""
         run = self.run(name)
         if "inpaint" not in tasks_of(run):
             raise WebError(f"run {name!r} cannot inpaint (a {run.modality} model{', low-res-conditioned' if _image_kind(run) else ''})")
@@ -279,20 +297,27 @@ class Jobs:
         resample = _int("resample", resample, 1, 100) if repaint else None
         values = self.values(run, class_, None, n)
 
+        task_fn = inpaint
+        if run.is_latent:  # as `noisecraft inpaint` does with a latent run
+            from ..latent import latent_inpaint
+
+            task_fn = lambda d, *a, **kw: latent_inpaint(run.autoencoder, d, *a, **kw)  # noqa: E731
+
         def fn(callback):
             den, cond = self._conditioned(run, spec, values, n)
-            return inpaint(den, image.expand(n, *image.shape).contiguous(), known,
+            return task_fn(den, image.expand(n, *image.shape).contiguous(), known,
                            method="repaint" if repaint else "model", solver=spec.solver, nfe=spec.nfe,
                            sigma_min=spec.sigma_min, sigma_max=spec.sigma_max, resample_steps=resample,
                            generator=seeded_generators(range(spec.seed, spec.seed + n)), callback=callback, **cond)
 
-        return Work(name, run, fn, spec, n, task, first=image, steps=spec.nfe * (resample or 1))
+        return Work(name, run, fn, spec, n, task, first=image, steps=spec.nfe * (resample or 1),
+                    decode=self._decoder(run, image, known))
 
     def keep_frames(self, run: Run, task: str, keep: Any) -> tuple[int, ...]:
         """The kept frames of predict (the first K, K in 1..T-1) or interpolate ('0,15'), checked."""
         from ..tasks import parse_keep_frames
 
-        t = int(run.shape[1])
+        t = int(run.data_shape[1])
         if task == "predict":
             return tuple(range(_int("keep", keep, 1, t - 1)))
         try:
@@ -308,7 +333,7 @@ class Jobs:
             raise WebError(f"run is a model of {run.modality} data; only video models take clips")
         _file_size_ok(path, "video clip")
         try:
-            return read_kept_frames(run.get_modality(), path, run.shape, keep, scale=run.config.sample.scale)
+            return read_kept_frames(run.get_modality(), path, run.data_shape, keep, scale=run.config.sample.scale)
         except Exception as e:
             raise WebError(_one_line(e, path, "video clip")) from None
 
@@ -365,7 +390,8 @@ class Jobs:
         return Work(name, run, fn, spec, n, "reconstruct", steps=spec.nfe, writer=writer)
 
     def img2img_work(self, name: str, s: Settings, image: Tensor, strength: Any, class_: Any = None) -> Work:
-        """SDEdit from the noise level set by `strength`, as `noisecraft img2img`."""
+        """SDEdit from the noise level set by `strength`, as `noisecraft img2img` (a latent run: of the encoded
+        image, decoded)."""
         from ..tasks import img2img
 
         run = self.run(name)
@@ -383,12 +409,13 @@ class Jobs:
 
         def fn(callback):
             den, cond = self._conditioned(run, spec, values, n)
-            with torch.no_grad():
-                return img2img(den, image.expand(n, *image.shape).contiguous(), strength, solver=spec.solver,
-                               nfe=spec.nfe, sigma_min=spec.sigma_min, sigma_max=spec.sigma_max,
-                               generator=seeded_generators(range(spec.seed, spec.seed + n)), callback=callback, **cond)
+            with torch.no_grad():  # encode/decode: the identity for a pixel-space run
+                x = img2img(den, run.encode(image.expand(n, *image.shape).contiguous()), strength, solver=spec.solver,
+                            nfe=spec.nfe, sigma_min=spec.sigma_min, sigma_max=spec.sigma_max,
+                            generator=seeded_generators(range(spec.seed, spec.seed + n)), callback=callback, **cond)
+                return run.decode(x)
 
-        return Work(name, run, fn, spec, n, "img2img", first=image, steps=spec.nfe)
+        return Work(name, run, fn, spec, n, "img2img", first=image, steps=spec.nfe, decode=self._decoder(run))
 
     def upscale_work(self, name: str, s: Settings, path: str, method: Any = None, sigma_y: Any = 0.0,
                      class_: Any = None) -> Work:
@@ -397,6 +424,9 @@ class Jobs:
         from ..tasks import SR_METHODS, super_resolve, upscale_factor
 
         run = self.run(name)
+        if run.is_latent:  # the CLI's refusal
+            raise WebError(f"run {name!r} is a latent diffusion model; upscale works in pixel space: "
+                           "use a pixel-space run")
         if "upscale" not in tasks_of(run):
             raise WebError(f"run {name!r} cannot upscale (only 1- or 3-channel image runs without a mask condition)")
         kind = _image_kind(run)
@@ -486,6 +516,9 @@ class Jobs:
                     if time.perf_counter() - last < min_interval:
                         continue
                     last = time.perf_counter()
+                    if work.decode is not None:  # latents -> data: only the estimates shown are decoded
+                        with torch.no_grad():
+                            d = work.decode(d)
                     img = _to_uint8(modality.preview_image(d.clamp(-1, 1), nrow=nrow))
                     if first_preview is None:
                         first_preview = time.perf_counter() - t0
