@@ -6,8 +6,7 @@ import pytest
 
 pytest.importorskip("gradio", reason="the web app needs the web extra: pip install 'noisecraft[web]'")
 
-from noisecraft.runs import Run  # noqa: E402
-from web_helpers import cli_run, free_port  # noqa: E402
+from web_helpers import cli_run, served  # noqa: E402
 
 # 2 training steps of the tiny preset (8x8 digits, display scale 2), 2 solver steps per sample
 TINY = ["--steps", 2, "--set", "train.batch_size=8", "--set", "sample.nfe=4", "--set", "sample.per_class=1", "--quiet"]
@@ -44,14 +43,9 @@ def video_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def app_url(tiny_run, tmp_path_factory):
     """The app serving the tiny run (as "tiny"), launched as `noisecraft serve` launches it."""
-    from noisecraft.web.app import build_app, launch
-
-    app = build_app({"tiny": Run.open(tiny_run)}, root=tmp_path_factory.mktemp("webroot"), concurrency=2,
-                    preview_interval=0)  # every preview: the tiny run finishes in milliseconds
-    port = free_port()
-    launch(app, host="127.0.0.1", port=port, block=False, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    app.close()
+    # preview_interval 0: every preview (the tiny run finishes in milliseconds)
+    with served({"tiny": tiny_run}, tmp_path_factory.mktemp("webroot"), concurrency=2, preview_interval=0) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

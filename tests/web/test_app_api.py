@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from web_helpers import cli_run
+from web_helpers import cli_run, write_hole
 
 from noisecraft.runs import Run
 from noisecraft.web import MAX_UPLOAD_BYTES
@@ -40,12 +40,7 @@ def inputs(tiny_run, tmp_path_factory):
     d = tmp_path_factory.mktemp("webinputs")
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(d / "image.png")
-    mask = np.zeros((8, 8), np.uint8)
-    mask[2:6, 2:6] = 255
-    Image.fromarray(mask).save(d / "mask.png")
-    layer = np.zeros((8, 8, 4), np.uint8)
-    layer[2:6, 2:6] = 255
-    Image.fromarray(layer, mode="RGBA").save(d / "layer.png")
+    write_hole(d, slice(2, 6), slice(2, 6))
     Image.fromarray(np.zeros((8, 8, 4), np.uint8), mode="RGBA").save(d / "empty-layer.png")
     Image.fromarray(rng.integers(0, 256, (4, 4), dtype=np.uint8)).save(d / "low.png")
     Image.fromarray(rng.integers(0, 256, (12, 10), dtype=np.uint8)).save(d / "wrong-size.png")

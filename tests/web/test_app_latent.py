@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from web_helpers import cli_run, free_port
+from web_helpers import cli_run, served, write_hole
 
 from noisecraft.runs import Run
 from noisecraft.web import tasks_of
@@ -52,13 +52,8 @@ def latent_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def latent_client(latent_run, tmp_path_factory):
-    from noisecraft.web.app import build_app, launch
-
-    app = build_app({"lat": Run.open(latent_run)}, root=tmp_path_factory.mktemp("webroot-latent"), preview_interval=0)
-    port = free_port()
-    launch(app, port=port, block=False, quiet=True)
-    yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-    app.close()
+    with served({"lat": latent_run}, tmp_path_factory.mktemp("webroot-latent"), preview_interval=0) as url:
+        yield Client(url, verbose=False)
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +62,7 @@ def latent_inputs(tmp_path_factory):
     d = tmp_path_factory.mktemp("weblatentinputs")
     rng = np.random.default_rng(1)
     Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(d / "image.png")
-    mask = np.zeros((8, 8), np.uint8)
-    mask[2:6, 3:7] = 255
-    Image.fromarray(mask).save(d / "mask.png")
-    layer = np.zeros((8, 8, 4), np.uint8)
-    layer[2:6, 3:7] = 255
-    Image.fromarray(layer, mode="RGBA").save(d / "layer.png")
+    write_hole(d, slice(2, 6), slice(3, 7))
     return d
 
 

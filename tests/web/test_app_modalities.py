@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from web_helpers import cli_run, free_port, generate_in_own_app
+from web_helpers import cli_run, generate_in_own_app, served
 
 from noisecraft.runs import Run
 from noisecraft.web import tasks_of
@@ -31,13 +31,8 @@ def notes_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def audio_client(notes_run, tmp_path_factory):
-    from noisecraft.web.app import build_app, launch
-
-    app = build_app({"notes": Run.open(notes_run)}, root=tmp_path_factory.mktemp("webaudio"), preview_interval=0)
-    port = free_port()
-    launch(app, port=port, block=False, quiet=True)
-    yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-    app.close()
+    with served({"notes": notes_run}, tmp_path_factory.mktemp("webaudio"), preview_interval=0) as url:
+        yield Client(url, verbose=False)
 
 
 def test_audio_run_offers_generate_inpaint_img2img(notes_run):

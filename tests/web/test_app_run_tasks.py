@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from web_helpers import cli_run, free_port
+from web_helpers import cli_run, served
 
 from noisecraft.runs import Run
 
@@ -26,14 +26,9 @@ TABS = ("inpaint", "img2img", "upscale", "predict", "interpolate", "reconstruct"
 @pytest.fixture(scope="module")
 def multi(tiny_run, field_run, video_run, tmp_path_factory):
     """One app serving an image run ("tiny", first), a field run ("grf") and a video run ("clips")."""
-    from noisecraft.web.app import build_app, launch
-
-    runs = {"tiny": Run.open(tiny_run), "grf": Run.open(field_run), "clips": Run.open(video_run)}
-    app = build_app(runs, root=tmp_path_factory.mktemp("webmulti"), preview_interval=0)
-    port = free_port()
-    launch(app, port=port, block=False, quiet=True)
-    yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-    app.close()
+    runs = {"tiny": tiny_run, "grf": field_run, "clips": video_run}
+    with served(runs, tmp_path_factory.mktemp("webmulti"), preview_interval=0) as url:
+        yield Client(url, verbose=False)
 
 
 @pytest.fixture(scope="module")

@@ -104,16 +104,10 @@ def test_inpaint_tab_takes_the_newest_result_and_a_painted_mask(page, app_url, t
 @pytest.fixture(scope="module")
 def two_runs_url(tiny_run, field_run, tmp_path_factory):
     """An app serving the tiny image run (first) and the tiny GRF field run."""
-    from noisecraft.runs import Run
-    from noisecraft.web.app import build_app, launch
-    from web_helpers import free_port
+    from web_helpers import served
 
-    app = build_app({"tiny": Run.open(tiny_run), "grf": Run.open(field_run)},
-                    root=tmp_path_factory.mktemp("webtwo"), preview_interval=0)
-    port = free_port()
-    launch(app, port=port, block=False, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    app.close()
+    with served({"tiny": tiny_run, "grf": field_run}, tmp_path_factory.mktemp("webtwo"), preview_interval=0) as url:
+        yield url
 
 
 def test_switching_the_run_swaps_the_tabs_and_generates_with_the_new_run(page, two_runs_url, tmp_path):
