@@ -72,3 +72,16 @@ def test_field_eval_errors_are_one_line(small):
     assert_user_error(run("eval", run_dir, "--out", small / "r", "--features", "inception"), "--features is not available")
     assert_user_error(run("eval", run_dir, "--out", small / "r", "--sweep-nfe", "2,4"), "is not available for field runs")
     assert not (small / "r").exists()
+
+
+def test_the_grf_preset_trains_an_unconditional_patch_net_through_the_cli(small):
+    from noisecraft.runs import Run
+
+    out = small / "preset"
+    result = run("train", "grf", "--out", out, "--steps", 2, "--set", "data.resolution=16", "--set",
+                 "train.batch_size=4", "--set", "sample.nfe=2", "--set", "train.tensorboard=false", "--set",
+                 "ema.phema_every=0", "--quiet")
+    assert result.exit_code == 0, result.output
+    r = Run.open(out)
+    assert r.shape == (1, 16, 16) and r.modality == "field" and r.num_classes == 0
+    assert r.net_config["patch_size"] == 2 and r.config.process.sigma_data == 0.5
