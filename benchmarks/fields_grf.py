@@ -3,8 +3,8 @@ denoiser (no training) or a trained `grf` run (--run): every zero-shot wrapper a
 against the exact Gaussian posterior.
 
     PYTHONPATH=src python benchmarks/fields_grf.py --fields 50 --out benchmarks/results/fields_grf.json
-    PYTHONPATH=src python benchmarks/fields_grf.py --run runs/grf --methods pigdm,dps --solver ddpm --nfe 100 \
-        --first 50 --fields 10 --out benchmarks/results/fields_grf_trained.json
+    PYTHONPATH=src python benchmarks/fields_grf.py --run runs/grf --methods pigdm,dps --solver ddpm --nfe 50 \
+        --first 50 --fields 20 --out benchmarks/results/fields_grf_trained.json
 
 For each field, fraction and method: the relative L2 error of the posterior mean against the truth,
 its ratio to the exact posterior mean's error, the RMS posterior std over the exact one, coverage of
