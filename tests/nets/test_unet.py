@@ -97,6 +97,25 @@ def test_config_round_trip(nudge) -> None:
     torch.testing.assert_close(twin(x, c, y, ctx), net(x, c, y, ctx), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("patch_size", [1, 2])
+def test_circular_padding_makes_the_net_equivariant_to_circular_shifts(nudge, patch_size) -> None:
+    """Shifts by multiples of patch_size * 2**(levels-1) commute with a circular-padded net (it sees no
+    edges), not with the default zero-padded one; the mode survives the config round trip."""
+    kw = dict(in_channels=1, resolution=32, patch_size=patch_size, channel_mult=(1, 2, 2))
+    x, c = torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(1)), torch.tensor([0.3, 2.0])
+    shift = (patch_size * 4, -2 * patch_size * 4)
+    gaps = {}
+    for mode in ("zeros", "circular"):
+        torch.manual_seed(0)
+        net = nudge(build_net("unet-small", padding_mode=mode, **kw)).eval()
+        with torch.no_grad():
+            a, b = net(torch.roll(x, shift, (-2, -1)), c), torch.roll(net(x, c), shift, (-2, -1))
+        gaps[mode] = float((a - b).abs().max() / b.abs().max())
+        twin = build_net_from_config(json.loads(json.dumps(net.config)))
+        assert twin.cfg.padding_mode == mode
+    assert gaps["circular"] < 1e-5 and gaps["zeros"] > 1e-2
+
+
 def test_cross_attention_context(nudge) -> None:
     torch.manual_seed(0)
     plain = build_net("unet-tiny", in_channels=1, resolution=16)
@@ -125,6 +144,7 @@ def test_cross_attention_context(nudge) -> None:
         (dict(in_channels=1, resolution=16, attn_resolutions=(5,)), r"\[5\].*valid: \[16, 8\]"),
         (dict(in_channels=1, resolution=16, channel_mult=()), "channel_mult"),
         (dict(in_channels=1, resolution=16, widht=3), "widht.*valid keys"),
+        (dict(in_channels=1, resolution=16, padding_mode="reflect"), "padding_mode 'reflect' is not valid; valid: zeros, circular"),
     ],
 )
 def test_bad_config_raises(kwargs: dict, match: str) -> None:

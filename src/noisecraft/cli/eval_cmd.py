@@ -6,7 +6,8 @@
     noisecraft eval fit-features DATASET --out FEATURES [--resolution 16] [--steps 1200] [--seed 0]
 
 Audio runs are scored with their own metrics (--metrics fd,kid,acc,timbre,pitch,copies; see
-docs/audio.md), video runs with motion metrics (--metrics acc,identity,trajectory,fvd; docs/video.md);
+docs/audio.md), video runs with motion metrics (--metrics acc,identity,trajectory,fvd; docs/video.md),
+field runs with physical statistics (--metrics spectrum,pixels,residual; docs/fields.md);
 the run's modality chooses (noisecraft.eval.report.evaluate_run).
 
 `eval` is a group whose default command is `run`: `noisecraft eval RUN_DIR ...` is
@@ -68,12 +69,13 @@ def eval_group() -> None:
 @click.option("--out", type=click.Path(), required=True, help="Report folder (report.json, report.md, pictures).")
 @click.option("--n", "n", type=int,
               help="Samples to generate and score. Default: 1000 for images; for audio and video the floor's number of "
-                   "clips (half the held-out split), so FD and KID compare like with like.")
+                   "clips (half the held-out split), so FD and KID compare like with like; for fields the test split's size.")
 @click.option("--metrics",
               help="Comma-separated. Images (default fd,kid,pr,acc): fd, kid, pr (precision/recall), acc (class "
                    "accuracy/coverage), nll (likelihood). Audio (default all): fd, kid, acc, timbre, pitch (within "
                    "±50 cents), copies (near copies of training clips). Video (default all): acc (per-frame digit), "
-                   "identity, trajectory (residual in px), fvd.")
+                   "identity, trajectory (residual in px), fvd. Fields (default all): spectrum (power per wavenumber "
+                   "band), pixels, residual (Darcy PDE residual; darcy runs).")
 @click.option("--solver", help="Solver name (default: the run's sample.solver).")
 @click.option("--nfe", type=int, help="Network evaluations per sample (default: the run's sample.nfe).")
 @click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance).")
@@ -100,7 +102,8 @@ def eval_run(run_dir, out, n, metrics, solver, nfe, guidance, seed, weights, fea
     Every metric is also reported for the held-out real split against the same reference (the
     noise floor). Results are deterministic for a fixed --seed. Audio runs get their own report
     (class, timbre and pitch accuracy, near copies; docs/audio.md), video runs a motion report
-    (frame accuracy, identity, trajectory residual, FVD; docs/video.md).
+    (frame accuracy, identity, trajectory residual, FVD; docs/video.md), field runs a physics report
+    (power spectrum per wavenumber band, pixel statistics, Darcy residual; docs/fields.md).
     """
     with _errors():
         from ..eval.report import evaluate_run

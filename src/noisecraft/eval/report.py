@@ -9,7 +9,8 @@
 
 That is the image protocol. `evaluate_run` picks the protocol the run's modality names
 (`RUN_EVALUATIONS`); audio runs get `audio_run.evaluate_audio_run` and its report folder, video runs
-`video_run.evaluate_video_run` (frame accuracy, identity, trajectory residual, FVD).
+`video_run.evaluate_video_run` (frame accuracy, identity, trajectory residual, FVD), field runs
+`field_run.evaluate_field_run` (power spectrum, pixel statistics, Darcy residual vs real floors).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .evaluate import (
 )
 from .audio_run import evaluate_audio_run
 from .video_run import evaluate_video_run
+from .field_run import evaluate_field_run
 from .features import EvalError, FeatureExtractor, load_extractor
 from .output import check_report_out, environment
 from .run_options import RunEvalOptions, quiet
@@ -242,6 +244,7 @@ RUN_EVALUATIONS: dict[str, Callable[[Any, str | Path, str | Path, RunEvalOptions
     "classifier": evaluate_image_run,
     "audio-classifier": evaluate_audio_run,
     "video-motion": evaluate_video_run,
+    "field-statistics": evaluate_field_run,
 }
 
 

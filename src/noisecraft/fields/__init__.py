@@ -4,6 +4,7 @@
     obs = read_observations("obs.npz", (1, 64, 64))                                     # observations.py
     post = reconstruct(denoiser, obs, (1, 64, 64), n=32, method="pigdm")               # reconstruct.py
     coverage(post.samples, truth, 0.9), crps(post.samples, truth)                       # metrics.py (+ baselines)
+    radial_power_spectrum(fields), darcy_residuals(pairs)                               # statistics.py (generated vs real)
 
 The built-in datasets `grf`, `darcy`, `navier-stokes` (noisecraft.data.fields) wrap the generators.
 """
@@ -15,6 +16,7 @@ from .metrics import (coverage, crps, cubic_baseline, gaussian_coverage, gaussia
 from .navier_stokes import NSConfig, kolmogorov_snapshots
 from .observations import Observations, PointObservation, random_observations, read_observations, write_observations
 from .reconstruct import RECONSTRUCT_METHODS, Posterior, reconstruct, tmpd
+from .statistics import darcy_residuals, pixel_statistics, pixel_w1, radial_power_spectrum, spectrum_errors
 
 __all__ = [
     "MaternGRF", "GaussianPosterior", "matern_kernel", "solve_darcy", "darcy_residual", "NSConfig", "kolmogorov_snapshots",
@@ -22,4 +24,5 @@ __all__ = [
     "RECONSTRUCT_METHODS", "Posterior", "reconstruct", "tmpd",
     "relative_l2", "coverage", "gaussian_coverage", "crps", "gaussian_crps", "spread_skill",
     "gp_baseline", "cubic_baseline", "mean_baseline",
+    "radial_power_spectrum", "spectrum_errors", "pixel_statistics", "pixel_w1", "darcy_residuals",
 ]

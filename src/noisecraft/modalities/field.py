@@ -26,6 +26,7 @@ FIELD_KEY = "field"
 class FieldModality(ArrayModality):
     name = "field"
     ranks = (2,)
+    eval_features = "field-statistics"  # noisecraft.eval.field_run: power spectrum, pixel statistics, Darcy residual
 
     def write(self, x: Tensor, path: str | Path, *, scale: int | None = None) -> Path:
         """Bitwise float32 NPZ under key "field"; `scale` is checked but does not apply to data files."""

@@ -27,6 +27,10 @@ signals of 1, 2 or 3 spatial axes (`dims`): audio (B, C, L), images (B, C, H, W)
   predicts p (p²) values per position that are put back in place: level 0 works at side / p, so
   no convolution runs at the full rate (a cheap stem for long waveforms and for 32x32 video, whose
   3x3x3 convolutions would otherwise run on every pixel of every frame). Default 1: no patches.
+* `padding_mode = "circular"` pads every convolution periodically (wrap-around) instead of with
+  zeros: for data on a periodic domain (the `grf` and `navier-stokes` fields live on a torus), the
+  net then sees no edges and is equivariant to circular shifts by multiples of patch_size *
+  2**(levels-1), so it can generate fields whose opposite edges match. Default "zeros".
 * The last conv of every block, the attention output projections and `conv_out` start at zero,
   so every block starts as the identity and the untrained net outputs exactly zero.
 
@@ -46,7 +50,9 @@ from torch import Tensor, nn
 from .layers import (CONV, Attention, ConditionedNet, ArchConfig, check_context, check_dims, check_divisible,
                      check_image_cond, check_inputs, check_positive, group_norm)
 
-__all__ = ["UNet", "UNetConfig"]
+__all__ = ["UNet", "UNetConfig", "PADDING_MODES"]
+
+PADDING_MODES = ("zeros", "circular")
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ class UNetConfig(ArchConfig):
     cond_channels: int = 0  # > 0: an image_cond (B, cond_channels, *spatial) is concatenated to x before conv_in
     dims: int = 2  # spatial axes: 1 (C, L), 2 (C, H, W) or 3 (C, T, H, W); configs saved without it are 2-D
     patch_size: int = 1  # > 1 (dims 1 or 2): level 0 works on patches of this many samples per axis
+    padding_mode: str = "zeros"  # "circular": periodic padding of every conv, for data on a torus
 
     name = "unet"
 
@@ -130,6 +137,8 @@ class UNetConfig(ArchConfig):
             )
         if not (0.0 <= self.dropout < 1.0):
             raise ValueError(f"UNetConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.padding_mode not in PADDING_MODES:
+            raise ValueError(f"UNetConfig.padding_mode {self.padding_mode!r} is not valid; valid: {', '.join(PADDING_MODES)}")
 
 
 def _zero(module: nn.Module) -> nn.Module:
@@ -372,6 +381,10 @@ class UNet(ConditionedNet):
 
         self.norm_out = group_norm(ch)
         self.conv_out = _zero(_conv(d, ch, cfg.out_channels * p_in, 3))
+        if cfg.padding_mode != "zeros":  # torch pads by padding_mode at call time (same weights, same names)
+            for m in self.modules():
+                if isinstance(m, nn.modules.conv._ConvNd) and any(p > 0 for p in m.padding):
+                    m.padding_mode = cfg.padding_mode
 
     @property
     def config(self) -> dict:

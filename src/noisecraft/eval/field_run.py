@@ -1,0 +1,245 @@
+"""`noisecraft eval RUN` for field runs: physical statistics of generated fields, each next to its real floor.
+
+The field modality names this protocol (`FieldModality.eval_features = "field-statistics"`). Real
+data are the run's own dataset (its data options, resolution and channels): up to `REFERENCE_MAX`
+fields of the "train" split are the reference R; the "test" split (never trained on) is the floor
+set B, and n defaults to |B| so both compare at the same size. Every figure is computed for the
+generated set G against R and for B against R (`fields.statistics`):
+
+| group | keys | what |
+|---|---|---|
+| spectrum | spectrum_max_rel_error, spectrum_mean_rel_error, spectrum_bands_within_10pct | radially averaged power spectrum per integer wavenumber band 1..K (K = Nyquist), |E(k) / E_R(k) - 1|: worst band and channel, mean, share of (band, channel) pairs within 10 % |
+| pixels | pixel_w1, pixel_mean_error, pixel_std_ratio | per channel 1-Wasserstein distance of the pixel-value distributions, |mean - mean_R|, std / std_R (worst channel) |
+| residual | darcy_residual_median, darcy_residual_mean | `darcy` runs only: relative FV residual (`fields.darcy.darcy_residual`) of each (a, u) pair in physical units, after float32 storage |
+
+Band 0 (the power of the field's mean) is listed per band in report.json but left out of the
+headline figures: it is one mode per field, so its estimate from a few hundred fields is noisy (the
+floor shows it). Generated fields are not clamped (fields are not bounded like pixels).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..io.files import atomic_write_text
+from .features import EvalError
+from .output import check_report_out, environment
+from .run_options import RunEvalOptions
+
+__all__ = ["FIELD_METRICS", "FIELD_METRIC_DIRECTIONS", "parse_field_metrics", "field_scores", "evaluate_field_run",
+           "write_field_report", "REFERENCE_MAX"]
+
+FIELD_METRICS: dict[str, tuple[str, ...]] = {
+    "spectrum": ("spectrum_max_rel_error", "spectrum_mean_rel_error", "spectrum_bands_within_10pct"),
+    "pixels": ("pixel_w1", "pixel_mean_error", "pixel_std_ratio"),
+    "residual": ("darcy_residual_median", "darcy_residual_mean"),
+}
+FIELD_METRIC_DIRECTIONS = {"spectrum_max_rel_error": "min", "spectrum_mean_rel_error": "min",
+                           "spectrum_bands_within_10pct": "max", "pixel_w1": "min", "pixel_mean_error": "min",
+                           "darcy_residual_median": "min"}
+REFERENCE_MAX = 2000  # training fields in the reference set R (the spectrum's reference noise ~ 1/sqrt(|R|·modes))
+
+
+def parse_field_metrics(metrics: str | Sequence[str] | None, source: str) -> tuple[str, ...]:
+    """'spectrum,pixels' or a list -> metric groups; None -> all that apply (residual: darcy only)."""
+    valid = [m for m in FIELD_METRICS if m != "residual" or source == "darcy"]
+    if metrics is None:
+        return tuple(valid)
+    items = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
+    if not items:
+        raise EvalError(f"no metrics given; valid for this field run: {', '.join(valid)}")
+    for m in items:
+        if m not in valid:
+            why = " (darcy runs only)" if m == "residual" else ""
+            raise EvalError(f"metric {m!r} is not a field metric{why}; valid for this field run: {', '.join(valid)}")
+    return tuple(dict.fromkeys(items))
+
+
+def field_scores(x: torch.Tensor, ref: torch.Tensor, ref_spectrum: torch.Tensor | None, metrics: Sequence[str], *,
+                 physical=None) -> dict[str, Any]:
+    """The figures of fields x (N, C, H, W) against the reference set `ref` (its spectrum precomputed).
+    physical: normalized -> physical units (needed by "residual")."""
+    from ..fields import darcy_residuals, pixel_statistics, pixel_w1, radial_power_spectrum, spectrum_errors
+
+    out: dict[str, Any] = {}
+    if "spectrum" in metrics:
+        spec = radial_power_spectrum(x)
+        err = spectrum_errors(spec, ref_spectrum)
+        head = err[:, 1:]
+        out.update(spectrum_max_rel_error=float(head.max()), spectrum_mean_rel_error=float(head.mean()),
+                   spectrum_bands_within_10pct=float((head <= 0.1).double().mean()),
+                   spectrum=spec.tolist(), spectrum_rel_error=err.tolist())
+    if "pixels" in metrics:
+        s, r = pixel_statistics(x), pixel_statistics(ref)
+        out.update(pixel_w1=max(pixel_w1(x, ref)),
+                   pixel_mean_error=max(abs(a - b) for a, b in zip(s["mean"], r["mean"])),
+                   pixel_std_ratio=max((a / b for a, b in zip(s["std"], r["std"])), key=lambda v: abs(math.log(v))),
+                   pixel_mean=s["mean"], pixel_std=s["std"])
+    if "residual" in metrics:
+        res = darcy_residuals(physical(x.float()).double())  # float32 storage, then the FV residual in float64
+        out.update(darcy_residual_median=float(np.median(res)), darcy_residual_mean=float(res.mean()),
+                   darcy_residual_p90=float(np.percentile(res, 90)))
+    return out
+
+
+def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, options: RunEvalOptions) -> dict[str, Any]:
+    """Sample a field run (an opened `Run`), score it against its dataset's real fields, write REPORT_DIR
+    (report.json, report.md, spectrum.png, samples.png). Image-feature options (features, sweep_nfe)
+    are refused; nll_n / nll_levels / kid_subsets are not read."""
+    from ..data import BUILTIN_DATASETS
+    from ..fields import radial_power_spectrum
+    from ..runs import prepare_values
+    from ..runtime import num_threads
+    from ..sampling import SpecError
+
+    o = options
+    if o.features is not None:
+        raise EvalError("field runs are scored with physical statistics; --features is not available for them")
+    if o.sweep_nfe:
+        raise EvalError("sweep_nfe is not available for field runs yet; evaluate one NFE per call (--nfe)")
+    data = run.config.data
+    if data.source not in ("grf", "darcy", "navier-stokes"):
+        raise EvalError(f"field evaluation needs a run trained on a built-in field dataset (grf, darcy, "
+                        f"navier-stokes); run {str(run_dir)!r} was trained on {data.source!r}")
+    if run.num_classes > 0:
+        raise EvalError(f"field evaluation scores unconditional runs; {str(run_dir)!r} is class-conditional")
+    metric_list = parse_field_metrics(o.metrics, data.source)
+    try:
+        spec = run.spec(solver=o.solver, nfe=o.nfe, guidance=1.0, seed=o.seed)
+    except SpecError as e:
+        raise EvalError(str(e)) from None
+    out = check_report_out(out_dir)
+    _, h, _ = run.shape
+    load = BUILTIN_DATASETS[data.source]
+    kw = dict(resolution=h, channels=data.channels or None, **dict(data.options))
+    t0 = time.perf_counter()
+    train, test = load(split="train", **kw), load(split="test", **kw)
+    if tuple(test.data.shape[1:]) != tuple(run.shape):
+        raise EvalError(f"the real fields of {data.source!r} are {tuple(test.data.shape[1:])}, but the run makes "
+                        f"{tuple(run.shape)}; cannot score it")
+    ref, floor_set = train.data[:REFERENCE_MAX], test.data
+    n = len(floor_set) if o.n is None else o.n
+    if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 1_000_000:
+        raise EvalError(f"n {n!r} is out of range; valid: 2..1000000 (default: the floor's {len(floor_set)} fields)")
+    try:
+        spec.check_seed_range(n)
+    except SpecError as e:
+        raise EvalError(str(e)) from None
+    ref_spectrum = radial_power_spectrum(ref) if "spectrum" in metric_list else None
+    timings: dict[str, float] = {"reference_seconds": time.perf_counter() - t0}
+
+    o.echo(f"sampling {n} fields ({spec.solver}, nfe={spec.nfe}) ...")
+    t0 = time.perf_counter()
+    with num_threads(run.config.train.threads):
+        samples = run.generate(spec, n, weights=o.weights, **prepare_values(run.conditioners, {}, n))
+    timings["sampling_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    gen = field_scores(samples, ref, ref_spectrum, metric_list, physical=test.to_physical)
+    floor = field_scores(floor_set, ref, ref_spectrum, metric_list, physical=test.to_physical)
+    timings["evaluation_seconds"] = time.perf_counter() - t0
+    report: dict[str, Any] = {
+        "format": "noisecraft-field-report/1", "run": str(run_dir), "weights": o.weights, "dataset": data.source,
+        "data_options": dict(data.options), "channels": test.channel_names, "shape": list(run.shape), "n": n,
+        "seed": o.seed, "solver": spec.solver, "nfe": spec.nfe, "sigma_min": spec.sigma_min,
+        "sigma_max": spec.sigma_max, "metrics": list(metric_list), "generated": gen, "noise_floor": floor,
+        "directions": {k: v for k, v in FIELD_METRIC_DIRECTIONS.items() if k in gen},
+        "reference": {"n_reference": len(ref), "reference_split": "train", "n_floor": len(floor_set),
+                      "floor_split": "test"},
+        "spectrum_reference": ref_spectrum.tolist() if ref_spectrum is not None else None,
+        "timings": timings, "environment": environment(run.config.train.threads),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    modality = run.get_modality()
+    k = min(n, 16)
+    modality.write_preview(samples[:k], out / "samples.png", nrow=int(math.ceil(math.sqrt(k))))
+    write_field_report(report, out)
+    return report
+
+
+_LABELS = {"spectrum_max_rel_error": "power spectrum, worst band |E/E_ref - 1|",
+           "spectrum_mean_rel_error": "power spectrum, mean over bands |E/E_ref - 1|",
+           "spectrum_bands_within_10pct": "bands within 10 % of the reference",
+           "pixel_w1": "pixel values, 1-Wasserstein distance", "pixel_mean_error": "pixel mean, |difference|",
+           "pixel_std_ratio": "pixel std / reference std", "darcy_residual_median": "Darcy residual, median",
+           "darcy_residual_mean": "Darcy residual, mean", "darcy_residual_p90": "Darcy residual, 90th percentile"}
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
+    return str(v)
+
+
+def _spectrum_plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ref = np.asarray(report["spectrum_reference"])
+    fig, axes = plt.subplots(1, ref.shape[0], figsize=(4.5 * ref.shape[0], 3.5), squeeze=False)
+    for c, ax in enumerate(axes[0]):
+        k = np.arange(1, ref.shape[1])
+        ax.loglog(k, ref[c, 1:], "k-", label="reference (train)")
+        ax.loglog(k, np.asarray(report["noise_floor"]["spectrum"])[c, 1:], "b:", label="real test")
+        ax.loglog(k, np.asarray(report["generated"]["spectrum"])[c, 1:], "r--", label="generated")
+        ax.set_xlabel("wavenumber band k"), ax.set_ylabel("power"), ax.set_title(report["channels"][c])
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def write_field_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    """report.json, report.md and (with the spectrum group) spectrum.png."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    gen, floor, ref, t = report["generated"], report["noise_floor"], report["reference"], report["timings"]
+    keys = [k for k in _LABELS if k in gen]
+    rows = [f"| {_LABELS[k]} | {_fmt(gen[k])} | {_fmt(floor.get(k))} |" for k in keys]
+    lines = [
+        f"# Evaluation of `{report['run']}` (fields)", "",
+        f"- weights: {report['weights']}; {report['n']} fields of shape {tuple(report['shape'])}, seed {report['seed']}",
+        f"- sampler: {report['solver']}, NFE {report['nfe']}",
+        f"- real data: {report['dataset']!r} {report['data_options'] or ''}: reference = the first "
+        f"{ref['n_reference']} training fields; floor = the {ref['n_floor']} test fields against the same reference",
+        "", "| metric | generated | floor (real test fields) |", "|---|---|---|", *rows, "",
+        "Spectrum: radially averaged power per integer wavenumber band 1..Nyquist, relative to the reference's; "
+        "worst (band, channel), mean, and the share within 10 %. Pixels: worst channel. "
+        "The floor is what a perfect generator scores at this sample size.", "",
+    ]
+    if "spectrum" in gen:
+        _spectrum_plot(report, out / "spectrum.png")
+        lines += ["![spectrum](spectrum.png)", "", "| band | " + " | ".join(
+            f"{c} generated | {c} floor" for c in report["channels"]) + " |",
+            "|---|" + "---|---|" * len(report["channels"])]
+        g, f = np.asarray(gen["spectrum_rel_error"]), np.asarray(floor["spectrum_rel_error"])
+        for k in range(g.shape[1]):
+            lines.append(f"| {k} | " + " | ".join(f"{g[c, k]:.3f} | {f[c, k]:.3f}" for c in range(g.shape[0])) + " |")
+        lines.append("")
+    lines += ["## Samples", "", "![samples](samples.png)", "", "## Timings", "",
+              f"- reference: {t['reference_seconds']:.1f} s; sampling: {t['sampling_seconds']:.1f} s; scoring: "
+              f"{t['evaluation_seconds']:.1f} s",
+              f"- machine: {report['environment']['cpu']}, {report['environment']['cpus']} CPUs, torch "
+              f"{report['environment']['torch']}", ""]
+    json_path, md_path = out / "report.json", out / "report.md"
+    atomic_write_text(json_path, json.dumps(_jsonable(report), indent=2) + "\n")
+    atomic_write_text(md_path, "\n".join(lines))
+    return json_path, md_path

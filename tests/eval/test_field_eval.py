@@ -1,0 +1,87 @@
+"""`noisecraft eval RUN` for field runs: physical statistics of generated fields next to real floors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from noisecraft.data import fields as fdata
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "cli"))
+from cli_helpers import assert_user_error, run  # noqa: E402
+
+
+@pytest.fixture()
+def small(monkeypatch, tmp_path):
+    """A private cache and tiny splits (the real sizes are FIELD_SPLIT_SIZES)."""
+    monkeypatch.setenv("NOISECRAFT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(fdata, "FIELD_SPLIT_SIZES", {k: {"train": 12, "test": 6} for k in fdata.FIELD_SPLIT_SIZES})
+    return tmp_path
+
+
+def _train(small, source: str) -> Path:
+    out = small / source
+    result = run("train", "tiny", "--out", out, "--steps", 2, "--set", f"data.source='{source}'",
+                 "--set", "data.resolution=8", "--set", "data.conditional=false", "--set", "train.batch_size=4",
+                 "--set", "sample.nfe=2", "--set", "ema.phema_every=0", "--set", "train.tensorboard=false", "--quiet")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_eval_of_a_grf_run_reports_spectrum_and_pixels_with_floors(small):
+    run_dir = _train(small, "grf")
+    result = run("eval", run_dir, "--out", small / "rep", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "spectrum_max_rel_error" in result.output and "floor" in result.output
+    rep = json.loads((small / "rep" / "report.json").read_text())
+    assert rep["format"] == "noisecraft-field-report/1" and rep["n"] == 6  # default n: the floor's test fields
+    assert rep["reference"] == {"n_reference": 12, "reference_split": "train", "n_floor": 6, "floor_split": "test"}
+    assert rep["metrics"] == ["spectrum", "pixels"]  # no Darcy residual for a GRF run
+    for side in ("generated", "noise_floor"):
+        s = rep[side]
+        assert len(s["spectrum"][0]) == 5 and len(s["spectrum_rel_error"][0]) == 5  # bands 0..4 on an 8x8 grid
+        assert s["spectrum_max_rel_error"] == pytest.approx(max(s["spectrum_rel_error"][0][1:]))
+        assert 0 <= s["spectrum_bands_within_10pct"] <= 1 and s["pixel_w1"] >= 0
+    # a 2-step model makes noise, far from the real spectrum; real test fields are much closer
+    assert rep["generated"]["spectrum_mean_rel_error"] > 2 * rep["noise_floor"]["spectrum_mean_rel_error"]
+    for name in ("report.md", "spectrum.png", "samples.png"):
+        assert (small / "rep" / name).is_file()
+    again = run("eval", run_dir, "--out", small / "rep2", "--quiet")
+    assert json.loads((small / "rep2" / "report.json").read_text())["generated"] == rep["generated"]  # seeded
+
+
+def test_eval_of_a_darcy_run_scores_the_pde_residual_of_generated_pairs(small):
+    run_dir = _train(small, "darcy")
+    result = run("eval", run_dir, "--out", small / "rep", "--n", 4, "--metrics", "residual", "--quiet")
+    assert result.exit_code == 0, result.output
+    rep = json.loads((small / "rep" / "report.json").read_text())
+    gen, floor = rep["generated"], rep["noise_floor"]
+    assert set(gen) == {"darcy_residual_median", "darcy_residual_mean", "darcy_residual_p90"}
+    assert floor["darcy_residual_median"] < 1e-4  # real pairs: float32 storage only
+    assert gen["darcy_residual_median"] > 100 * floor["darcy_residual_median"]  # untrained pairs break the PDE
+
+
+def test_field_eval_errors_are_one_line(small):
+    run_dir = _train(small, "grf")
+    assert_user_error(run("eval", run_dir, "--out", small / "r", "--metrics", "residual"),
+                      "metric 'residual' is not a field metric (darcy runs only)", "valid for this field run: spectrum, pixels")
+    assert_user_error(run("eval", run_dir, "--out", small / "r", "--metrics", "fd"), "metric 'fd' is not a field metric")
+    assert_user_error(run("eval", run_dir, "--out", small / "r", "--features", "inception"), "--features is not available")
+    assert_user_error(run("eval", run_dir, "--out", small / "r", "--sweep-nfe", "2,4"), "is not available for field runs")
+    assert not (small / "r").exists()
+
+
+def test_the_grf_preset_trains_an_unconditional_patch_net_through_the_cli(small):
+    from noisecraft.runs import Run
+
+    out = small / "preset"
+    result = run("train", "grf", "--out", out, "--steps", 2, "--set", "data.resolution=16", "--set",
+                 "train.batch_size=4", "--set", "sample.nfe=2", "--set", "train.tensorboard=false", "--set",
+                 "ema.phema_every=0", "--quiet")
+    assert result.exit_code == 0, result.output
+    r = Run.open(out)
+    assert r.shape == (1, 16, 16) and r.modality == "field" and r.num_classes == 0
+    assert r.net_config["patch_size"] == 2 and r.config.process.sigma_data == 0.5

@@ -1,0 +1,83 @@
+"""Generation statistics of fields (`noisecraft.fields.statistics`) on sets with a known spectrum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from noisecraft.data import load_dataset
+from noisecraft.data import fields as fdata
+from noisecraft.fields import (MaternGRF, darcy_residuals, pixel_statistics, pixel_w1, radial_power_spectrum,
+                               solve_darcy, spectrum_errors)
+
+
+def _shell_mean(values: torch.Tensor) -> torch.Tensor:
+    """The band average of a per-wavevector array (N, N), by the same integer shells, written out by loops."""
+    n = values.shape[0]
+    k = np.fft.fftfreq(n, 1.0 / n)
+    sums, counts = np.zeros(n // 2 + 1), np.zeros(n // 2 + 1)
+    for i in range(n):
+        for j in range(n):
+            b = int(np.round(np.hypot(k[i], k[j])))
+            if b <= n // 2:
+                sums[b] += float(values[i, j]); counts[b] += 1
+    return torch.from_numpy(sums / counts)
+
+
+def test_spectrum_of_exact_grf_draws_is_the_shell_average_of_the_eigenvalues():
+    grf = MaternGRF(32, nu=1.5, length=0.1, std=0.5)
+    x = grf.sample(2000, seed=7)
+    spec = radial_power_spectrum(x)
+    expect = _shell_mean(grf.eigenvalues)  # E|F(x)_k|² / N² = λ_k for x = F⁻¹(√λ F(w)), w white
+    err = spectrum_errors(spec, expect[None])
+    assert spec.shape == (1, 17)
+    assert float(err[0, 1:].max()) < 0.08  # sampling noise: a few % per band with 2000 fields
+    assert float(err[0, 4:].max()) < 0.03  # more modes per band, less noise
+
+
+def test_white_noise_is_flat_and_far_from_a_grf_at_high_wavenumbers():
+    w = 0.5 * torch.randn(500, 1, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    spec = radial_power_spectrum(w)
+    assert torch.allclose(spec[0, 1:], torch.full((16,), 0.25, dtype=torch.float64), rtol=0.1)  # σ² per mode
+    grf = radial_power_spectrum(MaternGRF(32, nu=1.5, length=0.1, std=0.5).sample(500, seed=1))
+    err = spectrum_errors(spec, grf)[0]
+    assert float(err[-1]) > 100 and float(err[1]) > 0.9  # too much power at small scales, too little at large
+
+
+def test_two_disjoint_grf_sets_agree_within_sampling_noise_and_a_scaled_set_does_not():
+    grf = MaternGRF(32, nu=1.5, length=0.1, std=0.5)
+    a, b = grf.sample(800, seed=1), grf.sample(800, seed=2)
+    ref = radial_power_spectrum(a)
+    assert float(spectrum_errors(radial_power_spectrum(b), ref)[0, 2:].max()) < 0.1
+    assert float(spectrum_errors(radial_power_spectrum(1.2 * b), ref)[0, 2:].min()) > 0.3  # 1.44x power everywhere
+    st = pixel_statistics(b)
+    assert st["mean"][0] == pytest.approx(0.0, abs=0.02) and st["std"][0] == pytest.approx(0.5, abs=0.02)
+    assert pixel_w1(a, b)[0] < 0.02
+    assert pixel_w1(a, b + 0.1)[0] == pytest.approx(0.1, abs=0.02)  # a shift moves W1 by the shift
+
+
+def test_darcy_residuals_of_real_pairs_are_small_and_of_perturbed_pairs_large(monkeypatch, tmp_path):
+    monkeypatch.setenv("NOISECRAFT_CACHE", str(tmp_path))
+    monkeypatch.setattr(fdata, "FIELD_SPLIT_SIZES", {k: {"train": 2, "test": 3} for k in fdata.FIELD_SPLIT_SIZES})
+    ds = load_dataset("darcy", split="test", resolution=16)
+    real = darcy_residuals(ds.to_physical(ds.data))
+    assert real.shape == (3,) and real.max() < 1e-4  # float32 storage only
+    noisy = ds.data.clone()
+    noisy[:, 1] += 0.01 * torch.randn(noisy[:, 1].shape, generator=torch.Generator().manual_seed(0))
+    assert darcy_residuals(ds.to_physical(noisy)).min() > 100 * real.max()
+    a = np.full((8, 8), 2.0)
+    exact = torch.from_numpy(np.stack([a, solve_darcy(a)]))[None]
+    assert darcy_residuals(exact)[0] < 1e-12
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda: radial_power_spectrum(torch.zeros(4, 8, 8)), "must be fields (N, C, H, W)"),
+    (lambda: spectrum_errors(torch.ones(1, 5), torch.ones(1, 4)), "same shape"),
+    (lambda: pixel_w1(torch.zeros(2, 1, 4, 4), torch.zeros(2, 2, 4, 4)), "same channels"),
+    (lambda: darcy_residuals(torch.zeros(2, 1, 4, 4)), "(N, 2, n, n)"),
+])
+def test_bad_input_is_one_clear_error(call, fragment):
+    with pytest.raises(ValueError, match=None) as e:
+        call()
+    assert fragment in str(e.value)
