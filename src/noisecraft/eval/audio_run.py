@@ -35,7 +35,7 @@ from .audio import AudioClips, evaluate_audio, format_audio_report, real_halves
 from .audio_features import fit_audio_features, load_audio_features
 from .features import EvalError, FeatureExtractor
 from .output import check_report_out, environment
-from .run_options import RunEvalOptions
+from .run_options import RunEvalOptions, sample_count
 from .splits import real_splits
 
 __all__ = ["AUDIO_METRICS", "DEFAULT_AUDIO_METRICS", "parse_audio_metrics", "yin_for_clips", "pitch_for_clips",
@@ -145,10 +145,8 @@ def _features(features: Any, train: AudioClips, test: AudioClips, name: str, cac
     return ext, time.perf_counter() - t0
 
 
-def _check_n(n: int | None, metrics: tuple[str, ...], feature_dim: int, floor_n: int) -> int:
-    n = floor_n if n is None else n
-    if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 1_000_000:
-        raise EvalError(f"n {n!r} is out of range; valid: 2..1000000 (default: the floor's {floor_n} clips)")
+def _check_n(n: int | None, metrics: tuple[str, ...], feature_dim: int, floor_n: int, spec: Any) -> int:
+    n = sample_count(n, floor_n, "clips", spec)
     if "fd" in metrics and n < feature_dim + 1:
         raise EvalError(f"n {n} is too small for FD with {feature_dim}-d features; need at least "
                         f"{feature_dim + 1} clips (feature_dim + 1), or leave fd out of --metrics")
@@ -187,12 +185,8 @@ def evaluate_audio_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
     if features is not None and not isinstance(features, FeatureExtractor):
         features = load_audio_features(features)
     floor_n = int(real_halves(test.labels, 0)[1].size)  # the floor's half B, as build_audio_reference cuts it
-    n = _check_n(n, metric_list, FEATURE_DIM if features is None else features.feature_dim, floor_n)
+    n = _check_n(n, metric_list, FEATURE_DIM if features is None else features.feature_dim, floor_n, spec)
     ext, feature_seconds = _features(features, train, test, name, cache_dir, use_cache, echo)
-    try:
-        spec.check_seed_range(n)
-    except SpecError as e:
-        raise EvalError(str(e)) from None
 
     kept: list[torch.Tensor] = []
 

@@ -31,7 +31,7 @@ import torch
 from ..io.files import atomic_write_text
 from .features import EvalError
 from .output import check_report_out, environment
-from .run_options import RunEvalOptions
+from .run_options import RunEvalOptions, sample_count
 
 __all__ = ["FIELD_METRICS", "FIELD_METRIC_DIRECTIONS", "parse_field_metrics", "field_scores", "evaluate_field_run",
            "write_field_report", "REFERENCE_MAX"]
@@ -125,13 +125,7 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
         raise EvalError(f"the real fields of {data.source!r} are {tuple(test.data.shape[1:])}, but the run makes "
                         f"{tuple(run.shape)}; cannot score it")
     ref, floor_set = train.data[:REFERENCE_MAX], test.data
-    n = len(floor_set) if o.n is None else o.n
-    if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 1_000_000:
-        raise EvalError(f"n {n!r} is out of range; valid: 2..1000000 (default: the floor's {len(floor_set)} fields)")
-    try:
-        spec.check_seed_range(n)
-    except SpecError as e:
-        raise EvalError(str(e)) from None
+    n = sample_count(o.n, len(floor_set), "fields", spec)
     ref_spectrum = radial_power_spectrum(ref) if "spectrum" in metric_list else None
     timings: dict[str, float] = {"reference_seconds": time.perf_counter() - t0}
 

@@ -12,7 +12,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-__all__ = ["RunEvalOptions", "quiet"]
+__all__ = ["RunEvalOptions", "quiet", "sample_count"]
+
+
+def sample_count(n: Any, floor_n: int, unit: str, spec: Any) -> int:
+    """How many samples a protocol draws: `n` (None: the size of its real floor set, `floor_n`), an integer
+    in 2..1000000 that the sampling `spec`'s seed range can hold; otherwise an `EvalError` naming `n`."""
+    from ..sampling import SpecError
+    from .features import EvalError
+
+    n = floor_n if n is None else n
+    if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 1_000_000:
+        raise EvalError(f"n {n!r} is out of range; valid: 2..1000000 (default: the floor's {floor_n} {unit})")
+    try:
+        spec.check_seed_range(n)
+    except SpecError as e:
+        raise EvalError(str(e)) from None
+    return n
 
 
 def quiet(_: str) -> None:

@@ -33,7 +33,7 @@ from .audio import real_halves
 from .features import EvalError, FeatureExtractor
 from .metrics import frechet_distance, min_samples_for_stats
 from .output import check_report_out, environment
-from .run_options import RunEvalOptions
+from .run_options import RunEvalOptions, sample_count
 from .video_features import fit_frame_classifier, fit_motion_features, frames_of
 from .video_motion import identity_consistency, trajectory_residuals
 
@@ -144,13 +144,7 @@ def evaluate_video_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
     span = float(real.walls[0, 1] - real.walls[0, 0])
     real_labels = real.labels if real.labels is not None else torch.zeros(len(real), dtype=torch.long)
     half_a, half_b = real_halves(real_labels, 0)
-    n = len(half_b) if n is None else n
-    if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 1_000_000:
-        raise EvalError(f"n {n!r} is out of range; valid: 2..1000000 (default: the floor's {len(half_b)} clips)")
-    try:
-        spec.check_seed_range(n)
-    except SpecError as e:
-        raise EvalError(str(e)) from None
+    n = sample_count(n, len(half_b), "clips", spec)
     echo(f"video features: fitting the frame and motion classifiers on {len(train)} real clips of {data.source!r} "
          "(or loading them from the cache) ...")
     frame_clf = fit_frame_classifier(train.data, train.labels, list(train.class_names),
