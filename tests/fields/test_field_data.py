@@ -111,7 +111,7 @@ def field_run(small):
 def test_reconstruct_cli_round_trip(field_run, small):
     out = small / "rec"
     result = run("reconstruct", field_run, "--observations", small / "obs.npz", "--n", 3, "--nfe", 3, "--seed", 1,
-                 "--truth", small / "truth.npz", "--out", out)
+                 "--method", "pigdm", "--truth", small / "truth.npz", "--out", out)
     assert result.exit_code == 0, result.output
     with np.load(out / "posterior.npz", allow_pickle=False) as z:
         assert z["samples"].shape == (3, 1, 8, 8) and z["mean"].shape == (1, 8, 8) and z["std"].shape == (1, 8, 8)
@@ -123,7 +123,8 @@ def test_reconstruct_cli_round_trip(field_run, small):
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"relative_l2", "coverage_50", "coverage_90", "crps", "spread_skill"} <= set(metrics)
     again = small / "rec2"
-    run("reconstruct", field_run, "--observations", small / "obs.npz", "--n", 3, "--nfe", 3, "--seed", 1, "--out", again)
+    run("reconstruct", field_run, "--observations", small / "obs.npz", "--n", 3, "--nfe", 3, "--seed", 1,
+        "--method", "pigdm", "--out", again)
     assert np.array_equal(np.load(again / "posterior.npz")["samples"], np.load(out / "posterior.npz")["samples"])
 
 

@@ -64,7 +64,7 @@ def _same_as_cli(out, cli_dir: Path) -> None:
 
 def test_reconstruct_equals_cli_reconstruct_bytes(multi, field_run, uploads, tmp_path):
     job = multi.submit("grf", handle_file(str(uploads / "obs.npz")), handle_file(str(uploads / "truth.npz")),
-                       "pigdm", None, 4, 3, 3, api_name="/reconstruct")
+                       None, None, 4, 3, 3, api_name="/reconstruct")  # method: the default (dps), as the CLI
     out = job.result()
     assert _names(out) == ["posterior.npz", "mean.png", "std.png", "truth.png", "error.png", "metrics.json"]
     assert [(Path(t["image"]).name, t["caption"]) for t in out[1]] == [

@@ -1,6 +1,6 @@
 """`noisecraft reconstruct`: a whole field with its uncertainty from sparse point observations.
 
-    noisecraft reconstruct RUN --observations OBS.npz [--n 32] [--seed S] [--method pigdm|projection|dps|tmpd]
+    noisecraft reconstruct RUN --observations OBS.npz [--n 32] [--seed S] [--method dps|pigdm|projection|tmpd]
                            [--solver S] [--nfe K] [--truth F.npz] [--weights W] --out DIR
 
 RUN is any unconditional model of a field dataset (modality "field"); OBS.npz is described in
@@ -27,7 +27,7 @@ __all__ = ["reconstruct_cmd"]
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for posterior.npz and the heat maps.")
 @click.option("--n", "n", type=int, default=32, show_default=True, help="Posterior samples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sample i uses seed + i.")
-@click.option("--method", default="pigdm", show_default=True, help="pigdm | projection | dps | tmpd (exact covariance; M·C backward passes per step).")
+@click.option("--method", default="dps", show_default=True, help="dps | pigdm | projection | tmpd (exact covariance; M·C backward passes per step). dps: the best per CPU-second measured (docs/fields.md).")
 @click.option("--solver", help="Sampler (default: ddpm; heun for tmpd).")
 @click.option("--nfe", type=int, default=100, show_default=True, help="Network evaluations per sample.")
 @click.option("--truth", type=click.Path(), help="The true field (NPZ, key 'field'): adds error.png and metrics.json.")

@@ -348,7 +348,7 @@ class Jobs:
         return self._inpaint(name, run, s, clip, known, class_, resample, task)
 
     def reconstruct_work(self, name: str, s: Settings, obs_path: str, truth_path: str | None = None,
-                         method: Any = "pigdm") -> Work:
+                         method: Any = "dps") -> Work:
         """Posterior samples of a field given uploaded point observations (and, optionally, the true
         field for the error map and metrics), as `noisecraft reconstruct` (same readers, same files)."""
         from ..fields import RECONSTRUCT_METHODS, Posterior, read_observations, reconstruct
@@ -357,7 +357,7 @@ class Jobs:
         run = self.run(name)
         if "reconstruct" not in tasks_of(run):
             raise WebError(f"run {name!r} cannot reconstruct (only unconditional field runs: grf, darcy, navier-stokes)")
-        method = method or "pigdm"
+        method = method or "dps"
         if method not in RECONSTRUCT_METHODS:
             raise WebError(f"method {method!r} is not a method; valid: {', '.join(RECONSTRUCT_METHODS)}")
         spec, n = self.spec(run, s, default_solver="heun" if method == "tmpd" else "ddpm", guided=False)
