@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 
 from ..config import METRICS
@@ -34,7 +33,7 @@ from ..io.files import atomic_write_text
 from .audio import AudioClips, evaluate_audio, format_audio_report, real_halves
 from .audio_features import fit_audio_features, load_audio_features
 from .features import EvalError, FeatureExtractor
-from .output import check_report_out, environment
+from .output import check_report_out, environment, json_values
 from .run_options import RunEvalOptions, sample_count
 from .splits import real_splits
 
@@ -295,19 +294,6 @@ def write_audio_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Pat
         "",
     ]
     json_path, md_path = out / "report.json", out / "report.md"
-    atomic_write_text(json_path, json.dumps(_jsonable(report), indent=2) + "\n")
+    atomic_write_text(json_path, json.dumps(json_values(report), indent=2) + "\n")
     atomic_write_text(md_path, "\n".join(lines))
     return json_path, md_path
-
-
-def _jsonable(v: Any) -> Any:
-    """numpy scalars and NaN -> JSON values (NaN becomes null)."""
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v

@@ -30,7 +30,7 @@ import torch
 
 from ..io.files import atomic_write_text
 from .features import EvalError
-from .output import check_report_out, environment
+from .output import check_report_out, environment, format_value, json_values
 from .run_options import RunEvalOptions, sample_count
 
 __all__ = ["FIELD_METRICS", "FIELD_METRIC_DIRECTIONS", "parse_field_metrics", "field_scores", "evaluate_field_run",
@@ -165,14 +165,6 @@ _LABELS = {"spectrum_max_rel_error": "power spectrum, worst band |E/E_ref - 1|",
            "darcy_residual_mean": "Darcy residual, mean", "darcy_residual_p90": "Darcy residual, 90th percentile"}
 
 
-def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
-    return str(v)
-
-
 def _spectrum_plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -193,21 +185,13 @@ def _spectrum_plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return None if isinstance(v, float) and not math.isfinite(v) else v
-
-
 def write_field_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
     """report.json, report.md and (with the spectrum group) spectrum.png."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     gen, floor, ref, t = report["generated"], report["noise_floor"], report["reference"], report["timings"]
     keys = [k for k in _LABELS if k in gen]
-    rows = [f"| {_LABELS[k]} | {_fmt(gen[k])} | {_fmt(floor.get(k))} |" for k in keys]
+    rows = [f"| {_LABELS[k]} | {format_value(gen[k])} | {format_value(floor.get(k))} |" for k in keys]
     lines = [
         f"# Evaluation of `{report['run']}` (fields)", "",
         f"- weights: {report['weights']}; {report['n']} fields of shape {tuple(report['shape'])}, seed {report['seed']}",
@@ -234,6 +218,6 @@ def write_field_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Pat
               f"- machine: {report['environment']['cpu']}, {report['environment']['cpus']} CPUs, torch "
               f"{report['environment']['torch']}", ""]
     json_path, md_path = out / "report.json", out / "report.md"
-    atomic_write_text(json_path, json.dumps(_jsonable(report), indent=2) + "\n")
+    atomic_write_text(json_path, json.dumps(json_values(report), indent=2) + "\n")
     atomic_write_text(md_path, "\n".join(lines))
     return json_path, md_path

@@ -37,7 +37,7 @@ from .audio_run import evaluate_audio_run
 from .video_run import evaluate_video_run
 from .field_run import evaluate_field_run
 from .features import EvalError, FeatureExtractor, load_extractor
-from .output import check_report_out, environment
+from .output import check_report_out, environment, format_value
 from .run_options import RunEvalOptions, quiet
 from .splits import real_splits
 
@@ -248,16 +248,6 @@ RUN_EVALUATIONS: dict[str, Callable[[Any, str | Path, str | Path, RunEvalOptions
 }
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "—"
-        return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
-    return str(v)
-
-
 def _plots(report: dict, out: Path) -> list[str]:
     import matplotlib
 
@@ -351,11 +341,11 @@ def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
     ]
     for key in ("fd", "kid", "precision", "recall", "accuracy", "coverage", "bpd"):
         if key in gen or key in floor:
-            g = _fmt(gen.get(key))
-            f = _fmt(floor.get(key))
+            g = format_value(gen.get(key))
+            f = format_value(floor.get(key))
             if key in ("kid", "bpd"):
-                g += f" ± {_fmt(gen.get(key + '_std_err'))}" if key + "_std_err" in gen else ""
-                f += f" ± {_fmt(floor.get(key + '_std_err'))}" if key + "_std_err" in floor else ""
+                g += f" ± {format_value(gen.get(key + '_std_err'))}" if key + "_std_err" in gen else ""
+                f += f" ± {format_value(floor.get(key + '_std_err'))}" if key + "_std_err" in floor else ""
             better = {"min": "lower", "max": "higher"}.get(METRIC_DIRECTIONS.get(key, ""), "")
             lines.append(f"| {_LABELS[key]} | {g} | {f} | {better} |")
     lines += [
@@ -375,8 +365,8 @@ def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
     if report.get("nfe_sweep"):
         lines += ["## Quality vs NFE", "", "| NFE | FD | KID | sampling (s) |", "|---|---|---|---|"]
         for r in report["nfe_sweep"]:
-            lines.append(f"| {r['nfe']} | {_fmt(r.get('fd'))} | {_fmt(r.get('kid'))} | {r['sampling_seconds']:.1f} |")
-        lines.append(f"| noise floor | {_fmt(floor.get('fd'))} | {_fmt(floor.get('kid'))} | |")
+            lines.append(f"| {r['nfe']} | {format_value(r.get('fd'))} | {format_value(r.get('kid'))} | {r['sampling_seconds']:.1f} |")
+        lines.append(f"| noise floor | {format_value(floor.get('fd'))} | {format_value(floor.get('kid'))} | |")
         lines.append("")
         if "nfe_sweep.png" in plots:
             lines += ["![quality vs NFE](nfe_sweep.png)", ""]

@@ -32,7 +32,7 @@ from ..io.files import atomic_write_text
 from .audio import real_halves
 from .features import EvalError, FeatureExtractor
 from .metrics import frechet_distance, min_samples_for_stats
-from .output import check_report_out, environment
+from .output import check_report_out, environment, json_values
 from .run_options import RunEvalOptions, sample_count
 from .video_features import fit_frame_classifier, fit_motion_features, frames_of
 from .video_motion import identity_consistency, trajectory_residuals
@@ -223,16 +223,6 @@ def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    return None if isinstance(v, float) and not math.isfinite(v) else v
-
-
 def write_video_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
     """report.json and report.md (samples.png and samples/ are written by `evaluate_video_run`)."""
     out = Path(out_dir)
@@ -265,6 +255,6 @@ def write_video_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Pat
         f"{report['environment']['torch']}", "",
     ]
     json_path, md_path = out / "report.json", out / "report.md"
-    atomic_write_text(json_path, json.dumps(_jsonable(report), indent=2) + "\n")
+    atomic_write_text(json_path, json.dumps(json_values(report), indent=2) + "\n")
     atomic_write_text(md_path, "\n".join(lines))
     return json_path, md_path
