@@ -270,9 +270,10 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                 return (grid, tiles, [str(p) for p in res.files], gr.skip(), text, gr.skip(), gr.skip())
             text = f"{work.task}: {len(res.tiles)} result(s), seeds {res.seed}..{res.seed + len(res.tiles) - 1}; {timing}"
             downloads = [str(p) for p in res.files] + [str(res.grid)]
-            mp4 = next((str(p) for p in res.files if p.suffix == ".mp4"), None) if run.modality == "video" else None
+            player = (next((str(p) for p in res.files if p.suffix == ".mp4"), None) if run.modality == "video"
+                      else gr.skip())  # the first clip's MP4 in the player (video runs only)
             return (grid, [str(p) for p in res.tiles], downloads, wav if wav else gr.skip(), text,
-                    [str(p) for p in res.files], mp4 if run.modality == "video" else gr.skip())
+                    [str(p) for p in res.files], player)
 
         def on_generate(name, class_, prompt, solver, nfe, guidance, seed, n):
             yield from stream(lambda: jobs.generate_work(name, settings(solver, nfe, guidance, seed, n), class_, prompt))
