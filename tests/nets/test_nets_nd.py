@@ -130,6 +130,38 @@ def test_temporal_attention_sees_frame_order() -> None:
     assert not torch.allclose(layer(x.flip(2)), layer(x).flip(2), atol=1e-5)
 
 
+def test_joint_attention_mixes_every_frame_and_place_and_keeps_space_equivariance() -> None:
+    """video_attention="joint": one layer carries a bump at one pixel of frame 0 to every pixel of
+    every frame (neither factorized layer alone does); it is equivariant to one permutation of the
+    pixels applied to all frames, and it sees frame order."""
+    torch.manual_seed(0)
+    layer = AttentionLayer(8, 2, axes="spacetime")
+    torch.nn.init.normal_(layer.attn.out.weight)
+    x = torch.randn(2, 8, 4, 3, 3)
+    bumped = x.clone()
+    bumped[:, :, 0, 1, 1] += 1.0
+    assert (layer(bumped) - layer(x)).abs().amax(dim=(0, 1)).min() > 0  # all (T, H, W)
+    perm = torch.randperm(9)
+    shuffle = lambda v: v.flatten(3)[..., perm].reshape(v.shape)  # noqa: E731 - same pixel permutation per frame
+    torch.testing.assert_close(layer(shuffle(x)), shuffle(layer(x)), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(layer(x.flip(2)), layer(x).flip(2), atol=1e-5)
+
+
+def test_joint_video_unet_has_one_spacetime_attention_per_attention_block() -> None:
+    net = build_net("unet-tiny", in_channels=1, resolution=RES, dims=3, video_attention="joint")
+    blocks = [b for b in net.modules() if hasattr(b, "temporal_attn") and b.self_attn is not None]
+    assert blocks and all(b.self_attn.axes == "spacetime" and b.temporal_attn is None for b in blocks)
+    twin = build_net_from_config(json.loads(json.dumps(net.config)))
+    assert twin.config["video_attention"] == "joint"
+    assert set(twin.state_dict()) == set(net.state_dict())
+    x = torch.randn(2, 1, 1, RES, RES)  # one-frame videos still work (joint image/video training)
+    assert net(x, torch.zeros(2)).shape == x.shape
+    with pytest.raises(ValueError, match=r"video_attention 'full' is not valid; valid: factorized, joint"):
+        build_net("unet-tiny", in_channels=1, resolution=RES, dims=3, video_attention="full")
+    with pytest.raises(ValueError, match=r"video_attention applies to video \(dims=3\) only.*dims=2"):
+        build_net("unet-tiny", in_channels=1, resolution=RES, dims=2, video_attention="joint")
+
+
 def test_both_nets_share_one_condition_embedding() -> None:
     for name in PRESETS:
         net = build_net(name, in_channels=1, resolution=RES, num_classes=3, context_dim=4, pooled_context=True)

@@ -50,9 +50,10 @@ from torch import Tensor, nn
 from .layers import (CONV, Attention, ConditionedNet, ArchConfig, check_context, check_dims, check_divisible,
                      check_image_cond, check_inputs, check_positive, group_norm)
 
-__all__ = ["UNet", "UNetConfig", "PADDING_MODES"]
+__all__ = ["UNet", "UNetConfig", "PADDING_MODES", "VIDEO_ATTENTION"]
 
 PADDING_MODES = ("zeros", "circular")
+VIDEO_ATTENTION = ("factorized", "joint")
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class UNetConfig(ArchConfig):
     dims: int = 2  # spatial axes: 1 (C, L), 2 (C, H, W) or 3 (C, T, H, W); configs saved without it are 2-D
     patch_size: int = 1  # > 1 (dims 1 or 2): level 0 works on patches of this many samples per axis
     padding_mode: str = "zeros"  # "circular": periodic padding of every conv, for data on a torus
+    video_attention: str = "factorized"  # video: "factorized" (space, then time per pixel) or "joint" (all T*H*W)
 
     name = "unet"
 
@@ -137,6 +139,12 @@ class UNetConfig(ArchConfig):
             )
         if not (0.0 <= self.dropout < 1.0):
             raise ValueError(f"UNetConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.video_attention not in VIDEO_ATTENTION:
+            raise ValueError(f"UNetConfig.video_attention {self.video_attention!r} is not valid; valid: "
+                             f"{', '.join(VIDEO_ATTENTION)}")
+        if self.video_attention != "factorized" and self.dims != 3:
+            raise ValueError(f"UNetConfig.video_attention applies to video (dims=3) only; got "
+                             f"video_attention={self.video_attention!r} with dims={self.dims} (use 'factorized')")
         if self.padding_mode not in PADDING_MODES:
             raise ValueError(f"UNetConfig.padding_mode {self.padding_mode!r} is not valid; valid: {', '.join(PADDING_MODES)}")
 
@@ -208,13 +216,16 @@ class AttentionLayer(nn.Module):
     * axes="space": (B, C, T, H, W) attends within each frame, normalised per frame: frames never mix.
     * axes="time": each pixel attends over the frames at its place, normalised per pixel, with a
       sin-cos frame index added to the normalised input: pixels never mix.
+    * axes="spacetime": (B, C, T, H, W) every position of every frame attends to all T·H·W positions,
+      with the frame index added as for "time": a frame reads an object wherever it is in another frame.
     The pair space-then-time is the factorized space-time attention of Video Diffusion Models
-    (Ho et al. 2022, Sec. 3), which costs O(T·(HW)² + HW·T²) instead of O((THW)²).
+    (Ho et al. 2022, Sec. 3), which costs O(T·(HW)² + HW·T²) instead of the joint O((THW)²); at the
+    low levels of a small video net (e.g. 4x4 x 16 frames = 256 tokens) the joint form is cheap.
     """
 
     def __init__(self, channels: int, num_heads: int, context_dim: int | None = None, axes: str = "all") -> None:
         super().__init__()
-        assert axes in ("all", "space", "time")
+        assert axes in ("all", "space", "time", "spacetime")
         self.axes = axes
         self.norm = group_norm(channels)
         self.attn = Attention(channels, num_heads, context_dim=context_dim)
@@ -229,6 +240,11 @@ class AttentionLayer(nn.Module):
             return x + out.reshape(x.shape)
         # The norm sees only the sequence being attended over, so that nothing outside it leaks in.
         B, C, T, H, W = x.shape
+        if self.axes == "spacetime":
+            tokens = self.norm(x).permute(0, 2, 3, 4, 1)  # (B, T, H, W, C)
+            tokens = tokens + _frame_pos_embed(T, C, x.device, tokens.dtype)[:, None, None, :]
+            out = self.attn(tokens.reshape(B, T * H * W, C))  # (B, THW, C)
+            return x + out.reshape(B, T, H, W, C).permute(0, 4, 1, 2, 3)
         if self.axes == "space":
             frames = x.transpose(1, 2).reshape(B * T, C, H, W)  # one sequence per frame
             tokens = self.norm(frames).flatten(2).transpose(1, 2)  # (BT, HW, C)
@@ -249,7 +265,8 @@ class UNetBlock(nn.Module):
         out = skip(x) + h       then   out = out + SelfAttn(out) [+ TemporalAttn(out)] [+ CrossAttn(out, context)]
 
     For video (dims=3) SelfAttn works within each frame and TemporalAttn across the frames of
-    each pixel (Ho et al. 2022); cross-attention reads the context from every position.
+    each pixel (Ho et al. 2022), or with video_attention="joint" one SelfAttn spans all frames and
+    positions (no TemporalAttn); cross-attention reads the context from every position.
     """
 
     def __init__(
@@ -261,6 +278,7 @@ class UNetBlock(nn.Module):
         num_heads: int = 0,  # 0: no attention
         context_dim: int = 0,
         dims: int = 2,
+        video_attention: str = "factorized",
     ) -> None:
         super().__init__()
         self.norm1 = group_norm(in_channels)
@@ -270,9 +288,10 @@ class UNetBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.conv2 = _zero(_conv(dims, out_channels, out_channels, 3))
         self.skip = _conv(dims, in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
-        video = dims == 3
-        self.self_attn = AttentionLayer(out_channels, num_heads, axes="space" if video else "all") if num_heads else None
-        self.temporal_attn = AttentionLayer(out_channels, num_heads, axes="time") if num_heads and video else None
+        factorized = dims == 3 and video_attention == "factorized"
+        self_axes = "all" if dims != 3 else "space" if factorized else "spacetime"
+        self.self_attn = AttentionLayer(out_channels, num_heads, axes=self_axes) if num_heads else None
+        self.temporal_attn = AttentionLayer(out_channels, num_heads, axes="time") if num_heads and factorized else None
         self.cross_attn = AttentionLayer(out_channels, num_heads, context_dim) if num_heads and context_dim else None
 
     def forward(self, x: Tensor, emb: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None) -> Tensor:
@@ -354,14 +373,15 @@ class UNet(ConditionedNet):
             for i in range(cfg.num_blocks):
                 out = cfg.model_channels * mult
                 self.enc[f"l{level}_block{i}"] = UNetBlock(
-                    ch, out, E, cfg.dropout, heads(out) if attn else 0, cfg.context_dim, d
+                    ch, out, E, cfg.dropout, heads(out) if attn else 0, cfg.context_dim, d, cfg.video_attention
                 )
                 ch = out
                 skips.append(ch)
 
         # Middle, at the lowest resolution.
         self.mid = nn.ModuleList([
-            UNetBlock(ch, ch, E, cfg.dropout, heads(ch) if cfg.mid_attention else 0, cfg.context_dim, d),
+            UNetBlock(ch, ch, E, cfg.dropout, heads(ch) if cfg.mid_attention else 0, cfg.context_dim, d,
+                      cfg.video_attention),
             UNetBlock(ch, ch, E, cfg.dropout, dims=d),
         ])
 
@@ -372,7 +392,8 @@ class UNet(ConditionedNet):
             for i in range(cfg.num_blocks + 1):
                 out = cfg.model_channels * mult
                 self.dec[f"l{level}_block{i}"] = UNetBlock(
-                    ch + skips.pop(), out, E, cfg.dropout, heads(out) if attn else 0, cfg.context_dim, d
+                    ch + skips.pop(), out, E, cfg.dropout, heads(out) if attn else 0, cfg.context_dim, d,
+                    cfg.video_attention,
                 )
                 ch = out
             if level > 0:
