@@ -11,15 +11,18 @@ to break it (`benchmarks/moving_shapes_judge.py`, docs/video.md):
   are the pure colour, edges are mixed with the background) is read as the nearest palette colour
   of the `shapes` renderer, or as none when it is farther than `COLOR_TOL` from all six.
 * **Coverage**: alpha = the projection of (pixel - background) on (colour - background), clipped to
-  [0, 1], with alpha < `ALPHA_FLOOR` set to 0 (faint noise is not object); this inverts the
-  renderer's "over" compositing, so on real clips alpha is the anti-aliased coverage.
+  [0, 1], kept within `WINDOW` px of the core pixels' centre and where it is at least `ALPHA_FLOOR`
+  (faint noise elsewhere is not object); this inverts the renderer's "over" compositing, so on real
+  clips alpha is the anti-aliased coverage.
 * **Shape**: rotation-, scale- and translation-invariant complex moments of alpha about its
   centroid (Flusser & Suk 2006): C_pq = sum alpha z^p conj(z)^q, z = (col + i row) - centroid,
       tau3 = |C_30| / A^2.5,  tau4 = |C_40| / A^3,  A = sum alpha.
   An n-fold symmetric shape has C_pq = 0 unless n divides p - q, so a circle has tau3 = tau4 = 0, a
-  square only tau4 (1/60 exactly), an equilateral triangle only tau3 (`TRIANGLE_TAU3`). The frame's
-  shape is the nearest of the three ideal points (0, 0), (0, 1), (1, 0) in (tau3 / TRIANGLE_TAU3,
-  tau4 / SQUARE_TAU4). No classifier is fitted: the prototypes are the ideal shapes' moments.
+  square only tau4 (1/60 exactly), an equilateral triangle only tau3 (`TRIANGLE_TAU3`). A frame
+  shows a triangle when tau3 is at least half a triangle's, else a square when tau4 is at least half
+  a square's, else a circle (3-fold first: a small pixelated triangle also shows some 4-fold
+  moment, circles and squares no 3-fold one). No classifier is fitted: the thresholds are halfway
+  to the ideal shapes' moments.
 * A clip shows a colour (shape) when at least `IDENTITY_SHARE` (90 %) of its frames show it.
 * **Motion**: the alpha centroids of the frames form a path (T, 2), classified with the dataset's
   own motion definitions (`noisecraft.data.moving_shapes`):
@@ -139,9 +142,8 @@ def _frames(clips: Tensor) -> dict[str, np.ndarray]:
     dist = (color[:, None, :] - pal[None]).norm(dim=-1)  # (F, 6)
     cdist, cid = dist.min(1)
     cid = torch.where(present & (cdist <= COLOR_TOL), cid, torch.full_like(cid, -1))
-    feat = torch.stack([tau3 / TRIANGLE_TAU3, tau4 / SQUARE_TAU4], -1)  # (F, 2)
-    proto = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)  # circle, square, triangle
-    sid = (feat[:, None] - proto[None]).norm(dim=-1).argmin(1)
+    # 3-fold first: circles and squares have none, while a small pixelated triangle shows some 4-fold
+    sid = torch.where(tau3 >= 0.5 * TRIANGLE_TAU3, 2, torch.where(tau4 >= 0.5 * SQUARE_TAU4, 1, 0))
     sid = torch.where(present, sid, torch.full_like(sid, -1))
     path = torch.stack([cy, cx], -1)
     nan = torch.full_like(path, float("nan"))

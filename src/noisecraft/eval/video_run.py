@@ -1,8 +1,9 @@
 """`noisecraft eval RUN` for video runs: motion metrics of generated clips, each next to its real floor.
 
 The video modality names this protocol (`VideoModality.eval_features = "video-motion"`). It is built
-for `moving-digits` runs (one digit per labelled clip, known wall span); other video data is a
-one-line EvalError. The figures (`VIDEO_METRICS`; the floor is the same figure for real held-out clips):
+for `moving-digits` runs (one digit per labelled clip, known wall span); `moving-shapes` runs are
+handed to `moving_shapes_run` (colour, shape and motion follow rates of text- or class-conditional
+runs); other video data is a one-line EvalError. The moving-digits figures (`VIDEO_METRICS`; the floor is the same figure for real held-out clips):
 
 | group | keys | generated | floor |
 |---|---|---|---|
