@@ -46,6 +46,8 @@ def test_scenes_are_the_split_clips(scenes):
     ds = load_moving_shapes(split="heldout", num_clips=N)
     assert torch.equal(real, ds.data) and np.array_equal(sc["positions"], ds.positions[:, 0])
     assert sc["attributes"].tolist() == [[a["color"], a["shape"], a["motion"]] for a in ds.attributes]
+    with pytest.raises(ValueError, match="split must be one of train, test_seen, heldout, test; got 'all'"):
+        moving_shapes_scenes("all")
 
 
 def test_ideal_shape_moments():

@@ -76,6 +76,7 @@ TURN_MIN = 1.0  # a bounce turns back at least this far within the clip
 MIN_TRAVEL_SPEED = 0.3  # px/frame: half the data's slowest linear speed (0.6)
 BOUNCE_SPANS = tuple(np.arange(14.0, 22.01, 0.5))  # the data's wall spans are 31 - 3 r = 16..20.5 px, with slack
 MAX_BOUNCE_SPEED = 3.3  # px/frame: 1.5x the data's fastest bounce (2.2)
+_CHUNK = 64  # clips measured at once
 MOTION_REASONS = ("linear", "bounce", "static", "irregular", "no object")
 # (row, col) of the 8 linear motions by 45-degree sector, counter-clockwise from "right" (row axis points down)
 _SECTOR_MOTION = tuple(MOTIONS.index(m) for m in ("right", "up-right", "up", "up-left", "left", "down-left", "down",
@@ -209,7 +210,8 @@ def motion_of_path(path: np.ndarray, side: int) -> tuple[int, str, float]:
 def read_moving_shapes(clips: Tensor) -> MovingShapesReading:
     """Colour, shape and motion of every clip (N, 3, T, R, R) in [-1, 1] (see the module docstring)."""
     clips = _check_clips(clips)
-    f = _frames(clips)
+    parts = [_frames(clips[i:i + _CHUNK]) for i in range(0, clips.shape[0], _CHUNK)]  # bounded memory
+    f = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     side = int(clips.shape[-1])
     motions = [motion_of_path(p, side) for p in f["path"]]
     return MovingShapesReading(
@@ -254,7 +256,7 @@ def judge_moving_shapes(clips: Tensor, attributes: Sequence[Mapping[str, Any]] |
                         reading: MovingShapesReading | None = None) -> np.ndarray:
     """(N, 3) bool: does clip i show the colour, the shape, the motion of its attributes (a dataset's
     `attributes`, or `parse_motion_caption` of its prompt)?"""
-    want = motion_attributes(attributes, int(clips.shape[0]) if isinstance(clips, Tensor) else -1)
+    want = motion_attributes(attributes, int(_check_clips(clips).shape[0]))
     got = reading if reading is not None else read_moving_shapes(clips)
     return np.stack([got.color == want[:, 0], got.shape == want[:, 1], got.motion == want[:, 2]], 1)
 
