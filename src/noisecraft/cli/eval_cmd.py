@@ -6,7 +6,8 @@
     noisecraft eval fit-features DATASET --out FEATURES [--resolution 16] [--steps 1200] [--seed 0]
 
 Audio runs are scored with their own metrics (--metrics fd,kid,acc,timbre,pitch,copies; see
-docs/audio.md), video runs with motion metrics (--metrics acc,identity,trajectory,fvd; docs/video.md),
+docs/audio.md), video runs with motion metrics (--metrics acc,identity,trajectory,fvd; docs/video.md;
+text- or class-conditional moving-shapes runs with colour, shape and motion follow rates, --metrics follow),
 field runs with physical statistics (--metrics spectrum,pixels,residual; docs/fields.md);
 the run's modality chooses (noisecraft.eval.report.evaluate_run).
 
@@ -69,12 +70,14 @@ def eval_group() -> None:
 @click.option("--out", type=click.Path(), required=True, help="Report folder (report.json, report.md, pictures).")
 @click.option("--n", "n", type=int,
               help="Samples to generate and score. Default: 1000 for images; for audio and video the floor's number of "
-                   "clips (half the held-out split), so FD and KID compare like with like; for fields the test split's size.")
+                   "clips (half the held-out split), so FD and KID compare like with like; for moving-shapes runs the clips "
+                   "per group (held-out and seen prompts), default 90; for fields the test split's size.")
 @click.option("--metrics",
               help="Comma-separated. Images (default fd,kid,pr,acc): fd, kid, pr (precision/recall), acc (class "
                    "accuracy/coverage), nll (likelihood). Audio (default all): fd, kid, acc, timbre, pitch (within "
                    "±50 cents), copies (near copies of training clips). Video (default all): acc (per-frame digit), "
-                   "identity, trajectory (residual in px), fvd. Fields (default all): spectrum (power per wavenumber "
+                   "identity, trajectory (residual in px), fvd; moving-shapes runs: follow (colour, shape and motion follow "
+                   "rates). Fields (default all): spectrum (power per wavenumber "
                    "band), pixels, residual (Darcy PDE residual; darcy runs).")
 @click.option("--solver", help="Solver name (default: the run's sample.solver).")
 @click.option("--nfe", type=int, help="Network evaluations per sample (default: the run's sample.nfe).")

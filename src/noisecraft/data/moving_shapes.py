@@ -50,7 +50,7 @@ from .video import CaptionedVideoDataset, bounce, check_count, check_frames
 
 __all__ = ["MOVING_SHAPES_VERSION", "MOTIONS", "MOTION_PHRASES", "HELDOUT_COMBOS", "SEEN_COMBOS", "MOVING_SHAPES_SPLITS",
            "MOVING_SHAPES_SPLIT_SIZES", "NUM_MOVING_SHAPES_CLASSES", "load_moving_shapes", "motion_class_index",
-           "motion_class_name", "parse_motion_caption"]
+           "motion_class_name", "parse_motion_caption", "moving_shapes_scenes", "render_moving_shapes"]
 
 MOVING_SHAPES_VERSION = 1
 MOTIONS = ("left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right",
@@ -200,7 +200,22 @@ def parse_motion_caption(caption: str) -> dict[str, int] | None:
 
 
 # --- generation ------------------------------------------------------------------------------------
-def _generate(split: str, n: int, seed: int, side: int, frames: int, captions_per_clip: int):
+def moving_shapes_scenes(split: str = "train", *, num_clips: int | None = None, seed: int | None = None,
+                         frames: int = 16) -> dict[str, np.ndarray]:
+    """The drawn parameters of one split's clips (what `load_moving_shapes` renders), at 32x32:
+    "attributes" (n, 3) colour, shape, motion ids; "radius" (n,); "angle" (n,) radians; "rgb" (n, 3)
+    0..255; "background" (n,) gray level; "positions" / "velocities" (n, T, 2) (row, col) px.
+    `render_moving_shapes(**scene)` draws them; change a field first to draw a variant of the same
+    clips (another colour or shape on the same path), as the video judge's tests do."""
+    if split not in ("train", "test_seen", "heldout", "test"):
+        raise ValueError(f"split must be one of train, test_seen, heldout, test; got {split!r}")
+    split = "heldout" if split == "test" else split
+    frames = check_frames(frames)
+    n = check_count(num_clips, "num_clips") or MOVING_SHAPES_SPLIT_SIZES[split]
+    return _scenes(split, n, _SPLIT_SEEDS[split] if seed is None else int(seed), frames)
+
+
+def _scenes(split: str, n: int, seed: int, frames: int) -> dict[str, np.ndarray]:
     rng = np.random.RandomState([seed, 0])  # legacy generator: its stream is frozen across numpy versions
     combos = _ids(SEEN_COMBOS if split in ("train", "test_seen") else HELDOUT_COMBOS)
     pick = rng.randint(len(combos), size=n) if split == "train" else np.arange(n) % len(combos)
@@ -212,11 +227,27 @@ def _generate(split: str, n: int, seed: int, side: int, frames: int, captions_pe
     rgb = np.clip(PALETTE[color] + _COLOR_JITTER * (2 * rng.random_sample((n, 3)) - 1), 0, 255)
     background = rng.randint(_BACKGROUND[0], _BACKGROUND[1] + 1, size=n).astype(np.float32)
     pos, vel = _trajectories(motion, r, frames, rng)  # (n, T, 2) at 32x32
-    rep = lambda a: np.repeat(a, frames, axis=0)  # noqa: E731 - per clip -> per frame
-    o = {"image": np.arange(n * frames), "slot": np.zeros(n * frames, dtype=np.int64), "shape": rep(shape),
-         "x": pos[..., 1].reshape(-1), "y": pos[..., 0].reshape(-1), "r": rep(r), "angle": rep(angle),
-         "rgb": rep(rgb), "background": rep(background)}
-    u8 = _render(o, n * frames, side).reshape(n, frames, 3, side, side).transpose(0, 2, 1, 3, 4)  # (n, 3, T, R, R)
+    return {"attributes": attrs, "radius": r, "angle": angle, "rgb": rgb, "background": background,
+            "positions": pos, "velocities": vel}
+
+
+def render_moving_shapes(attributes: np.ndarray, radius: np.ndarray, angle: np.ndarray, rgb: np.ndarray,
+                         background: np.ndarray, positions: np.ndarray, resolution: int = NATIVE_SIDE,
+                         **_: object) -> np.ndarray:
+    """uint8 clips (n, 3, T, R, R) of the scenes of `moving_shapes_scenes` (lengths at 32x32, drawn at R)."""
+    n, frames = positions.shape[:2]
+    rep = lambda a: np.repeat(np.asarray(a), frames, axis=0)  # noqa: E731 - per clip -> per frame
+    o = {"image": np.arange(n * frames), "slot": np.zeros(n * frames, dtype=np.int64),
+         "shape": rep(np.asarray(attributes)[:, 1]), "x": positions[..., 1].reshape(-1),
+         "y": positions[..., 0].reshape(-1), "r": rep(radius), "angle": rep(angle), "rgb": rep(rgb),
+         "background": rep(background)}
+    return _render(o, n * frames, resolution).reshape(n, frames, 3, resolution, resolution).transpose(0, 2, 1, 3, 4)
+
+
+def _generate(split: str, n: int, seed: int, side: int, frames: int, captions_per_clip: int):
+    sc = _scenes(split, n, seed, frames)
+    u8 = render_moving_shapes(**sc, resolution=side)  # (n, 3, T, R, R)
+    attrs, r, pos, vel = sc["attributes"], sc["radius"], sc["positions"], sc["velocities"]
     k = side / NATIVE_SIDE
     captions = _captions(attrs, captions_per_clip, np.random.RandomState([seed, 1]))
     low = 1.5 * r + 0.5

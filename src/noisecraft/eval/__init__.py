@@ -1,7 +1,7 @@
 """Evaluation: sample-quality metrics on pluggable features, cached reference statistics, the
 probability-flow likelihood, run reports and a hook for training; for sound, a log-mel feature
-classifier, YIN pitch and `evaluate_audio`; for video, motion metrics (`video_motion`, `video_run`)
-and prediction scores (`video_prediction`).
+classifier, YIN pitch and `evaluate_audio`; for video, motion metrics (`video_motion`, `video_run`),
+prediction scores (`video_prediction`) and the moving-shapes judge (`moving_shapes_judge`, `moving_shapes_run`).
 
     from noisecraft.eval import log_likelihood, frechet_distance, kid, precision_recall
     ref = build_reference(train_images, extractor, holdout=test_images)
@@ -106,6 +106,8 @@ from .video_features import fit_frame_classifier, fit_motion_features, load_moti
 from .video_motion import centroids, fit_bounce, identity_consistency, trajectory_residuals
 from .video_prediction import copy_last_frame, extrapolate_centroid, prediction_scores, psnr, ssim
 from .video_run import VIDEO_METRICS, evaluate_video_run, parse_video_metrics, video_scores
+from .moving_shapes_judge import MovingShapesReading, follow_rates, judge_moving_shapes, read_moving_shapes
+from .moving_shapes_run import evaluate_moving_shapes_run
 
 __all__ = [
     "log_likelihood", "discrete_log_likelihood", "bits_per_dim", "quantize", "bin_width", "data_span",
@@ -130,4 +132,5 @@ __all__ = [
     "centroids", "fit_bounce", "trajectory_residuals", "identity_consistency", "fit_frame_classifier",
     "fit_motion_features", "load_motion_features", "psnr", "ssim", "copy_last_frame", "extrapolate_centroid",
     "prediction_scores", "VIDEO_METRICS", "parse_video_metrics", "video_scores", "evaluate_video_run",
+    "MovingShapesReading", "read_moving_shapes", "judge_moving_shapes", "follow_rates", "evaluate_moving_shapes_run",
 ]

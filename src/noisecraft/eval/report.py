@@ -9,7 +9,8 @@
 
 That is the image protocol. `evaluate_run` picks the protocol the run's modality names
 (`RUN_EVALUATIONS`); audio runs get `audio_run.evaluate_audio_run` and its report folder, video runs
-`video_run.evaluate_video_run` (frame accuracy, identity, trajectory residual, FVD), field runs
+`video_run.evaluate_video_run` (frame accuracy, identity, trajectory residual, FVD; moving-shapes runs:
+colour, shape and motion follow rates, `moving_shapes_run`), field runs
 `field_run.evaluate_field_run` (power spectrum, pixel statistics, Darcy residual vs real floors).
 """
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["centroids", "fit_bounce", "trajectory_residuals", "identity_consistency", "IDENTITY_SHARE", "check_clips"]
+__all__ = ["centroids", "fit_bounce", "fit_bounce_axis", "trajectory_residuals", "identity_consistency", "IDENTITY_SHARE", "check_clips"]
 
 IDENTITY_SHARE = 0.9  # a clip keeps its identity when >= 90 % of its frames show the same class
 _COARSE_U = 0.25  # px: coarse grid step of the phase u0
@@ -79,6 +79,28 @@ def _refine(y: np.ndarray, span: float, u0: float, s: float, du: float, ds: floa
     return float(sse[i, j]), float(a[i, j]), u0, s
 
 
+def fit_bounce_axis(y: np.ndarray, span: float, *, max_speed: float | None = None) -> np.ndarray:
+    """The best constant-speed-with-reflections path (T,) for one axis of a path, walls `span` px apart
+    at a free position (see the module docstring; `fit_bounce` fits each axis with it)."""
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 1 or not np.isfinite(y).all():
+        raise ValueError(f"y must be a finite array (T,), got shape {y.shape}")
+    if not (np.isfinite(span) and span > 0):
+        raise ValueError(f"span must be a positive number of pixels, got {span!r}")
+    top = span * 0.999 if max_speed is None else min(float(max_speed), span * 0.999)
+    k = span / 14.0  # steps scale with the frame (the wall span is 14 px at 32x32 for moving-digits)
+    du, ds = _COARSE_U * k, _COARSE_S * k
+    u_grid, s_grid = np.arange(0.0, 2.0 * span, du), np.arange(0.0, top + ds / 2, ds)
+    sse, _ = _sse(y, span, u_grid, s_grid)
+    # The coarse optimum can sit in the wrong basin (another wall position fits nearly as well at
+    # coarse resolution), so the best _CANDIDATES coarse points are refined and the best kept.
+    flat = np.argsort(sse, axis=None)[:_CANDIDATES]
+    best = min(_refine(y, span, float(u_grid[i]), float(s_grid[j]), du, ds, top)
+               for i, j in zip(*np.unravel_index(flat, sse.shape)))
+    _, a, u0, s = best
+    return a + _tri(u0 + s * np.arange(y.shape[0], dtype=np.float64), span)
+
+
 def fit_bounce(path: np.ndarray, span: float, *, max_speed: float | None = None) -> np.ndarray:
     """The best constant-velocity-with-reflections path (T, 2) for a centroid path (T, 2) whose object
     bounces between walls `span` px apart (see the module docstring). max_speed: px/frame searched
@@ -86,25 +108,7 @@ def fit_bounce(path: np.ndarray, span: float, *, max_speed: float | None = None)
     path = np.asarray(path, dtype=np.float64)
     if path.ndim != 2 or path.shape[1] != 2 or not np.isfinite(path).all():
         raise ValueError(f"path must be a finite array (T, 2), got shape {path.shape}")
-    if not (np.isfinite(span) and span > 0):
-        raise ValueError(f"span must be a positive number of pixels, got {span!r}")
-    top = span * 0.999 if max_speed is None else min(float(max_speed), span * 0.999)
-    k = span / 14.0  # steps scale with the frame (the wall span is 14 px at 32x32 for moving-digits)
-    du, ds = _COARSE_U * k, _COARSE_S * k
-    u_grid, s_grid = np.arange(0.0, 2.0 * span, du), np.arange(0.0, top + ds / 2, ds)
-    t = np.arange(path.shape[0], dtype=np.float64)
-    out = np.empty_like(path)
-    for axis in range(2):
-        y = path[:, axis]
-        sse, _ = _sse(y, span, u_grid, s_grid)
-        # The coarse optimum can sit in the wrong basin (another wall position fits nearly as well at
-        # coarse resolution), so the best _CANDIDATES coarse points are refined and the best kept.
-        flat = np.argsort(sse, axis=None)[:_CANDIDATES]
-        best = min(_refine(y, span, float(u_grid[i]), float(s_grid[j]), du, ds, top)
-                   for i, j in zip(*np.unravel_index(flat, sse.shape)))
-        _, a, u0, s = best
-        out[:, axis] = a + _tri(u0 + s * t, span)
-    return out
+    return np.stack([fit_bounce_axis(path[:, axis], span, max_speed=max_speed) for axis in range(2)], 1)
 
 
 def trajectory_residuals(clips: Tensor, span: float, *, max_speed: float | None = None) -> np.ndarray:

@@ -1,8 +1,9 @@
 """`noisecraft eval RUN` for video runs: motion metrics of generated clips, each next to its real floor.
 
 The video modality names this protocol (`VideoModality.eval_features = "video-motion"`). It is built
-for `moving-digits` runs (one digit per labelled clip, known wall span); other video data is a
-one-line EvalError. The figures (`VIDEO_METRICS`; the floor is the same figure for real held-out clips):
+for `moving-digits` runs (one digit per labelled clip, known wall span); `moving-shapes` runs are
+handed to `moving_shapes_run` (colour, shape and motion follow rates of text- or class-conditional
+runs); other video data is a one-line EvalError. The moving-digits figures (`VIDEO_METRICS`; the floor is the same figure for real held-out clips):
 
 | group | keys | generated | floor |
 |---|---|---|---|
@@ -32,6 +33,7 @@ from ..io.files import atomic_write_text
 from .audio import real_halves
 from .features import EvalError, FeatureExtractor
 from .metrics import frechet_distance, min_samples_for_stats
+from .moving_shapes_run import evaluate_moving_shapes_run
 from .output import check_report_out, environment, json_values
 from .run_options import RunEvalOptions, sample_count
 from .video_features import fit_frame_classifier, fit_motion_features, frames_of
@@ -49,7 +51,7 @@ VIDEO_METRICS: dict[str, tuple[str, ...]] = {
 }
 VIDEO_METRIC_DIRECTIONS = {"frame_accuracy": "max", "identity_rate": "max", "trajectory_residual_median": "min",
                            "trajectory_within_1px": "max", "fvd": "min"}
-VIDEO_SOURCES = ("moving-digits",)
+VIDEO_SOURCES = ("moving-digits", "moving-shapes")  # moving-shapes: `moving_shapes_run` (follow rates)
 # Fitting settings of the two classifiers (tests make them smaller).
 FRAME_STEPS = 1200
 MOTION_STEPS = 1500
@@ -109,6 +111,8 @@ def evaluate_video_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
     from ..runtime import num_threads
     from ..sampling import SpecError
 
+    if run.config.data.source == "moving-shapes":  # text-to-video: colour, shape and motion follow rates
+        return evaluate_moving_shapes_run(run, run_dir, out_dir, options)
     o = options
     n, metrics, solver, nfe, guidance, seed, weights = o.n, o.metrics, o.solver, o.nfe, o.guidance, o.seed, o.weights
     cache_dir, use_cache, echo = o.cache_dir, o.use_cache, o.echo
@@ -120,8 +124,8 @@ def evaluate_video_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
         raise EvalError("sweep_nfe is not available for video runs yet; evaluate one NFE per call (--nfe)")
     data = run.config.data
     if data.source not in VIDEO_SOURCES:
-        raise EvalError(f"video evaluation is built for {', '.join(VIDEO_SOURCES)} runs (digits that can be "
-                        f"classified, walls that are known); run {str(run_dir)!r} was trained on {data.source!r}")
+        raise EvalError(f"video evaluation is built for {', '.join(VIDEO_SOURCES)} runs (objects that can be "
+                        f"recognised, motion that is known); run {str(run_dir)!r} was trained on {data.source!r}")
     conditional = run.num_classes > 0
     if "acc" in metric_list and not conditional and metrics is not None:
         raise EvalError(f"metric 'acc' needs a class-conditional run; {str(run_dir)!r} is unconditional "
