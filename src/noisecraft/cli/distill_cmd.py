@@ -21,7 +21,7 @@ from .common import UserError, user_errors
 @click.option("--train-steps", type=int, default=600, show_default=True, help="Optimizer steps (progressive: over all stages).")
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="Peak AdamW learning rate (cosine decay).")
-@click.option("--guidance", type=float, help="The teacher's CFG weight distilled into the student (default: the teacher's [sample] guidance and interval).")
+@click.option("--guidance", type=float, help="The one CFG weight distilled into the student (default: the teacher's [sample] guidance; its interval is kept); with --guidance-range the weight is an input instead.")
 @click.option("--guidance-range", "guidance_range", metavar="LO,HI", help="Distill guidance as an input of the student "
               "(Meng et al. 2023): every training sample draws w uniformly from [LO, HI] (e.g. 1,3) and the teacher's target is "
               "CFG at that w; `noisecraft sample OUT --guidance W` then takes any W in the range, one call per step.")
