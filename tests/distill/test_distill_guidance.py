@@ -215,3 +215,14 @@ def test_guidance_weight_conditioner_round_trip():
     assert torch.equal(c.prepare([1, 2, 3], 3), torch.tensor([1.0, 2.0, 3.0]))
     with pytest.raises(ConditionError, match="got 2 guidance weights for 3 samples"):
         c.prepare([1, 2], 3)
+
+
+def test_web_app_feeds_and_checks_the_weight(student, tmp_path):
+    from noisecraft.web import Jobs, Settings, WebError
+
+    run_ = Run.open(student)
+    jobs = Jobs({"w": run_}, tmp_path / "jobs")
+    spec, n = jobs.spec(run_, Settings(guidance=2.5, n=2, nfe=1, solver="consistency"))
+    assert spec.guidance == 2.5 and n == 2
+    with pytest.raises(WebError, match="guidance 3.5 is outside the range this student was distilled on"):
+        jobs.spec(run_, Settings(guidance=3.5))
