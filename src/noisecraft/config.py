@@ -392,6 +392,7 @@ class CondConfig:
     # [lo, hi]: the guidance weight w is a net input drawn from this range in training (a guidance-distilled
     # student written by `noisecraft distill --guidance-range`; a plain training run refuses it). [] = none.
     guidance_range: list = field(default_factory=list)
+    guidance_lr_scale: float = 1.0  # the w embedding's learning rate, as a multiple of optim.lr (it starts at zero)
 
     def validate(self) -> None:
         if self.image not in COND_IMAGES:
@@ -405,6 +406,7 @@ class CondConfig:
             ok = (isinstance(g, (list, tuple)) and len(g) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                                        and math.isfinite(v) for v in g) and 0 <= g[0] < g[1] < 100)
             _check(ok, "cond.guidance_range", g, "[] or [lo, hi] with 0 <= lo < hi < 100")
+        _check(0 < self.guidance_lr_scale <= 1000, "cond.guidance_lr_scale", self.guidance_lr_scale, "0 < scale <= 1000")
 
 
 @dataclass

@@ -226,3 +226,21 @@ def test_web_app_feeds_and_checks_the_weight(student, tmp_path):
     assert spec.guidance == 2.5 and n == 2
     with pytest.raises(WebError, match="guidance 3.5 is outside the range this student was distilled on"):
         jobs.spec(run_, Settings(guidance=3.5))
+
+
+def test_guidance_lr_scale_speeds_up_only_the_w_embedding(teacher, tmp_path):
+    """Adam's first step moves each weight by about the lr: the w embedding's by lr x scale, the rest by lr."""
+    moved = {}
+    for scale in (1.0, 10.0):
+        out = tmp_path / f"s{scale}"
+        distill(teacher, out, method="consistency", steps=1, stop_at=1, **{**SMALL, "guidance_lr_scale": scale})
+        raw = load_checkpoint(latest_checkpoint(out / "checkpoints"))[1]["model"]
+        moved[scale] = (float(raw["guidance_emb.mlp.2.bias"].abs().max()), raw)
+        assert json.loads((out / "run.json").read_text())["conditioners"][-1]["lr_scale"] == scale
+    assert moved[10.0][0] == pytest.approx(10 * moved[1.0][0], rel=1e-3)
+    a, b = moved[1.0][1], moved[10.0][1]
+    assert all(torch.equal(a[k], b[k]) for k in a if not k.startswith("guidance_emb."))
+    with pytest.raises(DistillError, match="guidance_lr_scale 0 is out of range"):
+        distill(teacher, tmp_path / "bad", method="consistency", steps=1, **{**SMALL, "guidance_lr_scale": 0})
+    assert_user_error(run("distill", teacher, "--method", "consistency", "--steps", 1, "--guidance-lr-scale", 5,
+                          "--out", tmp_path / "x"), "--guidance-lr-scale 5.0 needs --guidance-range")

@@ -25,13 +25,15 @@ from .common import UserError, user_errors
 @click.option("--guidance-range", "guidance_range", metavar="LO,HI", help="Distill guidance as an input of the student "
               "(Meng et al. 2023): every training sample draws w uniformly from [LO, HI] (e.g. 1,3) and the teacher's target is "
               "CFG at that w; `noisecraft sample OUT --guidance W` then takes any W in the range, one call per step.")
+@click.option("--guidance-lr-scale", "guidance_lr_scale", type=float, default=1.0, show_default=True,
+              help="With --guidance-range: the learning rate of the (zero-initialised) w embedding as a multiple of --lr.")
 @click.option("--solver", type=click.Choice(["heun", "euler"]), default="heun", show_default=True, help="The teacher's ODE step (progressive: in the first stage).")
 @click.option("--levels", "n_levels", type=int, default=18, show_default=True, help="Consistency: N of the Karras discretization.")
 @click.option("--from", "start_steps", type=int, default=32, show_default=True, help="Progressive: the first teacher's steps; halved down to K.")
 @click.option("--ema-decay", type=float, default=0.99, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def distill_cmd(run_dir, method, steps, out, resume_dir, train_steps, batch_size, lr, guidance, guidance_range, solver, n_levels,
+def distill_cmd(run_dir, method, steps, out, resume_dir, train_steps, batch_size, lr, guidance, guidance_range, guidance_lr_scale, solver, n_levels,
                 start_steps, ema_decay, seed, quiet) -> None:
     """Distill the trained RUN_DIR into a K-call student (docs/distillation.md); `noisecraft sample OUT`
     then uses its K-step sampler (consistency / euler_open) by default, guidance distilled in (one fixed
@@ -50,12 +52,15 @@ def distill_cmd(run_dir, method, steps, out, resume_dir, train_steps, batch_size
             if guidance is not None and guidance_range is not None:
                 raise UserError(f"--guidance {guidance} and --guidance-range {guidance_range} were both given; --guidance "
                                 "distills one fixed weight, --guidance-range makes the weight an input: give one")
+            if guidance_range is None and guidance_lr_scale != 1.0:
+                raise UserError(f"--guidance-lr-scale {guidance_lr_scale} needs --guidance-range (it scales the w embedding's lr)")
             extra = {} if guidance is None else {"guidance": guidance}
             if guidance_range is not None:
                 from ..conditioning import check_guidance_range
 
                 try:
                     extra["guidance_range"] = list(check_guidance_range(guidance_range, "--guidance-range"))
+                    extra["guidance_lr_scale"] = guidance_lr_scale
                 except ValueError as e:
                     raise UserError(str(e)) from None
             result = distill(run_dir, out, method=method, steps=steps, progress=not quiet, train_steps=train_steps,

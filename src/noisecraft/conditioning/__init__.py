@@ -50,7 +50,7 @@ def conditioners_for_training(cfg: Config, dataset: Any, *, saved: Sequence[Mapp
         saved_text = next((m["encoder"] for m in saved or () if m.get("kind") == "text"), None)
         out.append(TextPrompts.for_training(cfg, dataset, saved_text, progress=progress))
     if cc.guidance_range:  # a guidance-distilled student (noisecraft distill --guidance-range): w is an input
-        out.append(GuidanceWeight(cc.guidance_range))
+        out.append(GuidanceWeight(cc.guidance_range, cc.guidance_lr_scale))
     return out
 
 
@@ -64,7 +64,7 @@ _FROM_META: dict[str, Callable[[Mapping[str, Any], Any], Conditioner]] = {
     "class": lambda m, device: ClassLabels(m["class_names"], float(m.get("dropout", 0.0))),
     "image": _image_from_meta,
     "text": lambda m, device: TextPrompts.from_meta(m, device=device),
-    "guidance": lambda m, device: GuidanceWeight(m["range"]),
+    "guidance": lambda m, device: GuidanceWeight(m["range"], float(m.get("lr_scale", 1.0))),
 }
 
 

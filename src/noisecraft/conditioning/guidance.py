@@ -45,15 +45,27 @@ class GuidanceWeight(Conditioner):
     guided = False  # CFG never extrapolates along it: it *is* the weight
     spec_guidance = True
 
-    def __init__(self, guidance_range: Sequence[float]) -> None:
+    def __init__(self, guidance_range: Sequence[float], lr_scale: float = 1.0) -> None:
         self.lo, self.hi = check_guidance_range(guidance_range)
+        if isinstance(lr_scale, bool) or not isinstance(lr_scale, (int, float)) or not 0 < lr_scale <= 1000:
+            raise ValueError(f"guidance lr_scale {lr_scale!r} is out of range; valid: 0 < lr_scale <= 1000")
+        self.lr_scale = float(lr_scale)
 
     @property
     def range(self) -> tuple[float, float]:
         return self.lo, self.hi
 
     def meta(self) -> dict[str, Any]:
-        return {"kind": self.kind, "range": [self.lo, self.hi]}
+        return {"kind": self.kind, "range": [self.lo, self.hi], "lr_scale": self.lr_scale}
+
+    def param_groups(self, net: nn.Module) -> list[dict] | None:
+        """The w embedding at optim.lr x lr_scale, the rest at optim.lr: it starts at zero, and Adam moves
+        a weight by about lr per step, so at the base rate a short distillation leaves it small."""
+        if self.lr_scale == 1.0:
+            return None
+        own = [p for n, p in net.named_parameters() if n.startswith("guidance_emb.") or ".guidance_emb." in n]
+        ids = {id(p) for p in own}
+        return [{"params": [p for p in net.parameters() if id(p) not in ids]}, {"params": own, "lr_scale": self.lr_scale}]
 
     def net_overrides(self) -> dict[str, Any]:
         return {"guidance_embedding": True}

@@ -60,6 +60,7 @@ class DistillSettings:
     guidance: float = 1.0  # the teacher's CFG weight, distilled in (with guidance_range: the student's default weight)
     guidance_interval: list = field(default_factory=list)
     guidance_range: list = field(default_factory=list)  # [lo, hi]: w is a student input drawn from it; [] = fixed weight
+    guidance_lr_scale: float = 1.0  # with guidance_range: the w embedding's lr as a multiple of lr (it starts at zero)
     train_steps: int = 600
     batch_size: int = 32
     lr: float = 2e-4
@@ -93,6 +94,8 @@ class DistillSettings:
             raise DistillError(f"lr {self.lr} is out of range; valid: > 0")
         if not 0 <= self.ema_decay < 1:
             raise DistillError(f"ema_decay {self.ema_decay} is out of range; valid: 0 <= decay < 1")
+        if not (isinstance(self.guidance_lr_scale, (int, float)) and 0 < self.guidance_lr_scale <= 1000):
+            raise DistillError(f"guidance_lr_scale {self.guidance_lr_scale!r} is out of range; valid: 0 < scale <= 1000")
         if self.guidance_range:
             try:
                 self.guidance_range = list(check_guidance_range(self.guidance_range))
@@ -145,6 +148,7 @@ def _student_config(teacher: Config, s: DistillSettings) -> Config:
     if s.guidance_range:  # w is an input; sampled by default at the teacher's weight (clamped into the range)
         lo, hi = s.guidance_range
         cfg.cond.guidance_range = [lo, hi]
+        cfg.cond.guidance_lr_scale = float(s.guidance_lr_scale)
         cfg.sample.guidance = min(max(s.guidance, lo), hi)
     cfg.eval.every = 0
     return cfg.validate()
