@@ -208,6 +208,12 @@ def test_conflicting_and_unguided_settings_are_refused(teacher, tmp_path):
                       "cond.guidance_range", "noisecraft distill --guidance-range")
 
 
+def test_a_w_student_is_not_a_teacher(student, tmp_path):
+    with pytest.raises(DistillError, match="is a guidance-distilled student"):
+        distill(student, tmp_path / "x", method="consistency", steps=1, **SMALL)
+    assert not (tmp_path / "x").exists()
+
+
 def test_guidance_weight_conditioner_round_trip():
     c = GuidanceWeight([1, 3])
     assert c.meta() == {"kind": "guidance", "range": [1.0, 3.0]}

@@ -227,6 +227,9 @@ def distill(teacher_dir: str | Path, out_dir: str | Path, *, method: str, steps:
     guidance_range=(lo, hi): the CFG weight becomes a student input (one run serves every w in the
     range); `guidance` is then the student's default sampling weight."""
     teacher = Run.open(teacher_dir)
+    if any(c.spec_guidance for c in teacher.conditioners):
+        raise DistillError(f"teacher {str(teacher_dir)!r} is a guidance-distilled student (it takes w as an input); "
+                           "valid: a run trained with `noisecraft train` (or a fixed-weight student)")
     sample = teacher.config.sample
     base = dict(guidance=sample.guidance, guidance_interval=list(sample.guidance_interval))
     s = DistillSettings(method=method, steps=steps, teacher=str(Path(teacher_dir).resolve()), **{**base, **settings}).validate()
