@@ -109,7 +109,7 @@ def test_distilled_w_run_records_its_range_and_samples_at_two_weights(teacher, s
     s = Run.open(student)
     meta = json.loads((student / "run.json").read_text())
     assert meta["net"]["guidance_embedding"] is True and meta["distill"]["guidance_range"] == [1.0, 3.0]
-    assert {"kind": "guidance", "range": [1.0, 3.0]} in meta["conditioners"]
+    assert {"kind": "guidance", "range": [1.0, 3.0], "lr_scale": 10.0} in meta["conditioners"]  # the default scale
     assert s.spec().guidance == 1.5 and s.spec().guidance_interval is None  # the teacher's weight, within the range
     paths = []
     for w in ("1.2", "2.8"):

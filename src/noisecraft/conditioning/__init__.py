@@ -20,7 +20,8 @@ from .labels import ClassLabels
 from .text import TextConditionedNet, TextPrompts, find_text_conditioner
 
 __all__ = [
-    "Batch", "ConditionError", "Conditioner", "ClassLabels", "GuidanceWeight", "check_guidance_range", "ImageCondition", "TextPrompts", "TextConditionedNet",
+    "Batch", "ConditionError", "Conditioner", "ClassLabels", "GuidanceWeight", "check_guidance_range", "ImageCondition",
+    "TextPrompts", "TextConditionedNet",
     "find_text_conditioner", "random_box_masks", "conditioners_for_training", "conditioners_from_meta",
 ]
 
