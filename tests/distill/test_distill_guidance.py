@@ -216,7 +216,7 @@ def test_a_w_student_is_not_a_teacher(student, tmp_path):
 
 def test_guidance_weight_conditioner_round_trip():
     c = GuidanceWeight([1, 3])
-    assert c.meta() == {"kind": "guidance", "range": [1.0, 3.0]}
+    assert c.meta() == {"kind": "guidance", "range": [1.0, 3.0], "lr_scale": 1.0}
     assert torch.equal(c.prepare(2, 3), torch.full((3,), 2.0))
     assert torch.equal(c.prepare([1, 2, 3], 3), torch.tensor([1.0, 2.0, 3.0]))
     with pytest.raises(ConditionError, match="got 2 guidance weights for 3 samples"):
