@@ -11,6 +11,14 @@ never uses to choose a setting. The teacher's solver at each NFE is chosen among
 samplers (consistency: `consistency`; progressive: `euler_open` on the nested grid, using the stage
 student trained for that step count: distill/stage-<j>.safetensors, raw weights, or the final run's
 EMA weights) with guidance 1 (it is distilled in). Every teacher row uses the teacher's guidance.
+
+Guidance as an input (`distill --guidance-range`): with `--weights W1 W2 ...` the script instead
+sweeps the CFG weight: at each W, the teacher at its default sampler (its [sample] solver and NFE,
+guidance W on its interval) and the guidance-distilled students `--cdw` / `--pdw` at each of --nfe
+calls fed W (one call per step); a fixed-weight student (`--cd` / `--pd`) is scored once, at the
+weight it was distilled at (its run.json), which is where it belongs in the table:
+
+    python benchmarks/distill_digits.py --teacher runs/demo --cdw RUN-cdw --cd RUN-cd --weights 1.0 1.3 1.75 2.5 --nfe 1 2
 """
 
 from __future__ import annotations
@@ -64,6 +72,30 @@ def _pd_denoiser(run, k: int):
     return den
 
 
+def _sweep_weights(args, teacher, tden, report) -> None:
+    """The teacher and the guidance-distilled students at each weight; fixed-weight students at theirs."""
+    from noisecraft.runs import Run
+
+    for w in args.weights:
+        if not args.no_teacher:
+            report("teacher (default)", tden, teacher, teacher.spec(guidance=w), weight=w)
+        for name, path, sampler in (("consistency, w input", args.cdw, "consistency"), ("progressive, w input", args.pdw, "euler_open")):
+            if path:
+                run = Run.open(path)
+                for nfe in args.nfe:
+                    den = _pd_denoiser(run, nfe) if sampler == "euler_open" else run.denoiser("ema")
+                    if den is not None:
+                        report(name, den, run, run.spec(solver=sampler, nfe=nfe, guidance=w), weight=w)
+    for name, path, sampler in (("consistency, fixed w", args.cd, "consistency"), ("progressive, fixed w", args.pd, "euler_open")):
+        if path:
+            run = Run.open(path)
+            w = run.meta["distill"]["guidance"]
+            for nfe in args.nfe:
+                den = _pd_denoiser(run, nfe) if sampler == "euler_open" else run.denoiser("ema")
+                if den is not None:
+                    report(name, den, run, run.spec(solver=sampler, nfe=nfe, guidance=1.0), weight=w)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", required=True)
@@ -74,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tune-seed", type=int, default=2000)
     ap.add_argument("--solvers", nargs="+", default=list(TEACHER_SOLVERS))
     ap.add_argument("--no-teacher", action="store_true", help="skip the teacher rows (students only)")
+    ap.add_argument("--cdw", help="a guidance-distilled consistency student (distill --guidance-range)")
+    ap.add_argument("--pdw", help="a guidance-distilled progressive student (distill --guidance-range)")
+    ap.add_argument("--weights", type=float, nargs="+", help="sweep these CFG weights (see the module docstring)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -90,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), flush=True)
 
     tden = teacher.denoiser("ema")
+    if args.weights:
+        _sweep_weights(args, teacher, tden, report)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+        return 0
     if not args.no_teacher:
         report("teacher (default)", tden, teacher, teacher.spec())
     for nfe in ([] if args.no_teacher else args.nfe):

@@ -389,6 +389,10 @@ class CondConfig:
     mask_min: float = 0.25  # "mask": each box side is drawn uniformly in [mask_min, mask_max] x the image side
     mask_max: float = 0.75
     mask_boxes: int = 1  # "mask": 1..mask_boxes boxes per image (drawn uniformly); their union is unknown
+    # [lo, hi]: the guidance weight w is a net input drawn from this range in training (a guidance-distilled
+    # student written by `noisecraft distill --guidance-range`; a plain training run refuses it). [] = none.
+    guidance_range: list = field(default_factory=list)
+    guidance_lr_scale: float = 1.0  # the w embedding's learning rate, as a multiple of optim.lr (it starts at zero)
 
     def validate(self) -> None:
         if self.image not in COND_IMAGES:
@@ -397,6 +401,12 @@ class CondConfig:
         _check(0 < self.mask_min <= 1, "cond.mask_min", self.mask_min, "0 < mask_min <= 1 (a fraction of the image side)")
         _check(self.mask_min <= self.mask_max <= 1, "cond.mask_max", self.mask_max, f"mask_min ({self.mask_min}) <= mask_max <= 1")
         _check(1 <= self.mask_boxes <= 16, "cond.mask_boxes", self.mask_boxes, "an integer 1..16")
+        if self.guidance_range:
+            g = self.guidance_range
+            ok = (isinstance(g, (list, tuple)) and len(g) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                                       and math.isfinite(v) for v in g) and 0 <= g[0] < g[1] < 100)
+            _check(ok, "cond.guidance_range", g, "[] or [lo, hi] with 0 <= lo < hi < 100")
+        _check(0 < self.guidance_lr_scale <= 1000, "cond.guidance_lr_scale", self.guidance_lr_scale, "0 < scale <= 1000")
 
 
 @dataclass

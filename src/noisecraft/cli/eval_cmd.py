@@ -81,7 +81,7 @@ def eval_group() -> None:
                    "band), pixels, residual (Darcy PDE residual; darcy runs).")
 @click.option("--solver", help="Solver name (default: the run's sample.solver).")
 @click.option("--nfe", type=int, help="Network evaluations per sample (default: the run's sample.nfe).")
-@click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance).")
+@click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance); a guidance-distilled student (distill --guidance-range) takes W as an input, one call per step, within its range.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sample i uses seed + i; also seeds KID subsets.")
 @click.option("--weights", default="ema", show_default=True, help="raw | ema | phema-<std> (post-hoc EMA).")
 @click.option("--features", type=str,

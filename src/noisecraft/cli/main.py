@@ -159,7 +159,7 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
               "prompts, each drawn N / #prompts times (one grid row each).")
 @click.option("--solver", help="Solver name (default: the run's sample.solver).")
 @click.option("--nfe", type=int, help="Network evaluations per sample (default: the run's sample.nfe).")
-@click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance).")
+@click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance); a guidance-distilled student (distill --guidance-range) takes W as an input, one call per step, within its range.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sample i uses seed + i.")
 @click.option("--weights", default="ema", show_default=True, help="raw | ema | best (eval.keep_best) | phema-<std> (post-hoc EMA).")
 @click.option("--scale", type=int, help="Upscale factor of the saved PNGs (default: the run's sample.scale).")

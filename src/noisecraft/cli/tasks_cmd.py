@@ -195,7 +195,7 @@ def _grid_row(n: int) -> int:
 @click.option("--span", help="Audio: the time span to regenerate, START:END in seconds (e.g. 0.2:0.4).")
 @click.option("--method", default="auto", show_default=True,
               help="auto (model for a mask-conditioned run, else repaint) | repaint | model.")
-@click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance).")
+@click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance); a guidance-distilled student (distill --guidance-range) takes W as an input, one call per step, within its range.")
 @click.option("--solver", help="repaint: ddpm (default), euler_ancestral, ddim_eta, ddim or euler; model: any (default: the run's).")
 @click.option("--resample", type=int, help="RePaint resampling count U (1 = none)  [default: 5; repaint only]")
 def inpaint_cmd(run_dir, out, n, class_, nfe, seed, weights, image, mask, audio, span, method, guidance, solver,
@@ -249,7 +249,7 @@ def _inpaint_run(run_dir, out, n, class_, nfe, seed, weights, method, guidance, 
 @click.option("--image", type=click.Path(), help="Input image file (PNG, JPEG, ...) of an image model.")
 @click.option("--audio", type=click.Path(), help="Input clip (WAV, FLAC, OGG) of an audio model.")
 @click.option("--strength", type=float, required=True, help="How much to change: 0 < S <= 1 (1 = from pure noise).")
-@click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance).")
+@click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance); a guidance-distilled student (distill --guidance-range) takes W as an input, one call per step, within its range.")
 @click.option("--solver", help="Solver name (default: the run's sample.solver).")
 def img2img_cmd(run_dir, out, n, class_, nfe, seed, weights, image, audio, strength, guidance, solver) -> None:
     """Re-generate IMAGE (or, for an audio model, the clip --audio) from a noise level set by --strength (SDEdit).
@@ -352,7 +352,7 @@ _VIDEO_TASK = [
                  "a folder of frame images, read at the run's frame rate and frame size (or an integer multiple)."),
     click.option("--method", default="auto", show_default=True,
                  help="auto (model for a mask-conditioned run, else repaint) | repaint | model."),
-    click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance)."),
+    click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance); a guidance-distilled student (distill --guidance-range) takes W as an input, one call per step, within its range."),
     click.option("--solver", help="repaint: ddpm (default), euler_ancestral, ddim_eta, ddim or euler; model: any."),
     click.option("--resample", type=int, help="RePaint resampling count U (1 = none)  [default: 5; repaint only]"),
 ]

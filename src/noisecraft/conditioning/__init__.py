@@ -14,12 +14,14 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..config import Config, ConfigError
 from .base import Batch, ConditionError, Conditioner
+from .guidance import GuidanceWeight, check_guidance_range
 from .image import ImageCondition, random_box_masks
 from .labels import ClassLabels
 from .text import TextConditionedNet, TextPrompts, find_text_conditioner
 
 __all__ = [
-    "Batch", "ConditionError", "Conditioner", "ClassLabels", "ImageCondition", "TextPrompts", "TextConditionedNet",
+    "Batch", "ConditionError", "Conditioner", "ClassLabels", "GuidanceWeight", "check_guidance_range", "ImageCondition",
+    "TextPrompts", "TextConditionedNet",
     "find_text_conditioner", "random_box_masks", "conditioners_for_training", "conditioners_from_meta",
 ]
 
@@ -48,6 +50,8 @@ def conditioners_for_training(cfg: Config, dataset: Any, *, saved: Sequence[Mapp
     if cfg.text.encoder:
         saved_text = next((m["encoder"] for m in saved or () if m.get("kind") == "text"), None)
         out.append(TextPrompts.for_training(cfg, dataset, saved_text, progress=progress))
+    if cc.guidance_range:  # a guidance-distilled student (noisecraft distill --guidance-range): w is an input
+        out.append(GuidanceWeight(cc.guidance_range, cc.guidance_lr_scale))
     return out
 
 
@@ -61,6 +65,7 @@ _FROM_META: dict[str, Callable[[Mapping[str, Any], Any], Conditioner]] = {
     "class": lambda m, device: ClassLabels(m["class_names"], float(m.get("dropout", 0.0))),
     "image": _image_from_meta,
     "text": lambda m, device: TextPrompts.from_meta(m, device=device),
+    "guidance": lambda m, device: GuidanceWeight(m["range"], float(m.get("lr_scale", 1.0))),
 }
 
 

@@ -46,6 +46,7 @@ class Conditioner(ABC):
     key: str = ""  # keyword of Run.generate / the sampled network input
     kind: str = ""  # "class", "text", "image": for messages and run.json
     guided: bool = True  # classifier-free guidance extrapolates away from null_inputs
+    spec_guidance: bool = False  # True: its value is the SamplingSpec's guidance weight, fed to the net in place of CFG
 
     @abstractmethod
     def meta(self) -> dict[str, Any]:

@@ -7,8 +7,12 @@ teacher path, K, ...) is recorded in the run's run.json under "distill".
 
 Guidance: a teacher sampled with classifier-free guidance is distilled at its own fixed weight and
 interval (its [sample] guidance, or `guidance=`): the teacher in the loss is the CFG-wrapped
-denoiser, so the student learns the guided ODE and is sampled with guidance 1. The weight is not an
-input of the student (a different weight needs another distillation).
+denoiser, so the student learns the guided ODE and is sampled with guidance 1. With
+`guidance_range=(lo, hi)` the weight is an input of the student instead (Meng et al. 2023, "On
+Distillation of Guided Diffusion Models", Sec. 4): every training sample draws w ~ U[lo, hi]
+(conditioning.GuidanceWeight, the run's cond.guidance_range), the teacher target is CFG at that w
+(and the teacher's interval), and the student - the teacher's weights plus a zero-output w
+embedding, so it starts as the teacher - is sampled at any w in the range, one call per step.
 
 Progressive distillation runs its stages in one run: `train_steps` split evenly over the stages
 start_steps → start_steps/2 → ... → K. At each stage boundary the student's raw weights become the
@@ -30,7 +34,9 @@ import torch
 from torch import Tensor
 
 from ..config import Config
+from ..conditioning import check_guidance_range
 from ..guidance.cfg import cfg as cfg_wrapper
+from ..guidance.cfg import cfg_weight_input
 from ..runs import Run, RunError, latest_checkpoint
 from ..train import RunResult, train
 from .losses import TEACHER_SOLVERS, ConsistencyDistillationLoss, ProgressiveDistillationLoss
@@ -51,8 +57,10 @@ class DistillSettings:
     steps: int  # K: the student's denoiser calls per sample
     teacher: str  # the teacher run folder (absolute)
     weights: str = "ema"  # the teacher's weights
-    guidance: float = 1.0  # the teacher's CFG weight, distilled in
+    guidance: float = 1.0  # the teacher's CFG weight, distilled in (with guidance_range: the student's default weight)
     guidance_interval: list = field(default_factory=list)
+    guidance_range: list = field(default_factory=list)  # [lo, hi]: w is a student input drawn from it; [] = fixed weight
+    guidance_lr_scale: float = 10.0  # with guidance_range: the w embedding's lr / lr (it starts at zero); 10: digits tuning
     train_steps: int = 600
     batch_size: int = 32
     lr: float = 2e-4
@@ -86,6 +94,13 @@ class DistillSettings:
             raise DistillError(f"lr {self.lr} is out of range; valid: > 0")
         if not 0 <= self.ema_decay < 1:
             raise DistillError(f"ema_decay {self.ema_decay} is out of range; valid: 0 <= decay < 1")
+        if not (isinstance(self.guidance_lr_scale, (int, float)) and 0 < self.guidance_lr_scale <= 1000):
+            raise DistillError(f"guidance_lr_scale {self.guidance_lr_scale!r} is out of range; valid: 0 < scale <= 1000")
+        if self.guidance_range:
+            try:
+                self.guidance_range = list(check_guidance_range(self.guidance_range))
+            except ValueError as e:
+                raise DistillError(str(e)) from None
         return self
 
     @property
@@ -98,10 +113,14 @@ class DistillSettings:
 
 
 def _teacher_denoiser(run: Run, s: DistillSettings) -> Callable[..., Tensor]:
-    """The teacher's frozen denoiser, CFG-wrapped at the fixed weight when it is guided."""
+    """The teacher's frozen denoiser, CFG-wrapped when it is guided: at the fixed weight, or (with a
+    guidance range) at the per-sample weight of the `guidance` keyword, which the teacher net never sees."""
     den = run.denoiser(s.weights)
     guided = [c for c in run.conditioners if c.guided]
-    if not guided or s.guidance == 1.0:
+    if s.guidance_range and not guided:
+        raise DistillError(f"guidance_range {s.guidance_range} needs a teacher with classifier-free guidance (class labels "
+                           f"or prompts); {run.path} is unconditional: valid: no guidance range")
+    if not guided or (s.guidance == 1.0 and not s.guidance_range):
         return den
 
     def uncond(cond: dict[str, Any]) -> dict[str, Any]:
@@ -109,6 +128,8 @@ def _teacher_denoiser(run: Run, s: DistillSettings) -> Callable[..., Tensor]:
             cond = c.null_inputs(den.net, cond)
         return cond
 
+    if s.guidance_range:
+        return cfg_weight_input(den, interval=s.guidance_interval or None, uncond=uncond)
     return cfg_wrapper(den, s.guidance, interval=s.guidance_interval or None, uncond=uncond)
 
 
@@ -124,6 +145,11 @@ def _student_config(teacher: Config, s: DistillSettings) -> Config:
     cfg.ema.decay, cfg.ema.phema_every = s.ema_decay, 0
     cfg.sample.solver, cfg.sample.nfe = SAMPLERS[s.method], s.steps
     cfg.sample.guidance, cfg.sample.guidance_interval = 1.0, []
+    if s.guidance_range:  # w is an input; sampled by default at the teacher's weight (clamped into the range)
+        lo, hi = s.guidance_range
+        cfg.cond.guidance_range = [lo, hi]
+        cfg.cond.guidance_lr_scale = float(s.guidance_lr_scale)
+        cfg.sample.guidance = min(max(s.guidance, lo), hi)
     cfg.eval.every = 0
     return cfg.validate()
 
@@ -197,8 +223,13 @@ def _loss_for(run: Run, s: DistillSettings, out: Path, step: int, cfg: Config):
 def distill(teacher_dir: str | Path, out_dir: str | Path, *, method: str, steps: int, progress: bool = True,
             stop_at: int | None = None, **settings: Any) -> RunResult:
     """Distill the run `teacher_dir` into a `steps`-call student in the new run `out_dir`; settings
-    are the fields of DistillSettings (train_steps, lr, guidance, n_levels, start_steps, ...)."""
+    are the fields of DistillSettings (train_steps, lr, guidance, guidance_range, n_levels, start_steps, ...).
+    guidance_range=(lo, hi): the CFG weight becomes a student input (one run serves every w in the
+    range); `guidance` is then the student's default sampling weight."""
     teacher = Run.open(teacher_dir)
+    if any(c.spec_guidance for c in teacher.conditioners):
+        raise DistillError(f"teacher {str(teacher_dir)!r} is a guidance-distilled student (it takes w as an input); "
+                           "valid: a run trained with `noisecraft train` (or a fixed-weight student)")
     sample = teacher.config.sample
     base = dict(guidance=sample.guidance, guidance_interval=list(sample.guidance_interval))
     s = DistillSettings(method=method, steps=steps, teacher=str(Path(teacher_dir).resolve()), **{**base, **settings}).validate()

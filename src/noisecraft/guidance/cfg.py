@@ -31,7 +31,7 @@ from torch import Tensor
 
 from .combine import check_interval, check_rescale, check_weight, extrapolate, in_interval
 
-__all__ = ["cfg", "classifier_free_guidance", "null_labels", "zero_class_labels"]
+__all__ = ["cfg", "cfg_weight_input", "classifier_free_guidance", "null_labels", "zero_class_labels"]
 
 Cond = dict[str, Any]
 
@@ -166,6 +166,42 @@ def cfg(
         if not bool(inside.all()):
             out = torch.where(inside.reshape((-1,) + (1,) * (x.ndim - 1)), out, d_pos)
         return out
+
+    return guided
+
+
+def cfg_weight_input(
+    denoiser: Callable[..., Tensor],
+    *,
+    interval: Sequence[float] | None = None,
+    uncond: Callable[[Cond], Cond] | None = None,
+    num_classes: int | None = None,
+    key: str = "guidance",
+) -> Callable[..., Tensor]:
+    """Classifier-free guidance whose weight is read per sample from the keyword `key` (a (B,) tensor
+    of weights >= 0), which `denoiser` does not see: D_w(x, σ, c) with a different w per row. The
+    teacher of a guidance-distilled student (Meng et al. 2023, Sec. 4), whose w is drawn per sample.
+    Outside `interval` the conditional output is returned; both branches run as one 2B batch."""
+    interval = check_interval(interval)
+
+    def pair(cond: Cond, x: Tensor) -> tuple[Cond, Cond]:
+        if uncond is None:
+            return zero_class_labels(num_classes)(cond, x)
+        return cond, uncond(dict(cond))
+
+    def guided(x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
+        if key not in cond:
+            raise ValueError(f"cfg_weight_input needs the per-sample weights as {key}=... (B,), got keys {sorted(cond)}")
+        w = torch.as_tensor(cond.pop(key), dtype=x.dtype, device=x.device).reshape(-1)
+        if w.shape[0] != x.shape[0] or not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+            raise ValueError(f"{key} must be {x.shape[0]} finite weights >= 0, got {w.tolist()}")
+        sigma = _sigma_vector(sigma, x)
+        inside = in_interval(sigma, interval)
+        if not bool(inside.any()):
+            return denoiser(x, sigma, **cond)
+        d_pos, d_neg = evaluate_pair(denoiser, x, sigma, *pair(cond, x))
+        out = extrapolate(d_pos, d_neg, w.reshape((-1,) + (1,) * (x.ndim - 1)))  # type: ignore[arg-type]
+        return torch.where(inside.reshape((-1,) + (1,) * (x.ndim - 1)), out, d_pos)
 
     return guided
 

@@ -56,6 +56,7 @@ class DiTConfig(ArchConfig):
     dropout: float = 0.0  # on the MLP's hidden activations
     context_dim: int = 0  # > 0: a cross-attention sublayer per block reading (B, L, context_dim)
     pooled_context: bool = False  # also add Linear(masked mean of the context) to the conditioning vector (Imagen)
+    guidance_embedding: bool = False  # True: a guidance weight w (B,) is an input (a guidance-distilled student)
     cond_channels: int = 0  # > 0: an image_cond (B, cond_channels, *spatial) is concatenated to x before patchify
     dims: int = 2  # spatial axes: 1 (C, L), 2 (C, H, W) or 3 (C, T, H, W); configs saved without it are 2-D
     temporal_patch: int = 1  # video only: frames per patch (the input's T must be a multiple of it)
@@ -208,7 +209,8 @@ class DiT(ConditionedNet):
         self.patch_embed = CONV[cfg.dims](cfg.in_channels + cfg.cond_channels, D, kernel_size=patch, stride=patch)
         if cfg.dims < 3:  # fixed positions, derived from the config: kept out of the state dict
             self.register_buffer("pos_embed", sincos_pos_embed(D, (self.grid,) * cfg.dims)[None], persistent=False)
-        self.add_condition_embedding(D, cfg.num_classes, cfg.context_dim, cfg.pooled_context)
+        self.add_condition_embedding(D, cfg.num_classes, cfg.context_dim, cfg.pooled_context,
+                                     cfg.guidance_embedding)
         self.blocks = nn.ModuleList(
             DiTBlock(D, cfg.num_heads, cfg.mlp_ratio, cfg.dropout, cfg.context_dim) for _ in range(cfg.depth)
         )
@@ -218,8 +220,9 @@ class DiT(ConditionedNet):
     def _init_weights(self) -> None:
         # As in the DiT paper: Xavier-uniform linears and patch embedding, N(0, 0.02) embeddings,
         # and zeros for every adaLN modulation and the output layer (the "-Zero" in adaLN-Zero).
+        own = set(self.guidance_emb.modules()) if self.guidance_emb is not None else set()  # keeps its own init
         for m in self.modules():
-            if isinstance(m, nn.Linear):
+            if isinstance(m, nn.Linear) and m not in own:
                 nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
@@ -269,13 +272,14 @@ class DiT(ConditionedNet):
         *,
         context_mask: Tensor | None = None,
         image_cond: Tensor | None = None,
+        guidance: Tensor | None = None,
     ) -> Tensor:
         cfg = self.cfg
         c_noise = check_inputs(x, c_noise, cfg.in_channels, cfg.dims)
         grid = self._check_size(x)
         check_context(context, cfg.context_dim, x.shape[0], context_mask)
         check_image_cond(image_cond, cfg.cond_channels, x)
-        c = self.embed_condition(c_noise, class_labels, context, context_mask, x.dtype)  # (B, D)
+        c = self.embed_condition(c_noise, class_labels, context, context_mask, x.dtype, guidance)  # (B, D)
 
         if image_cond is not None:  # concatenation conditioning: the condition is never scaled by c_in
             x = torch.cat([x, image_cond.to(x.dtype)], dim=1)  # (B, C + cond_channels, *spatial)

@@ -17,6 +17,9 @@ Every network in `noisecraft.nets` has the same call:
   cross-attention; None means "no context" and skips the cross-attention layers.
   `context_mask` (B, L) bool, keyword-only, marks its real tokens (True) so that padded keys are
   ignored; a row with no real token makes the cross-attention add nothing for that sample.
+* `guidance` (B,) float, keyword-only, is a classifier-free guidance weight w fed to a net built
+  with `guidance_embedding=True` (a guidance-distilled student, Meng et al. 2023): required exactly
+  then. Its embedding is added to the noise embedding and starts at zero (`GuidanceEmbedding`).
 * `image_cond` (B, cond_channels, *spatial), keyword-only, is a signal of x's spatial size
   concatenated to x along the channels at the input (SR3 / Palette-style conditioning: a low-res image, a masked image and its
   mask); required exactly when the net was built with `cond_channels > 0`.
@@ -38,6 +41,7 @@ __all__ = [
     "Attention",
     "CONV",
     "ConditionedNet",
+    "GuidanceEmbedding",
     "SPATIAL_AXES",
     "ArchConfig",
     "check_positive",
@@ -47,6 +51,7 @@ __all__ = [
     "check_divisible",
     "pool_context",
     "check_image_cond",
+    "check_guidance",
     "check_inputs",
     "class_onehot",
     "group_norm",
@@ -84,6 +89,23 @@ class NoiseEmbedding(nn.Module):
         return self.mlp(feats.to(self.mlp[0].weight.dtype))  # (B, dim)
 
 
+class GuidanceEmbedding(NoiseEmbedding):
+    """A guidance weight w (B,) -> (B, dim): sinusoidal features of w (periods 0.1..1000, so slow
+    ones are ~linear over the usual w in [0, 10]) through a two-layer MLP whose output layer starts
+    at zero. Added to the noise embedding of a guidance-distilled student (Meng et al. 2023, "On
+    Distillation of Guided Diffusion Models", Sec. 4: w is embedded like the time step); the zero
+    start makes a student built from its teacher's weights compute exactly the teacher's function."""
+
+    def __init__(self, dim: int, num_frequencies: int = 32, min_period: float = 0.1, max_period: float = 1e3) -> None:
+        super().__init__(dim, num_frequencies, min_period, max_period)
+        self.reset_output()
+
+    def reset_output(self) -> None:
+        """Zero the output layer (w adds nothing until trained)."""
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+
 class ConditionedNet(nn.Module):
     """Base of the denoiser nets: the one conditioning embedding they all share.
 
@@ -95,16 +117,26 @@ class ConditionedNet(nn.Module):
     the parameter names (`noise_emb.mlp.0.weight`, ...) stay those of the runs saved before this
     class existed; nets call it where they always built these layers, so seeded inits and the
     parameter order are unchanged too.
+
+    With `guidance=True` a `guidance_emb` (`GuidanceEmbedding`, zero output at init) adds an
+    embedding of the guidance weight w; its init draws from a forked RNG, so the other layers' seeded
+    inits are those of the same net without it.
     """
 
     noise_emb: NoiseEmbedding
     class_emb: nn.Linear | None
     context_emb: nn.Linear | None
+    guidance_emb: GuidanceEmbedding | None
 
-    def add_condition_embedding(self, dim: int, num_classes: int, context_dim: int, pooled_context: bool) -> None:
+    def add_condition_embedding(self, dim: int, num_classes: int, context_dim: int, pooled_context: bool,
+                                guidance: bool = False) -> None:
         self.noise_emb = NoiseEmbedding(dim)
         self.class_emb = nn.Linear(num_classes, dim, bias=False) if num_classes else None
         self.context_emb = nn.Linear(context_dim, dim) if context_dim and pooled_context else None
+        self.guidance_emb = None
+        if guidance:
+            with torch.random.fork_rng(devices=[]):  # leave the global stream to the layers built next
+                self.guidance_emb = GuidanceEmbedding(dim)
 
     def embed_condition(
         self,
@@ -113,12 +145,14 @@ class ConditionedNet(nn.Module):
         context: Tensor | None,
         context_mask: Tensor | None,
         dtype: torch.dtype,
+        guidance: Tensor | None = None,
     ) -> Tensor:
-        """c_noise (B,), labels, context -> the conditioning vector (B, dim), already through SiLU.
+        """c_noise (B,), labels, context, guidance weight -> the conditioning vector (B, dim), already through SiLU.
 
-        The class labels are checked here (`class_onehot`); c_noise and the context are checked
-        by the caller (`check_inputs`, `check_context`).
+        The class labels and the guidance weight are checked here (`class_onehot`, `check_guidance`);
+        c_noise and the context are checked by the caller (`check_inputs`, `check_context`).
         """
+        w = check_guidance(guidance, self.guidance_emb is not None, c_noise.shape[0])
         num_classes = 0 if self.class_emb is None else self.class_emb.in_features
         onehot = class_onehot(class_labels, num_classes, c_noise.shape[0], dtype)
         emb = self.noise_emb(c_noise)  # (B, dim)
@@ -127,6 +161,9 @@ class ConditionedNet(nn.Module):
             emb = emb + self.class_emb(onehot)  # a zero row adds exactly nothing
         if self.context_emb is not None and context is not None:
             emb = emb + self.context_emb(pool_context(context, context_mask))  # the prompt as a whole (B, dim)
+        if w is not None:
+            assert self.guidance_emb is not None
+            emb = emb + self.guidance_emb(w.to(c_noise.device))  # zero until trained
         return F.silu(emb)  # shared by every block's modulation
 
 
@@ -300,6 +337,25 @@ def check_context(context: Tensor | None, context_dim: int, batch_size: int, con
         if context_mask.dtype != torch.bool or tuple(context_mask.shape) != shape[:2]:
             raise ValueError(f"expected context_mask as a bool tensor of shape (B, L) = {shape[:2]} (True = real token), "
                              f"got {context_mask.dtype} {tuple(context_mask.shape)}")
+
+
+def check_guidance(guidance: Tensor | float | None, takes_guidance: bool, batch_size: int) -> Tensor | None:
+    """Check a guidance-weight input against the net: required (B,) or a scalar (broadcast) for a net
+    built with guidance_embedding, refused otherwise; returns it as a float (B,) tensor or None."""
+    if not takes_guidance:
+        if guidance is not None:
+            raise ValueError("this network takes no guidance weight (built with guidance_embedding=False); "
+                             "pass guidance=None, or guide it with classifier-free guidance")
+        return None
+    if guidance is None:
+        raise ValueError("this network takes the guidance weight as an input (built with guidance_embedding=True, "
+                         f"a guidance-distilled student); give guidance of shape (B,) = ({batch_size},)")
+    w = torch.as_tensor(guidance, dtype=torch.float32)
+    if w.ndim == 0:
+        w = w.expand(batch_size)
+    if tuple(w.shape) != (batch_size,):
+        raise ValueError(f"expected guidance of shape (B,) = ({batch_size},), got {tuple(w.shape)}")
+    return w
 
 
 def check_image_cond(image_cond: Tensor | None, cond_channels: int, x: Tensor) -> None:

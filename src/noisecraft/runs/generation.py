@@ -3,7 +3,9 @@
 One code path for `noisecraft sample`, `Run.generate`, training previews and evaluation: every
 condition goes through its conditioner (`prepare` -> `sample_inputs`), and classifier-free
 guidance (Ho & Salimans 2022) extrapolates away from the null inputs of the guided conditioners
-(class labels, prompts; an image condition is kept in both branches).
+(class labels, prompts; an image condition is kept in both branches). A guidance-distilled student
+(a `spec_guidance` conditioner, conditioning.guidance) takes the spec's weight as a network input
+instead: one call per step, no unconditional branch.
 """
 
 from __future__ import annotations
@@ -17,26 +19,39 @@ from ..conditioning import ConditionError, Conditioner
 from ..guidance.cfg import cfg
 from ..sampling import SamplingSpec, sample, seeded_generators
 
-__all__ = ["generate", "prepare_values", "conditioned"]
+__all__ = ["generate", "prepare_values", "conditioned", "with_spec_guidance"]
 
 
 def prepare_values(conditioners: Sequence[Conditioner], values: Mapping[str, Any] | None, n: int) -> dict[str, Any]:
-    """Each conditioner's value for n samples (its default where none is given); ConditionError for
-    a key no conditioner takes."""
+    """Each conditioner's value for n samples (its default where none is given; none for a guidance
+    weight input, which `generate` takes from the spec); ConditionError for a key no conditioner takes."""
     values = dict(values or {})
     keys = [c.key for c in conditioners]
     unknown = [k for k, v in values.items() if k not in keys and v is not None]
     if unknown:
         valid = ", ".join(keys) if keys else "none (the model is unconditional)"
         raise ConditionError(f"{unknown[0]} is not a condition of this model; valid: {valid}")
-    return {c.key: c.prepare(values.get(c.key), n) for c in conditioners}
+    # a guidance-weight input without a value is left out: `generate` gives it the spec's weight
+    return {c.key: c.prepare(values.get(c.key), n) for c in conditioners
+            if not (c.spec_guidance and values.get(c.key) is None)}
+
+
+def with_spec_guidance(conditioners: Sequence[Conditioner], values: Mapping[str, Any] | None,
+                       spec: SamplingSpec) -> dict[str, Any]:
+    """`values` with spec.guidance as the value of each conditioner that takes the guidance weight as a
+    network input (a guidance-distilled student), unless a value is given for it."""
+    out = dict(values or {})
+    for c in conditioners:
+        if c.spec_guidance and out.get(c.key) is None:
+            out[c.key] = spec.guidance
+    return out
 
 
 def _guided(denoiser: Callable[..., Tensor], net: Any, conditioners: Sequence[Conditioner],
             spec: SamplingSpec) -> Callable[..., Tensor]:
     guided = [c for c in conditioners if c.guided]
-    if not guided or spec.guidance == 1.0:
-        return denoiser
+    if not guided or spec.guidance == 1.0 or any(c.spec_guidance for c in conditioners):
+        return denoiser  # no CFG; a guidance-distilled student gets the weight as an input instead
 
     def uncond(cond: dict[str, Any]) -> dict[str, Any]:
         for c in guided:
@@ -51,7 +66,7 @@ def conditioned(denoiser: Callable[..., Tensor], conditioners: Sequence[Conditio
                 ) -> tuple[Callable[..., Tensor], dict[str, Any]]:
     """(guided denoiser, network inputs) for n samples: what a task function (inpaint, img2img, ...)
     hands to its sampler as `denoiser, **cond`."""
-    prepared = prepare_values(conditioners, values, n)
+    prepared = prepare_values(conditioners, with_spec_guidance(conditioners, values, spec), n)
     net = getattr(denoiser, "net", denoiser)
     cond: dict[str, Any] = {}
     for c in conditioners:
@@ -83,7 +98,7 @@ def generate(
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
     spec.check_seed_range(n)
-    prepared = prepare_values(conditioners, values, n)
+    prepared = prepare_values(conditioners, with_spec_guidance(conditioners, values, spec), n)
     net = getattr(denoiser, "net", denoiser)
     den = _guided(denoiser, net, conditioners, spec)
     if device is None:

@@ -134,6 +134,9 @@ def _setup(cfg: Config, out: Path, run: Run | None, dataset: Any, loss: Callable
     """Data, conditioners, network and loss; a new run's folder is created here (run.json last)."""
     from ..modalities import get_modality
 
+    if cfg.cond.guidance_range and loss is None:
+        raise ConfigError(f"cond.guidance_range = {cfg.cond.guidance_range!r} makes the guidance weight a net input, which "
+                          "only a guided teacher's targets teach; use `noisecraft distill --guidance-range` (valid here: [])")
     ds = dataset if dataset is not None else build_dataset(cfg)
     if len(ds) == 0:
         raise RunError(f"dataset {cfg.data.source!r} is empty")
@@ -178,7 +181,12 @@ def latent_autoencoder(cfg: Config, run: Run | None) -> Autoencoder:
 def _new_state(s: _Setup, device: torch.device, init_state: dict | None = None) -> TrainState:
     cfg, net = s.cfg, s.net
     if init_state is not None:  # e.g. a distillation student starts as its teacher; a checkpoint overrides it
-        net.load_state_dict(init_state)
+        # Parameters it lacks keep their seeded init (a student's new input, e.g. the zero-output guidance
+        # embedding); names the net does not have are an error.
+        unexpected = net.load_state_dict(init_state, strict=False).unexpected_keys
+        if unexpected:
+            raise RunError(f"init_state has {len(unexpected)} tensor(s) this network lacks (e.g. {unexpected[0]!r}); "
+                           "valid: a state_dict of the same architecture")
     net.to(device)
     oc = cfg.optim
     groups = next((g for g in (c.param_groups(net) for c in s.conditioners) if g is not None), None)
@@ -366,7 +374,8 @@ def train(config: Config | None, out_dir: str | Path, *, resume: bool = False, s
         distillation teacher, a latent encoder, ...); it must draw randomness from `generator`,
         which is a list of per-sample generators (draw with noisecraft.core.rng).
     init_state: the network's initial state_dict instead of the seeded initialisation (a distillation
-        student starts as its teacher: noisecraft.distill); a resumed run takes its checkpoint's.
+        student starts as its teacher: noisecraft.distill); tensors it lacks keep the seeded init (a
+        guidance-distilled student's new guidance embedding); a resumed run takes its checkpoint's.
     run_meta: extra keys for a new run's run.json (e.g. {"distill": {...}}: what a resume rebuilds the loss from).
 
     Under torchrun (torch.distributed initialised, e.g. by `noisecraft train`): every rank calls

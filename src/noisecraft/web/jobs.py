@@ -212,6 +212,9 @@ class Jobs:
         try:
             spec = run.spec(solver=solver, nfe=nfe, guidance=guidance if guided else 1.0, seed=seed)
             spec.check_seed_range(n)
+            for c in run.conditioners:  # a guidance-distilled student: the weight must lie in its range
+                if c.spec_guidance:
+                    c.prepare(spec.guidance, 1)
         except ValueError as e:
             raise WebError(str(e)) from None
         return spec, n
