@@ -147,3 +147,21 @@ def test_the_regressor_baseline_trains_and_keeps_the_given_frames(tmp_path):
     assert torch.equal(loss(den, clips, image_cond=cond), loss(den, other, image_cond=cond))
     with pytest.raises(ValueError, match="the regressor baseline trains a run with"):
         train_regressor(load_config("tiny", ["train.steps=1"]), tmp_path / "bad", progress=False)
+
+
+def test_the_web_app_predicts_with_a_frames_run_in_one_pass(frames_run, tmp_path):
+    from noisecraft.data import load_moving_digits
+    from noisecraft.web import Jobs, Result, Settings, tasks_of
+
+    ds = load_moving_digits(split="test", resolution=16, frames=4, num_clips=1)
+    gif = tmp_path / "clip.gif"
+    ds.get_modality().write(ds.data[0], gif, scale=2)
+    clip = ds.get_modality().read(gif, (1, 4, 16, 16))
+    run = Run.open(frames_run)
+    (tmp_path / "jobs").mkdir()
+    jobs = Jobs({"mdf": run}, tmp_path / "jobs")
+    assert tasks_of(run) == ["generate", "predict", "interpolate"]
+    work = jobs.frames_work("mdf", "predict", Settings(solver="euler", nfe=3, n=1), str(gif), 2, resample=None)
+    result = [e for e in jobs.stream(work, min_interval=0) if isinstance(e, Result)][0]
+    out = ds.get_modality().read(result.files[0], (1, 4, 16, 16))
+    assert torch.equal(out[:, :2], clip[:, :2])  # kept frames exact through the GIFs
