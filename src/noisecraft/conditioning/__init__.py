@@ -15,14 +15,14 @@ from typing import Any, Callable, Mapping, Sequence
 from ..config import Config, ConfigError
 from .base import Batch, ConditionError, Conditioner
 from .guidance import GuidanceWeight, check_guidance_range
-from .image import ImageCondition, random_box_masks
+from .image import ImageCondition, random_box_masks, random_frame_masks
 from .labels import ClassLabels
 from .text import TextConditionedNet, TextPrompts, find_text_conditioner
 
 __all__ = [
     "Batch", "ConditionError", "Conditioner", "ClassLabels", "GuidanceWeight", "check_guidance_range", "ImageCondition",
     "TextPrompts", "TextConditionedNet",
-    "find_text_conditioner", "random_box_masks", "conditioners_for_training", "conditioners_from_meta",
+    "find_text_conditioner", "random_box_masks", "random_frame_masks", "conditioners_for_training", "conditioners_from_meta",
 ]
 
 
@@ -39,6 +39,7 @@ def conditioners_for_training(cfg: Config, dataset: Any, *, saved: Sequence[Mapp
     cc = cfg.cond
     if cc.image:
         side = int(dataset.data.shape[-1])
+        _check_image_kind(cc, tuple(dataset.data.shape[1:]))
         if cc.image == "lowres" and side % cc.lowres_factor:
             raise ConfigError(f"cond.lowres_factor = {cc.lowres_factor} does not divide the training resolution {side}; "
                               f"valid: a divisor of {side} that is >= 2")
@@ -46,7 +47,9 @@ def conditioners_for_training(cfg: Config, dataset: Any, *, saved: Sequence[Mapp
             raise ConfigError(f"eval.every = {cfg.eval.every}: evaluation during training samples without an image "
                               f"condition, which a cond.image = {cc.image!r} model needs; set eval.every = 0")
         out.append(ImageCondition(cc.image, dataset.channels, lowres_factor=cc.lowres_factor, mask_min=cc.mask_min,
-                                  mask_max=cc.mask_max, mask_boxes=cc.mask_boxes))
+                                  mask_max=cc.mask_max, mask_boxes=cc.mask_boxes, frames_past_p=cc.frames_past_p,
+                                  frames_past_max=cc.frames_past_max, frames_future_p=cc.frames_future_p,
+                                  frames_future_max=cc.frames_future_max))
     if cfg.text.encoder:
         saved_text = next((m["encoder"] for m in saved or () if m.get("kind") == "text"), None)
         out.append(TextPrompts.for_training(cfg, dataset, saved_text, progress=progress))
@@ -55,10 +58,31 @@ def conditioners_for_training(cfg: Config, dataset: Any, *, saved: Sequence[Mapp
     return out
 
 
+def _check_image_kind(cc: Any, shape: tuple[int, ...]) -> None:
+    """cond.image against the data's sample shape: "frames" needs clips (C, T, H, W) and its past/future
+    counts must leave a frame to generate; "mask" and "lowres" need images (C, H, W)."""
+    if cc.image == "frames":
+        if len(shape) != 4:
+            raise ConfigError(f"cond.image = 'frames' keeps whole frames of video clips, but the data has samples of shape "
+                              f"{shape}; valid for this data: 'mask' or 'lowres' (images), '' (none)")
+        t = shape[1]
+        if cc.frames_past_max + cc.frames_future_max >= t:
+            raise ConfigError(f"cond.frames_past_max + cond.frames_future_max = {cc.frames_past_max} + "
+                              f"{cc.frames_future_max} must be below the clips' {t} frames (a frame must be left to "
+                              f"generate); valid: a sum of at most {t - 1}")
+    elif len(shape) != 3:
+        raise ConfigError(f"cond.image = {cc.image!r} conditions on 2-D images, but the data has samples of shape "
+                          f"{shape}; valid: 'frames' for video clips (C, T, H, W), or '' (none)"
+                          if len(shape) == 4 else
+                          f"cond.image = {cc.image!r} conditions on 2-D images, but the data has samples of shape "
+                          f"{shape}; valid for this data: '' (none)")
+
+
 def _image_from_meta(meta: Mapping[str, Any], device: Any) -> ImageCondition:
+    frames = {k: meta[k] for k in ("frames_past_p", "frames_past_max", "frames_future_p", "frames_future_max") if k in meta}
     return ImageCondition(meta["image"], int(meta["channels"]), lowres_factor=int(meta["lowres_factor"]),
                           mask_min=float(meta["mask_min"]), mask_max=float(meta["mask_max"]),
-                          mask_boxes=int(meta["mask_boxes"]))
+                          mask_boxes=int(meta["mask_boxes"]), **frames)
 
 
 _FROM_META: dict[str, Callable[[Mapping[str, Any], Any], Conditioner]] = {

@@ -1,4 +1,4 @@
-"""Concatenation conditioning on an image built from x0 (`[cond] image = "mask" | "lowres"`).
+"""Concatenation conditioning on an image built from x0 (`[cond] image = "mask" | "lowres" | "frames"`).
 
 The network reads the condition concatenated to its input (`cond_channels` of the net config):
 SR3-style super-resolution (Saharia et al. 2021) and Palette-style inpainting (Saharia et al.
@@ -8,6 +8,11 @@ user's input, so training and inference cannot disagree:
     "mask"    keep = 1 outside 1..mask_boxes random boxes, each side uniform in
               [mask_min, mask_max]·side at a uniform position  ->  image_cond = [x0·keep, keep]
     "lowres"  y = f×f block average of x0 (f = lowres_factor)  ->  image_cond = nearest-upsampled y
+    "frames"  (video) keep = 1 on whole frames of the clip (`random_frame_masks`, MCVD's masking,
+              Voleti et al. 2022): with prob. frames_past_p the first k frames, k uniform in
+              1..frames_past_max, and independently with prob. frames_future_p the last j frames,
+              j uniform in 1..frames_future_max; neither = nothing kept (unconditional
+              generation)  ->  image_cond = [x0·keep, keep] as for "mask"
 
 Masks are drawn from each sample's generator (keyed by the step and its position), so bitwise
 resume holds and the draw does not depend on the process count. The condition is never dropped (it is not guided): guidance applies to the other
@@ -26,7 +31,7 @@ from ..core import rng
 from ..tasks.operators import Downsample
 from .base import Batch, ConditionError, Conditioner
 
-__all__ = ["ImageCondition", "random_box_masks"]
+__all__ = ["ImageCondition", "random_box_masks", "random_frame_masks"]
 
 PREVIEW_SEED = 0x9C0D  # previews draw their masks from a generator of their own, never the trainer's
 
@@ -57,31 +62,63 @@ def random_box_masks(n: int, height: int, width: int, *, boxes: int, side_min: f
     return (~unknown).float()[:, None]
 
 
+def random_frame_masks(n: int, frames: int, *, past_p: float, past_max: int, future_p: float, future_max: int,
+                       generator: rng.Generators) -> Tensor:
+    """keep flags (n, T) float, 1 = a kept frame: the first k frames with probability past_p (k uniform
+    in 1..past_max) and, independently, the last j with probability future_p (j uniform in
+    1..future_max); MCVD's past/future masking (Voleti et al. 2022, Sec. 3) with a random count.
+    Four numbers are drawn per mask whatever the options, so a mask depends only on its generator.
+    past_max + future_max < frames, so at least one frame is always left to generate."""
+    if not past_max + future_max < frames:
+        raise ValueError(f"past_max ({past_max}) + future_max ({future_max}) must be below the clip's {frames} frames "
+                         "so that a frame is always left to generate")
+    u = rng.rand(generator, n, 2)  # (n, 2): the past and future coin flips
+    k = rng.randint(generator, 1, past_max + 1, n)  # frames kept at the start, if the past is kept
+    j = rng.randint(generator, 1, future_max + 1, n)
+    t = torch.arange(frames, device=u.device)[None, :]  # (1, T)
+    past = (t < k[:, None]) & (u[:, :1] < past_p)
+    future = (t >= frames - j[:, None]) & (u[:, 1:] < future_p)
+    return (past | future).float()
+
+
 class ImageCondition(Conditioner):
     key = "image_cond"
     kind = "image"
     guided = False
 
     def __init__(self, image: str, channels: int, *, lowres_factor: int = 2, mask_min: float = 0.25,
-                 mask_max: float = 0.75, mask_boxes: int = 1) -> None:
-        if image not in ("mask", "lowres"):
-            raise ValueError(f"image condition {image!r} is not valid; valid: 'mask', 'lowres'")
+                 mask_max: float = 0.75, mask_boxes: int = 1, frames_past_p: float = 0.5, frames_past_max: int = 4,
+                 frames_future_p: float = 0.5, frames_future_max: int = 4) -> None:
+        if image not in ("mask", "lowres", "frames"):
+            raise ValueError(f"image condition {image!r} is not valid; valid: 'mask', 'lowres', 'frames'")
         self.image, self.channels = image, int(channels)
         self.lowres_factor, self.mask_min, self.mask_max, self.mask_boxes = lowres_factor, mask_min, mask_max, mask_boxes
+        self.frames_past_p, self.frames_past_max = float(frames_past_p), int(frames_past_max)
+        self.frames_future_p, self.frames_future_max = float(frames_future_p), int(frames_future_max)
 
     @property
     def cond_channels(self) -> int:
         return image_cond_channels(self.image, self.channels)
 
     def meta(self) -> dict[str, Any]:
-        return {"kind": self.kind, "image": self.image, "channels": self.channels, "lowres_factor": self.lowres_factor,
-                "mask_min": self.mask_min, "mask_max": self.mask_max, "mask_boxes": self.mask_boxes}
+        out = {"kind": self.kind, "image": self.image, "channels": self.channels, "lowres_factor": self.lowres_factor,
+               "mask_min": self.mask_min, "mask_max": self.mask_max, "mask_boxes": self.mask_boxes}
+        if self.image == "frames":  # only frames runs record these (older run.json files lack them)
+            out.update(frames_past_p=self.frames_past_p, frames_past_max=self.frames_past_max,
+                       frames_future_p=self.frames_future_p, frames_future_max=self.frames_future_max)
+        return out
 
     def net_overrides(self) -> dict[str, Any]:
         return {"cond_channels": self.cond_channels}
 
     def build(self, x0: Tensor, generator: rng.Generators) -> Tensor:
-        """The condition of a batch x0 (B, C, H, W), on x0's device."""
+        """The condition of a batch x0 (B, C, H, W) (a clip batch (B, C, T, H, W) for "frames"), on x0's device."""
+        if self.image == "frames":
+            keep = random_frame_masks(x0.shape[0], x0.shape[2], past_p=self.frames_past_p, past_max=self.frames_past_max,
+                                      future_p=self.frames_future_p, future_max=self.frames_future_max,
+                                      generator=generator)
+            keep = keep.to(x0.device, x0.dtype)[:, None, :, None, None].expand(-1, 1, -1, *x0.shape[3:])
+            return mask_condition(x0, keep)
         if self.image == "mask":
             keep = random_box_masks(x0.shape[0], x0.shape[-2], x0.shape[-1], boxes=self.mask_boxes,
                                     side_min=self.mask_min, side_max=self.mask_max, generator=generator)
@@ -96,8 +133,10 @@ class ImageCondition(Conditioner):
             return self.default_value(n)
         if not isinstance(value, Tensor) or value.ndim < 3 or value.shape[-3 if value.ndim == 3 else 1] != self.cond_channels:
             got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            raise ConditionError(f"image_cond must be a tensor (n, {self.cond_channels}, H, W) for this {self.image}-"
-                                 f"conditioned model (build it with noisecraft.tasks.{self.image}_condition), got {got}")
+            builder = "lowres_condition" if self.image == "lowres" else "mask_condition"
+            axes = "T, H, W" if self.image == "frames" else "H, W"
+            raise ConditionError(f"image_cond must be a tensor (n, {self.cond_channels}, {axes}) for this {self.image}-"
+                                 f"conditioned model (build it with noisecraft.tasks.{builder}), got {got}")
         value = value.unsqueeze(0) if value.ndim == 3 else value
         if value.shape[0] == 1:
             value = value.expand(n, *value.shape[1:])
@@ -106,10 +145,12 @@ class ImageCondition(Conditioner):
         return value
 
     def default_value(self, n: int) -> Tensor:
-        use = ("noisecraft inpaint RUN --image ... --mask ..." if self.image == "mask"
-               else "noisecraft upscale RUN --image ...")
+        use = {"mask": "noisecraft inpaint RUN --image ... --mask ...` (or tasks.inpaint",
+               "frames": "noisecraft predict RUN --video ... --keep K` or `noisecraft interpolate` (or "
+                         "tasks.predict_frames / inpaint_frames",
+               "lowres": "noisecraft upscale RUN --image ...` (or tasks.super_resolve"}[self.image]
         raise ConditionError(f"a {self.image}-conditioned model ([cond] image = {self.image!r}) needs a condition "
-                             f"image to draw from; use `{use}` (or tasks.inpaint / super_resolve)")
+                             f"to draw from; use `{use})")
 
     def sample_inputs(self, net: nn.Module, values: Tensor, device) -> dict[str, Tensor]:
         return {"image_cond": values.to(device)}
@@ -119,7 +160,7 @@ class ImageCondition(Conditioner):
         return self.build(dataset.data[idx], gen)
 
     def preview_rows(self, values: Tensor) -> Tensor:
-        """What the model was given: the masked image (unknown pixels 0, mid-gray), or the upsampled low-res image."""
-        if self.image == "mask":
+        """What the model was given: the masked image or clip (unknown pixels 0, mid-gray), or the upsampled low-res image."""
+        if self.image in ("mask", "frames"):
             return values[:, :-1] * values[:, -1:]
         return values

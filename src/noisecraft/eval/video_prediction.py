@@ -4,8 +4,11 @@
     copy_last_frame(clips, keep)                            baseline: the last given frame, repeated
     extrapolate_centroid(clips, keep)                       baseline: the last given frame moved on at the
                                                             velocity of its ink centroid (last two frames)
-    prediction_scores(samples, truth, keep, span=...)       best-of-K PSNR/SSIM of K samples per clip next
-                                                            to the baselines, and the trajectory residual
+    centroid_errors(pred, truth, keep)                      per clip, the mean distance (px) between the
+                                                            predicted and the true ink centroids
+    prediction_scores(samples, truth, keep, span=...,       best-of-K PSNR/SSIM of K samples per clip next
+                      others={"regressor": pred})           to the baselines (and other predictions), the
+                                                            trajectory residual and the centroid error
 
 Best-of-K (as in video prediction papers, e.g. SVG, MCVD): for every clip the best of its K samples,
 then the mean over clips; the baselines are deterministic, so they get one try. PSNR uses the [-1, 1]
@@ -13,8 +16,8 @@ range (peak-to-peak 2): 10·log10(4 / MSE). SSIM (Wang et al. 2004) per frame an
 with a Gaussian window (σ = 1.5, 11 px or the frame's side if smaller, valid positions only),
 C1 = 0.01², C2 = 0.03², averaged over the predicted frames.
 
-A third baseline of the issue, a deterministic regressor (the same net trained with MSE on the
-given frames), is not built yet: it needs a training recipe (docs/video.md).
+The third baseline of the issue, a deterministic regressor (the same net trained with MSE on the
+given frames), needs a trained run (`video_regressor`); its predictions come in through `others`.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from torch import Tensor
 
 from .video_motion import centroids, check_clips, trajectory_residuals
 
-__all__ = ["psnr", "ssim", "copy_last_frame", "extrapolate_centroid", "prediction_scores", "PREDICTION_BASELINES"]
+__all__ = ["psnr", "ssim", "copy_last_frame", "extrapolate_centroid", "centroid_errors", "prediction_scores",
+           "PREDICTION_BASELINES"]
 
 
 def _check_pair(pred: Tensor, truth: Tensor, keep: int) -> None:
@@ -108,6 +112,15 @@ def extrapolate_centroid(clips: Tensor, keep: int) -> Tensor:
     return out
 
 
+def centroid_errors(pred: Tensor, truth: Tensor, keep: int) -> np.ndarray:
+    """Per clip (N,), the mean over frames keep..T-1 of the distance (px) between the ink centroids of
+    `pred` and `truth` (`video_motion.centroids`): does the object end up where it really went? +inf
+    for a clip with a predicted frame without ink."""
+    _check_pair(pred, truth, keep)
+    d = np.linalg.norm(centroids(pred[:, :, keep:]) - centroids(truth[:, :, keep:]), axis=-1)  # (N, T - keep)
+    return np.where(np.isfinite(d).all(1), np.nan_to_num(d).mean(1), np.inf)
+
+
 PREDICTION_BASELINES = {"copy_last_frame": copy_last_frame, "extrapolate_centroid": extrapolate_centroid}
 
 
@@ -116,27 +129,42 @@ def _summary(values: np.ndarray) -> float:
     return float(finite.mean())
 
 
-def prediction_scores(samples: Tensor, truth: Tensor, keep: int, *, span: float | None = None) -> dict[str, Any]:
+def _median(values: np.ndarray) -> float:
+    return float(np.median(values))  # +inf entries (empty frames) count as the worst
+
+
+def prediction_scores(samples: Tensor, truth: Tensor, keep: int, *, span: float | None = None,
+                      others: dict[str, Tensor] | None = None) -> dict[str, Any]:
     """Best-of-K PSNR and SSIM of `samples` (K, N, C, T, H, W) (K predictions of each true clip of
-    `truth` (N, C, T, H, W) from its first `keep` frames) and of the baselines; with `span` (the wall
-    span of the data, px) also the median trajectory residual of the samples and of the true clips."""
+    `truth` (N, C, T, H, W) from its first `keep` frames) and of the baselines; `others`: more
+    deterministic predictions (N, C, T, H, W) scored as baselines (e.g. the regressor's). Also the
+    median centroid error (px, `centroid_errors`; best-of-K and mean-of-K) and, with `span` (the wall
+    span of the data, px), the median trajectory residual of the samples, the true clips and the baselines."""
     if not isinstance(samples, Tensor) or samples.ndim != 6:
         raise ValueError(f"samples must be (K, N, C, T, H, W), got {getattr(samples, 'shape', type(samples).__name__)}")
     k = samples.shape[0]
     ps = np.stack([psnr(s, truth, keep) for s in samples])  # (K, N)
     ss = np.stack([ssim(s, truth, keep) for s in samples])
+    ce = np.stack([centroid_errors(s, truth, keep) for s in samples])
     out: dict[str, Any] = {"k": int(k), "keep": int(keep), "clips": int(truth.shape[0]),
-                           "best_of_k": {"psnr": _summary(ps.max(0)), "ssim": float(ss.max(0).mean())},
-                           "mean_of_k": {"psnr": _summary(ps), "ssim": float(ss.mean())}, "baselines": {}}
-    for name, fn in PREDICTION_BASELINES.items():
-        pred = fn(truth, keep)
-        out["baselines"][name] = {"psnr": _summary(psnr(pred, truth, keep)), "ssim": float(ssim(pred, truth, keep).mean())}
+                           "best_of_k": {"psnr": _summary(ps.max(0)), "ssim": float(ss.max(0).mean()),
+                                         "centroid_error_median": _median(ce.min(0))},
+                           "mean_of_k": {"psnr": _summary(ps), "ssim": float(ss.mean()),
+                                         "centroid_error_median": _median(ce)}, "baselines": {}}
+    preds = {name: fn(truth, keep) for name, fn in PREDICTION_BASELINES.items()}
+    for name, pred in (others or {}).items():
+        preds[name] = check_clips(pred, name)
+    for name, pred in preds.items():
+        out["baselines"][name] = {"psnr": _summary(psnr(pred, truth, keep)), "ssim": float(ssim(pred, truth, keep).mean()),
+                                  "centroid_error_median": _median(centroid_errors(pred, truth, keep))}
+        if span is not None:
+            out["baselines"][name]["trajectory_residual_median"] = _median(trajectory_residuals(pred, span))
     best = max(v["psnr"] for v in out["baselines"].values())
     out["psnr_gain_over_best_baseline"] = out["best_of_k"]["psnr"] - best
     if span is not None:
         res = np.stack([trajectory_residuals(s, span) for s in samples])
-        out["trajectory_residual_median"] = float(np.median(res))
-        out["trajectory_residual_median_real"] = float(np.median(trajectory_residuals(truth, span)))
+        out["trajectory_residual_median"] = _median(res)
+        out["trajectory_residual_median_real"] = _median(trajectory_residuals(truth, span))
     if not math.isfinite(out["psnr_gain_over_best_baseline"]):
         out["psnr_gain_over_best_baseline"] = None
     return out

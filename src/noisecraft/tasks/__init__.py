@@ -11,7 +11,7 @@
 
 from .frames import check_keep_frames, frame_mask, inpaint_frames, parse_keep_frames, predict_frames, read_kept_frames
 from .img2img import check_strength, img2img, strength_to_sigma
-from .image_cond import IMAGE_CONDS, image_cond_channels, image_cond_of, lowres_condition, mask_condition
+from .image_cond import IMAGE_CONDS, MASK_CONDS, image_cond_channels, image_cond_of, lowres_condition, mask_condition
 from .inpaint import INPAINT_METHODS, INPAINT_SOLVERS, check_mask, inpaint, repaint_walk
 from .inverse import METHODS, SR_METHODS, dps, projection, solve_inverse_problem, super_resolve, upscale_factor
 from .inversion import INVERTIBLE_SOLVERS, interpolate, invert
@@ -21,7 +21,7 @@ __all__ = [
     "img2img", "strength_to_sigma", "check_strength",
     "inpaint", "repaint_walk", "check_mask", "INPAINT_SOLVERS", "INPAINT_METHODS",
     "dps", "projection", "solve_inverse_problem", "super_resolve", "upscale_factor", "METHODS", "SR_METHODS",
-    "IMAGE_CONDS", "image_cond_channels", "image_cond_of", "lowres_condition", "mask_condition",
+    "IMAGE_CONDS", "MASK_CONDS", "image_cond_channels", "image_cond_of", "lowres_condition", "mask_condition",
     "predict_frames", "inpaint_frames", "frame_mask", "check_keep_frames", "parse_keep_frames", "read_kept_frames",
     "invert", "interpolate", "INVERTIBLE_SOLVERS",
     "LinearOperator", "Masking", "SparsePoints", "Downsample", "Blur", "gaussian_kernel",

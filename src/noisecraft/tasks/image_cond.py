@@ -1,19 +1,23 @@
 """The image conditions of concatenation-conditioned models, shared by training and the tasks.
 
-A model trained with `[cond] image = "mask"` or `"lowres"` reads an extra image `image_cond`
+A model trained with `[cond] image = "mask"`, `"frames"` or `"lowres"` reads an extra image `image_cond`
 concatenated to its input x along the channels (SR3, Saharia et al. 2021; Palette, Saharia et al.
 2022). The trainer builds the condition from x0 and the tasks from the user's input with the same
 functions below, so the two can never disagree about the format:
 
     "mask"    mask_condition(image, known)   = [image·keep, keep]       (B, C + 1, H, W), keep = 1 on known pixels
+    "frames"  mask_condition(clip, known)    = [clip·keep, keep]        (B, C + 1, T, H, W), keep = 1 on kept frames
     "lowres"  lowres_condition(low_res, f)   = nearest-upsampled low_res (B, C, f·h, f·w)
 
 The low-res image is the f×f block average of the full image (`operators.Downsample(f)`, the
 measurement of zero-shot `super_resolve`), and nearest upsampling is that operator's
 pseudo-inverse A⁺, so a low-res model and the zero-shot methods see the same measurement.
 
+"mask" and "frames" (MASK_CONDS) share the format, so the tasks treat them alike: a frames model is
+a mask model whose training masks were whole frames of a clip (MCVD, Voleti et al. 2022).
 `image_cond_of(denoiser)` says which condition a denoiser needs, from its network's
-`cond_channels` (or a class that declares `image_cond`); None when it cannot be told.
+`cond_channels` (or a class that declares `image_cond`); None when it cannot be told; it names
+either mask-form kind "mask" (the channel count cannot tell them apart).
 """
 
 from __future__ import annotations
@@ -25,28 +29,32 @@ from torch import Tensor
 
 from .operators import Downsample
 
-__all__ = ["IMAGE_CONDS", "mask_condition", "lowres_condition", "image_cond_of", "image_cond_channels"]
+__all__ = ["IMAGE_CONDS", "MASK_CONDS", "mask_condition", "lowres_condition", "image_cond_of", "image_cond_channels"]
 
-IMAGE_CONDS = ("", "mask", "lowres")
+IMAGE_CONDS = ("", "mask", "lowres", "frames")
+MASK_CONDS = ("mask", "frames")  # the kinds whose condition is [x0·keep, keep]
 
 
 def image_cond_channels(kind: str, channels: int) -> int:
-    """Channels of the condition for images of `channels` channels: mask C + 1, lowres C, none 0."""
+    """Channels of the condition for signals of `channels` channels: mask / frames C + 1, lowres C, none 0."""
     if kind not in IMAGE_CONDS:
         raise ValueError(f"unknown image condition {kind!r}; valid: {', '.join(repr(k) for k in IMAGE_CONDS)}")
-    return {"": 0, "mask": channels + 1, "lowres": channels}[kind]
+    return {"": 0, "mask": channels + 1, "frames": channels + 1, "lowres": channels}[kind]
 
 
 def mask_condition(image: Tensor, keep: Tensor) -> Tensor:
-    """[image·keep, keep]: (B, C + 1, H, W) from image (B, C, H, W) and keep (B, 1, H, W) or (1, H, W),
-    1 = known. The unknown pixels of `image` never reach the network (they are zeroed)."""
-    if not isinstance(image, Tensor) or image.ndim != 4 or not image.is_floating_point():
-        raise ValueError(f"image must be a float tensor (B, C, H, W), got {getattr(image, 'shape', type(image).__name__)}")
-    keep = keep.unsqueeze(0) if keep.ndim == 3 else keep
-    if keep.ndim != 4 or keep.shape[1] != 1 or keep.shape[2:] != image.shape[2:] or keep.shape[0] not in (1, image.shape[0]):
-        raise ValueError(f"the mask of a mask-conditioned model must have shape (B, 1, H, W) = "
-                         f"({image.shape[0]}, 1, {image.shape[2]}, {image.shape[3]}) (one mask for all channels), "
-                         f"got {tuple(keep.shape)}")
+    """[image·keep, keep]: (B, C + 1, *spatial) from image (B, C, *spatial) (an image (B, C, H, W) or a
+    clip (B, C, T, H, W)) and keep (B, 1, *spatial) or (1, *spatial), 1 = known. The unknown pixels of
+    `image` never reach the network (they are zeroed)."""
+    if not isinstance(image, Tensor) or image.ndim not in (4, 5) or not image.is_floating_point():
+        raise ValueError(f"image must be a float tensor (B, C, H, W) or a clip (B, C, T, H, W), "
+                         f"got {getattr(image, 'shape', type(image).__name__)}")
+    keep = keep.unsqueeze(0) if keep.ndim == image.ndim - 1 else keep
+    if keep.ndim != image.ndim or keep.shape[1] != 1 or keep.shape[2:] != image.shape[2:] or keep.shape[0] not in (1, image.shape[0]):
+        want = (image.shape[0], 1) + tuple(image.shape[2:])
+        axes = "(B, 1, H, W)" if image.ndim == 4 else "(B, 1, T, H, W)"
+        raise ValueError(f"the mask of a mask-conditioned model must have shape {axes} = "
+                         f"({', '.join(map(str, want))}) (one mask for all channels), got {tuple(keep.shape)}")
     keep = keep.to(image.dtype).expand(image.shape[0], 1, *image.shape[2:])
     return torch.cat([image * keep, keep], dim=1)
 

@@ -293,9 +293,9 @@ class Jobs:
 
     def _inpaint(self, name: str, run: Run, s: Settings, image: Tensor, known: Tensor, class_: Any, resample: Any,
                  task: str) -> Work:
-        from ..tasks import INPAINT_SOLVERS, inpaint
+        from ..tasks import INPAINT_SOLVERS, MASK_CONDS, inpaint
 
-        repaint = _image_kind(run) != "mask"
+        repaint = _image_kind(run) not in MASK_CONDS  # a mask or frames run samples in one pass
         spec, n = self.spec(run, s, **(dict(solvers=INPAINT_SOLVERS, default_solver="ddpm") if repaint else {}))
         resample = _int("resample", resample, 1, 100) if repaint else None
         values = self.values(run, class_, None, n)
