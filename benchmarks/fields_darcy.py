@@ -24,7 +24,7 @@ import time
 import torch
 
 from _common import field_summary, machine_info
-from noisecraft.data import load_dataset
+from noisecraft.data import load_darcy
 from noisecraft.fields import (cubic_baseline, gp_baseline, mean_baseline, posterior_scores, random_observations,
                                reconstruct)
 
@@ -65,7 +65,7 @@ def main() -> None:
     if run.config.data.source != "darcy":
         raise SystemExit(f"--run must be a darcy run; {args.run!r} was trained on {run.config.data.source!r}")
     opts = dict(run.config.data.options)
-    test, train = load_dataset("darcy", split="test", **opts), load_dataset("darcy", split="train", **opts)
+    test, train = load_darcy(split="test", **opts), load_darcy(split="train", **opts)
     if args.first + args.fields > len(test.data):
         raise SystemExit(f"--first + --fields = {args.first + args.fields} > the {len(test.data)} test fields")
     u_info = test.channels_info[1]

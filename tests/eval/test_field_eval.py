@@ -60,9 +60,10 @@ def test_eval_of_a_darcy_run_scores_the_pde_residual_of_generated_pairs(small):
     rep = json.loads((small / "rep" / "report.json").read_text())
     gen, floor = rep["generated"], rep["noise_floor"]
     assert set(gen) == {"darcy_residual_median", "darcy_residual_mean", "darcy_residual_p90", "darcy_nonpositive_a",
-                        "darcy_residual_snapped_median"}  # snapped: the default coefficient is piecewise
+                        "darcy_residual_snapped_median", "darcy_u_error_median"}  # snapped: the default is piecewise
     assert floor["darcy_residual_median"] < 1e-4  # real pairs: float32 storage only
     assert floor["darcy_nonpositive_a"] == 0 and floor["darcy_residual_snapped_median"] == floor["darcy_residual_median"]
+    assert floor["darcy_u_error_median"] < 1e-5 and gen["darcy_u_error_median"] > 1e-2
     assert gen["darcy_residual_median"] > 100 * floor["darcy_residual_median"]  # untrained pairs break the PDE
 
 

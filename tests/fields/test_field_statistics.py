@@ -8,7 +8,7 @@ import torch
 
 from noisecraft.data import load_dataset
 from noisecraft.data import fields as fdata
-from noisecraft.fields import (MaternGRF, darcy_residuals, pixel_statistics, pixel_w1, radial_power_spectrum,
+from noisecraft.fields import (MaternGRF, darcy_residuals, darcy_solution_errors, pixel_statistics, pixel_w1, radial_power_spectrum,
                                solve_darcy, spectrum_errors)
 
 
@@ -88,6 +88,13 @@ def test_darcy_residuals_snap_a_soft_piecewise_coefficient_and_mark_nonphysical_
     assert np.isinf(res[1]) and np.isfinite(res[[0, 2]]).all()
     with pytest.raises(ValueError, match="levels must be two values 0 < lo < hi"):
         darcy_residuals(real, levels=(12, 3))
+    # u vs the solver's u for the pair's a: ~0 for real pairs, the relative change of a scaled u
+    assert darcy_solution_errors(real).max() < 1e-5
+    scaled = real.clone()
+    scaled[:, 1] *= 1.1
+    np.testing.assert_allclose(darcy_solution_errors(scaled), 0.1, rtol=1e-3)
+    assert darcy_solution_errors(soft, levels=(3, 12)).max() < 1e-5 and darcy_solution_errors(soft).min() > 0.01
+    assert np.isinf(darcy_solution_errors(bad)[1])
 
 
 @pytest.mark.parametrize("call, fragment", [
