@@ -13,6 +13,11 @@ Scores per channel and per field (`fields.posterior_scores`): the relative L2 er
 its ratio to the GP's on the same field, coverage of the 50 % / 90 % intervals, CRPS (stored units) and
 spread-skill; for a also the share of pixels whose posterior mean is on the wrong side of 7.5 (the wrong
 one of {3, 12}). cpu_s / wall_s: process CPU and wall seconds per field (n samples, or the GP's two fits).
+
+    PYTHONPATH=src python benchmarks/fields_darcy.py --residual-scale
+
+prints the Darcy residual (`fields.darcy_residuals`) of the first 32 real test pairs as stored and with
+white noise of std ε added to u (stored units): the size of the residual a given pixel accuracy of u buys.
 """
 
 from __future__ import annotations
@@ -43,9 +48,25 @@ def _scores(truth, mean, std=None, samples=None, u_info=None):
     return row
 
 
+def _residual_scale() -> None:
+    import numpy as np
+
+    from noisecraft.fields import darcy_residuals
+
+    test = load_darcy(split="test")
+    x = test.data[:32]
+    g = torch.Generator().manual_seed(0)
+    for eps in (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2):
+        y = x.clone()
+        y[:, 1] += eps * torch.randn(y[:, 1].shape, generator=g)
+        res = darcy_residuals(test.to_physical(y).double())
+        print(f"noise std {eps:g} on u (stored units): residual median {np.median(res):.3g} [{res.min():.3g}, {res.max():.3g}]")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", required=True, help="a trained darcy run (its network is the prior)")
+    ap.add_argument("--run", help="a trained darcy run (its network is the prior)")
+    ap.add_argument("--residual-scale", action="store_true", help="only the residual of real pairs with noise on u")
     ap.add_argument("--fields", type=int, default=50)
     ap.add_argument("--first", type=int, default=50, help="test fields first..first+fields-1 (0.. are tuning fields)")
     ap.add_argument("--fractions", default="0.01,0.02,0.05")
@@ -59,6 +80,10 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/fields_darcy.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.residual_scale:
+        return _residual_scale()
+    if not args.run:
+        raise SystemExit("--run is required (a trained darcy run), unless --residual-scale")
     from noisecraft.runs import Run
 
     run = Run.open(args.run)
