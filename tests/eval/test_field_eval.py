@@ -123,3 +123,12 @@ def test_the_darcy_preset_trains_samples_evaluates_and_reconstructs_through_the_
     assert result.exit_code == 0, result.output
     with np.load(small / "drec" / "posterior.npz", allow_pickle=False) as z:
         assert z["samples"].shape == (2, 2, 16, 16) and np.isfinite(z["samples"]).all()
+        default = z["samples"]
+    result = run("reconstruct", out, "--observations", small / "dobs.npz", "--n", 2, "--nfe", 2, "--zeta", 10,
+                 "--out", small / "drec10")
+    assert result.exit_code == 0, result.output
+    assert not np.allclose(np.load(small / "drec10" / "posterior.npz")["samples"], default)  # ζ reaches DPS
+    assert_user_error(run("reconstruct", out, "--observations", small / "dobs.npz", "--zeta", 0, "--out", small / "z"),
+                      "--zeta 0.0 is out of range", "valid: 0 < zeta <= 10000")
+    assert_user_error(run("reconstruct", out, "--observations", small / "dobs.npz", "--zeta", 5, "--method", "pigdm",
+                          "--out", small / "z"), "--zeta is DPS's step size", "not 'pigdm'")
