@@ -84,11 +84,19 @@ def write_outputs(out_dir: Path, name: str, markdown: str, data: dict[str, Any])
     return md, js
 
 
-def field_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median, min and max over fields of every score, per "fraction/method" (the field benchmarks' rows:
-    {"fraction", "results": {method: {score: value}}}); None scores are left out."""
+def _stats(values: list[float]) -> dict[str, float]:
     import numpy as np
 
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if not len(x):
+        return {"median": float("nan"), "min": float("nan"), "max": float("nan"), "n": 0}
+    return {"median": float(np.median(x)), "min": float(x.min()), "max": float(x.max()), "n": int(len(x))}
+
+
+def field_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median, min and max over fields of every score, per "fraction/method" (the field benchmarks' rows:
+    {"fraction", "results": {method: {score: value}}}); None scores are left out, NaN values ignored."""
     summary = {}
     for frac in sorted({r["fraction"] for r in rows}):
         for m in dict.fromkeys(m for r in rows for m in r["results"]):
@@ -96,7 +104,5 @@ def field_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             if not vals:  # e.g. a method run on the first fields only
                 continue
             keys = [key for key in vals[0] if vals[0][key] is not None]
-            summary[f"{frac}/{m}"] = {"fields": len(vals)} | {
-                key: {"median": float(np.median([v[key] for v in vals])), "min": float(np.min([v[key] for v in vals])),
-                      "max": float(np.max([v[key] for v in vals]))} for key in keys}
+            summary[f"{frac}/{m}"] = {"fields": len(vals)} | {key: _stats([v[key] for v in vals]) for key in keys}
     return summary

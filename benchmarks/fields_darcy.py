@@ -125,7 +125,8 @@ def main() -> None:
                     "cpu_s": cpu, "wall_s": wall}
             for v in res.values():
                 for ch in ("a", "u"):
-                    v[f"{ch}_error_vs_gp"] = v[f"{ch}_rel_l2"] / res["gp"][f"{ch}_rel_l2"]
+                    gp_err = res["gp"][f"{ch}_rel_l2"]  # 0 when a field is one value and the GP fits it exactly
+                    v[f"{ch}_error_vs_gp"] = v[f"{ch}_rel_l2"] / gp_err if gp_err > 0 else float("nan")
             rows.append({"fraction": frac, "field": k, "observations": obs.count, "results": res})
             print(frac, k, {m: (round(v["a_error_vs_gp"], 3), round(v["u_error_vs_gp"], 3)) for m, v in res.items()},
                   flush=True)
