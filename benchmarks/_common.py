@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["machine_info", "machine_markdown", "median_time", "write_outputs"]
+__all__ = ["machine_info", "machine_markdown", "median_time", "write_outputs", "field_summary"]
 
 
 def _cpu_model() -> str:
@@ -82,3 +82,27 @@ def write_outputs(out_dir: Path, name: str, markdown: str, data: dict[str, Any])
     md.write_text(markdown)
     js.write_text(json.dumps(data, indent=1, default=str))
     return md, js
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    import numpy as np
+
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if not len(x):
+        return {"median": float("nan"), "min": float("nan"), "max": float("nan"), "n": 0}
+    return {"median": float(np.median(x)), "min": float(x.min()), "max": float(x.max()), "n": int(len(x))}
+
+
+def field_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median, min and max over fields of every score, per "fraction/method" (the field benchmarks' rows:
+    {"fraction", "results": {method: {score: value}}}); None scores are left out, NaN values ignored."""
+    summary = {}
+    for frac in sorted({r["fraction"] for r in rows}):
+        for m in dict.fromkeys(m for r in rows for m in r["results"]):
+            vals = [r["results"][m] for r in rows if r["fraction"] == frac and m in r["results"]]
+            if not vals:  # e.g. a method run on the first fields only
+                continue
+            keys = [key for key in vals[0] if vals[0][key] is not None]
+            summary[f"{frac}/{m}"] = {"fields": len(vals)} | {key: _stats([v[key] for v in vals]) for key in keys}
+    return summary

@@ -20,45 +20,23 @@ import argparse
 import json
 import time
 
-import numpy as np
 import torch
 
+from _common import field_summary
 from noisecraft.data import load_dataset
 from noisecraft.data.fields import GRF_PARAMS
-from noisecraft.fields import (MaternGRF, coverage, crps, cubic_baseline, gaussian_coverage, gaussian_crps, gp_baseline,
-                               mean_baseline, random_observations, reconstruct, relative_l2, spread_skill)
+from noisecraft.fields import (MaternGRF, cubic_baseline, gp_baseline, mean_baseline, posterior_scores, random_observations,
+                               reconstruct, relative_l2)
 
 
 def _scores(mean, std, truth, exact, samples=None):
     keep = exact.std > 0.05
-    row = {"rel_l2": relative_l2(mean, truth),
-           "std_ratio": float(std[keep].pow(2).mean().sqrt() / exact.std[keep].pow(2).mean().sqrt()) if std is not None else None}
-    if samples is not None:
-        row.update(cov50=coverage(samples, truth, 0.5), cov90=coverage(samples, truth, 0.9), crps=crps(samples, truth),
-                   spread_skill=spread_skill(samples, truth))
-    elif std is not None:
-        row.update(cov50=gaussian_coverage(mean, std, truth, 0.5), cov90=gaussian_coverage(mean, std, truth, 0.9),
-                   crps=gaussian_crps(mean, std, truth))
-    return row
-
-
-def _summary(rows):
-    """Median, min and max over fields of every score, per fraction and method."""
-    summary = {}
-    for frac in sorted({r["fraction"] for r in rows}):
-        for m in dict.fromkeys(m for r in rows for m in r["results"]):
-            vals = [r["results"][m] for r in rows if r["fraction"] == frac and m in r["results"]]
-            if not vals:  # e.g. tmpd above --tmpd-max-points
-                continue
-            keys = [key for key in vals[0] if vals[0][key] is not None]
-            summary[f"{frac}/{m}"] = {"fields": len(vals)} | {
-                key: {"median": float(np.median([v[key] for v in vals])), "min": float(np.min([v[key] for v in vals])),
-                      "max": float(np.max([v[key] for v in vals]))} for key in keys}
-    return summary
+    return posterior_scores(truth, mean, std, samples) | {
+        "std_ratio": float(std[keep].pow(2).mean().sqrt() / exact.std[keep].pow(2).mean().sqrt()) if std is not None else None}
 
 
 def _write(args, rows):
-    summary = _summary(rows)
+    summary = field_summary(rows)
     with open(args.out, "w") as f:
         json.dump({"args": vars(args), "summary": summary, "rows": rows}, f, indent=1)
     return summary

@@ -59,8 +59,11 @@ def test_eval_of_a_darcy_run_scores_the_pde_residual_of_generated_pairs(small):
     assert result.exit_code == 0, result.output
     rep = json.loads((small / "rep" / "report.json").read_text())
     gen, floor = rep["generated"], rep["noise_floor"]
-    assert set(gen) == {"darcy_residual_median", "darcy_residual_mean", "darcy_residual_p90"}
+    assert set(gen) == {"darcy_residual_median", "darcy_residual_mean", "darcy_residual_p90", "darcy_nonpositive_a",
+                        "darcy_residual_snapped_median", "darcy_u_error_median"}  # snapped: the default is piecewise
     assert floor["darcy_residual_median"] < 1e-4  # real pairs: float32 storage only
+    assert floor["darcy_nonpositive_a"] == 0 and floor["darcy_residual_snapped_median"] == floor["darcy_residual_median"]
+    assert floor["darcy_u_error_median"] < 1e-5 and gen["darcy_u_error_median"] > 1e-2
     assert gen["darcy_residual_median"] > 100 * floor["darcy_residual_median"]  # untrained pairs break the PDE
 
 
@@ -85,3 +88,47 @@ def test_the_grf_preset_trains_an_unconditional_patch_net_through_the_cli(small)
     r = Run.open(out)
     assert r.shape == (1, 16, 16) and r.modality == "field" and r.num_classes == 0
     assert r.net_config["patch_size"] == 2 and r.config.process.sigma_data == 0.5
+
+
+def test_the_darcy_preset_trains_samples_evaluates_and_reconstructs_through_the_cli(small):
+    import numpy as np
+
+    from noisecraft.config import load_config
+    from noisecraft.data import load_dataset
+    from noisecraft.runs import Run
+
+    cfg = load_config("darcy")
+    assert cfg.data.source == "darcy" and dict(cfg.data.options) == {"coefficient": "piecewise"}
+    assert cfg.train.threads == 1 and cfg.data.conditional is False
+    out = small / "darcy-preset"
+    result = run("train", "darcy", "--out", out, "--steps", 2, "--set", "data.resolution=16", "--set",
+                 "train.batch_size=4", "--set", "sample.nfe=2", "--set", "train.tensorboard=false", "--set",
+                 "ema.phema_every=0", "--quiet")
+    assert result.exit_code == 0, result.output
+    r = Run.open(out)
+    assert r.shape == (2, 16, 16) and r.modality == "field" and r.num_classes == 0
+    assert r.net_config["patch_size"] == 2 and r.net_config.get("padding_mode", "zeros") == "zeros"  # Dirichlet walls
+    assert r.config.process.sigma_data == 0.8
+    result = run("eval", out, "--out", small / "darcy-rep", "--n", 3, "--nfe", 2, "--quiet")
+    assert result.exit_code == 0, result.output
+    rep = json.loads((small / "darcy-rep" / "report.json").read_text())
+    assert rep["metrics"] == ["spectrum", "pixels", "residual"] and rep["channels"] == ["a", "u"]
+    assert len(rep["generated"]["spectrum"]) == 2  # one spectrum per channel
+    truth = load_dataset("darcy", split="test", resolution=16).data[0]
+    idx = np.array([[1, 2], [5, 9], [12, 3], [14, 14]])
+    np.savez(small / "dobs.npz", idx=idx, values=truth[:, idx[:, 0], idx[:, 1]].T.numpy())  # (M, 2): a and u
+    np.savez(small / "dtruth.npz", field=truth.numpy())
+    result = run("reconstruct", out, "--observations", small / "dobs.npz", "--n", 2, "--nfe", 2, "--truth",
+                 small / "dtruth.npz", "--out", small / "drec")
+    assert result.exit_code == 0, result.output
+    with np.load(small / "drec" / "posterior.npz", allow_pickle=False) as z:
+        assert z["samples"].shape == (2, 2, 16, 16) and np.isfinite(z["samples"]).all()
+        default = z["samples"]
+    result = run("reconstruct", out, "--observations", small / "dobs.npz", "--n", 2, "--nfe", 2, "--zeta", 10,
+                 "--out", small / "drec10")
+    assert result.exit_code == 0, result.output
+    assert not np.allclose(np.load(small / "drec10" / "posterior.npz")["samples"], default)  # ζ reaches DPS
+    assert_user_error(run("reconstruct", out, "--observations", small / "dobs.npz", "--zeta", 0, "--out", small / "z"),
+                      "--zeta 0.0 is out of range", "valid: 0 < zeta <= 10000")
+    assert_user_error(run("reconstruct", out, "--observations", small / "dobs.npz", "--zeta", 5, "--method", "pigdm",
+                          "--out", small / "z"), "--zeta is DPS's step size", "not 'pigdm'")

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from noisecraft.fields import (MaternGRF, coverage, crps, cubic_baseline, gaussian_coverage, gaussian_crps, gp_baseline,
-                               mean_baseline, random_observations, relative_l2, spread_skill)
+                               mean_baseline, posterior_scores, random_observations, relative_l2,
+                               spread_skill)
 
 
 def _calibrated(n=64, pixels=4000, seed=0):
@@ -47,6 +48,25 @@ def test_relative_l2_and_bad_levels():
         coverage(torch.zeros(3, 2), torch.zeros(2), 90)
     with pytest.raises(ValueError, match="at least 2 samples"):
         crps(torch.zeros(1, 2), torch.zeros(2))
+
+
+def test_posterior_scores_of_an_ensemble_a_gaussian_and_a_point_forecast():
+    truth, ens = _calibrated(n=32, pixels=3000, seed=2)
+    truth = truth.reshape(1, 50, 60)
+    ens = ens.reshape(32, 1, 50, 60)
+    zeros, ones = torch.zeros_like(truth), torch.ones_like(truth)
+    row = posterior_scores(truth, ens.mean(0), ens.std(0), ens)
+    assert row == {"rel_l2": relative_l2(ens.mean(0), truth), "cov50": coverage(ens, truth, 0.5),
+                   "cov90": coverage(ens, truth, 0.9), "crps": crps(ens, truth), "spread_skill": spread_skill(ens, truth)}
+    assert row["cov90"] == pytest.approx(0.9, abs=0.02) and row["spread_skill"] == pytest.approx(1.0, abs=0.06)
+    gauss = posterior_scores(truth, zeros, ones)  # the true predictive N(0, 1)
+    assert set(gauss) == {"rel_l2", "cov50", "cov90", "crps"} and gauss["cov90"] == pytest.approx(0.9, abs=0.02)
+    assert gauss["crps"] == pytest.approx(gaussian_crps(zeros, ones, truth))
+    assert posterior_scores(truth, truth) == {"rel_l2": 0.0}  # a point forecast: error only
+    with pytest.raises(ValueError, match="must have the truth's shape"):
+        posterior_scores(truth, zeros[0])
+    with pytest.raises(ValueError, match="samples must be"):
+        posterior_scores(truth, zeros, ones, ens[:, 0])
 
 
 def test_baselines_on_a_grf():

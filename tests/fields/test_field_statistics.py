@@ -8,7 +8,7 @@ import torch
 
 from noisecraft.data import load_dataset
 from noisecraft.data import fields as fdata
-from noisecraft.fields import (MaternGRF, darcy_residuals, pixel_statistics, pixel_w1, radial_power_spectrum,
+from noisecraft.fields import (MaternGRF, darcy_residuals, darcy_solution_errors, pixel_statistics, pixel_w1, radial_power_spectrum,
                                solve_darcy, spectrum_errors)
 
 
@@ -69,6 +69,32 @@ def test_darcy_residuals_of_real_pairs_are_small_and_of_perturbed_pairs_large(mo
     a = np.full((8, 8), 2.0)
     exact = torch.from_numpy(np.stack([a, solve_darcy(a)]))[None]
     assert darcy_residuals(exact)[0] < 1e-12
+
+
+def test_darcy_residuals_snap_a_soft_piecewise_coefficient_and_mark_nonphysical_pairs(monkeypatch, tmp_path):
+    monkeypatch.setenv("NOISECRAFT_CACHE", str(tmp_path))
+    monkeypatch.setattr(fdata, "FIELD_SPLIT_SIZES", {k: {"train": 2, "test": 3} for k in fdata.FIELD_SPLIT_SIZES})
+    ds = load_dataset("darcy", split="test", resolution=16)
+    real = ds.to_physical(ds.data).double()
+    assert np.array_equal(darcy_residuals(real, levels=(3, 12)), darcy_residuals(real))  # already on {3, 12}
+    soft = ds.data.clone()
+    soft[:, 0] *= 0.7  # a in {4.35, 10.65}: the same interfaces, wrong values
+    soft = ds.to_physical(soft).double()
+    assert darcy_residuals(soft).min() > 1e3 * darcy_residuals(real).max()
+    assert darcy_residuals(soft, levels=(3, 12)).max() < 1e-4  # snapping restores the true coefficient
+    bad = real.clone()
+    bad[1, 0, 4, 4] = -1.0  # not a medium
+    res = darcy_residuals(bad)
+    assert np.isinf(res[1]) and np.isfinite(res[[0, 2]]).all()
+    with pytest.raises(ValueError, match="levels must be two values 0 < lo < hi"):
+        darcy_residuals(real, levels=(12, 3))
+    # u vs the solver's u for the pair's a: ~0 for real pairs, the relative change of a scaled u
+    assert darcy_solution_errors(real).max() < 1e-5
+    scaled = real.clone()
+    scaled[:, 1] *= 1.1
+    np.testing.assert_allclose(darcy_solution_errors(scaled), 0.1, rtol=1e-3)
+    assert darcy_solution_errors(soft, levels=(3, 12)).max() < 1e-5 and darcy_solution_errors(soft).min() > 0.01
+    assert np.isinf(darcy_solution_errors(bad)[1])
 
 
 @pytest.mark.parametrize("call, fragment", [

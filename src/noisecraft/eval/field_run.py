@@ -10,7 +10,7 @@ generated set G against R and for B against R (`fields.statistics`):
 |---|---|---|
 | spectrum | spectrum_max_rel_error, spectrum_mean_rel_error, spectrum_bands_within_10pct | radially averaged power spectrum per integer wavenumber band 1..K (K = Nyquist), |E(k) / E_R(k) - 1|: worst band and channel, mean, share of (band, channel) pairs within 10 % |
 | pixels | pixel_w1, pixel_mean_error, pixel_std_ratio | per channel 1-Wasserstein distance of the pixel-value distributions, |mean - mean_R|, std / std_R (worst channel) |
-| residual | darcy_residual_median, darcy_residual_mean | `darcy` runs only: relative FV residual (`fields.darcy.darcy_residual`) of each (a, u) pair in physical units, after float32 storage |
+| residual | darcy_residual_median, darcy_residual_mean, darcy_residual_p90, darcy_nonpositive_a, darcy_residual_snapped_median, darcy_u_error_median | `darcy` runs only: relative FV residual (`fields.darcy.darcy_residual`) of each (a, u) pair in physical units, after float32 storage; inf for a pair with a <= 0 somewhere (their share: darcy_nonpositive_a); for the piecewise coefficient also the median with a snapped to {3, 12}; darcy_u_error_median: median relative L2 distance of u from the solver's u for the pair's a (snapped when piecewise; `fields.darcy_solution_errors`) |
 
 Band 0 (the power of the field's mean) is listed per band in report.json but left out of the
 headline figures: it is one mode per field, so its estimate from a few hundred fields is noisy (the
@@ -43,7 +43,7 @@ FIELD_METRICS: dict[str, tuple[str, ...]] = {
 }
 FIELD_METRIC_DIRECTIONS = {"spectrum_max_rel_error": "min", "spectrum_mean_rel_error": "min",
                            "spectrum_bands_within_10pct": "max", "pixel_w1": "min", "pixel_mean_error": "min",
-                           "darcy_residual_median": "min"}
+                           "darcy_residual_median": "min", "darcy_u_error_median": "min"}
 REFERENCE_MAX = 2000  # training fields in the reference set R (the spectrum's reference noise ~ 1/sqrt(|R|·modes))
 
 
@@ -63,10 +63,12 @@ def parse_field_metrics(metrics: str | Sequence[str] | None, source: str) -> tup
 
 
 def field_scores(x: torch.Tensor, ref: torch.Tensor, ref_spectrum: torch.Tensor | None, metrics: Sequence[str], *,
-                 physical=None) -> dict[str, Any]:
+                 physical=None, levels: tuple[float, float] | None = None) -> dict[str, Any]:
     """The figures of fields x (N, C, H, W) against the reference set `ref` (its spectrum precomputed).
-    physical: normalized -> physical units (needed by "residual")."""
-    from ..fields import darcy_residuals, pixel_statistics, pixel_w1, radial_power_spectrum, spectrum_errors
+    physical: normalized -> physical units (needed by "residual"); levels: the two values of a piecewise
+    Darcy coefficient (adds the residual with a snapped to them)."""
+    from ..fields import (darcy_residuals, darcy_solution_errors, pixel_statistics, pixel_w1, radial_power_spectrum,
+                          spectrum_errors)
 
     out: dict[str, Any] = {}
     if "spectrum" in metrics:
@@ -85,7 +87,11 @@ def field_scores(x: torch.Tensor, ref: torch.Tensor, ref_spectrum: torch.Tensor 
     if "residual" in metrics:
         res = darcy_residuals(physical(x.float()).double())  # float32 storage, then the FV residual in float64
         out.update(darcy_residual_median=float(np.median(res)), darcy_residual_mean=float(res.mean()),
-                   darcy_residual_p90=float(np.percentile(res, 90)))
+                   darcy_residual_p90=float(np.percentile(res, 90)), darcy_nonpositive_a=float(np.isinf(res).mean()))
+        if levels is not None:
+            snapped = darcy_residuals(physical(x.float()).double(), levels=levels)
+            out.update(darcy_residual_snapped_median=float(np.median(snapped)))
+        out.update(darcy_u_error_median=float(np.median(darcy_solution_errors(physical(x.float()).double(), levels=levels))))
     return out
 
 
@@ -95,6 +101,7 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
     are refused; nll_n / nll_levels / kid_subsets are not read."""
     from ..data import BUILTIN_DATASETS
     from ..fields import radial_power_spectrum
+    from ..fields.darcy import PIECEWISE_VALUES
     from ..runs import prepare_values
     from ..runtime import num_threads
     from ..sampling import SpecError
@@ -135,8 +142,9 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
         samples = run.generate(spec, n, weights=o.weights, **prepare_values(run.conditioners, {}, n))
     timings["sampling_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    gen = field_scores(samples, ref, ref_spectrum, metric_list, physical=test.to_physical)
-    floor = field_scores(floor_set, ref, ref_spectrum, metric_list, physical=test.to_physical)
+    levels = PIECEWISE_VALUES if data.source == "darcy" and test.params.get("coefficient") == "piecewise" else None
+    gen = field_scores(samples, ref, ref_spectrum, metric_list, physical=test.to_physical, levels=levels)
+    floor = field_scores(floor_set, ref, ref_spectrum, metric_list, physical=test.to_physical, levels=levels)
     timings["evaluation_seconds"] = time.perf_counter() - t0
     report: dict[str, Any] = {
         "format": "noisecraft-field-report/1", "run": str(run_dir), "weights": o.weights, "dataset": data.source,
@@ -162,7 +170,10 @@ _LABELS = {"spectrum_max_rel_error": "power spectrum, worst band |E/E_ref - 1|",
            "spectrum_bands_within_10pct": "bands within 10 % of the reference",
            "pixel_w1": "pixel values, 1-Wasserstein distance", "pixel_mean_error": "pixel mean, |difference|",
            "pixel_std_ratio": "pixel std / reference std", "darcy_residual_median": "Darcy residual, median",
-           "darcy_residual_mean": "Darcy residual, mean", "darcy_residual_p90": "Darcy residual, 90th percentile"}
+           "darcy_residual_mean": "Darcy residual, mean", "darcy_residual_p90": "Darcy residual, 90th percentile",
+           "darcy_nonpositive_a": "Darcy pairs with a <= 0 somewhere (share)",
+           "darcy_residual_snapped_median": "Darcy residual with a snapped to {3, 12}, median",
+           "darcy_u_error_median": "u vs the solver's u for the pair's a, relative L2, median"}
 
 
 def _spectrum_plot(report: dict[str, Any], path: Path) -> None:

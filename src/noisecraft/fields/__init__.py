@@ -12,17 +12,18 @@ The built-in datasets `grf`, `darcy`, `navier-stokes` (noisecraft.data.fields) w
 from .darcy import darcy_residual, solve_darcy
 from .grf import GaussianPosterior, MaternGRF, matern_kernel
 from .metrics import (coverage, crps, cubic_baseline, gaussian_coverage, gaussian_crps, gp_baseline, mean_baseline,
-                      relative_l2, spread_skill)
+                      posterior_scores, relative_l2, spread_skill)
 from .navier_stokes import NSConfig, kolmogorov_snapshots
 from .observations import Observations, PointObservation, random_observations, read_observations, write_observations
 from .reconstruct import RECONSTRUCT_METHODS, Posterior, reconstruct, tmpd
-from .statistics import darcy_residuals, pixel_statistics, pixel_w1, radial_power_spectrum, spectrum_errors
+from .statistics import darcy_residuals, darcy_solution_errors, pixel_statistics, pixel_w1, radial_power_spectrum, spectrum_errors
 
 __all__ = [
     "MaternGRF", "GaussianPosterior", "matern_kernel", "solve_darcy", "darcy_residual", "NSConfig", "kolmogorov_snapshots",
     "Observations", "PointObservation", "read_observations", "write_observations", "random_observations",
     "RECONSTRUCT_METHODS", "Posterior", "reconstruct", "tmpd",
-    "relative_l2", "coverage", "gaussian_coverage", "crps", "gaussian_crps", "spread_skill",
+    "relative_l2", "coverage", "gaussian_coverage", "crps", "gaussian_crps", "spread_skill", "posterior_scores",
     "gp_baseline", "cubic_baseline", "mean_baseline",
     "radial_power_spectrum", "spectrum_errors", "pixel_statistics", "pixel_w1", "darcy_residuals",
+    "darcy_solution_errors",
 ]

@@ -18,6 +18,9 @@ Metrics (each takes the truth (C, H, W) or (B, C, H, W) and posterior samples (n
 * `spread_skill(samples, truth)`: RMS spread / RMS error of the ensemble mean, with the
   (n + 1)/n factor of a finite ensemble (Fortin et al. 2014): ≈ 1 when calibrated, < 1 over-confident.
 
+`posterior_scores(truth, mean, std, samples)` bundles them for one prediction (an ensemble when samples
+are given, else a Gaussian N(mean, std²), else a point forecast).
+
 Baselines (`gp_baseline`, `cubic_baseline`, `mean_baseline`): each maps observations of one field to a
 predictive mean and std (C, H, W) (cubic and mean: std = None).
 """
@@ -34,7 +37,7 @@ from torch import Tensor
 from .observations import Observations
 
 __all__ = ["relative_l2", "coverage", "gaussian_coverage", "crps", "gaussian_crps", "spread_skill",
-           "gp_baseline", "cubic_baseline", "mean_baseline"]
+           "posterior_scores", "gp_baseline", "cubic_baseline", "mean_baseline"]
 
 
 def _level(level: float) -> float:
@@ -97,6 +100,24 @@ def spread_skill(samples: Tensor, truth: Tensor) -> float:
     spread = x.var(0, correction=1).mean().sqrt() * math.sqrt((n + 1) / n)
     skill = (x.mean(0) - truth.double()).pow(2).mean().sqrt()
     return float(spread / skill)
+
+
+def posterior_scores(truth: Tensor, mean: Tensor, std: Tensor | None = None, samples: Tensor | None = None) -> dict[str, float]:
+    """rel_l2 of `mean`; with `samples` (n, *truth.shape) also cov50, cov90, crps, spread_skill of the
+    ensemble; else with `std` the Gaussian cov50, cov90, crps; a point forecast (neither) gets rel_l2 only."""
+    if mean.shape != truth.shape or (std is not None and std.shape != truth.shape):
+        raise ValueError(f"mean and std must have the truth's shape {tuple(truth.shape)}; got {tuple(mean.shape)}"
+                         f"{'' if std is None else ' and ' + str(tuple(std.shape))}")
+    if samples is not None and tuple(samples.shape[1:]) != tuple(truth.shape):
+        raise ValueError(f"samples must be (n, {', '.join(map(str, truth.shape))}); got {tuple(samples.shape)}")
+    row = {"rel_l2": relative_l2(mean, truth)}
+    if samples is not None:
+        row.update(cov50=coverage(samples, truth, 0.5), cov90=coverage(samples, truth, 0.9), crps=crps(samples, truth),
+                   spread_skill=spread_skill(samples, truth))
+    elif std is not None:
+        row.update(cov50=gaussian_coverage(mean, std, truth, 0.5), cov90=gaussian_coverage(mean, std, truth, 0.9),
+                   crps=gaussian_crps(mean, std, truth))
+    return row
 
 
 # --- baselines --------------------------------------------------------------------------------------

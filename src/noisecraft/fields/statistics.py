@@ -7,7 +7,13 @@
 * `spectrum_errors(gen, ref)`: |E_gen(k) / E_ref(k) - 1| per channel and band.
 * `pixel_statistics(x)` and `pixel_w1(a, b)`: per-channel pixel mean / std, and the 1-Wasserstein
   distance between the two sets' pixel-value distributions (the histogram distance).
-* `darcy_residuals(pairs)`: `fields.darcy.darcy_residual` of each physical (a, u) pair.
+* `darcy_residuals(pairs, levels=None)`: `fields.darcy.darcy_residual` of each physical (a, u) pair
+  (inf for a pair whose a is not positive everywhere: no physical medium); with `levels` (lo, hi) a is
+  first snapped to the nearer of the two values (the piecewise coefficient's support, so a generated
+  a's soft interfaces are judged as the data's sharp ones).
+* `darcy_solution_errors(pairs, levels=None)`: ‖u - solve(a)‖ / ‖solve(a)‖ of each pair, the solver's
+  own u for the pair's a (snapped as above): a scale-free check of whether u is the flow of a. The
+  residual weights the error by the discrete operator (~1/h² per pixel of noise), this by nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["radial_power_spectrum", "spectrum_errors", "pixel_statistics", "pixel_w1", "darcy_residuals"]
+__all__ = ["radial_power_spectrum", "spectrum_errors", "pixel_statistics", "pixel_w1", "darcy_residuals",
+           "darcy_solution_errors"]
 
 
 def _check_fields(x: Tensor, name: str) -> Tensor:
@@ -76,12 +83,40 @@ def pixel_w1(a: Tensor, b: Tensor, max_values: int = 200_000, seed: int = 0) -> 
     return out
 
 
-def darcy_residuals(pairs: Tensor) -> np.ndarray:
-    """(N,) relative FV residuals of physical Darcy pairs (N, 2, H, W) (channel 0 a, channel 1 u), each
-    computed in float64 from the given values (`fields.darcy.darcy_residual`)."""
-    from .darcy import darcy_residual
-
+def _darcy_pairs(pairs: Tensor, levels: tuple[float, float] | None) -> Tensor:
+    """Checked pairs (N, 2, n, n) in float64, with a snapped to `levels` (lo, hi) when given."""
     pairs = _check_fields(pairs, "pairs")
     if pairs.shape[1] != 2 or pairs.shape[2] != pairs.shape[3]:
         raise ValueError(f"Darcy pairs must be (N, 2, n, n) (a, u); got shape {tuple(pairs.shape)}")
-    return np.array([darcy_residual(p[0].numpy(), p[1].numpy()) for p in pairs])
+    if levels is not None:
+        lo, hi = (float(v) for v in levels)
+        if not 0 < lo < hi:
+            raise ValueError(f"levels must be two values 0 < lo < hi, e.g. (3, 12); got {levels!r}")
+        pairs = torch.stack([torch.where(pairs[:, 0] >= (lo + hi) / 2, hi, lo), pairs[:, 1]], 1)
+    return pairs
+
+
+def darcy_residuals(pairs: Tensor, levels: tuple[float, float] | None = None) -> np.ndarray:
+    """(N,) relative FV residuals of physical Darcy pairs (N, 2, H, W) (channel 0 a, channel 1 u), each
+    computed in float64 from the given values (`fields.darcy.darcy_residual`); inf where a <= 0 somewhere.
+    levels: (lo, hi) snaps a to lo below (lo + hi)/2 and to hi from there on before the residual."""
+    from .darcy import darcy_residual
+
+    pairs = _darcy_pairs(pairs, levels)
+    return np.array([darcy_residual(p[0].numpy(), p[1].numpy()) if bool((p[0] > 0).all()) else np.inf for p in pairs])
+
+
+def darcy_solution_errors(pairs: Tensor, levels: tuple[float, float] | None = None) -> np.ndarray:
+    """(N,) ‖u - solve_darcy(a)‖ / ‖solve_darcy(a)‖ of physical pairs (N, 2, n, n) (f = 1); inf where a <= 0
+    somewhere. levels: snap a first, as in `darcy_residuals`."""
+    from .darcy import solve_darcy
+
+    pairs = _darcy_pairs(pairs, levels)
+    out = []
+    for p in pairs:
+        if not bool((p[0] > 0).all()):
+            out.append(np.inf)
+            continue
+        u = solve_darcy(p[0].numpy())
+        out.append(float(np.linalg.norm(p[1].numpy() - u) / np.linalg.norm(u)))
+    return np.array(out)
