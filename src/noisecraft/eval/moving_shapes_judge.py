@@ -52,6 +52,7 @@ from torch import Tensor
 
 from ..data.moving_shapes import MOTIONS
 from ..data.shapes import COLORS, PALETTE, SHAPES
+from .shapes_judge import attribute_id
 from .video_motion import IDENTITY_SHARE, fit_bounce_axis
 
 __all__ = ["MovingShapesReading", "read_moving_shapes", "judge_moving_shapes", "follow_rates", "motion_of_path",
@@ -222,15 +223,7 @@ def read_moving_shapes(clips: Tensor) -> MovingShapesReading:
 
 
 def _id(key: str, value: Any) -> int:
-    names = _NAMES[key]
-    if isinstance(value, str):
-        if value not in names:
-            raise ValueError(f"unknown {key} {value!r}; valid: {', '.join(names)}")
-        return names.index(value)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) < len(names):
-        raise ValueError(f"{key} id {value!r} is out of range; valid: 0..{len(names) - 1} or a name "
-                         f"({', '.join(names)})")
-    return int(value)
+    return attribute_id(key, value, _NAMES[key])
 
 
 def motion_attributes(attributes: Sequence[Mapping[str, Any]] | np.ndarray, n: int) -> np.ndarray:

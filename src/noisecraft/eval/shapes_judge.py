@@ -42,7 +42,7 @@ from ..data.shapes import COLORS, NUM_SHAPES_CLASSES, POSITIONS, SHAPES, SHAPES_
 
 __all__ = [
     "ShapesJudge", "ShapesJudgeConfig", "train_shapes_judge", "load_or_train_shapes_judge",
-    "attributes_to_tensor", "default_judge_folder", "ATTRIBUTES",
+    "attributes_to_tensor", "attribute_id", "default_judge_folder", "ATTRIBUTES",
 ]
 
 ATTRIBUTES = ("color", "shape", "position")
@@ -81,16 +81,21 @@ def attributes_to_tensor(attributes: Sequence[Mapping[str, Any]] | Mapping[str, 
     return out
 
 
-def _id(key: str, value: Any) -> int:
-    names = _NAMES[key]
+def attribute_id(key: str, value: Any, names: Sequence[str]) -> int:
+    """The index of attribute `key`'s value in `names`, given as a name or an id (ValueError naming
+    the value and what is valid). Shared by the still and the moving shapes judges."""
     if isinstance(value, str):
         if value not in names:
             raise ValueError(f"unknown {key} {value!r}; valid: {', '.join(names)}")
-        return names.index(value)
-    value = int(value)
-    if not 0 <= value < len(names):
-        raise ValueError(f"{key} id {value} out of range [0, {len(names)})")
-    return value
+        return list(names).index(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) < len(names):
+        raise ValueError(f"{key} id {value!r} is out of range; valid: 0..{len(names) - 1} or a name "
+                         f"({', '.join(names)})")
+    return int(value)
+
+
+def _id(key: str, value: Any) -> int:
+    return attribute_id(key, value, _NAMES[key])
 
 
 def _ids(key: str, values: Any) -> list[int]:
