@@ -46,17 +46,16 @@ import numpy as np
 import torch
 
 from ..io.readers import _open, _to_channels, _why, decode_image
-from ..io.video import FFMPEG_EXTENSIONS, FRAME_EXTENSIONS, GIF_FPS, VIDEO_EXTENSIONS, FFmpegMissing, frame_files, read_frames
+from ..io.video import FRAME_EXTENSIONS, GIF_FPS, VIDEO_EXTENSIONS, FFmpegMissing, frame_files, read_frames
 from .dataset import DataError, check_channels, check_resolution, to_unit_range
 from .folders import Skips, folder_classes
 from .images import square_resize
 from .video import VideoDataset, check_frames
 
-__all__ = ["VIDEO_FOLDER_OPTIONS", "VIDEO_FOLDER_DEFAULTS", "check_video_options", "clip_starts", "find_videos",
+__all__ = ["VIDEO_FOLDER_OPTIONS", "check_video_options", "clip_starts", "find_videos",
            "load_video_folder", "video_options"]
 
 VIDEO_FOLDER_OPTIONS = ("frames", "stride", "clip_every", "fps")
-VIDEO_FOLDER_DEFAULTS = {"frames": 16, "stride": 1, "clip_every": None, "fps": 10}
 MAX_DECODE_FPS = 240
 
 
@@ -133,7 +132,7 @@ def _shorter_side(video: Path, fps: int) -> int:
 def _read_video(video: Path, fps: int, resolution: int) -> list[np.ndarray]:
     """Every decoded frame of a video at `fps`, each resized to (r, r) or (r, r, 3) uint8."""
     if not video.is_dir():
-        return [square_resize(a, resolution) for a in read_frames(video, fps)]
+        return read_frames(video, fps, transform=lambda a: square_resize(a, resolution))
     out = []
     for f in frame_files(video):
         try:

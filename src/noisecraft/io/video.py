@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,20 +186,25 @@ def _source(path: Path) -> Iterator[tuple[np.ndarray, float]]:
     raise DataError(f"video {str(path)!r} is not a GIF, a video file ({', '.join(FFMPEG_EXTENSIONS)}) or a folder of frames")
 
 
-def read_frames(path: str | os.PathLike, fps: int, *, max_frames: int | None = None) -> list[np.ndarray]:
+def read_frames(path: str | os.PathLike, fps: int, *, max_frames: int | None = None,
+                transform: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
     """The clip at `path` as frames at `fps` (see the module docstring): a list of uint8 (H, W) gray or
-    (H, W, 3) RGB arrays, the first `max_frames` of them when given. DataError naming the file."""
+    (H, W, 3) RGB arrays, the first `max_frames` of them when given. DataError naming the file.
+    `transform` is applied to each frame as it is decoded (e.g. a resize), so a long video is never
+    held in memory at its own size."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"video {str(path)!r} does not exist")
     frames: list[np.ndarray] = []
     durations: list[float] = []
+    first: tuple[int, ...] = ()
     try:
         for frame, duration in _source(path):
-            if frames and frame.shape != frames[0].shape:
+            if frames and frame.shape != first:
                 raise DataError(f"frame {len(frames)} is {frame.shape[1]}x{frame.shape[0]}, the first "
-                                f"{frames[0].shape[1]}x{frames[0].shape[0]}: every frame must have one size")
-            frames.append(frame)
+                                f"{first[1]}x{first[0]}: every frame must have one size")
+            first = frame.shape
+            frames.append(frame if transform is None else transform(frame))
             durations.append(duration)
             if max_frames is not None:  # stop once the clip's timeline covers max_frames periods
                 if len(frame_indices(durations, fps)) >= max_frames:
