@@ -101,19 +101,20 @@ def _choice(key: str, value: str, choices: Sequence[str]) -> None:
 
 @dataclass
 class DataConfig:
-    source: str = "digits"  # built-in dataset name, or a folder of images or audio files
+    source: str = "digits"  # built-in dataset name, or a folder of images, audio files or (with options) videos
     resolution: int = 16  # training resolution in pixels (1-D data: the length in samples); 0 = as stored
     channels: int = 0  # 1 or 3 to convert; 0 = as stored
     conditional: bool = True  # condition the net on class labels (needs labelled data)
     hflip: bool = False  # random horizontal flips (drawn from the trainer's generator)
-    options: dict = field(default_factory=dict)  # extra keywords of a built-in loader, e.g. shapes' two_object_fraction
+    options: dict = field(default_factory=dict)  # extra keywords of a built-in loader, e.g. shapes' two_object_fraction;
+    # for a folder: the video clip options (frames, stride, clip_every, fps), which make it a video folder
     on_error: str = "strict"  # folders: strict (stop at the first unreadable file) | skip (leave it out, count it)
     sample_rate: int = 0  # audio (notes, audio folders): Hz; 0 = the default, 8000
 
     def validate(self) -> None:
         if self.source == "":  # the folder presets leave it empty: the user's images are required
-            raise ConfigError("data.source is not set: give a folder of images with --set data.source=PATH "
-                              "(or a built-in dataset name)")
+            raise ConfigError("data.source is not set: give a folder of images (or audio files, or videos) with "
+                              "--set data.source=PATH (or a built-in dataset name)")
         _check(self.resolution == 0 or 4 <= self.resolution <= 1 << 20, "data.resolution", self.resolution,
                "0 (as stored) or 4..1048576 (pixels per side, or samples for 1-D data)")
         _check(self.channels in (0, 1, 3), "data.channels", self.channels, "0 (as stored), 1 or 3")
@@ -132,9 +133,22 @@ class DataConfig:
 
             from .data import BUILTIN_DATASETS
 
-            if self.source not in BUILTIN_DATASETS:
-                raise ConfigError(f"data.options = {self.options!r} needs a built-in data.source "
-                                  f"({', '.join(sorted(BUILTIN_DATASETS))}); image folders take no options")
+            if self.source not in BUILTIN_DATASETS:  # a folder read as videos (noisecraft.data.video_folder)
+                from .data.video_folder import VIDEO_FOLDER_OPTIONS, check_video_options
+
+                bad = [k for k in self.options if k not in VIDEO_FOLDER_OPTIONS]
+                if bad:
+                    raise ConfigError(f"unknown key data.options.{bad[0]} for the folder {self.source!r}: a folder takes "
+                                      f"the video clip options {', '.join(VIDEO_FOLDER_OPTIONS)} (which read it as videos); "
+                                      "image and audio folders take none")
+                if self.sample_rate:
+                    raise ConfigError(f"data.sample_rate = {self.sample_rate} applies to audio data; data.options makes "
+                                      f"{self.source!r} a video folder (use 0)")
+                try:
+                    check_video_options(**self.options)
+                except ValueError as e:
+                    raise ConfigError(f"data.options: {e}") from None
+                return
             fixed = ("resolution", "split", "channels", "labels", "hflip", "sample_rate")
             valid = [k for k in inspect.signature(BUILTIN_DATASETS[self.source]).parameters if k not in fixed]
             bad = [k for k in self.options if k not in valid]

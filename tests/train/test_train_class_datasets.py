@@ -43,7 +43,9 @@ def test_shapes_class_preset_uses_single_object_scenes():
 def test_data_options_are_checked():
     with pytest.raises(ConfigError, match="unknown key data.options.two_objects for 'shapes'; valid: .*two_object_fraction"):
         load_config("shapes-class", ["data.options.two_objects=0.0"])
-    with pytest.raises(ConfigError, match="needs a built-in data.source"):
+    # a folder takes only the video clip options (which read it as videos: tests/data/test_video_folder.py)
+    with pytest.raises(ConfigError, match="unknown key data.options.seed for the folder './some/folder': a folder takes the "
+                                          "video clip options frames, stride, clip_every, fps"):
         load_config("tiny", ["data.source=./some/folder", "data.options.seed=1"])
 
 

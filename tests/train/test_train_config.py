@@ -12,7 +12,7 @@ from noisecraft.config import Config, ConfigError, config_from_dict, load_config
 def test_presets_load():
     assert {"digits", "tiny"} <= set(preset_names())
     for name in preset_names():
-        if name.startswith("folder"):  # the image-folder presets need the user's folder (test_gpu_presets.py)
+        if name.startswith("folder") or name == "video-folder":  # the folder presets need the user's folder
             with pytest.raises(ConfigError, match="--set data.source=PATH"):
                 load_config(name)
             cfg = load_config(name, ["data.source=my/images"])

@@ -1,4 +1,4 @@
-"""Datasets: built-ins and image or audio folders, all as one in-memory `SignalDataset` (images: `ImageDataset`).
+"""Datasets: built-ins and image, audio or video folders, all as one in-memory `SignalDataset` (images: `ImageDataset`).
 
     ds = load_dataset("digits", resolution=16)          # (N, 1, 16, 16) in [-1, 1], labels 0-9
     ds = load_dataset("path/to/images", resolution=64)  # class labels from first-level sub-folders
@@ -10,6 +10,7 @@
     ds = load_dataset("blobs")                          # (N, 1, 8, 16, 16): 8-frame clips of a moving blob
     ds = load_dataset("moving-digits", split="test")    # (N, 1, 16, 32, 32) video at 10 fps + ds.positions, ds.velocities
     ds = load_dataset("moving-shapes", split="heldout") # (N, 3, 16, 32, 32) + ds.captions: unseen colour-shape-motion triples
+    ds = load_dataset("path/to/videos", resolution=32, video={"frames": 16, "stride": 2, "fps": 20})  # clips at 10 fps
     ds = load_dataset("darcy")                          # (N, 2, 64, 64): fields (a, u), ds.modality == "field"
 """
 
@@ -27,6 +28,7 @@ from .spoken_digits import DIGIT_WORDS, SpokenDigitsDataset, load_spoken_digits
 from .video import CaptionedVideoDataset, VideoDataset
 from .moving_digits import load_moving_digits
 from .moving_shapes import load_moving_shapes, parse_motion_caption
+from .video_folder import VIDEO_FOLDER_OPTIONS, find_videos, load_video_folder
 
 __all__ = [
     "DataError", "SignalDataset", "ImageDataset", "AudioDataset", "CaptionedImageDataset", "load_dataset", "BUILTIN_DATASETS", "BUILTIN_SPLITS",
@@ -34,5 +36,6 @@ __all__ = [
     "load_notes", "NotesDataset", "NOTES_CLASSES", "note_attributes", "midi_to_hz", "load_audio_folder", "list_audio_files",
     "AUDIO_EXTENSIONS", "load_spoken_digits", "SpokenDigitsDataset", "DIGIT_WORDS",
     "VideoDataset", "CaptionedVideoDataset", "load_moving_digits", "load_moving_shapes", "parse_motion_caption",
+    "load_video_folder", "find_videos", "VIDEO_FOLDER_OPTIONS",
     "FieldDataset", "load_grf", "load_darcy", "load_navier_stokes",
 ]

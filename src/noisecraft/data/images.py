@@ -49,15 +49,19 @@ def list_image_files(root: str | os.PathLike) -> list[Path]:
     return list_files(root, IMAGE_EXTENSIONS)
 
 
-def _decode(path: Path, resolution: int) -> np.ndarray:
-    """Decode one image -> (r, r) or (r, r, 3) uint8. Raises on any defect."""
-    arr = decode_image(path)
+def square_resize(arr: np.ndarray, resolution: int) -> np.ndarray:
+    """(H, W) or (H, W, 3) uint8 -> its centred square of side min(H, W), Lanczos-resampled to
+    (r, r) or (r, r, 3) in one step (a frame of exactly r x r comes back unchanged)."""
     pil = Image.fromarray(arr)  # mode "L" or "RGB"
     w, h = pil.size
     side = min(w, h)
     box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
-    out = np.asarray(pil.resize((resolution, resolution), Image.Resampling.LANCZOS, box=box))
-    return out
+    return np.asarray(pil.resize((resolution, resolution), Image.Resampling.LANCZOS, box=box))
+
+
+def _decode(path: Path, resolution: int) -> np.ndarray:
+    """Decode one image -> (r, r) or (r, r, 3) uint8. Raises on any defect."""
+    return square_resize(decode_image(path), resolution)
 
 
 def _shorter_side(path: Path) -> int:

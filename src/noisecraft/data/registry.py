@@ -1,16 +1,19 @@
 """`load_dataset`: one entry point for built-in datasets (images, 1-D waves, audio notes and spoken digits, 3-D blobs,
-videos of moving digits and shapes, scientific fields) and folders of images or audio files.
+videos of moving digits and shapes, scientific fields) and folders of images, audio files or videos.
 
 `source` is looked up among the built-in names first, then treated as a folder path; write a
 folder that shares a built-in's name as a path ("./digits") to load the folder. A folder holding
 audio files (.wav, .flac, .ogg) and no images is an audio folder; one holding both is refused.
+A folder is read as videos (GIFs, MP4s, folders of frames; `data.video_folder`) when `video` gives
+the clip options (`{"frames": 16, "stride": 1, "fps": 10}`; in a config: `data.options`), because
+GIFs and sub-folders of frames also look like an image folder.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .audio import AUDIO_EXTENSIONS, list_audio_files, load_audio_folder
@@ -18,13 +21,15 @@ from .blobs import load_blobs
 from .dataset import DataError, SignalDataset, check_channels, check_resolution
 from .digits import load_digits
 from .fields import load_darcy, load_grf, load_navier_stokes
-from .folders import ON_ERROR
+from .folders import ON_ERROR, list_files
 from .images import IMAGE_EXTENSIONS, list_image_files, load_image_folder
 from .moving_digits import load_moving_digits
 from .moving_shapes import MOVING_SHAPES_SPLITS, load_moving_shapes
 from .notes import load_notes
 from .shapes import SHAPES_SPLITS, load_shapes
 from .spoken_digits import load_spoken_digits
+from ..io.video import FFMPEG_EXTENSIONS
+from .video_folder import VIDEO_FOLDER_OPTIONS, load_video_folder, video_options
 from .waves import load_waves
 
 __all__ = ["BUILTIN_DATASETS", "BUILTIN_SPLITS", "SPLITS", "ON_ERROR", "load_dataset", "takes_sample_rate"]
@@ -68,8 +73,9 @@ def load_dataset(
     on_error: str = "strict",
     hflip: bool = False,
     sample_rate: int | None = None,
+    video: Mapping | None = None,
 ) -> SignalDataset:
-    """Load a built-in dataset by name, or every image or audio file under a folder.
+    """Load a built-in dataset by name, or every image, audio file or video under a folder.
 
     resolution: output side length (waves, notes, audio: the length in samples; blobs: the frame side);
         None keeps the built-in's native size (digits: 8, shapes: 32, waves: 64, notes: 4096, spoken-digits: 8192,
@@ -85,6 +91,8 @@ def load_dataset(
         "skip" leaves unreadable files out and lists them in `dataset.skipped_files`.
     hflip: recorded on the dataset for the trainer; no augmentation is applied here.
     sample_rate: audio only (notes, spoken-digits, audio folders): the rate in Hz (None: 8000).
+    video: folders only: read the folder as videos cut into clips, with these `load_video_folder`
+        options (frames, stride, clip_every, fps; missing ones take their defaults). None: images or audio.
     """
     check_resolution(resolution)
     check_channels(channels)
@@ -96,7 +104,12 @@ def load_dataset(
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"source must be a built-in dataset name or a folder path, got {type(source).__name__}")
     opts = dict(resolution=resolution, channels=channels, labels=labels, hflip=hflip)
+    if video is not None:
+        video = video_options(video)  # ValueError naming an unknown key
     if isinstance(source, str) and source in BUILTIN_DATASETS:
+        if video is not None:
+            raise ValueError(f"video options apply to folders of videos; the built-in {source!r} takes its own keywords "
+                             f"(e.g. moving-digits' frames and fps), not video={video!r}")
         if sample_rate is not None:
             if not takes_sample_rate(source):
                 raise ValueError(f"sample_rate applies to audio data; {source!r} is not audio (audio built-ins: "
@@ -108,18 +121,29 @@ def load_dataset(
         what = "is a file, not a folder" if path.exists() else "is not a built-in dataset and no such folder exists"
         raise DataError(
             f"unknown dataset {str(source)!r}: it {what}. Built-in datasets: {', '.join(sorted(BUILTIN_DATASETS))}; "
-            f"or give a folder of images ({', '.join(IMAGE_EXTENSIONS)}) or audio files ({', '.join(AUDIO_EXTENSIONS)})"
+            f"or give a folder of images ({', '.join(IMAGE_EXTENSIONS)}), audio files ({', '.join(AUDIO_EXTENSIONS)}) "
+            f"or videos (with video options)"
         )
     if split == "test":
         raise ValueError(
             f"split='test' is only defined for built-in datasets ({', '.join(sorted(BUILTIN_DATASETS))}); "
             f"the folder {str(source)!r} is used whole: pass split='train' or 'all'"
         )
+    if video is not None:
+        if sample_rate is not None:
+            raise ValueError(f"sample_rate applies to audio data; the folder {str(source)!r} is read as videos")
+        return load_video_folder(path, on_error=on_error, **opts, **video)
     if _is_audio_folder(path):
         return load_audio_folder(path, on_error=on_error, sample_rate=sample_rate, **opts)
     if sample_rate is not None:
         raise ValueError(f"sample_rate applies to audio data; the folder {str(source)!r} holds no audio files "
                          f"({', '.join(AUDIO_EXTENSIONS)})")
+    if not list_image_files(path):
+        clips = list_files(path, FFMPEG_EXTENSIONS)
+        if clips:
+            raise DataError(f"{str(source)!r} holds video files (e.g. {str(clips[0])!r}) and no images: read it as videos "
+                            f"with video={{'frames': T}} (in a config: data.options.frames = T; options "
+                            f"{', '.join(VIDEO_FOLDER_OPTIONS)})")
     return load_image_folder(path, on_error=on_error, **opts)
 
 

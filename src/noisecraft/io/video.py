@@ -9,7 +9,7 @@
   `fps`, CRF 10 (near lossless), written to a hidden temp file in the target folder and moved into
   place, so it is atomic like every writer. yuv420p needs even sizes: callers enlarge odd frames.
 * `read_frames(path, fps)`: a GIF, a video file (MP4, MOV, WebM, MKV, AVI; via ffmpeg) or a folder
-  of image files (sorted by name) -> uint8 frames (N, H, W, 1 or 3) **at `fps`**: the clip's own
+  of image files (in natural name order, `frame_files`) -> uint8 frames (N, H, W, 1 or 3) **at `fps`**: the clip's own
   timeline (GIF frame durations, the video's frame rate, 1 / fps per image of a folder) is sampled
   at the middle of every 1 / fps period, taking the frame shown then (nearest, no blending). A file
   at `fps` comes back frame for frame; one at another rate is resampled in time. `max_frames`
@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from .images import save_gif
 from .readers import DataError, _normalize, _open, _why, decode_image
 
 __all__ = ["GIF_EXTENSIONS", "FRAME_EXTENSIONS", "FFMPEG_EXTENSIONS", "VIDEO_EXTENSIONS", "FFMPEG_HINT", "FFmpegMissing", "ffmpeg_exe",
-           "write_gif", "write_mp4", "read_frames", "frame_indices", "GIF_FPS"]
+           "write_gif", "write_mp4", "read_frames", "frame_indices", "frame_files", "natural_key", "GIF_FPS"]
 
 GIF_EXTENSIONS = (".gif",)
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")  # the image files of a folder of frames
@@ -150,9 +151,21 @@ def _ffmpeg_frames(path: Path) -> Iterator[tuple[np.ndarray, float]]:
         gen.close()
 
 
+def natural_key(name: str) -> tuple:
+    """Sort key ordering digit runs by value, so "f2.png" comes before "f10.png" (then by the plain
+    name, so "f01" and "f1" keep one order)."""
+    parts = re.split(r"(\d+)", name)  # text, digits, text, ...: every odd part is a digit run
+    return tuple((int(p),) if i % 2 else (p.casefold(),) for i, p in enumerate(parts)), name
+
+
+def frame_files(path: Path) -> list[Path]:
+    """The frame images of the folder `path` (FRAME_EXTENSIONS, hidden files ignored) in natural name order."""
+    files = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_EXTENSIONS and not p.name.startswith(".")]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
 def _folder_frames(path: Path) -> Iterator[tuple[np.ndarray, float]]:
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_EXTENSIONS
-                   and not p.name.startswith("."))
+    files = frame_files(path)
     if not files:
         raise DataError(f"the folder holds no image files ({', '.join(FRAME_EXTENSIONS)})")
     for f in files[:MAX_DECODED_FRAMES]:
@@ -173,20 +186,25 @@ def _source(path: Path) -> Iterator[tuple[np.ndarray, float]]:
     raise DataError(f"video {str(path)!r} is not a GIF, a video file ({', '.join(FFMPEG_EXTENSIONS)}) or a folder of frames")
 
 
-def read_frames(path: str | os.PathLike, fps: int, *, max_frames: int | None = None) -> list[np.ndarray]:
+def read_frames(path: str | os.PathLike, fps: int, *, max_frames: int | None = None,
+                transform: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
     """The clip at `path` as frames at `fps` (see the module docstring): a list of uint8 (H, W) gray or
-    (H, W, 3) RGB arrays, the first `max_frames` of them when given. DataError naming the file."""
+    (H, W, 3) RGB arrays, the first `max_frames` of them when given. DataError naming the file.
+    `transform` is applied to each frame as it is decoded (e.g. a resize), so a long video is never
+    held in memory at its own size."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"video {str(path)!r} does not exist")
     frames: list[np.ndarray] = []
     durations: list[float] = []
+    first: tuple[int, ...] = ()
     try:
         for frame, duration in _source(path):
-            if frames and frame.shape != frames[0].shape:
+            if frames and frame.shape != first:
                 raise DataError(f"frame {len(frames)} is {frame.shape[1]}x{frame.shape[0]}, the first "
-                                f"{frames[0].shape[1]}x{frames[0].shape[0]}: every frame must have one size")
-            frames.append(frame)
+                                f"{first[1]}x{first[0]}: every frame must have one size")
+            first = frame.shape
+            frames.append(frame if transform is None else transform(frame))
             durations.append(duration)
             if max_frames is not None:  # stop once the clip's timeline covers max_frames periods
                 if len(frame_indices(durations, fps)) >= max_frames:

@@ -7,7 +7,7 @@
   colours (all gray clips); MP4 is lossy (within ~1/255 on average, see tests/modalities/test_video.py).
   An MP4 whose enlarged frames would have an odd side is enlarged twice as much (yuv420p needs even sides).
 * `read(path, (C, T, H, W), start=0, stride=1, resize=False)`: a GIF, a video file (MP4, MOV, WebM,
-  MKV, AVI) or a folder of frame images (sorted by name), taken at the modality's frame rate
+  MKV, AVI) or a folder of frame images (in natural name order: f2 before f10), taken at the modality's frame rate
   (`noisecraft.io.video.read_frames`: a clip at another rate is resampled in time), then the T frames
   start, start + stride, ..., converted to C channels (RGB -> gray by ITU-R 601 luma, gray -> RGB by
   repetition). Frames of exactly (k*H, k*W) for an integer k >= 1 are reduced by k x k block means (so

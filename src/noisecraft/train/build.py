@@ -27,11 +27,12 @@ def build_dataset(cfg: Config):
 
     d = cfg.data
     rate = {"sample_rate": d.sample_rate} if d.sample_rate else {}  # audio only (validated by DataConfig)
-    if d.options:  # extra keywords of a built-in loader (validated by DataConfig), e.g. shapes' two_object_fraction
+    if d.options and d.source in BUILTIN_DATASETS:  # extra keywords of a built-in loader (validated by DataConfig)
         return BUILTIN_DATASETS[d.source](resolution=d.resolution or None, split="train", channels=d.channels or None,
                                           labels=d.conditional, hflip=d.hflip, **rate, **d.options)
+    video = {"video": dict(d.options)} if d.options else {}  # a folder with options is read as videos
     return load_dataset(d.source, resolution=d.resolution or None, split="train", channels=d.channels or None,
-                        labels=d.conditional, hflip=d.hflip, on_error=d.on_error, **rate)
+                        labels=d.conditional, hflip=d.hflip, on_error=d.on_error, **rate, **video)
 
 
 def _check_overrides(cfg: Config, needed: dict[str, Any]) -> dict[str, Any]:

@@ -150,7 +150,8 @@ def _setup(cfg: Config, out: Path, run: Run | None, dataset: Any, loss: Callable
     net = build_net(cfg, shape, conds, net_config=run.net_config if run is not None else None)
     if ds.skipped_files and write:  # data.on_error = "skip": say how many, every time (run.json lists them)
         print(f"warning: skipped {len(ds.skipped_files)} unreadable {ds.modality} file(s) of {cfg.data.source!r} "
-              f"(data.on_error = 'skip'); training on the other {len(ds)}; listed in run.json", file=sys.stderr)
+              f"(data.on_error = 'skip'); training on the {len(ds)} examples read; "
+              "listed in run.json", file=sys.stderr)
     options = dict(getattr(ds, "modality_options", None) or {})  # e.g. audio's sample rate
     if run is None and write:
         meta = {"net": net.config, "shape": list(shape), "modality": ds.modality, "modality_options": options,
