@@ -71,6 +71,8 @@ def test_field_eval_errors_are_one_line(small):
     run_dir = _train(small, "grf")
     assert_user_error(run("eval", run_dir, "--out", small / "r", "--metrics", "residual"),
                       "metric 'residual' is not a field metric (darcy runs only)", "valid for this field run: spectrum, pixels")
+    assert_user_error(run("eval", run_dir, "--out", small / "r", "--metrics", "vorticity"),
+                      "metric 'vorticity' is not a field metric (navier-stokes runs only)")
     assert_user_error(run("eval", run_dir, "--out", small / "r", "--metrics", "fd"), "metric 'fd' is not a field metric")
     assert_user_error(run("eval", run_dir, "--out", small / "r", "--features", "inception"), "--features is not available")
     assert_user_error(run("eval", run_dir, "--out", small / "r", "--sweep-nfe", "2,4"), "is not available for field runs")
@@ -132,3 +134,42 @@ def test_the_darcy_preset_trains_samples_evaluates_and_reconstructs_through_the_
                       "--zeta 0.0 is out of range", "valid: 0 < zeta <= 10000")
     assert_user_error(run("reconstruct", out, "--observations", small / "dobs.npz", "--zeta", 5, "--method", "pigdm",
                           "--out", small / "z"), "--zeta is DPS's step size", "not 'pigdm'")
+
+
+def test_the_navier_stokes_preset_trains_samples_evaluates_and_reconstructs_through_the_cli(small):
+    import numpy as np
+
+    from noisecraft.config import load_config
+    from noisecraft.data import load_dataset
+    from noisecraft.runs import Run
+
+    cfg = load_config("navier-stokes")
+    assert cfg.data.source == "navier-stokes" and cfg.data.conditional is False and cfg.train.threads == 1
+    out = small / "ns-preset"
+    result = run("train", "navier-stokes", "--out", out, "--steps", 2, "--set", "data.resolution=16", "--set",
+                 "train.batch_size=4", "--set", "sample.nfe=2", "--set", "train.tensorboard=false", "--set",
+                 "ema.phema_every=0", "--quiet")
+    assert result.exit_code == 0, result.output
+    r = Run.open(out)
+    assert r.shape == (1, 16, 16) and r.modality == "field" and r.num_classes == 0
+    assert r.net_config["patch_size"] == 2 and r.net_config["padding_mode"] == "circular"  # the torus
+    assert r.config.process.sigma_data == cfg.process.sigma_data
+    result = run("eval", out, "--out", small / "ns-rep", "--n", 3, "--nfe", 2, "--quiet")
+    assert result.exit_code == 0, result.output
+    rep = json.loads((small / "ns-rep" / "report.json").read_text())
+    assert rep["metrics"] == ["spectrum", "pixels", "vorticity"] and rep["channels"] == ["vorticity"]
+    gen, floor = rep["generated"], rep["noise_floor"]
+    assert floor["ns_mean_vorticity_rel"] < 1e-6  # real fields: zero circulation, up to float32 storage
+    assert gen["ns_mean_vorticity_rel"] > 100 * floor["ns_mean_vorticity_rel"]  # a 2-step model does not know it
+    for side in (gen, floor):
+        assert side["ns_enstrophy_ratio"] > 0 and side["ns_energy_ratio"] > 0
+        assert min(side["ns_enstrophy_distance"], side["ns_energy_distance"], side["ns_max_vorticity_distance"]) >= 0
+    md = (small / "ns-rep" / "report.md").read_text()
+    assert "enstrophy ½⟨ω²⟩, mean / reference mean" in md
+    truth = load_dataset("navier-stokes", split="test", resolution=16).data[0]
+    idx = np.array([[1, 2], [5, 9], [12, 3], [14, 14]])
+    np.savez(small / "obs.npz", idx=idx, values=truth[0, idx[:, 0], idx[:, 1]].numpy())
+    result = run("reconstruct", out, "--observations", small / "obs.npz", "--n", 2, "--nfe", 2, "--out", small / "rec")
+    assert result.exit_code == 0, result.output
+    with np.load(small / "rec" / "posterior.npz", allow_pickle=False) as z:
+        assert z["samples"].shape == (2, 1, 16, 16) and np.isfinite(z["samples"]).all()

@@ -8,8 +8,9 @@ import torch
 
 from noisecraft.data import load_dataset
 from noisecraft.data import fields as fdata
-from noisecraft.fields import (MaternGRF, darcy_residuals, darcy_solution_errors, pixel_statistics, pixel_w1, radial_power_spectrum,
-                               solve_darcy, spectrum_errors)
+from noisecraft.fields import (MaternGRF, darcy_residuals, darcy_solution_errors, distribution_distance, pixel_statistics,
+                               pixel_w1, radial_power_spectrum, solve_darcy, spectrum_errors, vorticity_statistics)
+from noisecraft.fields.navier_stokes import velocity, SpectralGrid
 
 
 def _shell_mean(values: torch.Tensor) -> torch.Tensor:
@@ -97,7 +98,58 @@ def test_darcy_residuals_snap_a_soft_piecewise_coefficient_and_mark_nonphysical_
     assert np.isinf(darcy_solution_errors(bad)[1])
 
 
+def _taylor_green(n: int, amp: float = 1.0) -> torch.Tensor:
+    """ω = 2·amp·sin x·sin y on the n x n grid of [0, 2π)² (ψ = amp·sin x·sin y, u = amp·(sin x cos y, -cos x sin y))."""
+    x = torch.arange(n, dtype=torch.float64) * 2 * np.pi / n
+    return 2 * amp * torch.sin(x)[:, None] * torch.sin(x)[None, :]
+
+
+def test_vorticity_statistics_of_taylor_green_vortices_are_exact():
+    # ½⟨ω²⟩ = ½·4amp²·¼ = amp²/2; ½⟨|u|²⟩ = ½·amp²·(¼ + ¼) = amp²/4; ⟨ω⟩ = 0; max |ω| = 2amp (x = π/2 on the grid)
+    amps = torch.tensor([1.0, 0.5, 3.0], dtype=torch.float64)
+    w = torch.stack([_taylor_green(16, float(a)) for a in amps])[:, None]
+    s = vorticity_statistics(w)
+    np.testing.assert_allclose(s["enstrophy"], amps.numpy() ** 2 / 2, rtol=1e-12)
+    np.testing.assert_allclose(s["energy"], amps.numpy() ** 2 / 4, rtol=1e-12)
+    np.testing.assert_allclose(s["mean"], 0, atol=1e-14)
+    np.testing.assert_allclose(s["max_abs"], 2 * amps.numpy(), rtol=1e-12)
+    # a constant offset c is a nonzero circulation: it moves the mean and enstrophy, not the velocity
+    s2 = vorticity_statistics(w + 0.25)
+    np.testing.assert_allclose(s2["mean"], 0.25, rtol=1e-12)
+    np.testing.assert_allclose(s2["enstrophy"], amps.numpy() ** 2 / 2 + 0.25**2 / 2, rtol=1e-12)
+    np.testing.assert_allclose(s2["energy"], s["energy"], rtol=1e-12)
+
+
+def test_velocity_from_any_vorticity_is_divergence_free_so_divergence_is_no_statistic():
+    g = SpectralGrid(16)
+    w = torch.randn(3, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)  # not a flow at all
+    u, v = velocity(g.rfft(w), g)
+    div = g.irfft(1j * g.kx * g.rfft(u) + 1j * g.ky * g.rfft(v))
+    assert float(div.abs().max()) < 1e-12 * float(w.abs().max())
+
+
+def test_real_navier_stokes_fields_have_zero_mean_vorticity(monkeypatch, tmp_path):
+    monkeypatch.setenv("NOISECRAFT_CACHE", str(tmp_path))
+    monkeypatch.setattr(fdata, "FIELD_SPLIT_SIZES", {k: {"train": 4, "test": 3} for k in fdata.FIELD_SPLIT_SIZES})
+    ds = load_dataset("navier-stokes", split="test", resolution=16)
+    s = vorticity_statistics(ds.to_physical(ds.data).double())
+    rms = np.sqrt(2 * s["enstrophy"])
+    assert (rms > 0.5).all() and (np.abs(s["mean"]) < 1e-6 * rms).all()  # float32 storage only
+    assert (s["max_abs"] >= rms).all()
+
+
+def test_distribution_distance_is_a_relative_w1():
+    b = np.array([1.0, 2.0, 3.0])
+    assert distribution_distance(b, b) == 0
+    assert distribution_distance(b + 0.5, b) == pytest.approx(0.5 / 2.0)  # shift d: W1 = d; mean |b| = 2
+    assert distribution_distance(np.array([2.0]), b) == pytest.approx((1 + 0 + 1) / 3 / 2.0)
+    with pytest.raises(ValueError, match="reference values are all 0"):
+        distribution_distance(b, np.zeros(3))
+
+
 @pytest.mark.parametrize("call, fragment", [
+    (lambda: vorticity_statistics(torch.zeros(2, 2, 8, 8)), "(N, 1, n, n) with n even"),
+    (lambda: distribution_distance(np.array([]), np.ones(2)), "non-empty"),
     (lambda: radial_power_spectrum(torch.zeros(4, 8, 8)), "must be fields (N, C, H, W)"),
     (lambda: spectrum_errors(torch.ones(1, 5), torch.ones(1, 4)), "same shape"),
     (lambda: pixel_w1(torch.zeros(2, 1, 4, 4), torch.zeros(2, 2, 4, 4)), "same channels"),

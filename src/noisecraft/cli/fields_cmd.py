@@ -30,7 +30,7 @@ __all__ = ["reconstruct_cmd"]
 @click.option("--method", default="dps", show_default=True, help="dps | pigdm | projection | tmpd (exact covariance; M·C backward passes per step). dps: the best per CPU-second measured (docs/fields.md).")
 @click.option("--solver", help="Sampler (default: ddpm; heun for tmpd).")
 @click.option("--nfe", type=int, default=100, show_default=True, help="Network evaluations per sample.")
-@click.option("--zeta", type=float, help="DPS step size ζ (--method dps only; default 3, chosen on grf; 10 on darcy, docs/fields.md).")
+@click.option("--zeta", type=float, help="DPS step size ζ (--method dps only; default 3, chosen on grf; 10 on darcy and navier-stokes, docs/fields.md).")
 @click.option("--truth", type=click.Path(), help="The true field (NPZ, key 'field'): adds error.png and metrics.json.")
 @click.option("--weights", default="ema", show_default=True, help="raw | ema | best | phema-<std>, as for `sample`.")
 def reconstruct_cmd(run_dir, obs_path, out, n, seed, method, solver, nfe, zeta, truth, weights) -> None:

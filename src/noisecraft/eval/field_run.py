@@ -10,6 +10,7 @@ generated set G against R and for B against R (`fields.statistics`):
 |---|---|---|
 | spectrum | spectrum_max_rel_error, spectrum_mean_rel_error, spectrum_bands_within_10pct | radially averaged power spectrum per integer wavenumber band 1..K (K = Nyquist), |E(k) / E_R(k) - 1|: worst band and channel, mean, share of (band, channel) pairs within 10 % |
 | pixels | pixel_w1, pixel_mean_error, pixel_std_ratio | per channel 1-Wasserstein distance of the pixel-value distributions, |mean - mean_R|, std / std_R (worst channel) |
+| vorticity | ns_enstrophy_ratio, ns_enstrophy_distance, ns_energy_ratio, ns_energy_distance, ns_max_vorticity_distance, ns_mean_vorticity_abs, ns_mean_vorticity_rel | `navier-stokes` runs only, physical ω (`fields.vorticity_statistics`): mean enstrophy ½⟨ω²⟩ and kinetic energy ½⟨u·u⟩ (u from ω by the streamfunction) over the set / the reference's; 1-Wasserstein distance of the per-field enstrophy, energy and max abs(ω) distributions / the reference mean (`fields.distribution_distance`); mean over fields of abs⟨ω⟩ (0 for real fields: zero circulation on the torus), absolute and / the reference's ω rms. No divergence: a velocity recovered from ω is divergence-free by construction |
 | residual | darcy_residual_median, darcy_residual_mean, darcy_residual_p90, darcy_nonpositive_a, darcy_residual_snapped_median, darcy_u_error_median | `darcy` runs only: relative FV residual (`fields.darcy.darcy_residual`) of each (a, u) pair in physical units, after float32 storage; inf for a pair with a <= 0 somewhere (their share: darcy_nonpositive_a); for the piecewise coefficient also the median with a snapped to {3, 12}; darcy_u_error_median: median relative L2 distance of u from the solver's u for the pair's a (snapped when piecewise; `fields.darcy_solution_errors`) |
 
 Band 0 (the power of the field's mean) is listed per band in report.json but left out of the
@@ -40,16 +41,22 @@ FIELD_METRICS: dict[str, tuple[str, ...]] = {
     "spectrum": ("spectrum_max_rel_error", "spectrum_mean_rel_error", "spectrum_bands_within_10pct"),
     "pixels": ("pixel_w1", "pixel_mean_error", "pixel_std_ratio"),
     "residual": ("darcy_residual_median", "darcy_residual_mean"),
+    "vorticity": ("ns_enstrophy_ratio", "ns_enstrophy_distance", "ns_energy_ratio", "ns_energy_distance",
+                  "ns_max_vorticity_distance", "ns_mean_vorticity_abs", "ns_mean_vorticity_rel"),
 }
+_ONLY = {"residual": "darcy", "vorticity": "navier-stokes"}  # metric groups of one dataset
 FIELD_METRIC_DIRECTIONS = {"spectrum_max_rel_error": "min", "spectrum_mean_rel_error": "min",
                            "spectrum_bands_within_10pct": "max", "pixel_w1": "min", "pixel_mean_error": "min",
-                           "darcy_residual_median": "min", "darcy_u_error_median": "min"}
+                           "darcy_residual_median": "min", "darcy_u_error_median": "min",
+                           "ns_enstrophy_distance": "min", "ns_energy_distance": "min",
+                           "ns_max_vorticity_distance": "min", "ns_mean_vorticity_abs": "min"}
 REFERENCE_MAX = 2000  # training fields in the reference set R (the spectrum's reference noise ~ 1/sqrt(|R|·modes))
 
 
 def parse_field_metrics(metrics: str | Sequence[str] | None, source: str) -> tuple[str, ...]:
-    """'spectrum,pixels' or a list -> metric groups; None -> all that apply (residual: darcy only)."""
-    valid = [m for m in FIELD_METRICS if m != "residual" or source == "darcy"]
+    """'spectrum,pixels' or a list -> metric groups; None -> all that apply (residual: darcy only; vorticity:
+    navier-stokes only)."""
+    valid = [m for m in FIELD_METRICS if _ONLY.get(m, source) == source]
     if metrics is None:
         return tuple(valid)
     items = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
@@ -57,18 +64,20 @@ def parse_field_metrics(metrics: str | Sequence[str] | None, source: str) -> tup
         raise EvalError(f"no metrics given; valid for this field run: {', '.join(valid)}")
     for m in items:
         if m not in valid:
-            why = " (darcy runs only)" if m == "residual" else ""
+            why = f" ({_ONLY[m]} runs only)" if m in _ONLY else ""
             raise EvalError(f"metric {m!r} is not a field metric{why}; valid for this field run: {', '.join(valid)}")
     return tuple(dict.fromkeys(items))
 
 
 def field_scores(x: torch.Tensor, ref: torch.Tensor, ref_spectrum: torch.Tensor | None, metrics: Sequence[str], *,
-                 physical=None, levels: tuple[float, float] | None = None) -> dict[str, Any]:
+                 physical=None, levels: tuple[float, float] | None = None,
+                 ref_vorticity: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """The figures of fields x (N, C, H, W) against the reference set `ref` (its spectrum precomputed).
-    physical: normalized -> physical units (needed by "residual"); levels: the two values of a piecewise
-    Darcy coefficient (adds the residual with a snapped to them)."""
-    from ..fields import (darcy_residuals, darcy_solution_errors, pixel_statistics, pixel_w1, radial_power_spectrum,
-                          spectrum_errors)
+    physical: normalized -> physical units (needed by "residual" and "vorticity"); levels: the two values of
+    a piecewise Darcy coefficient (adds the residual with a snapped to them); ref_vorticity: the reference's
+    `vorticity_statistics` (computed here when not given)."""
+    from ..fields import (darcy_residuals, darcy_solution_errors, distribution_distance, pixel_statistics, pixel_w1,
+                          radial_power_spectrum, spectrum_errors, vorticity_statistics)
 
     out: dict[str, Any] = {}
     if "spectrum" in metrics:
@@ -92,6 +101,19 @@ def field_scores(x: torch.Tensor, ref: torch.Tensor, ref_spectrum: torch.Tensor 
             snapped = darcy_residuals(physical(x.float()).double(), levels=levels)
             out.update(darcy_residual_snapped_median=float(np.median(snapped)))
         out.update(darcy_u_error_median=float(np.median(darcy_solution_errors(physical(x.float()).double(), levels=levels))))
+    if "vorticity" in metrics:
+        v = vorticity_statistics(physical(x.float()).double())
+        r = ref_vorticity if ref_vorticity is not None else vorticity_statistics(physical(ref.float()).double())
+        rms = math.sqrt(2 * float(r["enstrophy"].mean()))
+        out.update(ns_enstrophy_ratio=float(v["enstrophy"].mean() / r["enstrophy"].mean()),
+                   ns_enstrophy_distance=distribution_distance(v["enstrophy"], r["enstrophy"]),
+                   ns_energy_ratio=float(v["energy"].mean() / r["energy"].mean()),
+                   ns_energy_distance=distribution_distance(v["energy"], r["energy"]),
+                   ns_max_vorticity_distance=distribution_distance(v["max_abs"], r["max_abs"]),
+                   ns_mean_vorticity_abs=float(np.abs(v["mean"]).mean()),
+                   ns_mean_vorticity_rel=float(np.abs(v["mean"]).mean() / rms),
+                   ns_enstrophy_median=float(np.median(v["enstrophy"])),
+                   ns_max_vorticity_median=float(np.median(v["max_abs"])))
     return out
 
 
@@ -134,6 +156,11 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
     ref, floor_set = train.data[:REFERENCE_MAX], test.data
     n = sample_count(o.n, len(floor_set), "fields", spec)
     ref_spectrum = radial_power_spectrum(ref) if "spectrum" in metric_list else None
+    ref_vort = None
+    if "vorticity" in metric_list:
+        from ..fields import vorticity_statistics
+
+        ref_vort = vorticity_statistics(test.to_physical(ref.float()).double())
     timings: dict[str, float] = {"reference_seconds": time.perf_counter() - t0}
 
     o.echo(f"sampling {n} fields ({spec.solver}, nfe={spec.nfe}) ...")
@@ -143,8 +170,9 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
     timings["sampling_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     levels = PIECEWISE_VALUES if data.source == "darcy" and test.params.get("coefficient") == "piecewise" else None
-    gen = field_scores(samples, ref, ref_spectrum, metric_list, physical=test.to_physical, levels=levels)
-    floor = field_scores(floor_set, ref, ref_spectrum, metric_list, physical=test.to_physical, levels=levels)
+    score_kw = dict(physical=test.to_physical, levels=levels, ref_vorticity=ref_vort)
+    gen = field_scores(samples, ref, ref_spectrum, metric_list, **score_kw)
+    floor = field_scores(floor_set, ref, ref_spectrum, metric_list, **score_kw)
     timings["evaluation_seconds"] = time.perf_counter() - t0
     report: dict[str, Any] = {
         "format": "noisecraft-field-report/1", "run": str(run_dir), "weights": o.weights, "dataset": data.source,
@@ -173,7 +201,15 @@ _LABELS = {"spectrum_max_rel_error": "power spectrum, worst band |E/E_ref - 1|",
            "darcy_residual_mean": "Darcy residual, mean", "darcy_residual_p90": "Darcy residual, 90th percentile",
            "darcy_nonpositive_a": "Darcy pairs with a <= 0 somewhere (share)",
            "darcy_residual_snapped_median": "Darcy residual with a snapped to {3, 12}, median",
-           "darcy_u_error_median": "u vs the solver's u for the pair's a, relative L2, median"}
+           "darcy_u_error_median": "u vs the solver's u for the pair's a, relative L2, median",
+           "ns_enstrophy_ratio": "enstrophy ½⟨ω²⟩, mean / reference mean",
+           "ns_enstrophy_distance": "enstrophy per field, W1 / reference mean",
+           "ns_energy_ratio": "kinetic energy ½⟨|u|²⟩, mean / reference mean",
+           "ns_energy_distance": "kinetic energy per field, W1 / reference mean",
+           "ns_max_vorticity_distance": "max |ω| per field, W1 / reference mean",
+           "ns_mean_vorticity_abs": "|mean ω| per field (0 on a torus), mean",
+           "ns_mean_vorticity_rel": "|mean ω| / reference ω rms",
+           "ns_enstrophy_median": "enstrophy, median", "ns_max_vorticity_median": "max |ω|, median"}
 
 
 def _spectrum_plot(report: dict[str, Any], path: Path) -> None:

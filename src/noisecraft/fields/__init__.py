@@ -16,7 +16,8 @@ from .metrics import (coverage, crps, cubic_baseline, gaussian_coverage, gaussia
 from .navier_stokes import NSConfig, kolmogorov_snapshots
 from .observations import Observations, PointObservation, random_observations, read_observations, write_observations
 from .reconstruct import RECONSTRUCT_METHODS, Posterior, reconstruct, tmpd
-from .statistics import darcy_residuals, darcy_solution_errors, pixel_statistics, pixel_w1, radial_power_spectrum, spectrum_errors
+from .statistics import (darcy_residuals, darcy_solution_errors, distribution_distance, pixel_statistics, pixel_w1,
+                         radial_power_spectrum, spectrum_errors, vorticity_statistics)
 
 __all__ = [
     "MaternGRF", "GaussianPosterior", "matern_kernel", "solve_darcy", "darcy_residual", "NSConfig", "kolmogorov_snapshots",
@@ -25,5 +26,5 @@ __all__ = [
     "relative_l2", "coverage", "gaussian_coverage", "crps", "gaussian_crps", "spread_skill", "posterior_scores",
     "gp_baseline", "cubic_baseline", "mean_baseline",
     "radial_power_spectrum", "spectrum_errors", "pixel_statistics", "pixel_w1", "darcy_residuals",
-    "darcy_solution_errors",
+    "darcy_solution_errors", "vorticity_statistics", "distribution_distance",
 ]

@@ -14,6 +14,17 @@
 * `darcy_solution_errors(pairs, levels=None)`: ‖u - solve(a)‖ / ‖solve(a)‖ of each pair, the solver's
   own u for the pair's a (snapped as above): a scale-free check of whether u is the flow of a. The
   residual weights the error by the discrete operator (~1/h² per pixel of noise), this by nothing.
+* `vorticity_statistics(w)`: per field of physical vorticity ω (N, 1, n, n) on the periodic box
+  [0, 2π)² (`fields.navier_stokes`): enstrophy ½⟨ω²⟩, kinetic energy ½⟨|u|²⟩ of the velocity recovered
+  through the streamfunction (-Δψ = ω, u = (∂ψ/∂y, -∂ψ/∂x)), the mean ⟨ω⟩ and max |ω|.
+  The mean is the circulation around the box divided by its area: ∮u·dl = 0 on a torus, so every real
+  field has ⟨ω⟩ = 0 exactly (the solver keeps the k = 0 mode at 0), and a generated field's mean measures
+  how far it is from being the curl of a periodic velocity. Divergence is not a statistic here: any
+  velocity recovered from ω through ψ is divergence-free by construction (∂x∂yψ - ∂y∂xψ = 0), whatever ω
+  is; the max |ω| and the vorticity PDF distance (`pixel_w1`) take its place as checks of the intense,
+  small vortices.
+* `distribution_distance(a, b)`: the 1-Wasserstein distance between two sets of per-field values,
+  divided by the mean |b| (scale-free; 0 for equal distributions).
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["radial_power_spectrum", "spectrum_errors", "pixel_statistics", "pixel_w1", "darcy_residuals",
-           "darcy_solution_errors"]
+           "darcy_solution_errors", "vorticity_statistics", "distribution_distance"]
 
 
 def _check_fields(x: Tensor, name: str) -> Tensor:
@@ -120,3 +131,29 @@ def darcy_solution_errors(pairs: Tensor, levels: tuple[float, float] | None = No
         u = solve_darcy(p[0].numpy())
         out.append(float(np.linalg.norm(p[1].numpy() - u) / np.linalg.norm(u)))
     return np.array(out)
+
+
+def vorticity_statistics(w: Tensor) -> dict[str, np.ndarray]:
+    """Per field of physical vorticity (N, 1, n, n) on [0, 2π)² (n even): (N,) arrays "enstrophy" ½⟨ω²⟩,
+    "energy" ½⟨|u|²⟩ (u from ω by the streamfunction), "mean" ⟨ω⟩ and "max_abs" max |ω| (float64)."""
+    from .navier_stokes import energy, enstrophy
+
+    w = _check_fields(w, "w")
+    if w.shape[1] != 1 or w.shape[2] != w.shape[3] or w.shape[2] % 2:
+        raise ValueError(f"vorticity fields must be (N, 1, n, n) with n even; got shape {tuple(w.shape)}")
+    w = w[:, 0]
+    return {"enstrophy": enstrophy(w).numpy(), "energy": energy(w).numpy(), "mean": w.mean((-2, -1)).numpy(),
+            "max_abs": w.abs().amax((-2, -1)).numpy()}
+
+
+def distribution_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """1-Wasserstein distance between the values a and the reference values b, divided by mean |b|."""
+    from scipy.stats import wasserstein_distance
+
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if a.size == 0 or b.size == 0 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError(f"need finite, non-empty value sets; got sizes {a.size} and {b.size}")
+    scale = float(np.abs(b).mean())
+    if scale == 0:
+        raise ValueError("the reference values are all 0; a relative distance is undefined")
+    return float(wasserstein_distance(a, b)) / scale
