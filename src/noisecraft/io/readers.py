@@ -103,7 +103,10 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Te
         raise DataError(f"cannot read image {str(path)!r}: {_why(e)}") from e
     if channels is None:
         channels = 1 if arr.ndim == 2 else 3
-    return to_unit_range(torch.from_numpy(_to_channels(arr, channels)).permute(2, 0, 1).contiguous())
+    arr = _to_channels(arr, channels)
+    if not arr.flags.writeable:  # a read-only decoder buffer: torch.from_numpy warns on it
+        arr = arr.copy()
+    return to_unit_range(torch.from_numpy(arr).permute(2, 0, 1).contiguous())
 
 
 def _why(e: Exception) -> str:
