@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import pytest
 import torch
 
@@ -31,3 +34,14 @@ def mixture2d() -> GaussianMixture:
 @pytest.fixture
 def counting():
     return CountingDenoiser
+
+
+@pytest.fixture
+def ffmpeg() -> None:
+    """MP4 tests need imageio-ffmpeg: skipped without it, except under CI (CI=true), whose `make install`
+    installs the video extra, so there it fails."""
+    if importlib.util.find_spec("imageio_ffmpeg") is None:
+        message = "needs imageio-ffmpeg: pip install 'noisecraft[video]'"
+        if os.environ.get("CI", "").strip().lower() in ("true", "1"):
+            pytest.fail(f"{message} (CI=true: make install includes it)", pytrace=False)
+        pytest.skip(message)

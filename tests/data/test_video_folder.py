@@ -4,8 +4,6 @@ folders, sizes mixed by resizing, and every bad input a one-line error naming th
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 
 import numpy as np
@@ -17,17 +15,6 @@ from noisecraft.config import ConfigError, load_config
 from noisecraft.data import DataError, find_videos, load_dataset, load_video_folder
 from noisecraft.io.video import FFmpegMissing, write_gif, write_mp4
 from noisecraft.train import build_dataset
-
-
-@pytest.fixture
-def ffmpeg() -> None:
-    """MP4 tests need imageio-ffmpeg: skipped without it, except under CI (CI=true), whose `make install`
-    installs the video extra, so there it fails."""
-    if importlib.util.find_spec("imageio_ffmpeg") is None:
-        message = "needs imageio-ffmpeg: pip install 'noisecraft[video]'"
-        if os.environ.get("CI", "").strip().lower() in ("true", "1"):
-            pytest.fail(f"{message} (CI=true: make install includes it)", pytrace=False)
-        pytest.skip(message)
 
 
 def _frames(t: int, h: int = 8, w: int = 8, c: int = 1, seed: int = 0) -> np.ndarray:

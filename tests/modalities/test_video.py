@@ -5,7 +5,6 @@ frame strip per sample, and every bad input is a one-line error."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
@@ -18,18 +17,6 @@ from noisecraft.data import DataError
 from noisecraft.io.images import save_image
 from noisecraft.io.video import FFmpegMissing, frame_indices, read_frames, write_gif
 from noisecraft.modalities import VideoModality, get_modality
-
-
-
-@pytest.fixture
-def ffmpeg() -> None:
-    """MP4 tests need imageio-ffmpeg: skipped without it, except under CI (CI=true), whose `make install`
-    installs the video extra, so there it fails."""
-    if importlib.util.find_spec("imageio_ffmpeg") is None:
-        message = "needs imageio-ffmpeg: pip install 'noisecraft[video]'"
-        if os.environ.get("CI", "").strip().lower() in ("true", "1"):
-            pytest.fail(f"{message} (CI=true: make install includes it)", pytrace=False)
-        pytest.skip(message)
 
 
 def grid_clip(shape, seed=0, levels=256) -> torch.Tensor:
