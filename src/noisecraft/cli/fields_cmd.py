@@ -1,4 +1,5 @@
-"""`noisecraft reconstruct`: a whole field with its uncertainty from sparse point observations.
+"""`noisecraft reconstruct`: a whole field with its uncertainty from sparse point observations;
+`noisecraft forecast`: an ensemble rollout of a next-state field model.
 
     noisecraft reconstruct RUN --observations OBS.npz [--n 32] [--seed S] [--method dps|pigdm|projection|tmpd]
                            [--solver S] [--nfe K] [--zeta Z] [--truth F.npz] [--weights W] --out DIR
@@ -8,6 +9,17 @@ docs/fields.md (idx (M, 2), values (M,) or (M, C), optional noise_std). Writes D
 (samples, mean, std), DIR/mean.png and DIR/std.png, and with --truth (an NPZ with key "field", as
 `noisecraft data export` writes) DIR/error.png and DIR/metrics.json (relative L2 error, coverage of
 the 50 % and 90 % intervals, CRPS, spread-skill ratio).
+
+    noisecraft forecast RUN --state STATE.npz [--steps 8] [--n 8] [--seed S] [--solver S] [--nfe K]
+                        [--truth TRAJ.npz] [--weights W] --out DIR
+
+RUN is a next-state model (`[cond] image = "previous"`, the navier-stokes-forecast preset); STATE.npz
+holds the start under key "field" (C, H, W). Each of the n members is rolled forward `steps` states
+(`fields.forecast.rollout`). Writes DIR/forecast.npz (samples (n, K, C, H, W), mean, std), heat-map
+strips member0.png, mean.png, std.png, and with --truth (key "trajectory" (≥ K + 1, C, H, W), state 0
+the start, as `noisecraft data export navier-stokes-forecast` writes) truth.png, error.png and
+metrics.json (per lead: relative L2 of the mean, of one member and of persistence, coverage, CRPS,
+spread-skill).
 """
 
 from __future__ import annotations
@@ -18,7 +30,7 @@ import click
 
 from .common import UserError, check_out_folder, user_errors
 
-__all__ = ["reconstruct_cmd"]
+__all__ = ["reconstruct_cmd", "forecast_cmd"]
 
 
 @click.command()
@@ -78,4 +90,62 @@ def reconstruct_cmd(run_dir, obs_path, out, n, seed, method, solver, nfe, zeta, 
         if metrics is not None:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v))
             line += f"; error.png, metrics.json ({shown})"
+    click.echo(line)
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--state", "state_path", required=True, type=click.Path(), help="STATE.npz: the start, key 'field' (C, H, W).")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for forecast.npz and the heat maps.")
+@click.option("--steps", type=int, default=8, show_default=True, help="States to forecast (each one data interval ahead of the last).")
+@click.option("--n", "n", type=int, default=8, show_default=True, help="Ensemble members.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Member i's draw at step k uses seed + k·n + i.")
+@click.option("--solver", help="Sampler (default: the run's [sample] solver).")
+@click.option("--nfe", type=int, help="Network evaluations per step (default: the run's).")
+@click.option("--truth", type=click.Path(), help="The true trajectory (NPZ, key 'trajectory' (>= steps + 1, C, H, W), state 0 the start): adds truth.png, error.png, metrics.json.")
+@click.option("--weights", default="ema", show_default=True, help="raw | ema | best | phema-<std>, as for `sample`.")
+def forecast_cmd(run_dir, state_path, out, steps, n, seed, solver, nfe, truth, weights) -> None:
+    """Forecast a field several steps ahead with a next-state model (an ensemble rollout with its spread)."""
+    with user_errors():
+        from ..data.fields import FORECAST_INTERVAL
+        from ..fields.forecast import forecast_scores, rollout
+        from ..fields.plots import write_forecast
+        from ..io.arrays import read_npz
+        from ..runs import Run
+        from ..runtime import num_threads
+        from .common import sampling_spec
+
+        run = Run.open(run_dir)
+        if not any(getattr(c, "image", "") == "previous" for c in run.conditioners):
+            raise UserError(f"run {run_dir} is not a next-state model; forecast needs one trained with "
+                            "[cond] image = 'previous' (e.g. `noisecraft train navier-stokes-forecast`)")
+        if not 1 <= steps <= 1000:
+            raise UserError(f"--steps {steps} is out of range; valid: 1..1000")
+        if not 1 <= n <= 1000:
+            raise UserError(f"--n {n} is out of range; valid: 1..1000")
+        if nfe is not None and not 1 <= nfe <= 10_000:
+            raise UserError(f"--nfe {nfe} is out of range; valid: 1..10000")
+        if seed < 0 or seed + n * steps > 2**63:
+            raise UserError(f"--seed {seed} is out of range; valid: 0..{2**63 - n * steps}")
+        spec = sampling_spec(run, n=n * steps, solver=solver, nfe=nfe, guidance=None, seed=seed)
+        shape = tuple(run.shape)
+        state = run.get_modality().read(state_path, shape)
+        true = None
+        if truth is not None:
+            traj = read_npz(truth, key="trajectory")
+            if traj.ndim != 4 or tuple(traj.shape[1:]) != shape or traj.shape[0] < steps + 1:
+                raise UserError(f"--truth {truth}: 'trajectory' must be (K, {', '.join(map(str, shape))}) with K >= "
+                                f"--steps + 1 = {steps + 1} (state 0 the start), got {tuple(traj.shape)}")
+            true = traj[1:steps + 1]
+        outp = check_out_folder(out)
+        with num_threads(run.config.train.threads):
+            fc = rollout(run.denoiser(weights), state, steps, n=n, spec=spec, conditioners=run.conditioners)
+        rows = forecast_scores(fc, true, state) if true is not None else None
+        interval = float(run.config.data.options.get("interval", FORECAST_INTERVAL))
+        write_forecast(outp, fc.samples, fc.mean, fc.std, truth=true, rows=rows, interval=interval)
+        line = f"wrote a {n}-member forecast of {steps} steps ({steps * interval:g} time units) to {out}/forecast.npz, member0.png, mean.png, std.png"
+        if rows is not None:
+            last = rows[-1]
+            line += (f"; truth.png, error.png, metrics.json (lead {steps}: relative L2 {last['rel_l2']:.3g}, "
+                     f"persistence {last['persistence_rel_l2']:.3g})")
     click.echo(line)

@@ -10,6 +10,7 @@
     noisecraft predict VIDEO_RUN --video IN.gif --keep K [--n N] [--class C] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft interpolate VIDEO_RUN --video IN.gif --keep 0,15 [--n N] [--class C] [--solver S] [--nfe K] [--resample U] [--seed S] --out DIR
     noisecraft reconstruct RUN_DIR --observations OBS.npz [--n 32] [--seed S] [--method M] [--truth F.npz] --out DIR
+    noisecraft forecast RUN_DIR --state STATE.npz [--steps 8] [--n 8] [--seed S] [--truth TRAJ.npz] --out DIR
     noisecraft distill RUN_DIR --method consistency|progressive --steps K --out RUN2   (docs/distillation.md)
     noisecraft demo [--out runs/demo]
     noisecraft ema RUN_DIR --std S
@@ -252,7 +253,7 @@ def _register_subcommands() -> None:
     from .data_cmd import data_group
     from .distill_cmd import distill_cmd
     from .eval_cmd import eval_group
-    from .fields_cmd import reconstruct_cmd
+    from .fields_cmd import forecast_cmd, reconstruct_cmd
     from .latent_cmd import train_autoencoder_cmd
     from .serve_cmd import serve_cmd
     from .tasks_cmd import img2img_cmd, inpaint_cmd, interpolate_cmd, predict_cmd, upscale_cmd
@@ -265,6 +266,7 @@ def _register_subcommands() -> None:
     cli.add_command(predict_cmd, "predict")
     cli.add_command(interpolate_cmd, "interpolate")
     cli.add_command(reconstruct_cmd, "reconstruct")
+    cli.add_command(forecast_cmd, "forecast")
     cli.add_command(serve_cmd, "serve")
     cli.add_command(distill_cmd, "distill")
     cli.add_command(train_autoencoder_cmd, "train-autoencoder")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
+import torch
+
 from ..config import Config, ConfigError
 from .base import Batch, ConditionError, Conditioner
 from .guidance import GuidanceWeight, check_guidance_range
@@ -39,7 +41,7 @@ def conditioners_for_training(cfg: Config, dataset: Any, *, saved: Sequence[Mapp
     cc = cfg.cond
     if cc.image:
         side = int(dataset.data.shape[-1])
-        _check_image_kind(cc, tuple(dataset.data.shape[1:]))
+        _check_image_kind(cc, tuple(dataset.data.shape[1:]), dataset)
         if cc.image == "lowres" and side % cc.lowres_factor:
             raise ConfigError(f"cond.lowres_factor = {cc.lowres_factor} does not divide the training resolution {side}; "
                               f"valid: a divisor of {side} that is >= 2")
@@ -58,9 +60,17 @@ def conditioners_for_training(cfg: Config, dataset: Any, *, saved: Sequence[Mapp
     return out
 
 
-def _check_image_kind(cc: Any, shape: tuple[int, ...]) -> None:
+def _check_image_kind(cc: Any, shape: tuple[int, ...], dataset: Any = None) -> None:
     """cond.image against the data's sample shape: "frames" needs clips (C, T, H, W) and its past/future
-    counts must leave a frame to generate; "mask" and "lowres" need images (C, H, W)."""
+    counts must leave a frame to generate; "mask" and "lowres" need images (C, H, W); "previous" needs
+    data that holds the state before each example (`dataset.previous`, navier-stokes-forecast)."""
+    if cc.image == "previous":
+        prev = getattr(dataset, "previous", None)
+        if not isinstance(prev, torch.Tensor) or prev.shape != dataset.data.shape:
+            raise ConfigError(f"cond.image = 'previous' conditions each example on the state before it, which only "
+                              f"forecasting data holds (data.source = 'navier-stokes-forecast'); "
+                              f"{getattr(dataset, 'name', '') or 'this data'!r} has none")
+        return
     if cc.image == "frames":
         if len(shape) != 4:
             raise ConfigError(f"cond.image = 'frames' keeps whole frames of video clips, but the data has samples of shape "

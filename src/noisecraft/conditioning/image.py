@@ -1,4 +1,5 @@
-"""Concatenation conditioning on an image built from x0 (`[cond] image = "mask" | "lowres" | "frames"`).
+"""Concatenation conditioning on an image built from x0 (`[cond] image = "mask" | "lowres" | "frames"`) or held
+by the data (`"previous"`).
 
 The network reads the condition concatenated to its input (`cond_channels` of the net config):
 SR3-style super-resolution (Saharia et al. 2021) and Palette-style inpainting (Saharia et al.
@@ -13,6 +14,9 @@ user's input, so training and inference cannot disagree:
               1..frames_past_max, and independently with prob. frames_future_p the last j frames,
               j uniform in 1..frames_future_max; neither = nothing kept (unconditional
               generation)  ->  image_cond = [x0·keep, keep] as for "mask"
+    "previous" (forecasting) the state one interval before x0, which the data holds
+              (`ForecastDataset.previous`, navier-stokes-forecast)  ->  image_cond = that state; a
+              rollout feeds each prediction back as the next condition (`noisecraft.fields.forecast`)
 
 Masks are drawn from each sample's generator (keyed by the step and its position), so bitwise
 resume holds and the draw does not depend on the process count. The condition is never dropped (it is not guided): guidance applies to the other
@@ -89,8 +93,8 @@ class ImageCondition(Conditioner):
     def __init__(self, image: str, channels: int, *, lowres_factor: int = 2, mask_min: float = 0.25,
                  mask_max: float = 0.75, mask_boxes: int = 1, frames_past_p: float = 0.5, frames_past_max: int = 4,
                  frames_future_p: float = 0.5, frames_future_max: int = 4) -> None:
-        if image not in ("mask", "lowres", "frames"):
-            raise ValueError(f"image condition {image!r} is not valid; valid: 'mask', 'lowres', 'frames'")
+        if image not in ("mask", "lowres", "frames", "previous"):
+            raise ValueError(f"image condition {image!r} is not valid; valid: 'mask', 'lowres', 'frames', 'previous'")
         self.image, self.channels = image, int(channels)
         self.lowres_factor, self.mask_min, self.mask_max, self.mask_boxes = lowres_factor, mask_min, mask_max, mask_boxes
         self.frames_past_p, self.frames_past_max = float(frames_past_p), int(frames_past_max)
@@ -113,6 +117,9 @@ class ImageCondition(Conditioner):
 
     def build(self, x0: Tensor, generator: rng.Generators) -> Tensor:
         """The condition of a batch x0 (B, C, H, W) (a clip batch (B, C, T, H, W) for "frames"), on x0's device."""
+        if self.image == "previous":
+            raise ValueError("a 'previous' condition is the state before x0, which the data holds; it cannot be built "
+                             "from x0 (use the dataset's `previous`)")
         if self.image == "frames":
             keep = random_frame_masks(x0.shape[0], x0.shape[2], past_p=self.frames_past_p, past_max=self.frames_past_max,
                                       future_p=self.frames_future_p, future_max=self.frames_future_max,
@@ -126,6 +133,9 @@ class ImageCondition(Conditioner):
         return lowres_condition(Downsample(self.lowres_factor)(x0), self.lowres_factor)
 
     def train_inputs(self, net: nn.Module, batch: Batch, generator: torch.Generator, device) -> dict[str, Tensor]:
+        if self.image == "previous":
+            prev = batch.dataset.previous[batch.idx.cpu()]
+            return {"image_cond": prev.to(batch.x0.device, batch.x0.dtype, non_blocking=True)}
         return {"image_cond": self.build(batch.x0, generator)}
 
     def prepare(self, value: Any, n: int) -> Tensor:
@@ -133,8 +143,11 @@ class ImageCondition(Conditioner):
             return self.default_value(n)
         if not isinstance(value, Tensor) or value.ndim < 3 or value.shape[-3 if value.ndim == 3 else 1] != self.cond_channels:
             got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            builder = "lowres_condition" if self.image == "lowres" else "mask_condition"
             axes = "T, H, W" if self.image == "frames" else "H, W"
+            if self.image == "previous":
+                raise ConditionError(f"image_cond must be the current state, a tensor (n, {self.cond_channels}, H, W), for "
+                                     f"this forecasting model, got {got}")
+            builder = "lowres_condition" if self.image == "lowres" else "mask_condition"
             raise ConditionError(f"image_cond must be a tensor (n, {self.cond_channels}, {axes}) for this {self.image}-"
                                  f"conditioned model (build it with noisecraft.tasks.{builder}), got {got}")
         value = value.unsqueeze(0) if value.ndim == 3 else value
@@ -148,7 +161,8 @@ class ImageCondition(Conditioner):
         use = {"mask": "noisecraft inpaint RUN --image ... --mask ...` (or tasks.inpaint",
                "frames": "noisecraft predict RUN --video ... --keep K` or `noisecraft interpolate` (or "
                          "tasks.predict_frames / inpaint_frames",
-               "lowres": "noisecraft upscale RUN --image ...` (or tasks.super_resolve"}[self.image]
+               "lowres": "noisecraft upscale RUN --image ...` (or tasks.super_resolve",
+               "previous": "noisecraft forecast RUN --state STATE.npz` (or fields.forecast"}[self.image]
         raise ConditionError(f"a {self.image}-conditioned model ([cond] image = {self.image!r}) needs a condition "
                              f"to draw from; use `{use})")
 
@@ -156,11 +170,14 @@ class ImageCondition(Conditioner):
         return {"image_cond": values.to(device)}
 
     def preview_values(self, dataset: Any, idx: Tensor) -> Tensor:
+        if self.image == "previous":
+            return dataset.previous[idx]
         gen = torch.Generator().manual_seed(PREVIEW_SEED)
         return self.build(dataset.data[idx], gen)
 
     def preview_rows(self, values: Tensor) -> Tensor:
-        """What the model was given: the masked image or clip (unknown pixels 0, mid-gray), or the upsampled low-res image."""
+        """What the model was given: the masked image or clip (unknown pixels 0, mid-gray), the upsampled low-res
+        image, or the state before."""
         if self.image in ("mask", "frames"):
             return values[:, :-1] * values[:, -1:]
         return values

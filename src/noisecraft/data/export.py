@@ -4,6 +4,7 @@
     export_dataset("waves", split="train", n=100, out="real-waves")   # 000000.npz ... + labels.csv
     export_dataset("notes", split="test", n=32, out="real-notes")     # 000000.wav (16-bit, 8 kHz) ... + labels.csv
     export_dataset("moving-digits", split="test", n=4, out="real-md") # 000000.gif (looping, 10 fps) ... + labels.csv
+    export_dataset("navier-stokes-forecast", split="test", n=8, out="ns-traj")  # 000000.npz: one trajectory each
 
 The files are what `noisecraft sample` writes for a model of the same data (same format, same
 display scale), so real and generated examples can be compared side by side, and each reads back
@@ -13,6 +14,9 @@ with `ds.get_modality().read(path, ds.sample_shape)`.
   dataset order (`subset_indices`); the same (name, split, n, seed) always gives the same files.
 * `labels.csv` has the header `file,label` (label = class name; empty for unlabeled data) plus
   `caption` for captioned data (shapes: the example's first caption).
+* Forecasting data (`navier-stokes-forecast`) is exported by trajectory: N trajectories, each NPZ holding
+  `trajectory` (steps + 1, C, H, W), the solver's states `interval` apart, and `field` = its first state,
+  so one file is both the `--state` and the `--truth` of `noisecraft forecast`.
 * `out` must not exist or be an empty folder: nothing is ever overwritten. Files are written into a
   hidden temp folder next to `out` that is renamed to `out` at the end, so an interrupted export
   leaves no half-filled folder behind.
@@ -87,9 +91,12 @@ def export_dataset(
     modality = ds.get_modality()
     if scale is not None:  # validated by the modality too; checked here so a bad value fails before any work
         _check_int(scale, "scale", 1, 64)
-    if n > len(ds):
-        raise ValueError(f"n {n} is larger than the {split!r} split of {name!r}, which has {len(ds)} examples; valid: n in 1..{len(ds)}")
-    idx = subset_indices(len(ds), n, seed)
+    trajectories = getattr(ds, "trajectories", None)
+    size = len(ds) if trajectories is None else len(trajectories)
+    what = "examples" if trajectories is None else "trajectories"
+    if n > size:
+        raise ValueError(f"n {n} is larger than the {split!r} split of {name!r}, which has {size} {what}; valid: n in 1..{size}")
+    idx = subset_indices(size, n, seed)
     captions = getattr(ds, "captions", None)
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +105,10 @@ def export_dataset(
         rows = []
         for k, i in enumerate(idx.tolist()):
             fname = f"{k:06d}{modality.file_ext}"
+            if trajectories is not None:
+                _write_trajectory(trajectories[i], tmp / fname)
+                rows.append([fname, ""])
+                continue
             modality.write(ds.data[i], tmp / fname, scale=scale)
             label = ds.class_names[int(ds.labels[i])] if ds.class_names else ""
             rows.append([fname, label] + ([captions[i][0]] if captions is not None else []))
@@ -115,3 +126,12 @@ def export_dataset(
         raise
     return out
 
+
+
+def _write_trajectory(traj, path: Path) -> None:
+    """One trajectory (K + 1, C, H, W) as float32 NPZ: `trajectory` and `field` (its first state)."""
+    arr = np.ascontiguousarray(traj.numpy().astype(np.float32))
+    buf = io.BytesIO()
+    np.savez(buf, field=arr[0], trajectory=arr)
+    data = buf.getvalue()
+    atomic_write(path, lambda f: f.write(data))

@@ -13,6 +13,11 @@ channel has a standard deviation near 0.5 (the default σ_data):
 * `navier-stokes` (1, N, N): the vorticity ω of 2-D Kolmogorov flow after spin-up
   (`fields.navier_stokes`, ν = 0.01, drag 0.1, forcing -4cos(4y) on [0, 2π)², Δt = 0.02, 15 time
   units from a random smooth state): ω = 7·x.
+* `navier-stokes-forecast` (1, N, N): the same flow as pairs for next-state prediction (issue 14 item 5).
+  Trajectory i starts at `navier-stokes` field i of the split and is advanced by the solver for
+  `steps` (default 8) further states `interval` (default 0.5) time units apart; example j·steps + k is
+  the state k + 1 of trajectory j and `ForecastDataset.previous` holds the state k before it (the
+  condition of a `[cond] image = "previous"` model); `trajectories` keeps them whole (n, steps + 1, 1, N, N).
 
 Field i of a split depends only on (the split's seed, i), so a split of any size starts with the same
 fields. Splits: train (seed 0) and test (seed 1), sizes in `FIELD_SPLIT_SIZES`; "all" = train then test.
@@ -39,15 +44,17 @@ from torch import Tensor
 
 from ..fields.darcy import COEFFICIENTS, darcy_coefficient, solve_darcy
 from ..fields.grf import MaternGRF, field_noise
-from ..fields.navier_stokes import NSConfig, kolmogorov_snapshots
+from ..fields.navier_stokes import NSConfig, SpectralGrid, kolmogorov_snapshots
+from ..fields.navier_stokes import step as ns_step
 from ..io.files import atomic_write_bytes
 from ..io_safety import read_safetensors
 from ..runtime import cache_root
 from .dataset import SignalDataset, check_resolution
 from .synthetic import SPLIT_SEEDS, SYNTHETIC_SPLITS
 
-__all__ = ["FIELDS_VERSION", "FIELD_SPLIT_SIZES", "FIELD_NATIVE_SIZE", "GRF_PARAMS", "NS_CONFIG", "FieldDataset",
-           "channels_info", "generate_fields", "load_grf", "load_darcy", "load_navier_stokes"]
+__all__ = ["FIELDS_VERSION", "FIELD_SPLIT_SIZES", "FIELD_NATIVE_SIZE", "GRF_PARAMS", "NS_CONFIG", "FORECAST_STEPS",
+           "FORECAST_INTERVAL", "FieldDataset", "ForecastDataset", "channels_info", "generate_fields",
+           "navier_stokes_trajectories", "load_grf", "load_darcy", "load_navier_stokes", "load_navier_stokes_forecast"]
 
 FIELDS_VERSION = 1  # bump when a generator changes what a field holds
 CACHE_FORMAT = "noisecraft-fields/1"
@@ -56,10 +63,13 @@ FIELD_SPLIT_SIZES: dict[str, dict[str, int]] = {
     "grf": {"train": 4000, "test": 256},
     "darcy": {"train": 1000, "test": 128},
     "navier-stokes": {"train": 1000, "test": 128},
+    "navier-stokes-forecast": {"train": 1000, "test": 128},  # trajectories (each gives `steps` pairs)
 }
 GRF_PARAMS = {"nu": 1.5, "length": 0.1, "std": 0.5}
 NS_CONFIG = NSConfig()
 NS_SCALE = 7.0
+FORECAST_STEPS = 8  # states after the start of each navier-stokes-forecast trajectory
+FORECAST_INTERVAL = 0.5  # time units between them: 25 solver steps; persistence's relative L2 error is 0.48 at one interval
 _DARCY_CHANNELS = {
     "piecewise": [("a", 7.5, 4.5, "linear"), ("u", 0.006, 0.012, "linear")],
     "lognormal": [("a", 0.0, 2.0, "log"), ("u", 0.04, 0.08, "linear")],
@@ -73,10 +83,10 @@ def channels_info(name: str, coefficient: str = "piecewise") -> list[dict]:
         rows = [("x", 0.0, 1.0, "linear")]
     elif name == "darcy":
         rows = _DARCY_CHANNELS[coefficient]
-    elif name == "navier-stokes":
+    elif name in ("navier-stokes", "navier-stokes-forecast"):
         rows = [("vorticity", 0.0, NS_SCALE, "linear")]
     else:
-        raise ValueError(f"{name!r} is not a built-in field; valid: darcy, grf, navier-stokes")
+        raise ValueError(f"{name!r} is not a built-in field; valid: darcy, grf, navier-stokes, navier-stokes-forecast")
     return [{"name": n, "offset": o, "scale": s, "map": m} for n, o, s, m in rows]
 
 
@@ -102,6 +112,20 @@ class FieldDataset(SignalDataset):
             out.append(torch.exp(v) if info["map"] == "log" else v)
         return torch.stack(out, -3)
 
+
+
+class ForecastDataset(FieldDataset):
+    """`navier-stokes-forecast` pairs (module notes): `data` the next states (n·steps, C, H, W), `previous`
+    the states one `interval` before them (same shape), `trajectories` (n, steps + 1, C, H, W)."""
+
+    def __init__(self, trajectories: Tensor, *, name: str, info: list[dict], params: dict) -> None:
+        n, k1 = trajectories.shape[:2]
+        rest = tuple(trajectories.shape[2:])
+        super().__init__(trajectories[:, 1:].reshape(n * (k1 - 1), *rest).contiguous(), name=name, info=info,
+                         params=params)
+        self.previous = trajectories[:, :-1].reshape(n * (k1 - 1), *rest).contiguous()
+        self.trajectories = trajectories
+        self.steps, self.interval = k1 - 1, float(params["interval"])
 
 # --- generators: (size, seed, index) -> (n, C, N, N) float32 in normalized units ---------------------
 
@@ -144,12 +168,8 @@ def _key(name: str, size: int, seed: int, n: int, params: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
-def generate_fields(name: str, n: int, seed: int, size: int = FIELD_NATIVE_SIZE, *, use_cache: bool = True,
-                    **opts) -> np.ndarray:
-    """Fields 0..n-1 of the stream `seed` of built-in `name` (n, C, size, size) float32, from the cache when there."""
-    params = _params(name, opts)
-    key = _key(name, size, seed, n, params)
-    path = cache_root() / "datasets" / name / f"s{seed}-n{n}-r{size}-{key[:32]}.safetensors"
+def _cached(name: str, path, key: str, make: Callable[[], np.ndarray], n: int, use_cache: bool) -> np.ndarray:
+    """`make()` (n, ...) float32, read from / written to the safetensors file `path` (checked against `key`)."""
     if use_cache and path.is_file():
         try:
             arrays, meta = read_safetensors(path, framework="np")
@@ -158,22 +178,77 @@ def generate_fields(name: str, n: int, seed: int, size: int = FIELD_NATIVE_SIZE,
                 raise ValueError("its key or shape does not match")
             return x
         except (OSError, ValueError) as e:  # WeightFileError is a ValueError
-            warnings.warn(f"{name} cache {str(path)!r} is unreadable ({e}); regenerating", RuntimeWarning, stacklevel=2)
-    x = _GENERATORS[name](size, seed, np.arange(n), opts)
+            warnings.warn(f"{name} cache {str(path)!r} is unreadable ({e}); regenerating", RuntimeWarning, stacklevel=3)
+    x = make()
     if use_cache:
         try:
             atomic_write_bytes(path, st_save({"x": np.ascontiguousarray(x)}, metadata={"format": CACHE_FORMAT, "key": key}))
         except OSError as e:
             warnings.warn(f"could not write the {name} cache {str(path)!r} ({e}); continuing without it", RuntimeWarning,
-                          stacklevel=2)
+                          stacklevel=3)
     return x
+
+
+def generate_fields(name: str, n: int, seed: int, size: int = FIELD_NATIVE_SIZE, *, use_cache: bool = True,
+                    **opts) -> np.ndarray:
+    """Fields 0..n-1 of the stream `seed` of built-in `name` (n, C, size, size) float32, from the cache when there."""
+    params = _params(name, opts)
+    key = _key(name, size, seed, n, params)
+    path = cache_root() / "datasets" / name / f"s{seed}-n{n}-r{size}-{key[:32]}.safetensors"
+    return _cached(name, path, key, lambda: _GENERATORS[name](size, seed, np.arange(n), opts), n, use_cache)
+
+
+def _check_forecast_options(steps: int, interval: float) -> int:
+    """The solver steps per interval, or a ValueError naming the bad option and what is valid."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 256:
+        raise ValueError(f"navier-stokes-forecast option steps = {steps!r} is not valid; valid: an integer 1..256 "
+                         f"(states after each trajectory's start; default {FORECAST_STEPS})")
+    dt = NS_CONFIG.dt
+    ok = isinstance(interval, (int, float)) and not isinstance(interval, bool) and 0 < interval <= 100
+    k = round(interval / dt) if ok else 0
+    if not ok or k < 1 or abs(k * dt - interval) > 1e-9 * max(1.0, interval):
+        raise ValueError(f"navier-stokes-forecast option interval = {interval!r} is not valid; valid: a multiple of "
+                         f"the solver's time step {dt} in (0, 100] (default {FORECAST_INTERVAL})")
+    return k
+
+
+def navier_stokes_trajectories(n: int, seed: int, size: int = FIELD_NATIVE_SIZE, *, steps: int = FORECAST_STEPS,
+                               interval: float = FORECAST_INTERVAL, use_cache: bool = True) -> np.ndarray:
+    """Trajectories 0..n-1 (n, steps + 1, size, size) float32 in normalized units: state 0 is `navier-stokes`
+    field i of the stream `seed` (as stored), state k + 1 the solver's state `interval` time units after
+    state k (float64 integration from the stored float32 start). Cached like `generate_fields`."""
+    per = _check_forecast_options(steps, interval)
+    name = "navier-stokes-forecast"
+    params = {**_params("navier-stokes", {}), "steps": steps, "interval": float(interval)}
+    key = _key(name, size, seed, n, params)
+    path = cache_root() / "datasets" / name / f"s{seed}-n{n}-r{size}-k{steps}-{key[:32]}.safetensors"
+
+    def make() -> np.ndarray:
+        start = generate_fields("navier-stokes", n, seed, size, use_cache=use_cache)[:, 0]  # (n, N, N)
+        g = SpectralGrid(size)
+        f_hat = g.rfft(NS_CONFIG.forcing(size))
+        out = np.empty((n, steps + 1, size, size), np.float32)
+        out[:, 0] = start
+        for lo in range(0, n, 100):  # in chunks: the solver's float64 work arrays stay small
+            w_hat = g.rfft(torch.from_numpy(start[lo:lo + 100]).double() * NS_SCALE)
+            for k in range(steps):
+                for _ in range(per):
+                    w_hat = ns_step(w_hat, g, NS_CONFIG, f_hat)
+                w = g.irfft(w_hat)
+                if not bool(torch.isfinite(w).all()):
+                    raise RuntimeError(f"the Navier-Stokes solver diverged at grid size {size}")
+                out[lo:lo + 100, k + 1] = (w / NS_SCALE).numpy()
+        return out
+
+    return _cached(name, path, key, make, n, use_cache)
 
 
 def _load(name: str, *, resolution, split, channels, labels, hflip, use_cache, min_size: int, **opts) -> FieldDataset:
     check_resolution(resolution)
     size = resolution or FIELD_NATIVE_SIZE
-    if size < min_size or (name == "navier-stokes" and size % 2):
-        even = " and even" if name == "navier-stokes" else ""
+    ns = name.startswith("navier-stokes")
+    if size < min_size or (ns and size % 2):
+        even = " and even" if ns else ""
         raise ValueError(f"resolution {size} is too small for {name!r}; valid: >= {min_size}{even} (default {FIELD_NATIVE_SIZE})")
     info = channels_info(name, opts.get("coefficient", "piecewise"))
     if channels not in (None, len(info)):
@@ -186,6 +261,11 @@ def _load(name: str, *, resolution, split, channels, labels, hflip, use_cache, m
     if split not in SYNTHETIC_SPLITS:
         raise ValueError(f"split must be one of {', '.join(SYNTHETIC_SPLITS)} for {name!r}; got {split!r}")
     parts = ("train", "test") if split == "all" else (split,)
+    if name == "navier-stokes-forecast":
+        x = np.concatenate([navier_stokes_trajectories(FIELD_SPLIT_SIZES[name][p], SPLIT_SEEDS[p], size,
+                                                       use_cache=use_cache, **opts) for p in parts])
+        params = {**_params("navier-stokes", {}), **opts}
+        return ForecastDataset(torch.from_numpy(x)[:, :, None], name=name, info=info, params=params)
     x = np.concatenate([generate_fields(name, FIELD_SPLIT_SIZES[name][p], SPLIT_SEEDS[p], size, use_cache=use_cache,
                                         **opts) for p in parts])
     return FieldDataset(torch.from_numpy(x), name=name, info=info, params=_params(name, opts))
@@ -213,3 +293,13 @@ def load_navier_stokes(*, resolution: int | None = None, split: str = "train", c
     """`navier-stokes`: Kolmogorov-flow vorticity snapshots (N, 1, R, R) (module notes). R even, >= 16."""
     return _load("navier-stokes", resolution=resolution, split=split, channels=channels, labels=labels, hflip=hflip,
                  use_cache=use_cache, min_size=16)
+
+
+def load_navier_stokes_forecast(*, resolution: int | None = None, split: str = "train", channels: int | None = None,
+                                labels: bool = True, hflip: bool = False, use_cache: bool = True,
+                                steps: int = FORECAST_STEPS, interval: float = FORECAST_INTERVAL) -> ForecastDataset:
+    """`navier-stokes-forecast`: pairs of Kolmogorov-flow states `interval` apart (module notes), R even, >= 16.
+    Options (`data.options`): steps (states after each start, 1..256) and interval (a multiple of 0.02)."""
+    _check_forecast_options(steps, interval)
+    return _load("navier-stokes-forecast", resolution=resolution, split=split, channels=channels, labels=labels,
+                 hflip=hflip, use_cache=use_cache, min_size=16, steps=steps, interval=float(interval))

@@ -20,7 +20,7 @@ from .audio import AUDIO_EXTENSIONS, list_audio_files, load_audio_folder
 from .blobs import load_blobs
 from .dataset import DataError, SignalDataset, check_channels, check_resolution
 from .digits import load_digits
-from .fields import load_darcy, load_grf, load_navier_stokes
+from .fields import load_darcy, load_grf, load_navier_stokes, load_navier_stokes_forecast
 from .folders import ON_ERROR, list_files
 from .images import IMAGE_EXTENSIONS, list_image_files, load_image_folder
 from .moving_digits import load_moving_digits
@@ -49,6 +49,7 @@ BUILTIN_DATASETS: dict[str, Callable[..., SignalDataset]] = {
     "grf": load_grf,  # scientific fields (modality "field"): Matérn GRF (1, 64, 64)
     "darcy": load_darcy,  # Darcy flow (a, u) (2, 64, 64)
     "navier-stokes": load_navier_stokes,  # Kolmogorov-flow vorticity (1, 64, 64)
+    "navier-stokes-forecast": load_navier_stokes_forecast,  # its next states (1, 64, 64), the state before as `previous`
 }
 
 # Built-ins with splits beyond SPLITS (e.g. shapes' "heldout" colour-shape pairs).

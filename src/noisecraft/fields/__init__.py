@@ -5,11 +5,14 @@
     post = reconstruct(denoiser, obs, (1, 64, 64), n=32, method="pigdm")               # reconstruct.py
     coverage(post.samples, truth, 0.9), crps(post.samples, truth)                       # metrics.py (+ baselines)
     radial_power_spectrum(fields), darcy_residuals(pairs)                               # statistics.py (generated vs real)
+    fc = rollout(denoiser, state, steps=8, n=8); forecast_scores(fc, truth, state)      # forecast.py (next-state models)
 
-The built-in datasets `grf`, `darcy`, `navier-stokes` (noisecraft.data.fields) wrap the generators.
+The built-in datasets `grf`, `darcy`, `navier-stokes`, `navier-stokes-forecast` (noisecraft.data.fields) wrap
+the generators.
 """
 
 from .darcy import darcy_residual, solve_darcy
+from .forecast import Forecast, forecast_scores, rollout
 from .grf import GaussianPosterior, MaternGRF, matern_kernel
 from .metrics import (coverage, crps, cubic_baseline, gaussian_coverage, gaussian_crps, gp_baseline, mean_baseline,
                       posterior_scores, relative_l2, spread_skill)
@@ -22,7 +25,7 @@ from .statistics import (darcy_residuals, darcy_solution_errors, distribution_di
 __all__ = [
     "MaternGRF", "GaussianPosterior", "matern_kernel", "solve_darcy", "darcy_residual", "NSConfig", "kolmogorov_snapshots",
     "Observations", "PointObservation", "read_observations", "write_observations", "random_observations",
-    "RECONSTRUCT_METHODS", "Posterior", "reconstruct", "tmpd",
+    "RECONSTRUCT_METHODS", "Posterior", "reconstruct", "tmpd", "Forecast", "rollout", "forecast_scores",
     "relative_l2", "coverage", "gaussian_coverage", "crps", "gaussian_crps", "spread_skill", "posterior_scores",
     "gp_baseline", "cubic_baseline", "mean_baseline",
     "radial_power_spectrum", "spectrum_errors", "pixel_statistics", "pixel_w1", "darcy_residuals",

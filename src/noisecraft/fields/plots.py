@@ -1,6 +1,7 @@
 """Heat maps of reconstructions: one PNG per quantity (mean, std, error), channels side by side; and the
 files of one reconstruction (posterior.npz, the heat maps, metrics.json), as `noisecraft reconstruct`
-and the web app's Reconstruct tab write them."""
+and the web app's Reconstruct tab write them; and of one forecast (`noisecraft forecast`), lead times
+side by side."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ..io.files import atomic_write_bytes
 from ..io.images import save_image
 from ..modalities.array import heat_colors, tile, upscale
 
-__all__ = ["write_heat_map", "write_posterior_npz", "write_reconstruction"]
+__all__ = ["write_heat_map", "write_posterior_npz", "write_reconstruction", "write_forecast"]
 
 
 def write_heat_map(x: Tensor, path: str | os.PathLike, *, lo: float | None = None, hi: float | None = None,
@@ -68,3 +69,33 @@ def write_reconstruction(out: str | os.PathLike, samples: Tensor, mean: Tensor, 
     (outp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     files.append(outp / "metrics.json")
     return files, metrics
+
+
+def write_forecast(out: str | os.PathLike, samples: Tensor, mean: Tensor, std: Tensor, *, truth: Tensor | None = None,
+                   rows: list[dict] | None = None, interval: float | None = None) -> list[Path]:
+    """OUT/forecast.npz (samples (n, K, C, H, W), mean and std (K, C, H, W)), and heat-map strips with the
+    K lead times left to right (each lead's C channels together): member0.png (one member's rollout),
+    mean.png, std.png; with `truth` (K, C, H, W) also truth.png and error.png (abs(mean - truth)), and
+    metrics.json from `rows` (one dict per lead, `fields.forecast_scores`). Returns the files written."""
+    outp = Path(out)
+    outp.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez(buf, samples=samples.detach().float().cpu().numpy(), mean=mean.detach().float().cpu().numpy(),
+             std=std.detach().float().cpu().numpy())
+    files = [atomic_write_bytes(outp / "forecast.npz", buf.getvalue())]
+
+    def strip(x: Tensor) -> Tensor:
+        return x.reshape(-1, *x.shape[-2:])  # (K, C, H, W) -> (K·C, H, W): lead-major, channels together
+
+    both = samples[0] if truth is None else torch.cat([samples[0], truth])
+    lo, hi = float(both.min()), float(both.max())
+    files.append(write_heat_map(strip(samples[0]), outp / "member0.png", lo=lo, hi=hi))
+    files.append(write_heat_map(strip(mean), outp / "mean.png", lo=lo, hi=hi))
+    files.append(write_heat_map(strip(std), outp / "std.png", lo=0.0))
+    if truth is not None:
+        files.append(write_heat_map(strip(truth), outp / "truth.png", lo=lo, hi=hi))
+        files.append(write_heat_map(strip((mean - truth).abs()), outp / "error.png", lo=0.0))
+    if rows is not None:
+        doc = {"n": int(samples.shape[0]), "steps": int(samples.shape[1]), "interval": interval, "leads": rows}
+        files.append(atomic_write_bytes(outp / "metrics.json", (json.dumps(doc, indent=2) + "\n").encode("utf-8")))
+    return files
