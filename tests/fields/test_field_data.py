@@ -18,15 +18,13 @@ from noisecraft.fields import darcy_residual
 sys.path.insert(0, str(Path(__file__).parents[1] / "cli"))
 from cli_helpers import assert_user_error, run  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from field_helpers import use_small_fields  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def small(monkeypatch, tmp_path):
-    """A private cache and tiny splits (the real sizes are FIELD_SPLIT_SIZES)."""
-    monkeypatch.setenv("NOISECRAFT_CACHE", str(tmp_path / "cache"))
-    sizes = {name: {"train": 6, "test": 4} for name in fdata.FIELD_SPLIT_SIZES}
-    monkeypatch.setattr(fdata, "FIELD_SPLIT_SIZES", sizes)
-    monkeypatch.setattr(fdata, "NS_CONFIG", fdata.NSConfig(spinup=1.0))
-    return tmp_path
+    return use_small_fields(monkeypatch, tmp_path)
 
 
 def test_grf_is_deterministic_and_cached(small):

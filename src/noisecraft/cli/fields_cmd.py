@@ -116,9 +116,9 @@ def forecast_cmd(run_dir, state_path, out, steps, n, seed, solver, nfe, truth, w
         from .common import sampling_spec
 
         run = Run.open(run_dir)
-        if not any(getattr(c, "image", "") == "previous" for c in run.conditioners):
+        if [getattr(c, "image", c.kind) for c in run.conditioners] != ["previous"]:
             raise UserError(f"run {run_dir} is not a next-state model; forecast needs one trained with "
-                            "[cond] image = 'previous' (e.g. `noisecraft train navier-stokes-forecast`)")
+                            "[cond] image = 'previous' and no other condition (e.g. `noisecraft train navier-stokes-forecast`)")
         if not 1 <= steps <= 1000:
             raise UserError(f"--steps {steps} is out of range; valid: 1..1000")
         if not 1 <= n <= 1000:
@@ -139,7 +139,7 @@ def forecast_cmd(run_dir, state_path, out, steps, n, seed, solver, nfe, truth, w
             true = traj[1:steps + 1]
         outp = check_out_folder(out)
         with num_threads(run.config.train.threads):
-            fc = rollout(run.denoiser(weights), state, steps, n=n, spec=spec, conditioners=run.conditioners)
+            fc = rollout(run.denoiser(weights), state, steps, n=n, spec=spec)
         rows = forecast_scores(fc, true, state) if true is not None else None
         interval = float(run.config.data.options.get("interval", FORECAST_INTERVAL))
         write_forecast(outp, fc.samples, fc.mean, fc.std, truth=true, rows=rows, interval=interval)

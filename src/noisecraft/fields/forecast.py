@@ -17,15 +17,14 @@ the same (seed, n) gives the same ensemble and no two draws share noise.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 from torch import Tensor
 
-from ..conditioning import Conditioner, ImageCondition
-from ..runs.generation import generate
+from ..sampling import sample
+from ..sampling.noise import seeded_generators
 from ..sampling.spec import SamplingSpec
 from .metrics import posterior_scores, relative_l2
 
@@ -62,13 +61,15 @@ def _check_state(state: Tensor) -> Tensor:
 
 
 def rollout(denoiser: Callable[..., Tensor], state: Tensor, steps: int, *, n: int = 8,
-            spec: SamplingSpec | None = None, conditioners: Sequence[Conditioner] | None = None,
-            batch_size: int = 250, callback: Callable[[int], None] | None = None) -> Forecast:
+            spec: SamplingSpec | None = None, batch_size: int = 250,
+            callback: Callable[[int], None] | None = None) -> Forecast:
     """An n-member ensemble forecast `steps` states ahead of `state` (C, H, W) (module notes).
 
-    denoiser: a σ-space denoiser taking the current state as `image_cond` (C channels); spec: solver,
-    NFE, σ range and seed of every step (default SamplingSpec()); conditioners: the run's (default: the
-    one "previous" image condition). callback(k) after each step k = 0..steps-1."""
+    denoiser: a σ-space denoiser D(x, σ, image_cond=current state (B, C, H, W)), such as the run of a
+    `[cond] image = "previous"` model (`Run.denoiser()`; its one condition is unguided, so no other
+    input is needed); spec: solver, NFE, σ range and seed of every step (default SamplingSpec());
+    guidance does not apply. callback(k) after each step k = 0..steps-1. Noise is drawn on the CPU
+    from per-draw generators, as `Run.generate` draws it."""
     state = _check_state(state)
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 10_000:
         raise ValueError(f"steps must be an integer 1..10000, got {steps!r}")
@@ -76,16 +77,23 @@ def rollout(denoiser: Callable[..., Tensor], state: Tensor, steps: int, *, n: in
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
     spec = spec or SamplingSpec()
     spec.check_seed_range(n * steps)
-    conds = list(conditioners) if conditioners is not None else [ImageCondition("previous", state.shape[0])]
-    if not any(c.key == "image_cond" and getattr(c, "image", "") == "previous" for c in conds):
-        raise ValueError("rollout needs a next-state model ([cond] image = 'previous', e.g. the navier-stokes-forecast "
-                         "preset); these conditioners have none")
+    params = getattr(denoiser, "parameters", None)
+    first = next(iter(params()), None) if callable(params) else None
+    device = first.device if first is not None else torch.device("cpu")
     shape = tuple(state.shape)
     current = state[None].expand(n, *shape).contiguous()
     out = []
     for k in range(steps):
-        step_spec = dataclasses.replace(spec, seed=spec.seed + k * n)
-        current = generate(denoiser, n, shape, step_spec, conds, {"image_cond": current}, batch_size=batch_size)
+        nxt = []
+        for lo in range(0, n, batch_size):
+            hi = min(n, lo + batch_size)
+            gens = seeded_generators(range(spec.seed + k * n + lo, spec.seed + k * n + hi))
+            noise = torch.stack([torch.randn(shape, generator=g) for g in gens]).to(device)
+            with torch.no_grad():
+                x = sample(denoiser, noise, solver=spec.solver, nfe=spec.nfe, sigma_min=spec.sigma_min,
+                           sigma_max=spec.sigma_max, generator=gens, image_cond=current[lo:hi].to(device))
+            nxt.append(x.cpu())
+        current = torch.cat(nxt)
         out.append(current)
         if callback is not None:
             callback(k)
