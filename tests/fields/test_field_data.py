@@ -134,7 +134,7 @@ def test_reconstruct_cli_errors(field_run, small):
     assert_user_error(run("reconstruct", field_run, "--observations", small / "nan.npz", "--out", small / "r"),
                       "values[0] is not finite")
     assert_user_error(run("reconstruct", field_run, "--observations", small / "obs.npz", "--method", "magic",
-                          "--out", small / "r"), "--method 'magic' is not a method; valid: projection, pigdm, dps, tmpd")
+                          "--out", small / "r"), "--method 'magic' is not a method; valid: projection, pigdm, dps, tmpd, model")
     np.savez(small / "bad_truth.npz", field=np.zeros((1, 4, 4), np.float32))
     assert_user_error(run("reconstruct", field_run, "--observations", small / "obs.npz", "--truth", small / "bad_truth.npz",
                           "--out", small / "r"), "expected (1, 8, 8)")

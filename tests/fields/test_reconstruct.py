@@ -76,7 +76,37 @@ def test_samples_are_reproducible_per_seed():
 
 def test_bad_arguments():
     grf, obs, _ = _problem(0.0)
-    with pytest.raises(ValueError, match="unknown reconstruction method 'exact'; valid: projection, pigdm, dps, tmpd"):
+    with pytest.raises(ValueError, match="unknown reconstruction method 'exact'; valid: projection, pigdm, dps, tmpd, model"):
         reconstruct(grf, obs, (1, N, N), method="exact")
     with pytest.raises(ValueError, match="the observations have 1 channel"):
         reconstruct(grf, obs, (2, N, N))
+
+
+class ConditionedOracle:
+    """An exact observation-conditioned denoiser: it reads [y on the grid, keep] (the `image_cond` of a
+    `[cond] image = "points"` model) and conditions the GRF's exact denoiser on those points with the
+    exact Gaussian formula (tmpd, checked above)."""
+
+    def __init__(self, grf):
+        self.grf = grf
+
+    def __call__(self, x, sigma, image_cond):
+        from noisecraft.fields import PointObservation, tmpd
+
+        keep = image_cond[0, -1]
+        idx = keep.nonzero()  # (M, 2) row, col
+        assert torch.equal(image_cond[:, -1:], keep.expand_as(image_cond[:, -1:]))  # one mask for the batch
+        y = image_cond[0, :-1][:, idx[:, 0], idx[:, 1]].T.reshape(1, -1)  # (1, M·C), values at the points
+        return tmpd(self.grf, PointObservation(idx, x.shape[1:]), y.to(x.dtype))(x, sigma)
+
+
+def test_model_method_passes_the_observations_as_the_condition():
+    """method="model": the observations reach the net as [y on the grid, keep]; an exact conditioned
+    denoiser then samples the exact posterior, as tmpd does."""
+    grf, obs, exact = _problem(0.0)
+    post = reconstruct(ConditionedOracle(grf), obs, (1, N, N), n=SAMPLES, method="model", solver="heun", nfe=100,
+                       dtype=torch.float64, batch_size=SAMPLES)
+    z, ratio = _scores(post.mean, post.std, exact, SAMPLES)
+    assert _exact_enough(z, ratio), (z, ratio)
+    at = post.mean[0, obs.idx[:, 0], obs.idx[:, 1]]
+    assert (at - obs.values[:, 0]).abs().max() < 1e-4

@@ -39,16 +39,16 @@ __all__ = ["reconstruct_cmd", "forecast_cmd"]
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for posterior.npz and the heat maps.")
 @click.option("--n", "n", type=int, default=32, show_default=True, help="Posterior samples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sample i uses seed + i.")
-@click.option("--method", default="dps", show_default=True, help="dps | pigdm | projection | tmpd (exact covariance; M·C backward passes per step). dps: the best per CPU-second measured (docs/fields.md).")
-@click.option("--solver", help="Sampler (default: ddpm; heun for tmpd).")
-@click.option("--nfe", type=int, default=100, show_default=True, help="Network evaluations per sample.")
+@click.option("--method", help="dps | pigdm | projection | tmpd (exact covariance; M·C backward passes per step) for an unconditional run (default dps: the best per CPU-second measured, docs/fields.md); model for an observation-conditioned run ([cond] image = 'points'; its default).")
+@click.option("--solver", help="Sampler (default: ddpm; heun for tmpd; the run's [sample] solver for model).")
+@click.option("--nfe", type=int, help="Network evaluations per sample (default: 100; the run's [sample] nfe for model).")
 @click.option("--zeta", type=float, help="DPS step size ζ (--method dps only; default 3, chosen on grf; 10 on darcy and navier-stokes, docs/fields.md).")
 @click.option("--truth", type=click.Path(), help="The true field (NPZ, key 'field'): adds error.png and metrics.json.")
 @click.option("--weights", default="ema", show_default=True, help="raw | ema | best | phema-<std>, as for `sample`.")
 def reconstruct_cmd(run_dir, obs_path, out, n, seed, method, solver, nfe, zeta, truth, weights) -> None:
     """Reconstruct a field from point observations with a trained field model (zero-shot posterior sampling)."""
     with user_errors():
-        from ..fields import RECONSTRUCT_METHODS, read_observations, reconstruct
+        from ..fields import read_observations, reconstruct, resolve_method
         from ..fields.plots import write_reconstruction
         from ..runs import Run
         from ..runtime import num_threads
@@ -58,12 +58,18 @@ def reconstruct_cmd(run_dir, obs_path, out, n, seed, method, solver, nfe, zeta, 
         if run.modality != "field":
             raise UserError(f"run {run_dir} is a model of {run.modality} data; reconstruct needs a field model "
                             "(trained on grf, darcy or navier-stokes)")
-        if run.conditioners:
+        kinds = [getattr(c, "image", c.kind) for c in run.conditioners]
+        if kinds not in ([], ["points"]):
             raise UserError(f"run {run_dir} is conditional ({', '.join(c.key for c in run.conditioners)}); reconstruct "
-                            "needs an unconditional field model (data.conditional = false)")
-        if method not in RECONSTRUCT_METHODS:
-            raise UserError(f"--method {method!r} is not a method; valid: {', '.join(RECONSTRUCT_METHODS)}")
-        solver = solver or ("heun" if method == "tmpd" else "ddpm")
+                            "needs an unconditional field model (data.conditional = false) or an observation-conditioned "
+                            "one ([cond] image = 'points')")
+        try:
+            method = resolve_method(method, kinds == ["points"])
+        except ValueError as e:
+            raise UserError(f"--{e}") from None
+        model = method == "model"
+        solver = solver or ("heun" if method == "tmpd" else run.config.sample.solver if model else "ddpm")
+        nfe = nfe if nfe is not None else run.config.sample.nfe if model else 100
         if solver not in SOLVERS:
             raise UserError(f"--solver {solver!r} is not a solver; valid: {', '.join(SOLVERS)}")
         if not 1 <= n <= 10_000:

@@ -17,14 +17,14 @@ import torch
 from ..config import Config, ConfigError
 from .base import Batch, ConditionError, Conditioner
 from .guidance import GuidanceWeight, check_guidance_range
-from .image import ImageCondition, random_box_masks, random_frame_masks
+from .image import ImageCondition, random_box_masks, random_frame_masks, random_point_masks
 from .labels import ClassLabels
 from .text import TextConditionedNet, TextPrompts, find_text_conditioner
 
 __all__ = [
     "Batch", "ConditionError", "Conditioner", "ClassLabels", "GuidanceWeight", "check_guidance_range", "ImageCondition",
     "TextPrompts", "TextConditionedNet",
-    "find_text_conditioner", "random_box_masks", "random_frame_masks", "conditioners_for_training", "conditioners_from_meta",
+    "find_text_conditioner", "random_box_masks", "random_frame_masks", "random_point_masks", "conditioners_for_training", "conditioners_from_meta",
 ]
 
 
@@ -51,7 +51,8 @@ def conditioners_for_training(cfg: Config, dataset: Any, *, saved: Sequence[Mapp
         out.append(ImageCondition(cc.image, dataset.channels, lowres_factor=cc.lowres_factor, mask_min=cc.mask_min,
                                   mask_max=cc.mask_max, mask_boxes=cc.mask_boxes, frames_past_p=cc.frames_past_p,
                                   frames_past_max=cc.frames_past_max, frames_future_p=cc.frames_future_p,
-                                  frames_future_max=cc.frames_future_max))
+                                  frames_future_max=cc.frames_future_max, points_min=cc.points_min,
+                                  points_max=cc.points_max))
     if cfg.text.encoder:
         saved_text = next((m["encoder"] for m in saved or () if m.get("kind") == "text"), None)
         out.append(TextPrompts.for_training(cfg, dataset, saved_text, progress=progress))
@@ -89,7 +90,8 @@ def _check_image_kind(cc: Any, shape: tuple[int, ...], dataset: Any = None) -> N
 
 
 def _image_from_meta(meta: Mapping[str, Any], device: Any) -> ImageCondition:
-    frames = {k: meta[k] for k in ("frames_past_p", "frames_past_max", "frames_future_p", "frames_future_max") if k in meta}
+    frames = {k: meta[k] for k in ("frames_past_p", "frames_past_max", "frames_future_p", "frames_future_max",
+                                   "points_min", "points_max") if k in meta}
     return ImageCondition(meta["image"], int(meta["channels"]), lowres_factor=int(meta["lowres_factor"]),
                           mask_min=float(meta["mask_min"]), mask_max=float(meta["mask_max"]),
                           mask_boxes=int(meta["mask_boxes"]), **frames)

@@ -14,6 +14,9 @@ user's input, so training and inference cannot disagree:
               1..frames_past_max, and independently with prob. frames_future_p the last j frames,
               j uniform in 1..frames_future_max; neither = nothing kept (unconditional
               generation)  ->  image_cond = [x0·keep, keep] as for "mask"
+    "points"  (fields) keep = 1 on scattered pixels, each kept with probability f, f log-uniform in
+              [points_min, points_max] per example (`random_point_masks`): sparse point observations,
+              as `noisecraft reconstruct` gives them  ->  image_cond = [x0·keep, keep] as for "mask"
     "previous" (forecasting) the state one interval before x0, which the data holds
               (`ForecastDataset.previous`, navier-stokes-forecast)  ->  image_cond = that state; a
               rollout feeds each prediction back as the next condition (`noisecraft.fields.forecast`)
@@ -25,6 +28,7 @@ conditions of the model.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -35,7 +39,7 @@ from ..core import rng
 from ..tasks.operators import Downsample
 from .base import Batch, ConditionError, Conditioner
 
-__all__ = ["ImageCondition", "random_box_masks", "random_frame_masks"]
+__all__ = ["ImageCondition", "random_box_masks", "random_frame_masks", "random_point_masks"]
 
 PREVIEW_SEED = 0x9C0D  # previews draw their masks from a generator of their own, never the trainer's
 
@@ -66,6 +70,17 @@ def random_box_masks(n: int, height: int, width: int, *, boxes: int, side_min: f
     return (~unknown).float()[:, None]
 
 
+def random_point_masks(n: int, height: int, width: int, *, fraction_min: float, fraction_max: float,
+                       generator: rng.Generators) -> Tensor:
+    """keep masks (n, 1, H, W), 1 = an observed pixel: each pixel kept independently with probability f,
+    f = exp(U(log fraction_min, log fraction_max)) drawn per mask (`generator`: one, or one per mask)."""
+    if not 0 < fraction_min <= fraction_max <= 1:
+        raise ValueError(f"need 0 < fraction_min <= fraction_max <= 1, got {fraction_min!r}, {fraction_max!r}")
+    lo, hi = math.log(fraction_min), math.log(fraction_max)
+    f = torch.exp(lo + (hi - lo) * rng.rand(generator, n, 1, 1, 1))  # (n, 1, 1, 1)
+    return (rng.rand(generator, n, 1, height, width) < f).float()
+
+
 def random_frame_masks(n: int, frames: int, *, past_p: float, past_max: int, future_p: float, future_max: int,
                        generator: rng.Generators) -> Tensor:
     """keep flags (n, T) float, 1 = a kept frame: the first k frames with probability past_p (k uniform
@@ -92,13 +107,15 @@ class ImageCondition(Conditioner):
 
     def __init__(self, image: str, channels: int, *, lowres_factor: int = 2, mask_min: float = 0.25,
                  mask_max: float = 0.75, mask_boxes: int = 1, frames_past_p: float = 0.5, frames_past_max: int = 4,
-                 frames_future_p: float = 0.5, frames_future_max: int = 4) -> None:
-        if image not in ("mask", "lowres", "frames", "previous"):
-            raise ValueError(f"image condition {image!r} is not valid; valid: 'mask', 'lowres', 'frames', 'previous'")
+                 frames_future_p: float = 0.5, frames_future_max: int = 4, points_min: float = 0.005,
+                 points_max: float = 0.1) -> None:
+        if image not in ("mask", "lowres", "frames", "previous", "points"):
+            raise ValueError(f"image condition {image!r} is not valid; valid: 'mask', 'lowres', 'frames', 'previous', 'points'")
         self.image, self.channels = image, int(channels)
         self.lowres_factor, self.mask_min, self.mask_max, self.mask_boxes = lowres_factor, mask_min, mask_max, mask_boxes
         self.frames_past_p, self.frames_past_max = float(frames_past_p), int(frames_past_max)
         self.frames_future_p, self.frames_future_max = float(frames_future_p), int(frames_future_max)
+        self.points_min, self.points_max = float(points_min), float(points_max)
 
     @property
     def cond_channels(self) -> int:
@@ -110,6 +127,8 @@ class ImageCondition(Conditioner):
         if self.image == "frames":  # only frames runs record these (older run.json files lack them)
             out.update(frames_past_p=self.frames_past_p, frames_past_max=self.frames_past_max,
                        frames_future_p=self.frames_future_p, frames_future_max=self.frames_future_max)
+        if self.image == "points":
+            out.update(points_min=self.points_min, points_max=self.points_max)
         return out
 
     def net_overrides(self) -> dict[str, Any]:
@@ -126,6 +145,10 @@ class ImageCondition(Conditioner):
                                       generator=generator)
             keep = keep.to(x0.device, x0.dtype)[:, None, :, None, None].expand(-1, 1, -1, *x0.shape[3:])
             return mask_condition(x0, keep)
+        if self.image == "points":
+            keep = random_point_masks(x0.shape[0], x0.shape[-2], x0.shape[-1], fraction_min=self.points_min,
+                                      fraction_max=self.points_max, generator=generator)
+            return mask_condition(x0, keep.to(x0.device, x0.dtype))
         if self.image == "mask":
             keep = random_box_masks(x0.shape[0], x0.shape[-2], x0.shape[-1], boxes=self.mask_boxes,
                                     side_min=self.mask_min, side_max=self.mask_max, generator=generator)
@@ -162,7 +185,8 @@ class ImageCondition(Conditioner):
                "frames": "noisecraft predict RUN --video ... --keep K` or `noisecraft interpolate` (or "
                          "tasks.predict_frames / inpaint_frames",
                "lowres": "noisecraft upscale RUN --image ...` (or tasks.super_resolve",
-               "previous": "noisecraft forecast RUN --state STATE.npz` (or fields.forecast"}[self.image]
+               "previous": "noisecraft forecast RUN --state STATE.npz` (or fields.forecast",
+               "points": "noisecraft reconstruct RUN --observations OBS.npz` (or fields.reconstruct"}[self.image]
         raise ConditionError(f"a {self.image}-conditioned model ([cond] image = {self.image!r}) needs a condition "
                              f"to draw from; use `{use})")
 
@@ -178,6 +202,6 @@ class ImageCondition(Conditioner):
     def preview_rows(self, values: Tensor) -> Tensor:
         """What the model was given: the masked image or clip (unknown pixels 0, mid-gray), the upsampled low-res
         image, or the state before."""
-        if self.image in ("mask", "frames"):
+        if self.image in ("mask", "frames", "points"):
             return values[:, :-1] * values[:, -1:]
         return values

@@ -18,14 +18,14 @@ from .metrics import (coverage, crps, cubic_baseline, gaussian_coverage, gaussia
                       posterior_scores, relative_l2, spread_skill)
 from .navier_stokes import NSConfig, kolmogorov_snapshots
 from .observations import Observations, PointObservation, random_observations, read_observations, write_observations
-from .reconstruct import RECONSTRUCT_METHODS, Posterior, reconstruct, tmpd
+from .reconstruct import RECONSTRUCT_METHODS, Posterior, observation_condition, reconstruct, resolve_method, tmpd
 from .statistics import (darcy_residuals, darcy_solution_errors, distribution_distance, pixel_statistics, pixel_w1,
                          radial_power_spectrum, spectrum_errors, vorticity_statistics)
 
 __all__ = [
     "MaternGRF", "GaussianPosterior", "matern_kernel", "solve_darcy", "darcy_residual", "NSConfig", "kolmogorov_snapshots",
     "Observations", "PointObservation", "read_observations", "write_observations", "random_observations",
-    "RECONSTRUCT_METHODS", "Posterior", "reconstruct", "tmpd", "Forecast", "rollout", "forecast_scores",
+    "RECONSTRUCT_METHODS", "Posterior", "reconstruct", "tmpd", "observation_condition", "resolve_method", "Forecast", "rollout", "forecast_scores",
     "relative_l2", "coverage", "gaussian_coverage", "crps", "gaussian_crps", "spread_skill", "posterior_scores",
     "gp_baseline", "cubic_baseline", "mean_baseline",
     "radial_power_spectrum", "spectrum_errors", "pixel_statistics", "pixel_w1", "darcy_residuals",

@@ -17,6 +17,10 @@ and std. Methods (all Denoiser -> Denoiser wrappers around one `sample()` call):
   diffusions for inverse problems"). Exact for a Gaussian prior with its exact denoiser, so it
   samples the true posterior up to the sampler's discretization; it costs M·C extra backward
   passes per step, so it suits oracles and small M, not large nets.
+* "model": no wrapper: the denoiser of an observation-conditioned model (`[cond] image = "points"`,
+  trained on random scattered pixels) reads [y placed on the grid, keep] as its `image_cond`
+  (`observation_condition`), so p(x0 | y) is what it learned, sampled in one plain pass. The
+  observations are taken as exact (the model was trained on exact pixel values; noise_std is not used).
 """
 
 from __future__ import annotations
@@ -35,9 +39,9 @@ from ..tasks.inverse import dps, projection
 from ..tasks.operators import LinearOperator
 from .observations import Observations
 
-__all__ = ["RECONSTRUCT_METHODS", "Posterior", "tmpd", "reconstruct"]
+__all__ = ["RECONSTRUCT_METHODS", "Posterior", "tmpd", "observation_condition", "resolve_method", "reconstruct"]
 
-RECONSTRUCT_METHODS = ("projection", "pigdm", "dps", "tmpd")
+RECONSTRUCT_METHODS = ("projection", "pigdm", "dps", "tmpd", "model")
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,36 @@ def tmpd(denoiser: Callable[..., Tensor], operator: LinearOperator, y: Tensor, *
     return guided
 
 
+def resolve_method(method: str | None, conditioned: bool) -> str:
+    """The reconstruction method for a model: `method`, or by default "model" for an observation-conditioned
+    run (`conditioned`, `[cond] image = "points"`) and "dps" for an unconditional one; a ValueError naming
+    what is valid when they do not fit (a conditioned net needs its condition, a plain one has none)."""
+    wrappers = [m for m in RECONSTRUCT_METHODS if m != "model"]
+    if method is None:
+        return "model" if conditioned else "dps"
+    if method not in RECONSTRUCT_METHODS:
+        raise ValueError(f"method {method!r} is not a method; valid: {', '.join(RECONSTRUCT_METHODS)}")
+    if conditioned and method != "model":
+        raise ValueError(f"method {method!r} wraps an unconditional model; this run is observation-conditioned "
+                         "([cond] image = 'points'): use method 'model'")
+    if not conditioned and method == "model":
+        raise ValueError("method 'model' needs an observation-conditioned run ([cond] image = 'points'); this run is "
+                         f"unconditional: valid: {', '.join(wrappers)}")
+    return method
+
+
+def observation_condition(obs: Observations, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:
+    """[y on the grid, keep] (1, C + 1, H, W): the observed values at their pixels (0 elsewhere) and the
+    mask of observed pixels, the `image_cond` of a `[cond] image = "points"` model."""
+    c, h, w = (int(s) for s in shape)
+    keep = torch.zeros(1, 1, h, w, dtype=dtype)
+    grid = torch.zeros(1, c, h, w, dtype=dtype)
+    rows, cols = obs.idx[:, 0], obs.idx[:, 1]
+    keep[0, 0, rows, cols] = 1.0
+    grid[0, :, rows, cols] = obs.values.to(dtype).T  # values (M, C) -> (C, M)
+    return torch.cat([grid, keep], 1)
+
+
 def _wrap(method: str, denoiser, op, y, *, sigma_y: float, sigma_data: float, step_size: float):
     if method in ("projection", "pigdm"):
         return projection(denoiser, op, y, sigma_y=sigma_y, sigma_data=sigma_data, jacobian=method == "pigdm")
@@ -98,6 +132,8 @@ def _wrap(method: str, denoiser, op, y, *, sigma_y: float, sigma_data: float, st
         return dps(denoiser, op, y, step_size=step_size)
     if method == "tmpd":
         return tmpd(denoiser, op, y, sigma_y=sigma_y)
+    if method == "model":
+        return denoiser
     raise ValueError(f"unknown reconstruction method {method!r}; valid: {', '.join(RECONSTRUCT_METHODS)}")
 
 
@@ -132,6 +168,7 @@ def reconstruct(
     if obs.values.shape[1] != shape[0]:
         raise ValueError(f"the observations have {obs.values.shape[1]} channel(s) but the field {shape[0]}")
     op = obs.operator(shape)
+    cond = observation_condition(obs, shape, dtype) if method == "model" else None
     out = []
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
@@ -139,6 +176,7 @@ def reconstruct(
         den = _wrap(method, denoiser, op, y, sigma_y=obs.noise_std, sigma_data=sigma_data, step_size=step_size)
         gens = seeded_generators(range(seed + start, seed + start + b))
         noise = randn((b, *shape), gens, dtype=dtype)
-        x = sample(den, noise, solver=solver, nfe=nfe, generator=gens, **options)
+        extra = {} if cond is None else {"image_cond": cond.expand(b, -1, -1, -1)}
+        x = sample(den, noise, solver=solver, nfe=nfe, generator=gens, **extra, **options)
         out.append(x.detach())
     return Posterior.of(torch.cat(out))

@@ -31,15 +31,17 @@ from .operators import Downsample
 
 __all__ = ["IMAGE_CONDS", "MASK_CONDS", "mask_condition", "lowres_condition", "image_cond_of", "image_cond_channels"]
 
-IMAGE_CONDS = ("", "mask", "lowres", "frames", "previous")
-MASK_CONDS = ("mask", "frames")  # the kinds whose condition is [x0·keep, keep]
+IMAGE_CONDS = ("", "mask", "lowres", "frames", "previous", "points")
+MASK_CONDS = ("mask", "frames", "points")  # the kinds whose condition is [x0·keep, keep]
 
 
 def image_cond_channels(kind: str, channels: int) -> int:
-    """Channels of the condition for signals of `channels` channels: mask / frames C + 1, lowres / previous C, none 0."""
+    """Channels of the condition for signals of `channels` channels: mask / frames / points C + 1, lowres /
+    previous C, none 0."""
     if kind not in IMAGE_CONDS:
         raise ValueError(f"unknown image condition {kind!r}; valid: {', '.join(repr(k) for k in IMAGE_CONDS)}")
-    return {"": 0, "mask": channels + 1, "frames": channels + 1, "lowres": channels, "previous": channels}[kind]
+    return {"": 0, "mask": channels + 1, "frames": channels + 1, "points": channels + 1, "lowres": channels,
+            "previous": channels}[kind]
 
 
 def mask_condition(image: Tensor, keep: Tensor) -> Tensor:

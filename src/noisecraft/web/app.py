@@ -218,7 +218,8 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                             rec_truth = gr.File(label="True field (optional)", type="filepath",
                                                 elem_id="reconstruct-truth")
                         with gr.Row():
-                            rec_method = gr.Dropdown(list(RECONSTRUCT_METHODS), value="dps", label="Method")
+                            rec_method = gr.Dropdown(list(RECONSTRUCT_METHODS), value=None,
+                                                     label="Method (empty: dps; model for an observation-conditioned run)")
                             rec_solver = gr.Dropdown(list(SOLVERS), value=None,
                                                      label="Solver (empty: ddpm; heun for tmpd)")
                         rec_btn = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-btn")

@@ -128,7 +128,7 @@ def tasks_of(run: Run) -> list[str]:
         out.append("upscale")
     if run.modality == "video" and kind != "lowres":
         out += ["predict", "interpolate"]
-    if run.modality == "field" and not run.conditioners:
+    if run.modality == "field" and (not run.conditioners or (kind == "points" and len(run.conditioners) == 1)):
         out.append("reconstruct")
     return out
 
@@ -351,19 +351,22 @@ class Jobs:
         return self._inpaint(name, run, s, clip, known, class_, resample, task)
 
     def reconstruct_work(self, name: str, s: Settings, obs_path: str, truth_path: str | None = None,
-                         method: Any = "dps") -> Work:
+                         method: Any = None) -> Work:
         """Posterior samples of a field given uploaded point observations (and, optionally, the true
         field for the error map and metrics), as `noisecraft reconstruct` (same readers, same files)."""
-        from ..fields import RECONSTRUCT_METHODS, Posterior, read_observations, reconstruct
+        from ..fields import Posterior, read_observations, reconstruct, resolve_method
         from ..fields.plots import write_reconstruction
 
         run = self.run(name)
         if "reconstruct" not in tasks_of(run):
-            raise WebError(f"run {name!r} cannot reconstruct (only unconditional field runs: grf, darcy, navier-stokes)")
-        method = method or "dps"
-        if method not in RECONSTRUCT_METHODS:
-            raise WebError(f"method {method!r} is not a method; valid: {', '.join(RECONSTRUCT_METHODS)}")
-        spec, n = self.spec(run, s, default_solver="heun" if method == "tmpd" else "ddpm", guided=False)
+            raise WebError(f"run {name!r} cannot reconstruct (only unconditional or observation-conditioned field runs: "
+                           "grf, darcy, navier-stokes)")
+        try:
+            method = resolve_method(method or None, _image_kind(run) == "points")
+        except ValueError as e:
+            raise WebError(str(e)) from None
+        default_solver = "heun" if method == "tmpd" else run.config.sample.solver if method == "model" else "ddpm"
+        spec, n = self.spec(run, s, default_solver=default_solver, guided=False)
         shape = tuple(run.shape)
         _file_size_ok(obs_path, "observations file")
         try:
