@@ -31,10 +31,12 @@ def data_group() -> None:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="New (or empty) folder to write.")
 def export_cmd(dataset: str, split: str, n: int, seed: int, scale: int | None, out: str) -> None:
     """Write N examples of a built-in DATASET (digits, shapes, waves, notes, spoken-digits, blobs, moving-digits,
-    moving-shapes: looping GIFs; grf, darcy, navier-stokes: one NPZ per field, key "field", (C, H, W)) plus
+    moving-shapes: looping GIFs; grf, darcy, navier-stokes: one NPZ per field, key "field", (C, H, W);
+    navier-stokes-forecast: one NPZ per trajectory, keys "trajectory" (K + 1, C, H, W) and "field" (its start)) plus
     labels.csv to --out."""
     from ..data.export import export_dataset
 
     with user_errors():
         path = export_dataset(dataset, split=split, n=n, seed=seed, out=out, scale=scale)
-    click.echo(f"wrote {n} {dataset} examples ({split}) and labels.csv to {path}")
+    what = "trajectories" if dataset == "navier-stokes-forecast" else "examples"
+    click.echo(f"wrote {n} {dataset} {what} ({split}) and labels.csv to {path}")
