@@ -27,24 +27,15 @@ from ..sampling import sample
 from ..sampling.noise import seeded_generators
 from ..sampling.spec import SamplingSpec
 from .metrics import posterior_scores, relative_l2
+from .reconstruct import Posterior
 
 __all__ = ["Forecast", "rollout", "forecast_scores"]
 
 
 @dataclass(frozen=True)
-class Forecast:
+class Forecast(Posterior):
     """samples (n, K, C, H, W): member i's state after k + 1 steps at [i, k]; mean and std (K, C, H, W)
-    over the members (std with Bessel's correction; zeros for one member)."""
-
-    samples: Tensor
-    mean: Tensor
-    std: Tensor
-
-    @classmethod
-    def of(cls, samples: Tensor) -> "Forecast":
-        s = samples.detach()
-        std = s.std(0, correction=1) if s.shape[0] > 1 else torch.zeros_like(s[0])
-        return cls(s, s.mean(0), std)
+    over the members (std with Bessel's correction; zeros for one member), as `Posterior.of` computes them."""
 
 
 def _check_state(state: Tensor) -> Tensor:
