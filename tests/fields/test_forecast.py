@@ -196,7 +196,7 @@ def test_forecast_cli_errors(forecast_run, small):
     np.savez(small / "state.npz", field=np.zeros((1, 16, 16), np.float32))
     np.savez(small / "short.npz", trajectory=np.zeros((2, 1, 16, 16), np.float32))
     assert_user_error(run("forecast", forecast_run, "--state", small / "state.npz", "--truth", small / "short.npz",
-                          "--steps", 3, "--out", small / "f"), "K >= --steps + 1 = 4", "got (2, 1, 16, 16)")
+                          "--steps", 3, "--out", small / "f"), "K >= steps + 1 = 4", "got (2, 1, 16, 16)")
     np.savez(small / "small_state.npz", field=np.zeros((1, 8, 8), np.float32))
     assert_user_error(run("forecast", forecast_run, "--state", small / "small_state.npz", "--out", small / "f"),
                       "expected (1, 16, 16)")

@@ -103,6 +103,10 @@ def test_reconstruct_cli_with_an_observation_conditioned_run(small):
     with np.load(out / "posterior.npz", allow_pickle=False) as z:
         assert z["samples"].shape == (3, 1, 8, 8) and np.isfinite(z["samples"]).all()
         assert z["std"].max() > 0  # three different draws
+    from noisecraft.runs import Run
+    from noisecraft.web.jobs import tasks_of
+
+    assert tasks_of(Run.open(points)) == ["generate", "reconstruct"]  # the web app's Reconstruct tab (method model)
     assert_user_error(run("reconstruct", points, "--observations", small / "obs.npz", "--method", "dps",
                           "--out", small / "r"), "--method 'dps' wraps an unconditional model", "use method 'model'")
     plain = _train(small / "plain")

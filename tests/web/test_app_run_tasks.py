@@ -20,7 +20,7 @@ from noisecraft.runs import Run
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
-TABS = ("inpaint", "img2img", "upscale", "predict", "interpolate", "reconstruct")
+TABS = ("inpaint", "img2img", "upscale", "predict", "interpolate", "reconstruct", "forecast")
 
 
 @pytest.fixture(scope="module")

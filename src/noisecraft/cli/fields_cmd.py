@@ -114,9 +114,8 @@ def forecast_cmd(run_dir, state_path, out, steps, n, seed, solver, nfe, truth, w
     """Forecast a field several steps ahead with a next-state model (an ensemble rollout with its spread)."""
     with user_errors():
         from ..data.fields import FORECAST_INTERVAL
-        from ..fields.forecast import forecast_scores, rollout
+        from ..fields.forecast import forecast_scores, read_trajectory, rollout
         from ..fields.plots import write_forecast
-        from ..io.arrays import read_npz
         from ..runs import Run
         from ..runtime import num_threads
         from .common import sampling_spec
@@ -138,11 +137,10 @@ def forecast_cmd(run_dir, state_path, out, steps, n, seed, solver, nfe, truth, w
         state = run.get_modality().read(state_path, shape)
         true = None
         if truth is not None:
-            traj = read_npz(truth, key="trajectory")
-            if traj.ndim != 4 or tuple(traj.shape[1:]) != shape or traj.shape[0] < steps + 1:
-                raise UserError(f"--truth {truth}: 'trajectory' must be (K, {', '.join(map(str, shape))}) with K >= "
-                                f"--steps + 1 = {steps + 1} (state 0 the start), got {tuple(traj.shape)}")
-            true = traj[1:steps + 1]
+            try:
+                true = read_trajectory(truth, shape, steps)
+            except ValueError as e:
+                raise UserError(f"--truth {e}") from None
         outp = check_out_folder(out)
         with num_threads(run.config.train.threads):
             fc = rollout(run.denoiser(weights), state, steps, n=n, spec=spec)

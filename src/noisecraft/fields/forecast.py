@@ -29,7 +29,7 @@ from ..sampling.spec import SamplingSpec
 from .metrics import posterior_scores, relative_l2
 from .reconstruct import Posterior
 
-__all__ = ["Forecast", "rollout", "forecast_scores"]
+__all__ = ["Forecast", "rollout", "forecast_scores", "read_trajectory"]
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,14 @@ def _check_state(state: Tensor) -> Tensor:
 
 def rollout(denoiser: Callable[..., Tensor], state: Tensor, steps: int, *, n: int = 8,
             spec: SamplingSpec | None = None, batch_size: int = 250,
-            callback: Callable[[int], None] | None = None) -> Forecast:
+            callback: Callable[[dict], None] | None = None) -> Forecast:
     """An n-member ensemble forecast `steps` states ahead of `state` (C, H, W) (module notes).
 
     denoiser: a σ-space denoiser D(x, σ, image_cond=current state (B, C, H, W)), such as the run of a
     `[cond] image = "previous"` model (`Run.denoiser()`; its one condition is unguided, so no other
     input is needed); spec: solver, NFE, σ range and seed of every step (default SamplingSpec());
-    guidance does not apply. callback(k) after each step k = 0..steps-1. Noise is drawn on the CPU
-    from per-draw generators, as `Run.generate` draws it."""
+    guidance does not apply. callback: the sampler's per-step callback (`sample()`'s), for every
+    rollout step in turn. Noise is drawn on the CPU from per-draw generators, as `Run.generate` draws it."""
     state = _check_state(state)
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 10_000:
         raise ValueError(f"steps must be an integer 1..10000, got {steps!r}")
@@ -82,12 +82,11 @@ def rollout(denoiser: Callable[..., Tensor], state: Tensor, steps: int, *, n: in
             noise = torch.stack([torch.randn(shape, generator=g) for g in gens]).to(device)
             with torch.no_grad():
                 x = sample(denoiser, noise, solver=spec.solver, nfe=spec.nfe, sigma_min=spec.sigma_min,
-                           sigma_max=spec.sigma_max, generator=gens, image_cond=current[lo:hi].to(device))
+                           sigma_max=spec.sigma_max, generator=gens, callback=callback,
+                           image_cond=current[lo:hi].to(device))
             nxt.append(x.cpu())
         current = torch.cat(nxt)
         out.append(current)
-        if callback is not None:
-            callback(k)
     return Forecast.of(torch.stack(out, 1))
 
 
@@ -111,3 +110,16 @@ def forecast_scores(fc: Forecast, truth: Tensor, state: Tensor) -> list[dict[str
         row["persistence_rel_l2"] = relative_l2(state, truth[j])
         rows.append(row)
     return rows
+
+
+def read_trajectory(path, shape, steps: int) -> Tensor:
+    """The true states 1..steps (steps, C, H, W) of a trajectory NPZ (key "trajectory" (K, C, H, W), state 0 the
+    start, as `noisecraft data export navier-stokes-forecast` writes); a ValueError naming what is wrong."""
+    from ..io.arrays import read_npz
+
+    shape = tuple(int(s) for s in shape)
+    traj = read_npz(path, key="trajectory")
+    if traj.ndim != 4 or tuple(traj.shape[1:]) != shape or traj.shape[0] < steps + 1:
+        raise ValueError(f"{str(path)!r}: 'trajectory' must be (K, {', '.join(map(str, shape))}) with K >= steps + 1 = "
+                         f"{steps + 1} (state 0 the start), got {tuple(traj.shape)}")
+    return traj[1:steps + 1]

@@ -28,7 +28,7 @@ from .jobs import ANY_CLASS, MAX_N, MAX_UPLOAD_BYTES, Jobs, Preview, Result, Set
 
 __all__ = ["build_app", "launch", "import_gradio", "GradioMissing"]
 
-TASK_TABS = ("inpaint", "img2img", "upscale", "predict", "interpolate", "reconstruct")
+TASK_TABS = ("inpaint", "img2img", "upscale", "predict", "interpolate", "reconstruct", "forecast")
 # Gradio's image "share" button posts to the Hugging Face Hub; a local app offers download and fullscreen only.
 _LOCAL_BUTTONS = ["download", "fullscreen"]
 # tiny samples (16x16 digits) stay crisp when the browser enlarges them
@@ -135,7 +135,7 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
         app.noisecraft_root = root  # where result folders go (launch() allows Gradio to serve them)
         gr.Markdown("# noisecraft\nPick a run, press **Generate** and watch noise become data. "
                     "The other tabs do the run's tasks with the same model: edit an image or clip, continue "
-                    "or interpolate a video, reconstruct a field from observations.")
+                    "or interpolate a video, reconstruct a field from observations, forecast a flow.")
         last_result = gr.State(None)  # this browser session's newest result files (never shared)
         with gr.Row():
             with gr.Column(scale=1):
@@ -223,6 +223,17 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                             rec_solver = gr.Dropdown(list(SOLVERS), value=None,
                                                      label="Solver (empty: ddpm; heun for tmpd)")
                         rec_btn = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-btn")
+                    with gr.Tab("Forecast", id="forecast", visible=False) as tab_fc:
+                        gr.Markdown("Upload the current state of the field (NPZ, key `field`, in the dataset's "
+                                    "normalized units) and, to score the forecast, the true trajectory (NPZ, key "
+                                    "`trajectory`, as `noisecraft data export navier-stokes-forecast` writes). *How "
+                                    "many* sets the ensemble members; each is rolled forward *Steps* states.")
+                        with gr.Row():
+                            fc_state = gr.File(label="State (NPZ)", type="filepath", elem_id="forecast-state")
+                            fc_truth = gr.File(label="True trajectory (optional)", type="filepath",
+                                               elem_id="forecast-truth")
+                        fc_steps = gr.Slider(1, 64, value=8, step=1, label="Steps")
+                        fc_btn = gr.Button("Forecast", variant="primary", elem_id="forecast-btn")
                     with gr.Tab("Training", id="training"):
                         loss_img = gr.Image(value=_loss_image(first), label="Loss curve (loss.png)", interactive=False,
                                             buttons=_LOCAL_BUTTONS)
@@ -263,9 +274,11 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
             grid = _picture(res.grid)
             timing = f"done in {res.seconds:.2f} s" + (
                 f" (first preview after {res.first_preview_seconds:.2f} s)" if res.first_preview_seconds else "")
-            if work.task == "reconstruct":  # one posterior: its heat maps, posterior.npz and the metrics
+            if work.task in ("reconstruct", "forecast"):  # one posterior or ensemble: heat maps, NPZ and metrics
                 shown = ", ".join(f"{k} {v:.4g}" for k, v in (res.metrics or {}).items() if isinstance(v, float))
-                text = (f"reconstruct: {work.n} posterior sample(s), seeds {res.seed}..{res.seed + work.n - 1}; "
+                what = ("posterior sample(s)" if work.task == "reconstruct" else
+                        f"member(s) of a forecast{' (last lead)' if shown else ''}")
+                text = (f"{work.task}: {work.n} {what}, seeds {res.seed}..{res.seed + work.n - 1}; "
                         f"{timing}" + (f"; {shown}" if shown else ""))
                 tiles = [(str(p), p.stem) for p in res.tiles]  # captioned: mean, std, truth, error
                 return (grid, tiles, [str(p) for p in res.files], gr.skip(), text, gr.skip(), gr.skip())
@@ -314,6 +327,9 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
             yield from stream(lambda: jobs.reconstruct_work(name, settings(solver, nfe, None, seed, n), obs, truth,
                                                             method))
 
+        def on_forecast(name, state, truth, steps, solver, nfe, seed, n):
+            yield from stream(lambda: jobs.forecast_work(name, settings(solver, nfe, None, seed, n), state, truth, steps))
+
         common = [solver_dd, nfe_sl, guidance_nb, seed_nb, n_sl]
         gen_btn.click(on_generate, [run_dd, class_dd, prompt_tb, *common], outputs, api_name="generate")
         inp_btn.click(on_inpaint, [run_dd, class_dd, editor, inp_audio, inp_span, inp_solver, inp_resample, nfe_sl,
@@ -327,6 +343,8 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                                              n_sl], outputs, api_name=task)
         rec_btn.click(on_reconstruct, [run_dd, rec_obs, rec_truth, rec_method, rec_solver, nfe_sl, seed_nb, n_sl],
                       outputs, api_name="reconstruct")
+        fc_btn.click(on_forecast, [run_dd, fc_state, fc_truth, fc_steps, solver_dd, nfe_sl, seed_nb, n_sl], outputs,
+                     api_name="forecast")
 
         def use_newest_editor(last):
             if not last:
@@ -362,7 +380,7 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                     _loss_image(run), _report_markdown(run), _tasks_text(run))
 
         run_outputs = [class_dd, prompt_tb, solver_dd, nfe_sl, guidance_nb, tab_inpaint, tab_i2i, tab_up,
-                       video_tabs["predict"][0], video_tabs["interpolate"][0], tab_rec, tabs, editor, inp_audio,
+                       video_tabs["predict"][0], video_tabs["interpolate"][0], tab_rec, tab_fc, tabs, editor, inp_audio,
                        inp_span, i2i_image, i2i_audio, audio_out, video_out, video_tabs["predict"][2],
                        video_tabs["interpolate"][2], loss_img, report_md, tasks_md]
         # api_name: scripts and tests can ask what a run shows; it only reads the served runs

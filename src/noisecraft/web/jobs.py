@@ -130,6 +130,8 @@ def tasks_of(run: Run) -> list[str]:
         out += ["predict", "interpolate"]
     if run.modality == "field" and (not run.conditioners or (kind == "points" and len(run.conditioners) == 1)):
         out.append("reconstruct")
+    if run.modality == "field" and kind == "previous" and len(run.conditioners) == 1:
+        out.append("forecast")
     return out
 
 
@@ -394,6 +396,49 @@ class Jobs:
             return files, tiles, tiles[0], metrics
 
         return Work(name, run, fn, spec, n, "reconstruct", steps=spec.nfe, writer=writer)
+
+    def forecast_work(self, name: str, s: Settings, state_path: str, truth_path: str | None = None,
+                      steps: Any = 8) -> Work:
+        """An ensemble rollout of a next-state field model from an uploaded state (and, optionally, the true
+        trajectory for the error maps and metrics), as `noisecraft forecast` (same readers, same files)."""
+        from ..data.fields import FORECAST_INTERVAL
+        from ..fields.forecast import Forecast, forecast_scores, read_trajectory, rollout
+        from ..fields.plots import write_forecast
+
+        run = self.run(name)
+        if "forecast" not in tasks_of(run):
+            raise WebError(f"run {name!r} cannot forecast (only next-state field runs: [cond] image = 'previous', "
+                           "e.g. navier-stokes-forecast)")
+        steps = _int("steps", steps, 1, 64)
+        spec, n = self.spec(run, s, guided=False)
+        shape = tuple(run.shape)
+        _file_size_ok(state_path, "state file")
+        try:
+            state = run.get_modality().read(state_path, shape)
+        except Exception as e:
+            raise WebError(_one_line(e, state_path, "state file")) from None
+        truth = None
+        if truth_path:
+            _file_size_ok(truth_path, "true trajectory")
+            try:
+                truth = read_trajectory(truth_path, shape, steps)
+            except Exception as e:
+                raise WebError(_one_line(e, truth_path, "true trajectory")) from None
+        den = self.denoiser(run)
+        interval = float(run.config.data.options.get("interval", FORECAST_INTERVAL))
+
+        def fn(callback):
+            return rollout(den, state, steps, n=n, spec=spec, callback=callback).samples
+
+        def writer(x: Tensor, out: Path):
+            fc = Forecast.of(x)  # the numbers `noisecraft forecast` computes from the same members
+            rows = forecast_scores(fc, truth, state) if truth is not None else None
+            files = write_forecast(out, fc.samples, fc.mean, fc.std, truth=truth, rows=rows, interval=interval)
+            tiles = [f for f in files if f.suffix == ".png"]
+            last = {k: float(v) for k, v in rows[-1].items() if k != "lead"} if rows else None
+            return files, tiles, tiles[0], last
+
+        return Work(name, run, fn, spec, n, "forecast", steps=spec.nfe, writer=writer)
 
     def img2img_work(self, name: str, s: Settings, image: Tensor, strength: Any, class_: Any = None) -> Work:
         """SDEdit from the noise level set by `strength`, as `noisecraft img2img` (a latent run: of the encoded
