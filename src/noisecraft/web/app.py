@@ -219,7 +219,7 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                                                 elem_id="reconstruct-truth")
                         with gr.Row():
                             rec_method = gr.Dropdown(list(RECONSTRUCT_METHODS), value=None,
-                                                     label="Method (empty: dps; model for an observation-conditioned run)")
+                                                     label="Method (empty: dps; model for observation-conditioned models)")
                             rec_solver = gr.Dropdown(list(SOLVERS), value=None,
                                                      label="Solver (empty: ddpm; heun for tmpd)")
                         rec_btn = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-btn")
