@@ -147,6 +147,15 @@ def _int(name: str, value: Any, lo: int, hi: int) -> int:
     return int(f)
 
 
+def _read_upload(path: str, what: str, read: Callable[[str], Any]) -> Any:
+    """read(path) of an uploaded file after the size check; any failure is one WebError line naming the file."""
+    _file_size_ok(path, what)
+    try:
+        return read(path)
+    except Exception as e:
+        raise WebError(_one_line(e, path, what)) from None
+
+
 def _file_size_ok(path: str, what: str) -> str:
     if not path or not os.path.isfile(path):
         raise WebError(f"no {what} was uploaded; upload one first")
@@ -370,18 +379,8 @@ class Jobs:
         default_solver = "heun" if method == "tmpd" else run.config.sample.solver if method == "model" else "ddpm"
         spec, n = self.spec(run, s, default_solver=default_solver, guided=False)
         shape = tuple(run.shape)
-        _file_size_ok(obs_path, "observations file")
-        try:
-            obs = read_observations(obs_path, shape)
-        except Exception as e:
-            raise WebError(_one_line(e, obs_path, "observations file")) from None
-        truth = None
-        if truth_path:
-            _file_size_ok(truth_path, "true field")
-            try:
-                truth = run.get_modality().read(truth_path, shape)
-            except Exception as e:
-                raise WebError(_one_line(e, truth_path, "true field")) from None
+        obs = _read_upload(obs_path, "observations file", lambda p: read_observations(p, shape))
+        truth = _read_upload(truth_path, "true field", lambda p: run.get_modality().read(p, shape)) if truth_path else None
         den = self.denoiser(run)
 
         def fn(callback):
@@ -412,18 +411,9 @@ class Jobs:
         steps = _int("steps", steps, 1, 64)
         spec, n = self.spec(run, s, guided=False)
         shape = tuple(run.shape)
-        _file_size_ok(state_path, "state file")
-        try:
-            state = run.get_modality().read(state_path, shape)
-        except Exception as e:
-            raise WebError(_one_line(e, state_path, "state file")) from None
-        truth = None
-        if truth_path:
-            _file_size_ok(truth_path, "true trajectory")
-            try:
-                truth = read_trajectory(truth_path, shape, steps)
-            except Exception as e:
-                raise WebError(_one_line(e, truth_path, "true trajectory")) from None
+        state = _read_upload(state_path, "state file", lambda p: run.get_modality().read(p, shape))
+        truth = (_read_upload(truth_path, "true trajectory", lambda p: read_trajectory(p, shape, steps))
+                 if truth_path else None)
         den = self.denoiser(run)
         interval = float(run.config.data.options.get("interval", FORECAST_INTERVAL))
 
