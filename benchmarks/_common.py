@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["machine_info", "machine_markdown", "median_time", "write_outputs", "field_summary"]
+__all__ = ["machine_info", "machine_markdown", "median_time", "write_outputs", "field_summary", "reconstruction_results"]
 
 
 def _cpu_model() -> str:
@@ -106,3 +106,29 @@ def field_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             keys = [key for key in vals[0] if vals[0][key] is not None]
             summary[f"{frac}/{m}"] = {"fields": len(vals)} | {key: _stats([v[key] for v in vals]) for key in keys}
     return summary
+
+
+def reconstruction_results(truth, obs, k: int, prior, methods, score: Callable[..., dict], *, n: int, solver: str,
+                           nfe: int, sigma_data: float, zeta: float | None = None, flat=None,
+                           baselines: bool = True) -> dict[str, dict]:
+    """One field's row of the field reconstruction benchmarks: {name: score(truth, mean, std, samples) + cpu_s /
+    wall_s where timed} for fitted-GP kriging (always), cubic interpolation and the mean field `flat` (with
+    `baselines`), and each method of `methods` (`noisecraft.fields.reconstruct`, n samples from seed 1000·k;
+    zeta: DPS's step size, for "dps" only)."""
+    from noisecraft.fields import cubic_baseline, gp_baseline, reconstruct
+
+    t, w = time.process_time(), time.perf_counter()
+    gm, gs = gp_baseline(obs, truth.shape, restarts=0)
+    res = {"gp": score(truth, gm, gs) | {"cpu_s": time.process_time() - t, "wall_s": time.perf_counter() - w}}
+    if baselines:
+        res["cubic"] = score(truth, cubic_baseline(obs, truth.shape))
+        res["mean"] = score(truth, flat)
+    for m in methods:
+        extra = {"step_size": zeta} if m == "dps" and zeta is not None else {}
+        t, w = time.process_time(), time.perf_counter()
+        post = reconstruct(prior, obs, tuple(truth.shape), n=n, method=m, solver=solver, nfe=nfe, dtype=torch.float32,
+                           seed=1000 * k, sigma_data=sigma_data, **extra)
+        cpu, wall = time.process_time() - t, time.perf_counter() - w
+        res[m] = score(truth, post.mean.double(), post.std.double(), post.samples.double()) | {"cpu_s": cpu,
+                                                                                             "wall_s": wall}
+    return res

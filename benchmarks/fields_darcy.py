@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+from functools import partial
 
 import torch
 
-from _common import field_summary, machine_info
+from _common import field_summary, machine_info, reconstruction_results
 from noisecraft.data import load_darcy
-from noisecraft.fields import (cubic_baseline, gp_baseline, mean_baseline, posterior_scores, random_observations,
-                               reconstruct)
+from noisecraft.fields import mean_baseline, posterior_scores, random_observations
 
 
 def _scores(truth, mean, std=None, samples=None, u_info=None):
@@ -97,7 +96,6 @@ def main() -> None:
     prior, sigma_data = run.denoiser(args.weights), run.config.process.sigma_data
     flat = mean_baseline(train.data)
     limits = {m: int(k) for m, k in (item.split(":") for item in args.limit.split(",") if item)}
-    extra = {} if args.zeta is None else {"step_size": args.zeta}
     rows = []
 
     def write():
@@ -108,21 +106,10 @@ def main() -> None:
         for frac in (float(f) for f in args.fractions.split(",")):
             truth = test.data[k].double()
             obs = random_observations(truth, frac, seed=k)
-            t, w = time.process_time(), time.perf_counter()
-            gm, gs = gp_baseline(obs, truth.shape, restarts=0)
-            res = {"gp": _scores(truth, gm, gs, u_info=u_info) | {"cpu_s": time.process_time() - t,
-                                                                  "wall_s": time.perf_counter() - w}}
-            res["cubic"] = _scores(truth, cubic_baseline(obs, truth.shape), u_info=u_info)
-            res["mean"] = _scores(truth, flat, u_info=u_info)
-            for m in args.methods.split(","):
-                if k - args.first >= limits.get(m, args.fields):
-                    continue
-                t, w = time.process_time(), time.perf_counter()
-                post = reconstruct(prior, obs, tuple(truth.shape), n=args.n, method=m, solver=args.solver, nfe=args.nfe,
-                                   dtype=torch.float32, seed=1000 * k, sigma_data=sigma_data, **(extra if m == "dps" else {}))
-                cpu, wall = time.process_time() - t, time.perf_counter() - w
-                res[m] = _scores(truth, post.mean.double(), post.std.double(), post.samples.double(), u_info) | {
-                    "cpu_s": cpu, "wall_s": wall}
+            methods = [m for m in args.methods.split(",") if k - args.first < limits.get(m, args.fields)]
+            res = reconstruction_results(truth, obs, k, prior, methods, partial(_scores, u_info=u_info), n=args.n,
+                                         solver=args.solver, nfe=args.nfe, sigma_data=sigma_data, zeta=args.zeta,
+                                         flat=flat)
             for v in res.values():
                 for ch in ("a", "u"):
                     gp_err = res["gp"][f"{ch}_rel_l2"]  # 0 when a field is one value and the GP fits it exactly

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 
-from _common import field_summary, machine_info
+from _common import field_summary, machine_info, reconstruction_results
 from noisecraft.data import load_navier_stokes
-from noisecraft.fields import (cubic_baseline, gp_baseline, mean_baseline, posterior_scores, random_observations,
-                               reconstruct)
+from noisecraft.fields import mean_baseline, posterior_scores, random_observations
 
 
 def main() -> None:
@@ -55,7 +53,6 @@ def main() -> None:
         raise SystemExit(f"--first + --fields = {args.first + args.fields} > the {len(test.data)} test fields")
     prior, sigma_data = run.denoiser(args.weights), run.config.process.sigma_data
     flat = mean_baseline(train.data)
-    extra = {} if args.zeta is None else {"step_size": args.zeta}
     rows = []
 
     def write():
@@ -66,20 +63,9 @@ def main() -> None:
         for frac in (float(f) for f in args.fractions.split(",")):
             truth = test.data[k].double()
             obs = random_observations(truth, frac, seed=k)
-            t, w = time.process_time(), time.perf_counter()
-            gm, gs = gp_baseline(obs, truth.shape, restarts=0)
-            res = {"gp": posterior_scores(truth, gm, gs) | {"cpu_s": time.process_time() - t,
-                                                             "wall_s": time.perf_counter() - w}}
-            if not args.no_baselines:
-                res["cubic"] = posterior_scores(truth, cubic_baseline(obs, truth.shape))
-                res["mean"] = posterior_scores(truth, flat)
-            for m in args.methods.split(","):
-                t, w = time.process_time(), time.perf_counter()
-                post = reconstruct(prior, obs, tuple(truth.shape), n=args.n, method=m, solver=args.solver, nfe=args.nfe,
-                                   dtype=torch.float32, seed=1000 * k, sigma_data=sigma_data, **(extra if m == "dps" else {}))
-                cpu, wall = time.process_time() - t, time.perf_counter() - w
-                res[m] = posterior_scores(truth, post.mean.double(), post.std.double(), post.samples.double()) | {
-                    "cpu_s": cpu, "wall_s": wall}
+            res = reconstruction_results(truth, obs, k, prior, args.methods.split(","), posterior_scores, n=args.n,
+                                         solver=args.solver, nfe=args.nfe, sigma_data=sigma_data, zeta=args.zeta,
+                                         flat=flat, baselines=not args.no_baselines)
             for v in res.values():
                 v["error_vs_gp"] = v["rel_l2"] / res["gp"]["rel_l2"]
             rows.append({"fraction": frac, "field": k, "observations": obs.count, "results": res})
