@@ -79,15 +79,19 @@ def test_field_eval_errors_are_one_line(small):
     assert not (small / "r").exists()
 
 
-def test_the_grf_preset_trains_an_unconditional_patch_net_through_the_cli(small):
+def _train_preset(out: Path, preset: str):
+    """2 training steps of a field preset at 16x16 through the CLI; the saved Run."""
     from noisecraft.runs import Run
 
-    out = small / "preset"
-    result = run("train", "grf", "--out", out, "--steps", 2, "--set", "data.resolution=16", "--set",
+    result = run("train", preset, "--out", out, "--steps", 2, "--set", "data.resolution=16", "--set",
                  "train.batch_size=4", "--set", "sample.nfe=2", "--set", "train.tensorboard=false", "--set",
                  "ema.phema_every=0", "--quiet")
     assert result.exit_code == 0, result.output
-    r = Run.open(out)
+    return Run.open(out)
+
+
+def test_the_grf_preset_trains_an_unconditional_patch_net_through_the_cli(small):
+    r = _train_preset(small / "preset", "grf")
     assert r.shape == (1, 16, 16) and r.modality == "field" and r.num_classes == 0
     assert r.net_config["patch_size"] == 2 and r.config.process.sigma_data == 0.5
 
@@ -97,17 +101,12 @@ def test_the_darcy_preset_trains_samples_evaluates_and_reconstructs_through_the_
 
     from noisecraft.config import load_config
     from noisecraft.data import load_dataset
-    from noisecraft.runs import Run
 
     cfg = load_config("darcy")
     assert cfg.data.source == "darcy" and dict(cfg.data.options) == {"coefficient": "piecewise"}
     assert cfg.train.threads == 1 and cfg.data.conditional is False
     out = small / "darcy-preset"
-    result = run("train", "darcy", "--out", out, "--steps", 2, "--set", "data.resolution=16", "--set",
-                 "train.batch_size=4", "--set", "sample.nfe=2", "--set", "train.tensorboard=false", "--set",
-                 "ema.phema_every=0", "--quiet")
-    assert result.exit_code == 0, result.output
-    r = Run.open(out)
+    r = _train_preset(out, "darcy")
     assert r.shape == (2, 16, 16) and r.modality == "field" and r.num_classes == 0
     assert r.net_config["patch_size"] == 2 and r.net_config.get("padding_mode", "zeros") == "zeros"  # Dirichlet walls
     assert r.config.process.sigma_data == 0.8
@@ -141,16 +140,11 @@ def test_the_navier_stokes_preset_trains_samples_evaluates_and_reconstructs_thro
 
     from noisecraft.config import load_config
     from noisecraft.data import load_dataset
-    from noisecraft.runs import Run
 
     cfg = load_config("navier-stokes")
     assert cfg.data.source == "navier-stokes" and cfg.data.conditional is False and cfg.train.threads == 1
     out = small / "ns-preset"
-    result = run("train", "navier-stokes", "--out", out, "--steps", 2, "--set", "data.resolution=16", "--set",
-                 "train.batch_size=4", "--set", "sample.nfe=2", "--set", "train.tensorboard=false", "--set",
-                 "ema.phema_every=0", "--quiet")
-    assert result.exit_code == 0, result.output
-    r = Run.open(out)
+    r = _train_preset(out, "navier-stokes")
     assert r.shape == (1, 16, 16) and r.modality == "field" and r.num_classes == 0
     assert r.net_config["patch_size"] == 2 and r.net_config["padding_mode"] == "circular"  # the torus
     assert r.config.process.sigma_data == cfg.process.sigma_data
@@ -173,3 +167,13 @@ def test_the_navier_stokes_preset_trains_samples_evaluates_and_reconstructs_thro
     assert result.exit_code == 0, result.output
     with np.load(small / "rec" / "posterior.npz", allow_pickle=False) as z:
         assert z["samples"].shape == (2, 1, 16, 16) and np.isfinite(z["samples"]).all()
+
+
+@pytest.mark.parametrize("preset, kind, cond_channels", [("navier-stokes-forecast", "previous", 1),
+                                                         ("navier-stokes-obs", "points", 2)])
+def test_the_conditioned_navier_stokes_presets_train_through_the_cli(small, preset, kind, cond_channels):
+    """The forecasting and observation-conditioned presets: the navier-stokes net plus their one condition."""
+    r = _train_preset(small / preset, preset)
+    assert r.shape == (1, 16, 16) and r.modality == "field"
+    assert [c.image for c in r.conditioners] == [kind] and r.net_config["cond_channels"] == cond_channels
+    assert r.net_config["patch_size"] == 2 and r.net_config["padding_mode"] == "circular"
