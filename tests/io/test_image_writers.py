@@ -89,3 +89,22 @@ def test_writes_are_atomic_and_leave_no_temp_files(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["a.png", "b.gif"]
     with Image.open(tmp_path / "a.png") as im:
         assert np.asarray(im)[0, 0].tolist() == [191] * 3
+
+
+@pytest.mark.parametrize("mode, channels", [("RGB", 3), ("L", 1), ("RGB", 1), ("L", 3)])
+def test_read_image_is_exact_and_warns_about_nothing(tmp_path, mode, channels):
+    """Pillow hands out read-only buffers; read_image copies one before torch.from_numpy (which warns on it)."""
+    import warnings
+
+    from noisecraft.io.readers import read_image
+
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (6, 5, 3) if mode == "RGB" else (6, 5), dtype=np.uint8)
+    Image.fromarray(arr, mode).save(tmp_path / "x.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = read_image(tmp_path / "x.png", channels)
+    assert x.shape == (channels, 6, 5) and x.dtype == torch.float32
+    if (mode == "RGB") == (channels == 3):  # no channel conversion: the pixels come back exactly
+        want = torch.from_numpy(arr.reshape(6, 5, -1).copy()).permute(2, 0, 1).float() / 127.5 - 1
+        torch.testing.assert_close(x, want, atol=1e-6, rtol=0)
