@@ -110,24 +110,37 @@ def field_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def reconstruction_results(truth, obs, k: int, prior, methods, score: Callable[..., dict], *, n: int, solver: str,
                            nfe: int, sigma_data: float, zeta: float | None = None, flat=None,
-                           baselines: bool = True) -> dict[str, dict]:
+                           baselines: bool = True, physics: dict | None = None, flat_std=None) -> dict[str, dict]:
     """One field's row of the field reconstruction benchmarks: {name: score(truth, mean, std, samples) + cpu_s /
     wall_s where timed} for fitted-GP kriging (always), cubic interpolation and the mean field `flat` (with
     `baselines`), and each method of `methods` (`noisecraft.fields.reconstruct`, n samples from seed 1000·k;
-    zeta: DPS's step size, for "dps" only)."""
+    zeta: DPS's step size, for "dps" and "dps+physics"; "dps+physics": DPS with `physics`, the keywords
+    physics / physics_step / physics_sigma_max of `reconstruct`). A channel the observations leave out is
+    predicted by `flat` (and `flat_std`) in the kriging and cubic rows: they have nothing else to go on."""
     from noisecraft.fields import cubic_baseline, gp_baseline, reconstruct
+
+    def filled(est, fill):
+        if fill is None:
+            return est
+        hole = est.isnan().flatten(1).all(1)  # whole channels without observations
+        return torch.where(hole[:, None, None], fill.to(est.dtype), est)
 
     t, w = time.process_time(), time.perf_counter()
     gm, gs = gp_baseline(obs, truth.shape, restarts=0)
+    gm, gs = filled(gm, flat), filled(gs, flat_std)
     res = {"gp": score(truth, gm, gs) | {"cpu_s": time.process_time() - t, "wall_s": time.perf_counter() - w}}
     if baselines:
-        res["cubic"] = score(truth, cubic_baseline(obs, truth.shape))
+        res["cubic"] = score(truth, filled(cubic_baseline(obs, truth.shape), flat))
         res["mean"] = score(truth, flat)
     for m in methods:
-        extra = {"step_size": zeta} if m == "dps" and zeta is not None else {}
+        extra = {"step_size": zeta} if m in ("dps", "dps+physics") and zeta is not None else {}
+        if m == "dps+physics":
+            if physics is None:
+                raise ValueError("method dps+physics needs `physics` (the residual and its weights)")
+            extra |= physics
         t, w = time.process_time(), time.perf_counter()
-        post = reconstruct(prior, obs, tuple(truth.shape), n=n, method=m, solver=solver, nfe=nfe, dtype=torch.float32,
-                           seed=1000 * k, sigma_data=sigma_data, **extra)
+        post = reconstruct(prior, obs, tuple(truth.shape), n=n, method=m.split("+")[0], solver=solver, nfe=nfe,
+                           dtype=torch.float32, seed=1000 * k, sigma_data=sigma_data, **extra)
         cpu, wall = time.process_time() - t, time.perf_counter() - w
         res[m] = score(truth, post.mean.double(), post.std.double(), post.samples.double()) | {"cpu_s": cpu,
                                                                                              "wall_s": wall}

@@ -5,7 +5,10 @@
         --first 50 --fields 50 --out benchmarks/results/fields_darcy.json
 
 What is observed: both channels at each observed pixel (a well with a permeability core and a pressure
-head; `values` (M, 2) in OBS.npz, the format's "every channel at each point"), and both are recovered.
+head; `values` (M, 2) in OBS.npz, the format's "every channel at each point"), and both are recovered;
+`--observe u`: the pressure u alone at the same pixels (OBS.npz `channels` [1]), a recovered from it
+(kriging and cubic predict the mean training a there). Method `dps+physics`: DPS with the Darcy residual
+as one more measurement (`fields.physics`; weight --physics, acting at σ <= --physics-sigma).
 Field k uses observation seed k; test fields 0..first-1 are for tuning (solver, NFE), first.. for reporting.
 
 Scores per channel and per field (`fields.posterior_scores`): the relative L2 error of the posterior mean
@@ -24,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from functools import partial
 
 import torch
 
 from _common import field_summary, machine_info, reconstruction_results
 from noisecraft.data import load_darcy
+from noisecraft.data.fields import field_physics
 from noisecraft.fields import mean_baseline, posterior_scores, random_observations
 
 
@@ -76,6 +81,10 @@ def main() -> None:
     ap.add_argument("--solver", default="ddpm")
     ap.add_argument("--nfe", type=int, default=50)
     ap.add_argument("--zeta", type=float, default=None, help="DPS step size ζ (default: the wrapper's)")
+    ap.add_argument("--physics", type=float, default=1.0, help="physics guidance weight ζ_p (method dps+physics)")
+    ap.add_argument("--physics-sigma", type=float, default=math.inf, help="... acting at σ <= this")
+    ap.add_argument("--observe", choices=("both", "u"), default="both",
+                    help="both channels at each point, or the pressure u alone (OBS.npz channels [1])")
     ap.add_argument("--out", default="benchmarks/results/fields_darcy.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -94,7 +103,9 @@ def main() -> None:
         raise SystemExit(f"--first + --fields = {args.first + args.fields} > the {len(test.data)} test fields")
     u_info = test.channels_info[1]
     prior, sigma_data = run.denoiser(args.weights), run.config.process.sigma_data
-    flat = mean_baseline(train.data)
+    flat, flat_std = mean_baseline(train.data), train.data.double().std(0)
+    physics = dict(physics=field_physics("darcy", opts), physics_step=args.physics, physics_sigma_max=args.physics_sigma)
+    channels = None if args.observe == "both" else [1]
     limits = {m: int(k) for m, k in (item.split(":") for item in args.limit.split(",") if item)}
     rows = []
 
@@ -105,11 +116,11 @@ def main() -> None:
     for k in range(args.first, args.first + args.fields):  # field by field: a stopped run keeps whole fields
         for frac in (float(f) for f in args.fractions.split(",")):
             truth = test.data[k].double()
-            obs = random_observations(truth, frac, seed=k)
+            obs = random_observations(truth, frac, seed=k, channels=channels)
             methods = [m for m in args.methods.split(",") if k - args.first < limits.get(m, args.fields)]
             res = reconstruction_results(truth, obs, k, prior, methods, partial(_scores, u_info=u_info), n=args.n,
                                          solver=args.solver, nfe=args.nfe, sigma_data=sigma_data, zeta=args.zeta,
-                                         flat=flat)
+                                         flat=flat, flat_std=flat_std, physics=physics)
             for v in res.values():
                 for ch in ("a", "u"):
                     gp_err = res["gp"][f"{ch}_rel_l2"]  # 0 when a field is one value and the GP fits it exactly

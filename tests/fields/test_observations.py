@@ -61,7 +61,7 @@ def test_bad_files_are_one_line_errors(tmp_path, arrays, fragment):
 
 def test_two_channel_fields_need_every_channel(tmp_path):
     p = _write(tmp_path / "o.npz", idx=np.array([[0, 0], [1, 1]]), values=np.zeros(2))
-    with pytest.raises(DataError, match=r"valid: \(2, 2\) \(every channel at each point\)"):
+    with pytest.raises(DataError, match=r"valid: \(2, 2\) \(every observed channel at each point\)"):
         read_observations(p, (2, 4, 4))
 
 
@@ -81,3 +81,55 @@ def test_point_operator_is_point_major():
     x = torch.randn(3, 2, 4, 4)
     y = op(x)
     assert torch.equal(y[:, 0], x[:, 0, 0, 1]) and torch.equal(y[:, 1], x[:, 1, 0, 1]) and torch.equal(y[:, 3], x[:, 1, 3, 2])
+
+
+def test_a_channel_subset_reads_back_and_observes_only_those_channels(tmp_path):
+    field = torch.randn(2, 6, 5, dtype=torch.float64)
+    full = random_observations(field, 0.4, seed=3)
+    part = random_observations(field, 0.4, seed=3, channels=[1])  # the u of a Darcy pair alone
+    assert torch.equal(part.idx, full.idx)  # the same pixels whatever is observed there
+    assert part.values.shape == (full.count, 1) and torch.equal(part.values[:, 0], full.values[:, 1])
+    back = read_observations(write_observations(tmp_path / "o.npz", part), (2, 6, 5))
+    assert back.channels == (1,) and torch.equal(back.values, part.values)
+    op = back.operator((2, 6, 5))
+    y = op(field[None].float())
+    assert y.shape == (1, back.count)
+    torch.testing.assert_close(y, back.measurement(torch.float32))
+    torch.testing.assert_close(op.forward(op.transpose(y)), y)  # A·Aᵀ = I still
+    assert op.transpose(y)[0, 0].abs().sum() == 0  # nothing lands in the unobserved channel
+    swapped = random_observations(field, 0.4, seed=3, channels=[1, 0])  # values' columns follow `channels`
+    torch.testing.assert_close(swapped.operator((2, 6, 5))(field[None]), swapped.measurement(torch.float64))
+
+
+@pytest.mark.parametrize("channels, fragment", [
+    (np.array([2]), "channels is int64 (1,) [2]; valid: 1..2 distinct integers in 0..1"),
+    (np.array([1, 1]), "channels is int64 (2,) [1, 1]"),
+    (np.array([0.0]), "channels is float64"),
+    (np.array([0, 1, 0]), "channels is int64 (3,)"),
+])
+def test_bad_channels_are_one_line_errors(tmp_path, channels, fragment):
+    p = _write(tmp_path / "bad.npz", idx=np.array([[0, 0]]), values=np.zeros(1), channels=channels)
+    with pytest.raises(DataError) as e:
+        read_observations(p, (2, 4, 4))
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_values_must_match_the_observed_channels(tmp_path):
+    p = _write(tmp_path / "o.npz", idx=np.array([[0, 0], [1, 1]]), values=np.zeros((2, 2)), channels=np.array([1]))
+    with pytest.raises(DataError, match=r"channels \[1\] are observed; valid: \(2,\) or \(2, 1\)"):
+        read_observations(p, (2, 4, 4))
+    with pytest.raises(ValueError, match="distinct indices in 0..1"):
+        random_observations(torch.zeros(2, 4, 4), 0.5, seed=0, channels=[2])
+
+
+def test_baselines_leave_unobserved_channels_empty():
+    from noisecraft.fields import cubic_baseline, gp_baseline
+
+    field = torch.randn(2, 8, 8, dtype=torch.float64)
+    obs = random_observations(field, 0.5, seed=0, channels=[1])
+    mean, std = gp_baseline(obs, (2, 8, 8), restarts=0)
+    cubic = cubic_baseline(obs, (2, 8, 8))
+    for est in (mean, std, cubic):
+        assert est[0].isnan().all() and est[1].isfinite().all()
+    rows, cols = obs.idx[:, 0], obs.idx[:, 1]
+    torch.testing.assert_close(cubic[1, rows, cols], field[1, rows, cols])  # interpolation passes through the points

@@ -40,6 +40,7 @@ PARAM_FLAGS = {
     "sweep_nfe": "--sweep-nfe", "sigma_y": "--sigma-y", "n": "--n", "nfe": "--nfe", "solver": "--solver",
     "guidance": "--guidance", "seed": "--seed", "weights": "--weights", "std": "--std", "scale": "--scale",
     "strength": "--strength", "split": "--split", "features": "--features", "span": "--span",
+    "physics": "--physics", "physics_sigma": "--physics-sigma",
 }
 _DISTINCT = re.compile(r"\b(" + "|".join(k for k in PARAM_FLAGS if "_" in k) + r")\b")
 _LEADING = re.compile(r"^(" + "|".join(k for k in PARAM_FLAGS if "_" not in k) + r") ")

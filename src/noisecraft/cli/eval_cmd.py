@@ -17,6 +17,8 @@ the run's modality chooses (noisecraft.eval.report.evaluate_run).
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from .common import UserError, user_errors
@@ -97,9 +99,11 @@ def eval_group() -> None:
                    "$NOISECRAFT_CACHE/audio-features for audio runs' fitted feature classifier, "
                    "$NOISECRAFT_CACHE/video-features for video runs' frame and motion classifiers).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the reference-feature cache.")
+@click.option("--physics", type=float, help="Field runs with a PDE residual (darcy): sample with physics guidance of this weight ζ_p (docs/fields.md).")
+@click.option("--physics-sigma", type=float, default=math.inf, show_default=True, help="With --physics: the largest σ at which it acts.")
 @click.option("--quiet", is_flag=True, help="Only the final line.")
 def eval_run(run_dir, out, n, metrics, solver, nfe, guidance, seed, weights, features, sweep_nfe, nll_n, nll_levels,
-             kid_subsets, cache_dir, no_cache, quiet) -> None:
+             kid_subsets, cache_dir, no_cache, physics, physics_sigma, quiet) -> None:
     """Sample RUN_DIR and score the samples against its training data; writes REPORT_DIR.
 
     Every metric is also reported for the held-out real split against the same reference (the
@@ -125,7 +129,8 @@ def eval_run(run_dir, out, n, metrics, solver, nfe, guidance, seed, weights, fea
         echo = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
         report = evaluate_run(run_dir, out, n=n, metrics=metrics, solver=solver, nfe=nfe, guidance=guidance,
                               seed=seed, weights=weights, features=features, sweep_nfe=sweep, nll_n=nll_n,
-                              nll_levels=nll_levels, kid_subsets=kid_subsets, cache_dir=cache_dir, use_cache=not no_cache, echo=echo)
+                              nll_levels=nll_levels, kid_subsets=kid_subsets, cache_dir=cache_dir, use_cache=not no_cache, echo=echo,
+                              physics=physics, physics_sigma=physics_sigma)
     gen, floor = report["generated"], report["noise_floor"]
     parts = []
     for key in report["directions"]:  # the protocol's metrics, in its order

@@ -2,13 +2,16 @@
 `noisecraft forecast`: an ensemble rollout of a next-state field model.
 
     noisecraft reconstruct RUN --observations OBS.npz [--n 32] [--seed S] [--method dps|pigdm|projection|tmpd]
-                           [--solver S] [--nfe K] [--zeta Z] [--truth F.npz] [--weights W] --out DIR
+                           [--solver S] [--nfe K] [--zeta Z] [--physics ZP [--physics-sigma S]]
+                           [--truth F.npz] [--weights W] --out DIR
 
 RUN is any unconditional model of a field dataset (modality "field"); OBS.npz is described in
 docs/fields.md (idx (M, 2), values (M,) or (M, C), optional noise_std). Writes DIR/posterior.npz
 (samples, mean, std), DIR/mean.png and DIR/std.png, and with --truth (an NPZ with key "field", as
 `noisecraft data export` writes) DIR/error.png and DIR/metrics.json (relative L2 error, coverage of
-the 50 % and 90 % intervals, CRPS, spread-skill ratio).
+the 50 % and 90 % intervals, CRPS, spread-skill ratio). --physics adds the PDE residual to DPS as one
+more measurement (darcy runs; `fields.physics`); OBS.npz may observe some channels only (key `channels`,
+e.g. [1]: the pressure u of a Darcy pair alone).
 
     noisecraft forecast RUN --state STATE.npz [--steps 8] [--n 8] [--seed S] [--solver S] [--nfe K]
                         [--truth TRAJ.npz] [--weights W] --out DIR
@@ -43,9 +46,12 @@ __all__ = ["reconstruct_cmd", "forecast_cmd"]
 @click.option("--solver", help="Sampler (default: ddpm; heun for tmpd; the run's [sample] solver for model).")
 @click.option("--nfe", type=int, help="Network evaluations per sample (default: 100; the run's [sample] nfe for model).")
 @click.option("--zeta", type=float, help="DPS step size ζ (--method dps only; default 3, chosen on grf; 10 on darcy and navier-stokes, docs/fields.md).")
+@click.option("--physics", type=float, help="Physics guidance weight ζ_p: the PDE residual as one more DPS measurement (darcy runs, --method dps; docs/fields.md).")
+@click.option("--physics-sigma", type=float, default=math.inf, show_default=True, help="With --physics: the largest σ at which it acts.")
 @click.option("--truth", type=click.Path(), help="The true field (NPZ, key 'field'): adds error.png and metrics.json.")
 @click.option("--weights", default="ema", show_default=True, help="raw | ema | best | phema-<std>, as for `sample`.")
-def reconstruct_cmd(run_dir, obs_path, out, n, seed, method, solver, nfe, zeta, truth, weights) -> None:
+def reconstruct_cmd(run_dir, obs_path, out, n, seed, method, solver, nfe, zeta, physics, physics_sigma, truth,
+                    weights) -> None:
     """Reconstruct a field from point observations with a trained field model (zero-shot posterior sampling)."""
     with user_errors():
         from ..fields import read_observations, reconstruct, resolve_method
@@ -82,6 +88,18 @@ def reconstruct_cmd(run_dir, obs_path, out, n, seed, method, solver, nfe, zeta, 
             raise UserError(f"--zeta is DPS's step size; it applies to --method dps only, not {method!r}")
         if zeta is not None and not (math.isfinite(zeta) and 0 < zeta <= 1e4):
             raise UserError(f"--zeta {zeta} is out of range; valid: 0 < zeta <= 10000 (default 3)")
+        guide: dict = {}
+        if physics is not None:
+            from ..data.fields import field_physics
+
+            if method != "dps":
+                raise UserError(f"--physics adds a term to DPS; it applies to --method dps only, not {method!r}")
+            if not (math.isfinite(physics) and 0 < physics <= 1e4):
+                raise UserError(f"--physics {physics} is out of range; valid: 0 < physics <= 10000")
+            if not physics_sigma > 0:
+                raise UserError(f"--physics-sigma {physics_sigma} is out of range; valid: a number > 0 (inf: every σ)")
+            guide = dict(physics=field_physics(run.config.data.source, dict(run.config.data.options)),
+                         physics_step=physics, physics_sigma_max=physics_sigma)
         shape = tuple(run.shape)
         obs = read_observations(obs_path, shape)
         true = run.get_modality().read(truth, shape) if truth is not None else None
@@ -89,10 +107,11 @@ def reconstruct_cmd(run_dir, obs_path, out, n, seed, method, solver, nfe, zeta, 
         with num_threads(run.config.train.threads):
             post = reconstruct(run.denoiser(weights), obs, shape, n=n, method=method, seed=seed, solver=solver,
                                nfe=nfe, sigma_data=run.config.process.sigma_data,
-                               **({} if zeta is None else {"step_size": zeta}))
-        _, metrics = write_reconstruction(outp, post.samples, post.mean, post.std, method=method,
+                               **({} if zeta is None else {"step_size": zeta}), **guide)
+        label = method if not guide else f"{method}+physics"
+        _, metrics = write_reconstruction(outp, post.samples, post.mean, post.std, method=label,
                                           observations=obs.count, truth=true)
-        line = f"wrote {n} posterior samples ({method}, {obs.count} points) to {out}/posterior.npz, mean.png, std.png"
+        line = f"wrote {n} posterior samples ({label}, {obs.count} points) to {out}/posterior.npz, mean.png, std.png"
         if metrics is not None:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v))
             line += f"; error.png, metrics.json ({shown})"

@@ -165,7 +165,10 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
 @click.option("--weights", default="ema", show_default=True, help="raw | ema | best (eval.keep_best) | phema-<std> (post-hoc EMA).")
 @click.option("--scale", type=int, help="Upscale factor of the saved PNGs (default: the run's sample.scale).")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:N | auto (CUDA when available).")
-def sample(run_dir, n, out, class_, prompt, solver, nfe, guidance, seed, weights, scale, device) -> None:
+@click.option("--physics", type=float, help="Field runs with a PDE residual (darcy): physics guidance of this weight ζ_p (docs/fields.md).")
+@click.option("--physics-sigma", type=float, default=math.inf, show_default=True, help="With --physics: the largest σ at which it acts.")
+def sample(run_dir, n, out, class_, prompt, solver, nfe, guidance, seed, weights, scale, device, physics,
+           physics_sigma) -> None:
     """Draw N samples from a trained run; writes DIR/000000.png ... (.npz for array runs, 16-bit
     .wav at the run's sample rate for audio runs, a looping .gif and an .mp4 for video runs) and
     DIR/grid.png at the display scale (audio: spectrograms; video: a frame strip per sample), and
@@ -175,6 +178,14 @@ def sample(run_dir, n, out, class_, prompt, solver, nfe, guidance, seed, weights
         from ..runtime import num_threads
 
         run = Run.open(run_dir)
+        wrap = None
+        if physics is not None:
+            from ..eval.field_run import physics_wrapper
+
+            if run.modality != "field" or run.conditioners:
+                raise UserError(f"--physics guides unconditional field runs with a PDE residual (darcy); run {run_dir} "
+                                f"is {run!r}")
+            wrap = physics_wrapper(run.config.data.source, dict(run.config.data.options), physics, physics_sigma)
         values = condition_values(run, class_, prompt, n)
         spec = sampling_spec(run, n=n, solver=solver, nfe=nfe, guidance=guidance, seed=seed)
         scale = run.config.sample.scale if scale is None else scale
@@ -183,7 +194,7 @@ def sample(run_dir, n, out, class_, prompt, solver, nfe, guidance, seed, weights
         outp = check_out_folder(out)
         with num_threads(run.config.train.threads), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
-            x = run.generate(spec, n, weights=weights, device=device, **values)
+            x = run.generate(spec, n, weights=weights, device=device, wrap=wrap, **values)
         for message in dict.fromkeys(str(w.message) for w in caught if "truncated" in str(w.message)):
             click.echo(f"warning: {message}", err=True)  # e.g. a prompt longer than the text encoder's max_length
         k = run.num_classes

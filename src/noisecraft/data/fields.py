@@ -46,6 +46,7 @@ from ..fields.darcy import COEFFICIENTS, darcy_coefficient, solve_darcy
 from ..fields.grf import MaternGRF, field_noise
 from ..fields.navier_stokes import NSConfig, SpectralGrid, kolmogorov_snapshots
 from ..fields.navier_stokes import step as ns_step
+from ..fields.physics import darcy_physics
 from ..io.files import atomic_write_bytes
 from ..io_safety import read_safetensors
 from ..runtime import cache_root
@@ -53,7 +54,7 @@ from .dataset import SignalDataset, check_resolution
 from .synthetic import SPLIT_SEEDS, SYNTHETIC_SPLITS
 
 __all__ = ["FIELDS_VERSION", "FIELD_SPLIT_SIZES", "FIELD_NATIVE_SIZE", "GRF_PARAMS", "NS_CONFIG", "FORECAST_STEPS",
-           "FORECAST_INTERVAL", "FieldDataset", "ForecastDataset", "channels_info", "generate_fields",
+           "FORECAST_INTERVAL", "FieldDataset", "ForecastDataset", "channels_info", "to_physical", "field_physics", "generate_fields",
            "navier_stokes_trajectories", "load_grf", "load_darcy", "load_navier_stokes", "load_navier_stokes_forecast"]
 
 FIELDS_VERSION = 1  # bump when a generator changes what a field holds
@@ -90,6 +91,28 @@ def channels_info(name: str, coefficient: str = "piecewise") -> list[dict]:
     return [{"name": n, "offset": o, "scale": s, "map": m} for n, o, s, m in rows]
 
 
+def to_physical(x: Tensor, info: list[dict]) -> Tensor:
+    """Normalized fields (..., C, H, W) -> physical units, channel c by `info[c]` (`channels_info`)."""
+    out = []
+    for c, row in enumerate(info):
+        v = row["offset"] + row["scale"] * x[..., c, :, :]
+        out.append(torch.exp(v) if row["map"] == "log" else v)
+    return torch.stack(out, -3)
+
+
+def field_physics(name: str, options: dict | None = None) -> Callable[[Tensor], Tensor]:
+    """The PDE residual x (B, C, H, W) -> (B, p) of built-in field `name` in normalized units, for physics
+    guidance (`fields.physics.physics_dps`); options: the dataset's (`coefficient` for darcy). Only `darcy`
+    has one (its FV residual, Jacobi-scaled: `fields.physics.darcy_physics`); ValueError for the others."""
+    if name != "darcy":
+        raise ValueError(f"physics guidance needs a field with a residual; {name!r} has none built in; valid: darcy")
+    coefficient = (options or {}).get("coefficient", "piecewise")
+    if coefficient not in COEFFICIENTS:
+        raise ValueError(f"coefficient {coefficient!r} is not a Darcy coefficient; valid: {', '.join(COEFFICIENTS)}")
+    info = channels_info("darcy", coefficient)
+    return darcy_physics(lambda x: to_physical(x, info), u_scale=info[1]["scale"])
+
+
 class FieldDataset(SignalDataset):
     """Fields (N, C, H, W) float32 in normalized units, modality "field", unlabeled, plus
     `channels_info` (see `channels_info`) and `params` (the generator's parameters)."""
@@ -106,11 +129,7 @@ class FieldDataset(SignalDataset):
 
     def to_physical(self, x: Tensor) -> Tensor:
         """Normalized fields (..., C, H, W) -> physical units (module notes)."""
-        out = []
-        for c, info in enumerate(self.channels_info):
-            v = info["offset"] + info["scale"] * x[..., c, :, :]
-            out.append(torch.exp(v) if info["map"] == "log" else v)
-        return torch.stack(out, -3)
+        return to_physical(x, self.channels_info)
 
 
 

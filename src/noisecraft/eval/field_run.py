@@ -35,6 +35,7 @@ from .output import check_report_out, environment, format_value, json_values
 from .run_options import RunEvalOptions, sample_count
 
 __all__ = ["FIELD_METRICS", "FIELD_METRIC_DIRECTIONS", "parse_field_metrics", "field_scores", "evaluate_field_run",
+           "physics_wrapper",
            "write_field_report", "REFERENCE_MAX"]
 
 FIELD_METRICS: dict[str, tuple[str, ...]] = {
@@ -117,6 +118,26 @@ def field_scores(x: torch.Tensor, ref: torch.Tensor, ref_spectrum: torch.Tensor 
     return out
 
 
+def physics_wrapper(source: str, data_options: dict, physics: float | None, physics_sigma: float = math.inf):
+    """Denoiser -> physics-guided denoiser (`fields.physics.physics_dps` with the dataset's residual,
+    `data.fields.field_physics`) for ζ_p = physics, or None when physics is None; EvalError for a dataset
+    without a residual or a weight / σ out of range."""
+    if physics is None:
+        return None
+    from ..data.fields import field_physics
+    from ..fields import physics_dps
+
+    if not (isinstance(physics, (int, float)) and math.isfinite(physics) and 0 < physics <= 1e4):
+        raise EvalError(f"physics {physics!r} is out of range; valid: 0 < physics <= 10000")
+    if not (isinstance(physics_sigma, (int, float)) and physics_sigma > 0 and not math.isnan(physics_sigma)):
+        raise EvalError(f"physics_sigma {physics_sigma!r} is out of range; valid: a number > 0 (inf: every σ)")
+    try:
+        residual = field_physics(source, data_options)
+    except ValueError as e:
+        raise EvalError(str(e)) from None
+    return lambda den: physics_dps(den, residual, physics_step=float(physics), sigma_max=float(physics_sigma))
+
+
 def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, options: RunEvalOptions) -> dict[str, Any]:
     """Sample a field run (an opened `Run`), score it against its dataset's real fields, write REPORT_DIR
     (report.json, report.md, spectrum.png, samples.png). Image-feature options (features, sweep_nfe)
@@ -140,6 +161,7 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
     if run.num_classes > 0:
         raise EvalError(f"field evaluation scores unconditional runs; {str(run_dir)!r} is class-conditional")
     metric_list = parse_field_metrics(o.metrics, data.source)
+    wrap = physics_wrapper(data.source, dict(data.options), o.physics, o.physics_sigma)
     try:
         spec = run.spec(solver=o.solver, nfe=o.nfe, guidance=1.0, seed=o.seed)
     except SpecError as e:
@@ -163,10 +185,11 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
         ref_vort = vorticity_statistics(test.to_physical(ref.float()).double())
     timings: dict[str, float] = {"reference_seconds": time.perf_counter() - t0}
 
-    o.echo(f"sampling {n} fields ({spec.solver}, nfe={spec.nfe}) ...")
+    guided = "" if wrap is None else f", physics guidance ζ_p {o.physics:g} at σ <= {o.physics_sigma:g}"
+    o.echo(f"sampling {n} fields ({spec.solver}, nfe={spec.nfe}{guided}) ...")
     t0 = time.perf_counter()
     with num_threads(run.config.train.threads):
-        samples = run.generate(spec, n, weights=o.weights, **prepare_values(run.conditioners, {}, n))
+        samples = run.generate(spec, n, weights=o.weights, wrap=wrap, **prepare_values(run.conditioners, {}, n))
     timings["sampling_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     levels = PIECEWISE_VALUES if data.source == "darcy" and test.params.get("coefficient") == "piecewise" else None
@@ -178,7 +201,10 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
         "format": "noisecraft-field-report/1", "run": str(run_dir), "weights": o.weights, "dataset": data.source,
         "data_options": dict(data.options), "channels": test.channel_names, "shape": list(run.shape), "n": n,
         "seed": o.seed, "solver": spec.solver, "nfe": spec.nfe, "sigma_min": spec.sigma_min,
-        "sigma_max": spec.sigma_max, "metrics": list(metric_list), "generated": gen, "noise_floor": floor,
+        "sigma_max": spec.sigma_max,
+        "physics": None if wrap is None else {"step": o.physics, "sigma_max": o.physics_sigma if math.isfinite(
+            o.physics_sigma) else "inf"},  # JSON has no infinity
+        "metrics": list(metric_list), "generated": gen, "noise_floor": floor,
         "directions": {k: v for k, v in FIELD_METRIC_DIRECTIONS.items() if k in gen},
         "reference": {"n_reference": len(ref), "reference_split": "train", "n_floor": len(floor_set),
                       "floor_split": "test"},
@@ -242,7 +268,8 @@ def write_field_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Pat
     lines = [
         f"# Evaluation of `{report['run']}` (fields)", "",
         f"- weights: {report['weights']}; {report['n']} fields of shape {tuple(report['shape'])}, seed {report['seed']}",
-        f"- sampler: {report['solver']}, NFE {report['nfe']}",
+        f"- sampler: {report['solver']}, NFE {report['nfe']}" + ("" if not report.get("physics") else
+            f"; physics guidance ζ_p {report['physics']['step']:g} at σ <= {report['physics']['sigma_max']}"),
         f"- real data: {report['dataset']!r} {report['data_options'] or ''}: reference = the first "
         f"{ref['n_reference']} training fields; floor = the {ref['n_floor']} test fields against the same reference",
         "", "| metric | generated | floor (real test fields) |", "|---|---|---|", *rows, "",

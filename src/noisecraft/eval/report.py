@@ -71,6 +71,8 @@ def evaluate_run(
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     echo: Callable[[str], None] | None = None,
+    physics: float | None = None,
+    physics_sigma: float = math.inf,
 ) -> dict[str, Any]:
     """Sample a run, score the samples against its training data, write REPORT_DIR; returns report.json's dict.
 
@@ -84,6 +86,8 @@ def evaluate_run(
     sweep_nfe: also score samples at these NFE (same seeds) and plot quality against NFE.
     nll_n: held-out images whose likelihood is computed when "nll" is among the metrics; nll_levels:
         the levels they are quantized to on [-1, 1] for the dequantized bits/dim bound (256 = 8-bit).
+    physics / physics_sigma: field runs with a PDE residual (darcy) only: sample with physics guidance of
+        weight ζ_p = physics acting at σ <= physics_sigma (`fields.physics.physics_dps`).
     """
     from ..runs import Run
 
@@ -94,10 +98,13 @@ def evaluate_run(
                         f"features for the {run.modality} modality yet; give --features, or evaluate an image, "
                         "audio or video run")
     protocol = RUN_EVALUATIONS[kind or "classifier"]  # features given for a modality without defaults: as images
+    if physics is not None and kind != "field-statistics":
+        raise EvalError(f"physics guidance applies to field runs with a PDE residual (darcy); run {str(run_dir)!r} "
+                        f"holds {run.modality} data")
     options = RunEvalOptions(n=n, metrics=metrics, solver=solver, nfe=nfe, guidance=guidance, seed=seed,
                              weights=weights, features=features, sweep_nfe=tuple(sweep_nfe), nll_n=nll_n,
                              nll_levels=nll_levels, kid_subsets=kid_subsets, cache_dir=cache_dir,
-                             use_cache=use_cache, echo=echo or quiet)
+                             use_cache=use_cache, echo=echo or quiet, physics=physics, physics_sigma=physics_sigma)
     return protocol(run, run_dir, out_dir, options)
 
 

@@ -8,6 +8,7 @@ an `EvalError` (e.g. `sweep_nfe` for audio), never ignores it silently.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -54,6 +55,8 @@ class RunEvalOptions:
     nll_n: int = 64
     nll_levels: int = 256
     kid_subsets: int = 100
+    physics: float | None = None  # field runs with a PDE residual (darcy): physics guidance ζ_p (None: off)
+    physics_sigma: float = math.inf  # ... acting at σ <= this
     cache_dir: str | Path | None = None
     use_cache: bool = True
     echo: Callable[[str], None] = quiet

@@ -129,7 +129,8 @@ def _grid(h: int, w: int) -> np.ndarray:
 def gp_baseline(obs: Observations, shape, *, nu: float = 1.5, restarts: int = 2, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Kriging: scikit-learn GaussianProcessRegressor with a constant x Matérn(ν) + white-noise kernel,
     hyperparameters fitted per field and channel by maximum marginal likelihood (pixel units, not
-    periodic). Returns the predictive mean and std (C, H, W) of the field (noise excluded)."""
+    periodic). Returns the predictive mean and std (C, H, W) of the field (noise excluded); NaN in a channel
+    the observations leave out (`Observations.channels`: kriging has nothing to go on there)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
@@ -138,8 +139,13 @@ def gp_baseline(obs: Observations, shape, *, nu: float = 1.5, restarts: int = 2,
     xo = obs.idx.numpy().astype(np.float64)
     grid = _grid(h, w)
     means, stds = [], []
+    observed = obs.observed_channels(c)
     for ch in range(c):
-        y = obs.values[:, ch].numpy()
+        if ch not in observed:
+            means.append(np.full((h, w), np.nan))
+            stds.append(np.full((h, w), np.nan))
+            continue
+        y = obs.values[:, observed.index(ch)].numpy()
         kernel = (ConstantKernel(1.0, (1e-4, 1e4)) * Matern(length_scale=max(h, w) / 8, length_scale_bounds=(0.5, 4.0 * max(h, w)), nu=nu)
                   + WhiteKernel(max(obs.noise_std**2, 1e-6), (1e-10, 1e1)))
         gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=restarts, random_state=seed)
@@ -157,15 +163,20 @@ def gp_baseline(obs: Observations, shape, *, nu: float = 1.5, restarts: int = 2,
 
 def cubic_baseline(obs: Observations, shape) -> Tensor:
     """Piecewise-cubic interpolation of the observations (scipy.interpolate.griddata, Clough-Tocher);
-    outside the observations' convex hull, the nearest observation. Returns (C, H, W)."""
+    outside the observations' convex hull, the nearest observation. Returns (C, H, W); NaN in a channel the
+    observations leave out."""
     from scipy.interpolate import griddata
 
     c, h, w = (int(s) for s in shape)
     xo = obs.idx.numpy().astype(np.float64)
     grid = _grid(h, w)
     out = []
+    observed = obs.observed_channels(c)
     for ch in range(c):
-        y = obs.values[:, ch].numpy()
+        if ch not in observed:
+            out.append(np.full((h, w), np.nan))
+            continue
+        y = obs.values[:, observed.index(ch)].numpy()
         if len(y) >= 4:
             v = griddata(xo, y, grid, method="cubic")
         else:

@@ -21,6 +21,9 @@ and std. Methods (all Denoiser -> Denoiser wrappers around one `sample()` call):
   trained on random scattered pixels) reads [y placed on the grid, keep] as its `image_cond`
   (`observation_condition`), so p(x0 | y) is what it learned, sampled in one plain pass. The
   observations are taken as exact (the model was trained on exact pixel values; noise_std is not used).
+
+`physics=residual` (e.g. `fields.physics.darcy_physics`) with method "dps" adds the PDE residual as one more
+measurement, r = 0, of weight `physics_step` at σ <= `physics_sigma_max` (`fields.physics.physics_dps`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from ..sampling.noise import randn, seeded_generators
 from ..tasks.inverse import dps, projection
 from ..tasks.operators import LinearOperator
 from .observations import Observations
+from .physics import physics_dps
 
 __all__ = ["RECONSTRUCT_METHODS", "Posterior", "tmpd", "observation_condition", "resolve_method", "reconstruct"]
 
@@ -117,11 +121,16 @@ def observation_condition(obs: Observations, shape: Sequence[int], dtype: torch.
     """[y on the grid, keep] (1, C + 1, H, W): the observed values at their pixels (0 elsewhere) and the
     mask of observed pixels, the `image_cond` of a `[cond] image = "points"` model."""
     c, h, w = (int(s) for s in shape)
+    observed = obs.observed_channels(c)
+    if sorted(observed) != list(range(c)):
+        raise ValueError(f"method 'model' reads every channel at each observed point (its training masks); these "
+                         f"observations hold channel(s) {list(observed)} of {c}: use method 'dps'")
     keep = torch.zeros(1, 1, h, w, dtype=dtype)
     grid = torch.zeros(1, c, h, w, dtype=dtype)
     rows, cols = obs.idx[:, 0], obs.idx[:, 1]
     keep[0, 0, rows, cols] = 1.0
-    grid[0, :, rows, cols] = obs.values.to(dtype).T  # values (M, C) -> (C, M)
+    for k, ch in enumerate(observed):  # values (M, K): column k is channel observed[k]
+        grid[0, ch, rows, cols] = obs.values[:, k].to(dtype)
     return torch.cat([grid, keep], 1)
 
 
@@ -151,6 +160,9 @@ def reconstruct(
     step_size: float = 3.0,
     batch_size: int = 32,
     dtype: torch.dtype = torch.float32,
+    physics: Callable[[Tensor], Tensor] | None = None,
+    physics_step: float = 1.0,
+    physics_sigma_max: float = math.inf,
     **options: Any,
 ) -> Posterior:
     """n posterior samples of a field of `shape` (C, H, W) given `obs` (module notes).
@@ -158,22 +170,33 @@ def reconstruct(
     Sample i uses seed + i (its starting noise and its solver noise), so a batch of n equals n runs
     of one. solver/nfe: any solver of `sample()` (ancestral "ddpm" by default, as for
     `solve_inverse_problem`). sigma_data: the data std the projection wrappers assume. step_size: DPS's ζ.
-    batch_size: samples per sampler call. Other keywords go to `sample()` (sigma_min, sigma_max, conditioning).
+    batch_size: samples per sampler call. physics: a residual x -> (B, p) to guide towards 0 (method "dps"
+    only; module notes) with ζ_p = physics_step at σ <= physics_sigma_max. Other keywords go to `sample()`
+    (sigma_min, sigma_max, conditioning).
     """
     shape = tuple(int(s) for s in shape)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
     if method not in RECONSTRUCT_METHODS:
         raise ValueError(f"unknown reconstruction method {method!r}; valid: {', '.join(RECONSTRUCT_METHODS)}")
-    if obs.values.shape[1] != shape[0]:
+    if obs.channels is None and obs.values.shape[1] != shape[0]:
         raise ValueError(f"the observations have {obs.values.shape[1]} channel(s) but the field {shape[0]}")
+    if obs.channels is not None and (max(obs.channels) >= shape[0] or obs.values.shape[1] != len(obs.channels)):
+        raise ValueError(f"the observations hold channel(s) {list(obs.channels)} ({obs.values.shape[1]} value(s) per "
+                         f"point) but the field has {shape[0]} channel(s)")
+    if physics is not None and method != "dps":
+        raise ValueError(f"physics guidance adds a term to DPS; it needs method 'dps', not {method!r}")
     op = obs.operator(shape)
     cond = observation_condition(obs, shape, dtype) if method == "model" else None
     out = []
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
         y = obs.measurement(dtype).expand(b, -1).contiguous()
-        den = _wrap(method, denoiser, op, y, sigma_y=obs.noise_std, sigma_data=sigma_data, step_size=step_size)
+        if physics is None:
+            den = _wrap(method, denoiser, op, y, sigma_y=obs.noise_std, sigma_data=sigma_data, step_size=step_size)
+        else:
+            den = physics_dps(denoiser, physics, physics_step=physics_step, sigma_max=physics_sigma_max, operator=op,
+                              y=y, step_size=step_size)
         gens = seeded_generators(range(seed + start, seed + start + b))
         noise = randn((b, *shape), gens, dtype=dtype)
         extra = {} if cond is None else {"image_cond": cond.expand(b, -1, -1, -1)}

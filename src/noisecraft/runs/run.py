@@ -240,16 +240,25 @@ class Run:
 
     def generate(self, spec: SamplingSpec | None = None, n: int = 1, *, weights: str = "ema",
                  device: str | torch.device = "cpu", batch_size: int = 250,
-                 callback: Callable[[dict], None] | None = None, decode: bool = True, **cond: Any) -> Tensor:
+                 callback: Callable[[dict], None] | None = None, decode: bool = True,
+                 wrap: Callable[[Callable[..., Tensor]], Callable[..., Tensor]] | None = None, **cond: Any) -> Tensor:
         """n samples (n, *data_shape) in the data range, sample i from spec.seed + i; `cond` by
         conditioner key, e.g. class_labels=3 (index or name), prompts="a red circle", image_cond=...
         A conditional model without a class gets classes in turn. A latent run samples latents
-        (n, *shape) and decodes them (decode=False: the latents)."""
+        (n, *shape) and decodes them (decode=False: the latents). wrap: Denoiser -> Denoiser applied before
+        sampling (e.g. physics guidance, `fields.physics_dps`), for runs without conditioners."""
         spec = spec or self.spec()
         den = self.denoiser(weights, device=device)
+        dev = next(den.parameters()).device
+        if wrap is not None:
+            if self.conditioners:
+                raise ValueError(f"wrap applies to unconditional runs; this run is conditional "
+                                 f"({', '.join(c.key for c in self.conditioners)})")
+            den = wrap(den)
         if decode and self.is_latent:
             self.autoencoder  # a missing or changed autoencoder fails before sampling
-        x = generate(den, n, self.shape, spec, self.conditioners, cond, batch_size=batch_size, callback=callback)
+        x = generate(den, n, self.shape, spec, self.conditioners, cond, batch_size=batch_size, callback=callback,
+                     device=dev)
         return self.decode(x) if decode else x
 
     def __repr__(self) -> str:
