@@ -6,6 +6,10 @@ channel has a standard deviation near 0.5 (the default σ_data):
 
 * `grf` (1, N, N): a Matérn Gaussian random field on the unit torus (`fields.grf.MaternGRF`:
   ν = 1.5, ℓ = 0.1, std 0.5, mean 0), already in physical units (offset 0, scale 1).
+* `grf-lengths` (1, N, N), labeled: the `grf` field with one of three length scales ℓ ∈ GRF_LENGTHS
+  (0.05, 0.1, 0.2; ν, std as `grf`), field i of a split of class i mod 3 (class names "l=0.05", ...),
+  for class(parameter)-conditional models. `classify_lengths` is its exact label oracle (the Bayes
+  classifier of `fields.grf.classify_fields`).
 * `darcy` (2, N, N): channel 0 the permeability a, channel 1 the pressure u of -∇·(a∇u) = 1 on the
   unit square with u = 0 on the boundary (`fields.darcy`). option `coefficient`:
   "piecewise" (a ∈ {3, 12}: x = (a - 7.5)/4.5 ∈ {-1, 1}; u = 0.006 + 0.012·x) or "lognormal"
@@ -54,7 +58,8 @@ from .dataset import SignalDataset, check_resolution
 from .synthetic import SPLIT_SEEDS, SYNTHETIC_SPLITS
 
 __all__ = ["FIELDS_VERSION", "FIELD_SPLIT_SIZES", "FIELD_NATIVE_SIZE", "GRF_PARAMS", "NS_CONFIG", "FORECAST_STEPS",
-           "FORECAST_INTERVAL", "FieldDataset", "ForecastDataset", "channels_info", "to_physical", "field_physics", "generate_fields",
+           "FORECAST_INTERVAL", "FieldDataset", "ForecastDataset", "channels_info", "to_physical", "field_physics", "generate_fields", "GRF_LENGTHS", "GRF_LENGTH_NAMES",
+           "classify_lengths", "load_grf_lengths",
            "navier_stokes_trajectories", "load_grf", "load_darcy", "load_navier_stokes", "load_navier_stokes_forecast"]
 
 FIELDS_VERSION = 1  # bump when a generator changes what a field holds
@@ -62,11 +67,14 @@ CACHE_FORMAT = "noisecraft-fields/1"
 FIELD_NATIVE_SIZE = 64
 FIELD_SPLIT_SIZES: dict[str, dict[str, int]] = {
     "grf": {"train": 4000, "test": 256},
+    "grf-lengths": {"train": 4200, "test": 384},  # 1400 / 128 per class
     "darcy": {"train": 1000, "test": 128},
     "navier-stokes": {"train": 1000, "test": 128},
     "navier-stokes-forecast": {"train": 1000, "test": 128},  # trajectories (each gives `steps` pairs)
 }
 GRF_PARAMS = {"nu": 1.5, "length": 0.1, "std": 0.5}
+GRF_LENGTHS = (0.05, 0.1, 0.2)  # the grf-lengths classes' ℓ (class c = field index mod 3)
+GRF_LENGTH_NAMES = tuple(f"l={v:g}" for v in GRF_LENGTHS)
 NS_CONFIG = NSConfig()
 NS_SCALE = 7.0
 FORECAST_STEPS = 8  # states after the start of each navier-stokes-forecast trajectory
@@ -80,14 +88,15 @@ _DARCY_CHANNELS = {
 def channels_info(name: str, coefficient: str = "piecewise") -> list[dict]:
     """Per channel {"name", "offset", "scale", "map"}: physical = offset + scale·x ("linear") or
     exp(offset + scale·x) ("log")."""
-    if name == "grf":
+    if name in ("grf", "grf-lengths"):
         rows = [("x", 0.0, 1.0, "linear")]
     elif name == "darcy":
         rows = _DARCY_CHANNELS[coefficient]
     elif name in ("navier-stokes", "navier-stokes-forecast"):
         rows = [("vorticity", 0.0, NS_SCALE, "linear")]
     else:
-        raise ValueError(f"{name!r} is not a built-in field; valid: darcy, grf, navier-stokes, navier-stokes-forecast")
+        raise ValueError(f"{name!r} is not a built-in field; valid: darcy, grf, grf-lengths, navier-stokes, "
+                         "navier-stokes-forecast")
     return [{"name": n, "offset": o, "scale": s, "map": m} for n, o, s, m in rows]
 
 
@@ -119,8 +128,9 @@ class FieldDataset(SignalDataset):
 
     _ranks = (2,)
 
-    def __init__(self, data: Tensor, *, name: str, info: list[dict], params: dict) -> None:
-        super().__init__(data, None, name=name, modality="field")
+    def __init__(self, data: Tensor, *, name: str, info: list[dict], params: dict, labels: Tensor | None = None,
+                 class_names: list[str] | None = None) -> None:
+        super().__init__(data, labels, class_names=class_names, name=name, modality="field")
         self.channels_info, self.params = info, params
 
     @property
@@ -153,6 +163,29 @@ def _grf(size: int, seed: int, index: np.ndarray, _opts: dict) -> np.ndarray:
     return grf.from_noise(field_noise(seed, index, (size, size))).numpy().astype(np.float32)
 
 
+def grf_length_class(index: np.ndarray) -> np.ndarray:
+    """The grf-lengths class of field `index` of a split: index mod 3."""
+    return np.asarray(index) % len(GRF_LENGTHS)
+
+
+def _grf_lengths(size: int, seed: int, index: np.ndarray, _opts: dict) -> np.ndarray:
+    out = np.empty((len(index), 1, size, size), np.float32)
+    classes = grf_length_class(index)
+    for c, length in enumerate(GRF_LENGTHS):
+        rows = np.nonzero(classes == c)[0]
+        grf = MaternGRF(size, nu=GRF_PARAMS["nu"], length=length, std=GRF_PARAMS["std"])
+        out[rows] = grf.from_noise(field_noise(seed, np.asarray(index)[rows], (size, size))).numpy()
+    return out
+
+
+def classify_lengths(x: Tensor) -> Tensor:
+    """The grf-lengths class (B,) of fields x (B, 1, N, N): the most likely of the three GRFs (exact)."""
+    from ..fields.grf import classify_fields
+
+    size = int(x.shape[-1])
+    return classify_fields(x, [MaternGRF(size, nu=GRF_PARAMS["nu"], length=v, std=GRF_PARAMS["std"]) for v in GRF_LENGTHS])
+
+
 def _darcy(size: int, seed: int, index: np.ndarray, opts: dict) -> np.ndarray:
     kind = opts["coefficient"]
     a = darcy_coefficient(kind, size, seed, index)
@@ -170,12 +203,14 @@ def _navier_stokes(size: int, seed: int, index: np.ndarray, _opts: dict) -> np.n
 
 
 _GENERATORS: dict[str, Callable[[int, int, np.ndarray, dict], np.ndarray]] = {
-    "grf": _grf, "darcy": _darcy, "navier-stokes": _navier_stokes}
+    "grf": _grf, "grf-lengths": _grf_lengths, "darcy": _darcy, "navier-stokes": _navier_stokes}
 
 
 def _params(name: str, opts: dict) -> dict:
     if name == "grf":
         return dict(GRF_PARAMS)
+    if name == "grf-lengths":
+        return {"nu": GRF_PARAMS["nu"], "std": GRF_PARAMS["std"], "lengths": list(GRF_LENGTHS)}
     if name == "darcy":
         return {"coefficient": opts["coefficient"], "f": 1.0}
     return dataclasses.asdict(NS_CONFIG)
@@ -287,13 +322,25 @@ def _load(name: str, *, resolution, split, channels, labels, hflip, use_cache, m
         return ForecastDataset(torch.from_numpy(x)[:, :, None], name=name, info=info, params=params)
     x = np.concatenate([generate_fields(name, FIELD_SPLIT_SIZES[name][p], SPLIT_SEEDS[p], size, use_cache=use_cache,
                                         **opts) for p in parts])
-    return FieldDataset(torch.from_numpy(x), name=name, info=info, params=_params(name, opts))
+    classes = {}
+    if name == "grf-lengths" and labels:
+        y = np.concatenate([grf_length_class(np.arange(FIELD_SPLIT_SIZES[name][p])) for p in parts])
+        classes = dict(labels=torch.from_numpy(y), class_names=list(GRF_LENGTH_NAMES))
+    return FieldDataset(torch.from_numpy(x), name=name, info=info, params=_params(name, opts), **classes)
 
 
 def load_grf(*, resolution: int | None = None, split: str = "train", channels: int | None = None, labels: bool = True,
              hflip: bool = False, use_cache: bool = True) -> FieldDataset:
     """`grf`: Matérn Gaussian random fields (N, 1, R, R) (module notes). labels: accepted, the data has no classes."""
     return _load("grf", resolution=resolution, split=split, channels=channels, labels=labels, hflip=hflip,
+                 use_cache=use_cache, min_size=4)
+
+
+def load_grf_lengths(*, resolution: int | None = None, split: str = "train", channels: int | None = None,
+                     labels: bool = True, hflip: bool = False, use_cache: bool = True) -> FieldDataset:
+    """`grf-lengths`: Matérn GRFs (N, 1, R, R) of three length scales, labeled by class (module notes).
+    labels=False: the same fields unlabeled."""
+    return _load("grf-lengths", resolution=resolution, split=split, channels=channels, labels=labels, hflip=hflip,
                  use_cache=use_cache, min_size=4)
 
 

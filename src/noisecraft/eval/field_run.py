@@ -13,6 +13,12 @@ generated set G against R and for B against R (`fields.statistics`):
 | vorticity | ns_enstrophy_ratio, ns_enstrophy_distance, ns_energy_ratio, ns_energy_distance, ns_max_vorticity_distance, ns_mean_vorticity_abs, ns_mean_vorticity_rel | `navier-stokes` runs only, physical ω (`fields.vorticity_statistics`): mean enstrophy ½⟨ω²⟩ and kinetic energy ½⟨u·u⟩ (u from ω by the streamfunction) over the set / the reference's; 1-Wasserstein distance of the per-field enstrophy, energy and max abs(ω) distributions / the reference mean (`fields.distribution_distance`); mean over fields of abs⟨ω⟩ (0 for real fields: zero circulation on the torus), absolute and / the reference's ω rms. No divergence: a velocity recovered from ω is divergence-free by construction |
 | residual | darcy_residual_median, darcy_residual_mean, darcy_residual_p90, darcy_nonpositive_a, darcy_residual_snapped_median, darcy_u_error_median | `darcy` runs only: relative FV residual (`fields.darcy.darcy_residual`) of each (a, u) pair in physical units, after float32 storage; inf for a pair with a <= 0 somewhere (their share: darcy_nonpositive_a); for the piecewise coefficient also the median with a snapped to {3, 12}; darcy_u_error_median: median relative L2 distance of u from the solver's u for the pair's a (snapped when piecewise; `fields.darcy_solution_errors`) |
 
+A class-conditional run (`grf-lengths`) draws classes in turn and adds, per class c against the reference
+fields of class c (`per_class` in report.json): the spectrum and pixel figures above, summarized as
+class_spectrum_max_rel_error (worst band, worst class), class_spectrum_mean_rel_error (mean over classes),
+class_pixel_std_ratio (worst class); and class_accuracy: the share of samples whose class the dataset's
+exact oracle (`data.fields.classify_lengths`, the Bayes classifier between the classes' GRFs) gives back.
+
 Band 0 (the power of the field's mean) is listed per band in report.json but left out of the
 headline figures: it is one mode per field, so its estimate from a few hundred fields is noisy (the
 floor shows it). Generated fields are not clamped (fields are not bounded like pixels).
@@ -50,7 +56,9 @@ FIELD_METRIC_DIRECTIONS = {"spectrum_max_rel_error": "min", "spectrum_mean_rel_e
                            "spectrum_bands_within_10pct": "max", "pixel_w1": "min", "pixel_mean_error": "min",
                            "darcy_residual_median": "min", "darcy_u_error_median": "min",
                            "ns_enstrophy_distance": "min", "ns_energy_distance": "min",
-                           "ns_max_vorticity_distance": "min", "ns_mean_vorticity_abs": "min"}
+                           "ns_max_vorticity_distance": "min", "ns_mean_vorticity_abs": "min",
+                           "class_accuracy": "max", "class_spectrum_max_rel_error": "min",
+                           "class_spectrum_mean_rel_error": "min"}
 REFERENCE_MAX = 2000  # training fields in the reference set R (the spectrum's reference noise ~ 1/sqrt(|R|·modes))
 
 
@@ -118,6 +126,37 @@ def field_scores(x: torch.Tensor, ref: torch.Tensor, ref_spectrum: torch.Tensor 
     return out
 
 
+def class_scores(samples: torch.Tensor, labels: torch.Tensor, floor_set: torch.Tensor, floor_labels: torch.Tensor,
+                 ref: torch.Tensor, ref_labels: torch.Tensor, names: Sequence[str], metrics: Sequence[str],
+                 score_kw: dict) -> dict[str, Any]:
+    """Spectrum and pixel figures per class (each against the reference fields of its class), summarized:
+    {"classes": [{"class", "generated", "noise_floor"}, ...], "generated": summary, "noise_floor": summary}."""
+    from ..fields import radial_power_spectrum
+
+    keep = [m for m in metrics if m in ("spectrum", "pixels")]
+    heads = ("spectrum_max_rel_error", "spectrum_mean_rel_error", "spectrum_bands_within_10pct", "pixel_w1",
+             "pixel_std_ratio")
+    rows = []
+    for c, name in enumerate(names):
+        rc = ref[ref_labels == c]
+        spec = radial_power_spectrum(rc) if "spectrum" in keep else None
+        g = field_scores(samples[labels == c], rc, spec, keep, **score_kw)
+        f = field_scores(floor_set[floor_labels == c], rc, spec, keep, **score_kw)
+        rows.append({"class": name, "n": int((labels == c).sum()), "n_floor": int((floor_labels == c).sum()),
+                     "generated": {k: g[k] for k in heads if k in g}, "noise_floor": {k: f[k] for k in heads if k in f}})
+    out: dict[str, Any] = {"classes": rows}
+    for side in ("generated", "noise_floor"):
+        vals = [r[side] for r in rows]
+        summary = {}
+        if "spectrum" in keep:
+            summary["class_spectrum_max_rel_error"] = max(v["spectrum_max_rel_error"] for v in vals)
+            summary["class_spectrum_mean_rel_error"] = float(np.mean([v["spectrum_mean_rel_error"] for v in vals]))
+        if "pixels" in keep:
+            summary["class_pixel_std_ratio"] = max((v["pixel_std_ratio"] for v in vals), key=lambda r: abs(math.log(r)))
+        out[side] = summary
+    return out
+
+
 def physics_wrapper(source: str, data_options: dict, physics: float | None, physics_sigma: float = math.inf):
     """Denoiser -> physics-guided denoiser (`fields.physics.physics_dps` with the dataset's residual,
     `data.fields.field_physics`) for ζ_p = physics, or None when physics is None; EvalError for a dataset
@@ -155,15 +194,16 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
     if o.sweep_nfe:
         raise EvalError("sweep_nfe is not available for field runs yet; evaluate one NFE per call (--nfe)")
     data = run.config.data
-    if data.source not in ("grf", "darcy", "navier-stokes"):
-        raise EvalError(f"field evaluation needs a run trained on a built-in field dataset (grf, darcy, "
+    if data.source not in ("grf", "grf-lengths", "darcy", "navier-stokes"):
+        raise EvalError(f"field evaluation needs a run trained on a built-in field dataset (grf, grf-lengths, darcy, "
                         f"navier-stokes); run {str(run_dir)!r} was trained on {data.source!r}")
-    if run.num_classes > 0:
-        raise EvalError(f"field evaluation scores unconditional runs; {str(run_dir)!r} is class-conditional")
+    if any(c.kind != "class" for c in run.conditioners):
+        raise EvalError(f"field evaluation scores unconditional and class-conditional runs; {str(run_dir)!r} is "
+                        f"conditioned on {', '.join(c.key for c in run.conditioners)}")
     metric_list = parse_field_metrics(o.metrics, data.source)
     wrap = physics_wrapper(data.source, dict(data.options), o.physics, o.physics_sigma)
     try:
-        spec = run.spec(solver=o.solver, nfe=o.nfe, guidance=1.0, seed=o.seed)
+        spec = run.spec(solver=o.solver, nfe=o.nfe, guidance=o.guidance if run.num_classes > 0 else 1.0, seed=o.seed)
     except SpecError as e:
         raise EvalError(str(e)) from None
     out = check_report_out(out_dir)
@@ -196,15 +236,29 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
     score_kw = dict(physical=test.to_physical, levels=levels, ref_vorticity=ref_vort)
     gen = field_scores(samples, ref, ref_spectrum, metric_list, **score_kw)
     floor = field_scores(floor_set, ref, ref_spectrum, metric_list, **score_kw)
+    per_class = None
+    if run.num_classes > 0:
+        if train.num_classes != run.num_classes:
+            raise EvalError(f"the run has {run.num_classes} classes but {data.source!r} has {train.num_classes}")
+        gen_labels = torch.arange(n) % run.num_classes  # what prepare_values gave: classes in turn
+        per_class = class_scores(samples, gen_labels, floor_set, test.labels, ref, train.labels[:len(ref)],
+                                 train.class_names, metric_list, score_kw)
+        gen.update(per_class["generated"])
+        floor.update(per_class["noise_floor"])
+        if data.source == "grf-lengths":
+            from ..data.fields import classify_lengths
+
+            gen["class_accuracy"] = float((classify_lengths(samples) == gen_labels).double().mean())
+            floor["class_accuracy"] = float((classify_lengths(floor_set) == test.labels).double().mean())
     timings["evaluation_seconds"] = time.perf_counter() - t0
     report: dict[str, Any] = {
         "format": "noisecraft-field-report/1", "run": str(run_dir), "weights": o.weights, "dataset": data.source,
         "data_options": dict(data.options), "channels": test.channel_names, "shape": list(run.shape), "n": n,
         "seed": o.seed, "solver": spec.solver, "nfe": spec.nfe, "sigma_min": spec.sigma_min,
-        "sigma_max": spec.sigma_max,
+        "sigma_max": spec.sigma_max, "guidance": spec.guidance,
         "physics": None if wrap is None else {"step": o.physics, "sigma_max": o.physics_sigma if math.isfinite(
             o.physics_sigma) else "inf"},  # JSON has no infinity
-        "metrics": list(metric_list), "generated": gen, "noise_floor": floor,
+        "metrics": list(metric_list), "per_class": None if per_class is None else per_class["classes"], "generated": gen, "noise_floor": floor,
         "directions": {k: v for k, v in FIELD_METRIC_DIRECTIONS.items() if k in gen},
         "reference": {"n_reference": len(ref), "reference_split": "train", "n_floor": len(floor_set),
                       "floor_split": "test"},
@@ -224,6 +278,10 @@ _LABELS = {"spectrum_max_rel_error": "power spectrum, worst band |E/E_ref - 1|",
            "spectrum_bands_within_10pct": "bands within 10 % of the reference",
            "pixel_w1": "pixel values, 1-Wasserstein distance", "pixel_mean_error": "pixel mean, |difference|",
            "pixel_std_ratio": "pixel std / reference std", "darcy_residual_median": "Darcy residual, median",
+           "class_accuracy": "class accuracy (exact oracle: the most likely class's GRF)",
+           "class_spectrum_max_rel_error": "per class: power spectrum, worst band and class",
+           "class_spectrum_mean_rel_error": "per class: power spectrum, mean over bands and classes",
+           "class_pixel_std_ratio": "per class: pixel std / the class's reference std (worst class)",
            "darcy_residual_mean": "Darcy residual, mean", "darcy_residual_p90": "Darcy residual, 90th percentile",
            "darcy_nonpositive_a": "Darcy pairs with a <= 0 somewhere (share)",
            "darcy_residual_snapped_median": "Darcy residual with a snapped to {3, 12}, median",
@@ -277,6 +335,16 @@ def write_field_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Pat
         "worst (band, channel), mean, and the share within 10 %. Pixels: worst channel. "
         "The floor is what a perfect generator scores at this sample size.", "",
     ]
+    if report.get("per_class"):
+        lines += ["Per class (each against its class's reference fields; classes in turn):", "",
+                  "| class | n | spectrum worst band | floor | spectrum mean | floor | pixel std ratio | floor |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for row in report["per_class"]:
+            g, f = row["generated"], row["noise_floor"]
+            lines.append(f"| {row['class']} | {row['n']} | " + " | ".join(
+                f"{format_value(g.get(k))} | {format_value(f.get(k))}"
+                for k in ("spectrum_max_rel_error", "spectrum_mean_rel_error", "pixel_std_ratio")) + " |")
+        lines.append("")
     if "spectrum" in gen:
         _spectrum_plot(report, out / "spectrum.png")
         lines += ["![spectrum](spectrum.png)", "", "| band | " + " | ".join(

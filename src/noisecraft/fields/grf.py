@@ -16,7 +16,10 @@ Because C is diagonal in Fourier space, everything a test needs is exact and che
 
 * `denoise(x, σ)` = E[x0 | x0 + σ·ε = x] = F⁻¹(λ/(λ + σ²) ⊙ F(x - μ)) + μ: the exact denoiser;
 * `posterior(idx, values, noise_std)`: the exact Gaussian posterior given point observations
-  (kriging with the true covariance): mean, pointwise std and samples (Matheron's rule).
+  (kriging with the true covariance): mean, pointwise std and samples (Matheron's rule);
+* `log_likelihood(x)` = log N(x; μ, C) = -½·Σ_k |F(x - μ)_k|²/(N²·λ_k) - ½·Σ_k log λ_k - ½·N²·log 2π
+  (Parseval with the unnormalized DFT), so `classify_fields` is the Bayes classifier between GRFs
+  of different parameters (equal priors): the exact label oracle of the `grf-lengths` data.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["MaternGRF", "GaussianPosterior", "matern_kernel", "field_noise"]
+__all__ = ["MaternGRF", "GaussianPosterior", "matern_kernel", "field_noise", "classify_fields"]
 
 
 def matern_kernel(r: np.ndarray, *, nu: float, length: float, std: float) -> np.ndarray:
@@ -113,6 +116,13 @@ class MaternGRF:
 
     __call__ = denoise
 
+    def log_likelihood(self, x: Tensor) -> Tensor:
+        """log N(x; μ, C) (B,) float64 of fields x (B, 1, N, N) or (B, N, N) (module notes; exact)."""
+        xd = torch.as_tensor(x, dtype=torch.float64).reshape(-1, self.size, self.size) - self.mean
+        power = torch.fft.fft2(xd).abs() ** 2 / self.size**2  # |F(x)_k|²/N²: Σ_k of it is ‖x‖²
+        lam = self.eigenvalues
+        return -0.5 * ((power / lam).sum((1, 2)) + lam.log().sum() + self.size**2 * math.log(2 * math.pi))
+
     def posterior(self, idx: Tensor, values: Tensor, noise_std: float = 0.0) -> GaussianPosterior:
         """The exact posterior of x0 given x0[idx_m] + noise_std·n_m = values_m (kriging with the true C).
 
@@ -146,3 +156,9 @@ class MaternGRF:
         resid = torch.as_tensor(values, dtype=torch.float64).reshape(1, -1) - sim  # (n, M)
         corr = k_go @ torch.linalg.solve(k_oo, resid.T)  # (N², n)
         return prior + corr.T.reshape(n, 1, grid_n, grid_n)
+
+
+def classify_fields(x: Tensor, grfs: Sequence[MaternGRF]) -> Tensor:
+    """The index (B,) of the GRF under which each field of x (B, 1, N, N) is most likely (`log_likelihood`):
+    the Bayes classifier between the given GRFs with equal priors."""
+    return torch.stack([g.log_likelihood(x) for g in grfs], 1).argmax(1)
