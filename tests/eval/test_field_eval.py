@@ -222,3 +222,23 @@ def test_physics_guidance_through_sample_eval_and_reconstruct(small):
         assert_user_error(run(cmd, grf_dir, *extra, "--physics", 1, "--out", small / "bad"), "'grf' has none built in",
                           "valid: darcy")
     assert not (small / "bad").exists()
+
+
+def test_the_grf_lengths_preset_is_class_conditional_and_scored_per_class(small):
+    r = _train_preset(small / "gl", "grf-lengths")
+    assert r.num_classes == 3 and r.shape == (1, 16, 16) and r.class_names == ["l=0.05", "l=0.1", "l=0.2"]
+    result = run("sample", small / "gl", "--n", 2, "--class", "l=0.2", "--out", small / "gl-s")
+    assert result.exit_code == 0, result.output
+    result = run("eval", small / "gl", "--out", small / "gl-rep", "--n", 6, "--nfe", 2, "--quiet")
+    assert result.exit_code == 0, result.output
+    rep = json.loads((small / "gl-rep" / "report.json").read_text())
+    assert [row["class"] for row in rep["per_class"]] == ["l=0.05", "l=0.1", "l=0.2"]
+    assert all(row["n"] == 2 and row["n_floor"] == 2 for row in rep["per_class"])  # classes in turn; test split 6
+    gen, floor = rep["generated"], rep["noise_floor"]
+    assert floor["class_accuracy"] == 1.0  # the oracle labels every real field
+    assert 0 <= gen["class_accuracy"] <= 1
+    assert gen["class_spectrum_max_rel_error"] == max(row["generated"]["spectrum_max_rel_error"] for row in rep["per_class"])
+    assert gen["class_spectrum_mean_rel_error"] > floor["class_spectrum_mean_rel_error"]  # a 2-step model is noise
+    assert "| l=0.2 | 2 |" in (small / "gl-rep" / "report.md").read_text()
+    assert_user_error(run("sample", small / "gl", "--n", 2, "--physics", 1, "--out", small / "bad"), "--physics guides "
+                      "unconditional field runs")

@@ -156,3 +156,16 @@ def test_field_modality_writes_key_field_bitwise(tmp_path):
     with pytest.raises(ValueError, match="field sample shape"):
         m.check_shape((1, 8))
     assert m.preview_image(x[None], nrow=1).shape[0] == 3
+
+
+def test_grf_lengths_is_labeled_by_length_scale_and_its_oracle_knows_them(small):
+    from noisecraft.data.fields import GRF_LENGTH_NAMES, classify_lengths
+
+    d = load_dataset("grf-lengths", split="all", resolution=16)  # train 6 then test 4: labels restart per split
+    assert d.data.shape == (10, 1, 16, 16) and d.num_classes == 3 and d.class_names == list(GRF_LENGTH_NAMES)
+    assert d.labels.tolist() == [0, 1, 2, 0, 1, 2, 0, 1, 2, 0]
+    assert torch.equal(classify_lengths(d.data), d.labels)
+    plain = load_dataset("grf", split="all", resolution=16)
+    assert torch.equal(d.data[1], plain.data[1])  # class l=0.1 is the grf field of the same (seed, index)
+    assert not torch.equal(d.data[0], plain.data[0])
+    assert load_dataset("grf-lengths", split="test", resolution=16, labels=False).num_classes == 0

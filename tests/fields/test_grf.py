@@ -81,3 +81,26 @@ def test_bad_parameters_are_refused():
         MaternGRF(8, length=-1)
     with pytest.raises(ValueError, match="size must be an integer >= 2"):
         MaternGRF(1)
+
+
+def test_log_likelihood_is_the_dense_gaussian_density():
+    from scipy.stats import multivariate_normal
+
+    grf = MaternGRF(6, nu=1.5, length=0.2, std=0.5, mean=0.3)
+    x = grf.sample(4, seed=2)
+    n = 6
+    grid = torch.stack(torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij"), -1).reshape(-1, 2)
+    dense = multivariate_normal(mean=np.full(n * n, 0.3), cov=grf.covariance(grid, grid).numpy())
+    want = [dense.logpdf(xi.reshape(-1).numpy()) for xi in x]
+    np.testing.assert_allclose(grf.log_likelihood(x).numpy(), want, rtol=1e-10)
+
+
+def test_classify_fields_recovers_the_length_scale():
+    from noisecraft.fields.grf import classify_fields
+
+    grfs = [MaternGRF(32, nu=1.5, length=v, std=0.5) for v in (0.05, 0.1, 0.2)]
+    x = torch.cat([g.sample(20, seed=7) for g in grfs])
+    truth = torch.arange(3).repeat_interleave(20)
+    assert torch.equal(classify_fields(x, grfs), truth)  # 1024 Fourier modes per field: no mistakes
+    between = MaternGRF(32, nu=1.5, length=0.07, std=0.5).sample(10, seed=1)  # no class's: a neighbour wins
+    assert set(classify_fields(between, grfs).tolist()) <= {0, 1}

@@ -64,7 +64,7 @@ def _same_as_cli(out, cli_dir: Path) -> None:
 
 def test_reconstruct_equals_cli_reconstruct_bytes(multi, field_run, uploads, tmp_path):
     job = multi.submit("grf", handle_file(str(uploads / "obs.npz")), handle_file(str(uploads / "truth.npz")),
-                       None, None, 4, 3, 3, api_name="/reconstruct")  # method: the default (dps), as the CLI
+                       None, None, 0, 4, 3, 3, api_name="/reconstruct")  # method: the default (dps), as the CLI
     out = job.result()
     assert _names(out) == ["posterior.npz", "mean.png", "std.png", "truth.png", "error.png", "metrics.json"]
     assert [(Path(t["image"]).name, t["caption"]) for t in out[1]] == [
@@ -79,7 +79,7 @@ def test_reconstruct_equals_cli_reconstruct_bytes(multi, field_run, uploads, tmp
     assert any(o[4].startswith("reconstruct: step ") for o in job.outputs()[:-1])  # the live view streamed
 
     # without the truth: posterior.npz and the two heat maps, the same as the CLI's (tmpd: heun by default)
-    out = multi.predict("grf", handle_file(str(uploads / "obs.npz")), None, "tmpd", None, 3, 0, 2,
+    out = multi.predict("grf", handle_file(str(uploads / "obs.npz")), None, "tmpd", None, 0, 3, 0, 2,
                         api_name="/reconstruct")
     assert _names(out) == ["posterior.npz", "mean.png", "std.png"]
     r = cli_run("reconstruct", field_run, "--observations", uploads / "obs.npz", "--method", "tmpd", "--n", 2,
@@ -105,13 +105,21 @@ def test_bad_observation_files_get_the_clis_message(multi, field_run, uploads, t
     def file(name):
         return None if name is None else handle_file(str(uploads / name))
 
-    message = _error(lambda: multi.predict("grf", file(obs), file(truth), "pigdm", None, 2, 0, 1,
+    message = _error(lambda: multi.predict("grf", file(obs), file(truth), "pigdm", None, 0, 2, 0, 1,
                                            api_name="/reconstruct"))
     assert fragment in message, message
     if obs is not None:  # the CLI names the same defect
         args = ["--truth", uploads / truth] if truth else []
         r = cli_run("reconstruct", field_run, "--observations", uploads / obs, *args, "--out", tmp_path / "r")
         assert r.exit_code == 2 and fragment.replace("'far.npz'", repr(str(uploads / "far.npz"))) in r.output, r.output
+
+
+def test_physics_guidance_is_refused_where_it_cannot_apply(multi, uploads):
+    obs = handle_file(str(uploads / "obs.npz"))
+    message = _error(lambda: multi.predict("grf", obs, None, None, None, 2.0, 2, 0, 1, api_name="/reconstruct"))
+    assert "'grf' has none built in; valid: darcy" in message, message  # the grf run has no PDE residual
+    message = _error(lambda: multi.predict("grf", obs, None, "pigdm", None, 2.0, 2, 0, 1, api_name="/reconstruct"))
+    assert "needs method dps" in message, message
 
 
 @pytest.mark.parametrize("task, keep, flag", [("predict", 2, "2"), ("interpolate", "0,3", "0,3")])
@@ -190,7 +198,7 @@ def test_select_run_shows_exactly_the_tabs_of_the_runs_tasks(tiny_run, field_run
 
 
 @pytest.mark.parametrize("name, api, args, fragment", [
-    ("tiny", "/reconstruct", (None, None, "pigdm", None, 2, 0, 1), "run 'tiny' cannot reconstruct"),
+    ("tiny", "/reconstruct", (None, None, "pigdm", None, 0, 2, 0, 1), "run 'tiny' cannot reconstruct"),
     ("grf", "/predict", ("any (classes in turn)", None, 1, "ddpm", 1, 2, 1.0, 0, 1), "run 'grf' cannot predict"),
     ("tiny", "/interpolate", ("any (classes in turn)", None, "0,1", "ddpm", 1, 2, 1.0, 0, 1),
      "run 'tiny' cannot interpolate"),

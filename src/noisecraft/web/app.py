@@ -210,7 +210,7 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                         video_tabs[task] = (tab, clip, keep, solver, resample, btn)
                     with gr.Tab("Reconstruct", id="reconstruct", visible=False) as tab_rec:
                         gr.Markdown("Upload point observations of a field - **OBS.npz** with `idx` (M, 2) row, column; "
-                                    "`values` (M,) or (M, C); optional `noise_std`, in the dataset's normalized units "
+                                    "`values` (M,) or (M, C); optional `noise_std` and `channels` (observed channels), in the dataset's normalized units "
                                     "(docs/fields.md) - and, to score the result, the true field (NPZ, key `field`). "
                                     "*How many* sets the posterior samples (their mean and std are shown).")
                         with gr.Row():
@@ -222,6 +222,8 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                                                      label="Method (empty: dps; model for observation-conditioned models)")
                             rec_solver = gr.Dropdown(list(SOLVERS), value=None,
                                                      label="Solver (empty: ddpm; heun for tmpd)")
+                            rec_physics = gr.Number(value=0, label="Physics guidance ζ_p (darcy, dps; 0: off)",
+                                                    elem_id="reconstruct-physics")
                         rec_btn = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct-btn")
                     with gr.Tab("Forecast", id="forecast", visible=False) as tab_fc:
                         gr.Markdown("Upload the current state of the field (NPZ, key `field`, in the dataset's "
@@ -323,9 +325,9 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
                                                            keep, class_, resample))
             return on_frames
 
-        def on_reconstruct(name, obs, truth, method, solver, nfe, seed, n):
+        def on_reconstruct(name, obs, truth, method, solver, physics, nfe, seed, n):
             yield from stream(lambda: jobs.reconstruct_work(name, settings(solver, nfe, None, seed, n), obs, truth,
-                                                            method))
+                                                            method, physics))
 
         def on_forecast(name, state, truth, steps, solver, nfe, seed, n):
             yield from stream(lambda: jobs.forecast_work(name, settings(solver, nfe, None, seed, n), state, truth, steps))
@@ -341,7 +343,8 @@ def build_app(runs: Mapping[str, Run], *, root: str | os.PathLike | None = None,
         for task, (_, clip, keep, solver, resample, btn) in video_tabs.items():
             btn.click(frames_handler(task), [run_dd, class_dd, clip, keep, solver, resample, nfe_sl, guidance_nb, seed_nb,
                                              n_sl], outputs, api_name=task)
-        rec_btn.click(on_reconstruct, [run_dd, rec_obs, rec_truth, rec_method, rec_solver, nfe_sl, seed_nb, n_sl],
+        rec_btn.click(on_reconstruct, [run_dd, rec_obs, rec_truth, rec_method, rec_solver, rec_physics, nfe_sl, seed_nb,
+                                       n_sl],
                       outputs, api_name="reconstruct")
         fc_btn.click(on_forecast, [run_dd, fc_state, fc_truth, fc_steps, solver_dd, nfe_sl, seed_nb, n_sl], outputs,
                      api_name="forecast")

@@ -147,6 +147,16 @@ def _int(name: str, value: Any, lo: int, hi: int) -> int:
     return int(f)
 
 
+def _number(value: Any, name: str) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        f = math.nan
+    if isinstance(value, bool) or not math.isfinite(f):
+        raise WebError(f"{name} {value!r} is not a finite number")
+    return f
+
+
 def _read_upload(path: str, what: str, read: Callable[[str], Any]) -> Any:
     """read(path) of an uploaded file after the size check; any failure is one WebError line naming the file."""
     _file_size_ok(path, what)
@@ -362,9 +372,10 @@ class Jobs:
         return self._inpaint(name, run, s, clip, known, class_, resample, task)
 
     def reconstruct_work(self, name: str, s: Settings, obs_path: str, truth_path: str | None = None,
-                         method: Any = None) -> Work:
+                         method: Any = None, physics: Any = None) -> Work:
         """Posterior samples of a field given uploaded point observations (and, optionally, the true
-        field for the error map and metrics), as `noisecraft reconstruct` (same readers, same files)."""
+        field for the error map and metrics), as `noisecraft reconstruct` (same readers, same files).
+        physics: the physics guidance weight ζ_p (darcy runs, method dps; None or 0: off)."""
         from ..fields import Posterior, read_observations, reconstruct, resolve_method
         from ..fields.plots import write_reconstruction
 
@@ -382,14 +393,27 @@ class Jobs:
         obs = _read_upload(obs_path, "observations file", lambda p: read_observations(p, shape))
         truth = _read_upload(truth_path, "true field", lambda p: run.get_modality().read(p, shape)) if truth_path else None
         den = self.denoiser(run)
+        guide: dict = {}
+        if physics not in (None, "", 0, 0.0):
+            from ..data.fields import field_physics
+
+            zp = _number(physics, "physics guidance weight")
+            if method != "dps" or not 0 < zp <= 1e4:
+                raise WebError(f"physics guidance weight {zp:g} needs method dps and 0 < weight <= 10000 (0: off)")
+            try:
+                guide = dict(physics=field_physics(run.config.data.source, dict(run.config.data.options)),
+                             physics_step=zp)
+            except ValueError as e:
+                raise WebError(str(e)) from None
+        label = method if not guide else f"{method}+physics"
 
         def fn(callback):
             return reconstruct(den, obs, shape, n=n, method=method, seed=spec.seed, solver=spec.solver, nfe=spec.nfe,
-                               sigma_data=run.config.process.sigma_data, callback=callback).samples
+                               sigma_data=run.config.process.sigma_data, callback=callback, **guide).samples
 
         def writer(x: Tensor, out: Path):
             post = Posterior.of(x)  # the same numbers `reconstruct` returned: mean and std of these samples
-            files, metrics = write_reconstruction(out, post.samples, post.mean, post.std, method=method,
+            files, metrics = write_reconstruction(out, post.samples, post.mean, post.std, method=label,
                                                   observations=obs.count, truth=truth)
             tiles = [f for f in files if f.suffix == ".png"]
             return files, tiles, tiles[0], metrics
