@@ -122,3 +122,18 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="needs method 'dps', not 'pigdm'"):
         reconstruct(_gaussian_denoiser, obs, (1, 4, 4), n=2, method="pigdm", physics=_constraint)
     assert math.isinf(physics_dps.__kwdefaults__["sigma_max"])
+
+
+def test_the_guidance_residual_does_not_reward_raising_a():
+    """The Jacobi scaling is a fixed metric: with u = 0 the residual is -h²f/diag(A(a)) and only a larger a
+    would shrink it; no gradient may reach a that way (an earlier version pushed every a to its upper value)."""
+    info = channels_info("darcy")
+    residual = darcy_physics(lambda x: to_physical(x, info), u_scale=info[1]["scale"])
+    x = torch.zeros(2, 2, 8, 8, dtype=torch.float64)
+    x[:, 1] = -info[1]["offset"] / info[1]["scale"]  # physical u = 0 everywhere
+    x[:, 0] = torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x.requires_grad_(True)
+    r = residual(x)
+    assert r.abs().min() > 0  # not a solution: f = 1 is unbalanced
+    (g,) = torch.autograd.grad(r.pow(2).sum(), x)
+    assert g[:, 0].abs().max() == 0 and g[:, 1].abs().max() > 0  # only u is asked to move

@@ -16,7 +16,9 @@ Darcy (`fields.darcy`): `darcy_fv_residual(a, u)` is the finite-volume residual 
 `darcy_matrix`, batched and differentiable in torch. The guidance uses it Jacobi-scaled,
 diag(A(a))⁻¹·(A(a)·u - h²·f) (`darcy_jacobi_residual`): the change of u_P that would satisfy cell P's
 equation with its neighbours fixed, in units of u, so its gradient is O(1) per pixel (the raw residual's
-is ~8·a/h² ≈ 4·10⁵ times larger) and ζ_p reads like DPS's ζ.
+is ~8·a/h² ≈ 4·10⁵ times larger) and ζ_p reads like DPS's ζ. In the guidance the scaling diag(A(a)) is a
+fixed metric (no gradient flows through it): otherwise the cheapest way to shrink the scaled residual is to
+raise a everywhere (diag⁻¹·h²f → 0), which is what an early version did (mean a pushed to the upper value).
 """
 
 from __future__ import annotations
@@ -85,7 +87,10 @@ def darcy_physics(to_physical: Callable[[Tensor], Tensor], u_scale: float, *, f:
         if x.ndim != 4 or x.shape[1] != 2:
             raise ValueError(f"Darcy physics needs pairs (B, 2, N, N) (a, u), got shape {tuple(x.shape)}")
         p = to_physical(x)
-        r = darcy_jacobi_residual(p[:, 0].clamp_min(a_floor), p[:, 1], f)
+        a, u = p[:, 0].clamp_min(a_floor), p[:, 1]
+        _check_pair(a, u)
+        au, diag = _fv_terms(a, u)
+        r = (au - f / a.shape[-1] ** 2) / diag.detach()  # the Jacobi scaling as a fixed metric (module notes)
         return r.reshape(x.shape[0], -1) / u_scale
 
     return residual
