@@ -240,5 +240,8 @@ def test_the_grf_lengths_preset_is_class_conditional_and_scored_per_class(small)
     assert gen["class_spectrum_max_rel_error"] == max(row["generated"]["spectrum_max_rel_error"] for row in rep["per_class"])
     assert gen["class_spectrum_mean_rel_error"] > floor["class_spectrum_mean_rel_error"]  # a 2-step model is noise
     assert "| l=0.2 | 2 |" in (small / "gl-rep" / "report.md").read_text()
+    for row in rep["per_class"]:  # where each class's samples went, and the floor per class
+        assert sum(row["generated_predicted"]) == 2 and row["noise_floor"]["class_accuracy"] == 1.0
+        assert row["generated"]["length_fit"][0] <= row["generated"]["length_fit"][2]
     assert_user_error(run("sample", small / "gl", "--n", 2, "--physics", 1, "--out", small / "bad"), "--physics guides "
                       "unconditional field runs")

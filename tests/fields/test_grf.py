@@ -104,3 +104,12 @@ def test_classify_fields_recovers_the_length_scale():
     assert torch.equal(classify_fields(x, grfs), truth)  # 1024 Fourier modes per field: no mistakes
     between = MaternGRF(32, nu=1.5, length=0.07, std=0.5).sample(10, seed=1)  # no class's: a neighbour wins
     assert set(classify_fields(between, grfs).tolist()) <= {0, 1}
+
+
+def test_fit_length_scale_recovers_the_parameter():
+    from noisecraft.fields.grf import fit_length_scale
+
+    for length in (0.05, 0.1, 0.2):
+        x = MaternGRF(32, nu=1.5, length=length, std=0.5).sample(8, seed=3)
+        fit = fit_length_scale(x, nu=1.5, std=0.5)
+        assert torch.all((fit / length - 1).abs() < 0.15), (length, fit)  # grid step 5.5 %; 1024 modes per field

@@ -59,7 +59,7 @@ from .synthetic import SPLIT_SEEDS, SYNTHETIC_SPLITS
 
 __all__ = ["FIELDS_VERSION", "FIELD_SPLIT_SIZES", "FIELD_NATIVE_SIZE", "GRF_PARAMS", "NS_CONFIG", "FORECAST_STEPS",
            "FORECAST_INTERVAL", "FieldDataset", "ForecastDataset", "channels_info", "to_physical", "field_physics", "generate_fields", "GRF_LENGTHS", "GRF_LENGTH_NAMES",
-           "classify_lengths", "load_grf_lengths",
+           "classify_lengths", "fit_lengths", "load_grf_lengths",
            "navier_stokes_trajectories", "load_grf", "load_darcy", "load_navier_stokes", "load_navier_stokes_forecast"]
 
 FIELDS_VERSION = 1  # bump when a generator changes what a field holds
@@ -184,6 +184,14 @@ def classify_lengths(x: Tensor) -> Tensor:
 
     size = int(x.shape[-1])
     return classify_fields(x, [MaternGRF(size, nu=GRF_PARAMS["nu"], length=v, std=GRF_PARAMS["std"]) for v in GRF_LENGTHS])
+
+
+def fit_lengths(x: Tensor) -> Tensor:
+    """The maximum-likelihood length scale ℓ (B,) of fields x (B, 1, N, N) with grf-lengths' ν and std
+    (`fields.grf.fit_length_scale`)."""
+    from ..fields.grf import fit_length_scale
+
+    return fit_length_scale(x, nu=GRF_PARAMS["nu"], std=GRF_PARAMS["std"])
 
 
 def _darcy(size: int, seed: int, index: np.ndarray, opts: dict) -> np.ndarray:

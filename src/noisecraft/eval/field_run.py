@@ -17,7 +17,8 @@ A class-conditional run (`grf-lengths`) draws classes in turn and adds, per clas
 fields of class c (`per_class` in report.json): the spectrum and pixel figures above, summarized as
 class_spectrum_max_rel_error (worst band, worst class), class_spectrum_mean_rel_error (mean over classes),
 class_pixel_std_ratio (worst class); and class_accuracy: the share of samples whose class the dataset's
-exact oracle (`data.fields.classify_lengths`, the Bayes classifier between the classes' GRFs) gives back.
+exact oracle (`data.fields.classify_lengths`, the Bayes classifier between the classes' GRFs) gives back,
+per class with where the others went, and the maximum-likelihood ℓ of each field (10/50/90th percentiles).
 
 Band 0 (the power of the field's mean) is listed per band in report.json but left out of the
 headline figures: it is one mode per field, so its estimate from a few hundred fields is noisy (the
@@ -246,10 +247,19 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
         gen.update(per_class["generated"])
         floor.update(per_class["noise_floor"])
         if data.source == "grf-lengths":
-            from ..data.fields import classify_lengths
+            from ..data.fields import classify_lengths, fit_lengths
 
-            gen["class_accuracy"] = float((classify_lengths(samples) == gen_labels).double().mean())
-            floor["class_accuracy"] = float((classify_lengths(floor_set) == test.labels).double().mean())
+            pred_gen, pred_floor = classify_lengths(samples), classify_lengths(floor_set)
+            fit_gen, fit_floor = fit_lengths(samples).numpy(), fit_lengths(floor_set).numpy()
+            gen["class_accuracy"] = float((pred_gen == gen_labels).double().mean())
+            floor["class_accuracy"] = float((pred_floor == test.labels).double().mean())
+            for c, row in enumerate(per_class["classes"]):  # per class: accuracy and where the rest went
+                row["generated"]["class_accuracy"] = float((pred_gen[gen_labels == c] == c).double().mean())
+                row["noise_floor"]["class_accuracy"] = float((pred_floor[test.labels == c] == c).double().mean())
+                row["generated_predicted"] = torch.bincount(pred_gen[gen_labels == c], minlength=run.num_classes).tolist()
+                for side, fit, lab in (("generated", fit_gen, gen_labels), ("noise_floor", fit_floor, test.labels)):
+                    v = fit[(lab == c).numpy()]
+                    row[side]["length_fit"] = [float(q) for q in np.percentile(v, [10, 50, 90])]
     timings["evaluation_seconds"] = time.perf_counter() - t0
     report: dict[str, Any] = {
         "format": "noisecraft-field-report/1", "run": str(run_dir), "weights": o.weights, "dataset": data.source,
@@ -337,13 +347,21 @@ def write_field_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Pat
     ]
     if report.get("per_class"):
         lines += ["Per class (each against its class's reference fields; classes in turn):", "",
-                  "| class | n | spectrum worst band | floor | spectrum mean | floor | pixel std ratio | floor |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| class | n | spectrum worst band | floor | spectrum mean | floor | pixel std ratio | floor | "
+                  "class accuracy | floor | generated, classified as |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in report["per_class"]:
             g, f = row["generated"], row["noise_floor"]
             lines.append(f"| {row['class']} | {row['n']} | " + " | ".join(
                 f"{format_value(g.get(k))} | {format_value(f.get(k))}"
-                for k in ("spectrum_max_rel_error", "spectrum_mean_rel_error", "pixel_std_ratio")) + " |")
+                for k in ("spectrum_max_rel_error", "spectrum_mean_rel_error", "pixel_std_ratio", "class_accuracy"))
+                + f" | {row.get('generated_predicted', '–')} |")
+        if "length_fit" in report["per_class"][0]["generated"]:
+            lines += ["", "Maximum-likelihood length scale ℓ of each field (`fields.grf.fit_length_scale`), "
+                      "10th / 50th / 90th percentile:", "", "| class | generated | floor |", "|---|---|---|"]
+            lines += [f"| {row['class']} | " + " | ".join(" / ".join(f"{q:.3f}" for q in row[side]["length_fit"])
+                                                       for side in ("generated", "noise_floor")) + " |"
+                      for row in report["per_class"]]
         lines.append("")
     if "spectrum" in gen:
         _spectrum_plot(report, out / "spectrum.png")

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["MaternGRF", "GaussianPosterior", "matern_kernel", "field_noise", "classify_fields"]
+__all__ = ["MaternGRF", "GaussianPosterior", "matern_kernel", "field_noise", "classify_fields", "fit_length_scale"]
 
 
 def matern_kernel(r: np.ndarray, *, nu: float, length: float, std: float) -> np.ndarray:
@@ -162,3 +162,13 @@ def classify_fields(x: Tensor, grfs: Sequence[MaternGRF]) -> Tensor:
     """The index (B,) of the GRF under which each field of x (B, 1, N, N) is most likely (`log_likelihood`):
     the Bayes classifier between the given GRFs with equal priors."""
     return torch.stack([g.log_likelihood(x) for g in grfs], 1).argmax(1)
+
+
+def fit_length_scale(x: Tensor, *, nu: float, std: float, grid: Sequence[float] | None = None) -> Tensor:
+    """The maximum-likelihood Matérn length scale ℓ (B,) of each field of x (B, 1, N, N) (ν and std fixed),
+    over `grid` (default: 61 values log-spaced from 0.02 to 0.5): the parameter a field's power spectrum says
+    it was drawn with, to compare a parameter-conditional model's fields with the ℓ they were asked for."""
+    values = np.geomspace(0.02, 0.5, 61) if grid is None else np.asarray(list(grid), dtype=np.float64)
+    size = int(x.shape[-1])
+    ll = torch.stack([MaternGRF(size, nu=nu, length=float(v), std=std).log_likelihood(x) for v in values], 1)
+    return torch.from_numpy(values)[ll.argmax(1)]
