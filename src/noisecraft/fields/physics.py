@@ -124,6 +124,8 @@ def physics_dps(denoiser: Callable[..., Tensor], residual: Callable[[Tensor], Te
     def guided(x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
         s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
         sig = s.expand(x.shape[0]) if s.ndim == 0 else s.reshape(x.shape[0])
+        if forward is None and not bool((sig <= sigma_max).any()):
+            return denoiser(x, sig, **cond)  # nothing to guide at this σ: no gradient needed
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
             d = denoiser(xg, sig, **cond)
