@@ -74,7 +74,8 @@ def test_field_eval_errors_are_one_line(small):
     assert_user_error(run("eval", run_dir, "--out", small / "r", "--metrics", "vorticity"),
                       "metric 'vorticity' is not a field metric (navier-stokes runs only)")
     assert_user_error(run("eval", run_dir, "--out", small / "r", "--metrics", "fd"), "metric 'fd' is not a field metric")
-    assert_user_error(run("eval", run_dir, "--out", small / "r", "--features", "inception"), "--features is not available")
+    assert_user_error(run("eval", run_dir, "--out", small / "r", "--features", "inception"),
+                      "take a classifier fitted on fields", "not the Inception image network")
     assert_user_error(run("eval", run_dir, "--out", small / "r", "--sweep-nfe", "2,4"), "is not available for field runs")
     assert not (small / "r").exists()
 
@@ -245,3 +246,14 @@ def test_the_grf_lengths_preset_is_class_conditional_and_scored_per_class(small)
         assert row["generated"]["length_fit"][0] <= row["generated"]["length_fit"][2]
     assert_user_error(run("sample", small / "gl", "--n", 2, "--physics", 1, "--out", small / "bad"), "--physics guides "
                       "unconditional field runs")
+    # a classifier fitted on the fields: Fréchet distance in its features and its own class accuracy
+    fit = run("eval", "fit-features", "grf-lengths", "--resolution", 16, "--steps", 30, "--feature-dim", 3, "--width", 4,
+              "--out", small / "feats", "--quiet")
+    assert fit.exit_code == 0, fit.output
+    result = run("eval", small / "gl", "--out", small / "gl-fd", "--n", 6, "--nfe", 2, "--features", small / "feats",
+                 "--metrics", "pixels", "--quiet")
+    assert result.exit_code == 0, result.output
+    rep = json.loads((small / "gl-fd" / "report.json").read_text())
+    gen, floor = rep["generated"], rep["noise_floor"]
+    assert gen["fd"] > floor["fd"] >= 0  # a 2-step model's noise is further from the reference than real fields
+    assert 0 <= gen["feature_class_accuracy"] <= 1 and rep["features"]["dim"] == 3

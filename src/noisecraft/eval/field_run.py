@@ -13,6 +13,11 @@ generated set G against R and for B against R (`fields.statistics`):
 | vorticity | ns_enstrophy_ratio, ns_enstrophy_distance, ns_energy_ratio, ns_energy_distance, ns_max_vorticity_distance, ns_mean_vorticity_abs, ns_mean_vorticity_rel | `navier-stokes` runs only, physical ω (`fields.vorticity_statistics`): mean enstrophy ½⟨ω²⟩ and kinetic energy ½⟨u·u⟩ (u from ω by the streamfunction) over the set / the reference's; 1-Wasserstein distance of the per-field enstrophy, energy and max abs(ω) distributions / the reference mean (`fields.distribution_distance`); mean over fields of abs⟨ω⟩ (0 for real fields: zero circulation on the torus), absolute and / the reference's ω rms. No divergence: a velocity recovered from ω is divergence-free by construction |
 | residual | darcy_residual_median, darcy_residual_mean, darcy_residual_p90, darcy_nonpositive_a, darcy_residual_snapped_median, darcy_u_error_median | `darcy` runs only: relative FV residual (`fields.darcy.darcy_residual`) of each (a, u) pair in physical units, after float32 storage; inf for a pair with a <= 0 somewhere (their share: darcy_nonpositive_a); for the piecewise coefficient also the median with a snapped to {3, 12}; darcy_u_error_median: median relative L2 distance of u from the solver's u for the pair's a (snapped when piecewise; `fields.darcy_solution_errors`) |
 
+With `--features FEATS` (a classifier fitted on fields: `noisecraft eval fit-features grf-lengths --resolution 64
+--out FEATS`) the report adds fd, the Fréchet distance between the fields' and the reference's features
+(generated and floor), and for a class-conditional run whose classes the classifier knows,
+feature_class_accuracy. The Inception image network is refused for fields.
+
 A class-conditional run (`grf-lengths`) draws classes in turn and adds, per class c against the reference
 fields of class c (`per_class` in report.json): the spectrum and pixel figures above, summarized as
 class_spectrum_max_rel_error (worst band, worst class), class_spectrum_mean_rel_error (mean over classes),
@@ -58,7 +63,8 @@ FIELD_METRIC_DIRECTIONS = {"spectrum_max_rel_error": "min", "spectrum_mean_rel_e
                            "darcy_residual_median": "min", "darcy_u_error_median": "min",
                            "ns_enstrophy_distance": "min", "ns_energy_distance": "min",
                            "ns_max_vorticity_distance": "min", "ns_mean_vorticity_abs": "min",
-                           "class_accuracy": "max", "class_spectrum_max_rel_error": "min",
+                           "class_accuracy": "max", "class_spectrum_max_rel_error": "min", "fd": "min",
+                           "feature_class_accuracy": "max",
                            "class_spectrum_mean_rel_error": "min"}
 REFERENCE_MAX = 2000  # training fields in the reference set R (the spectrum's reference noise ~ 1/sqrt(|R|·modes))
 
@@ -127,6 +133,38 @@ def field_scores(x: torch.Tensor, ref: torch.Tensor, ref_spectrum: torch.Tensor 
     return out
 
 
+def _field_extractor(features: Any):
+    """The fitted field classifier of --features (a `fit-features` folder or an extractor), or None."""
+    if features is None:
+        return None
+    from .features import FeatureExtractor, load_extractor
+
+    if isinstance(features, (str, Path)) and (str(features) == "inception" or Path(features).suffix in
+                                              (".pth", ".pt", ".safetensors", ".bin")):
+        raise EvalError("field runs take a classifier fitted on fields (`noisecraft eval fit-features grf-lengths "
+                        "--resolution 64 --out FEATS`), not the Inception image network")
+    return features if isinstance(features, FeatureExtractor) else load_extractor(features)
+
+
+def _feature_scores(extractor: Any, samples: torch.Tensor, floor_set: torch.Tensor, ref: torch.Tensor,
+                    gen: dict[str, Any], floor: dict[str, Any], classes: tuple | None) -> None:
+    """fd (Fréchet distance to the reference in the extractor's features) for the samples and the floor set; for
+    a class-conditional run whose classes the extractor knows, feature_class_accuracy (its predicted class)."""
+    from .metrics import frechet_distance, min_samples_for_stats
+
+    need = min_samples_for_stats(extractor.feature_dim)
+    if min(len(samples), len(floor_set), len(ref)) < need:
+        raise EvalError(f"FD with {extractor.feature_dim}-d features needs at least {need} fields per set; got "
+                        f"{len(samples)} generated, {len(floor_set)} floor, {len(ref)} reference")
+    real = extractor.features(ref.float())
+    fs, ps = extractor.features_and_predictions(samples.float())
+    ff, pf = extractor.features_and_predictions(floor_set.float())
+    gen["fd"], floor["fd"] = frechet_distance(real, fs), frechet_distance(real, ff)
+    if classes is not None and ps is not None and list(extractor.class_names) == list(classes[2]):
+        gen["feature_class_accuracy"] = float((ps == classes[0].numpy()).mean())
+        floor["feature_class_accuracy"] = float((pf == classes[1].numpy()).mean())
+
+
 def class_scores(samples: torch.Tensor, labels: torch.Tensor, floor_set: torch.Tensor, floor_labels: torch.Tensor,
                  ref: torch.Tensor, ref_labels: torch.Tensor, names: Sequence[str], metrics: Sequence[str],
                  score_kw: dict) -> dict[str, Any]:
@@ -180,8 +218,9 @@ def physics_wrapper(source: str, data_options: dict, physics: float | None, phys
 
 def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, options: RunEvalOptions) -> dict[str, Any]:
     """Sample a field run (an opened `Run`), score it against its dataset's real fields, write REPORT_DIR
-    (report.json, report.md, spectrum.png, samples.png). Image-feature options (features, sweep_nfe)
-    are refused; nll_n / nll_levels / kid_subsets are not read."""
+    (report.json, report.md, spectrum.png, samples.png). features: a classifier fitted on fields (adds fd and,
+    for class-conditional runs, feature_class_accuracy); sweep_nfe is refused; nll_n / nll_levels / kid_subsets
+    are not read."""
     from ..data import BUILTIN_DATASETS
     from ..fields import radial_power_spectrum
     from ..fields.darcy import PIECEWISE_VALUES
@@ -190,8 +229,7 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
     from ..sampling import SpecError
 
     o = options
-    if o.features is not None:
-        raise EvalError("field runs are scored with physical statistics; --features is not available for them")
+    extractor = _field_extractor(o.features)
     if o.sweep_nfe:
         raise EvalError("sweep_nfe is not available for field runs yet; evaluate one NFE per call (--nfe)")
     data = run.config.data
@@ -260,6 +298,10 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
                 for side, fit, lab in (("generated", fit_gen, gen_labels), ("noise_floor", fit_floor, test.labels)):
                     v = fit[(lab == c).numpy()]
                     row[side]["length_fit"] = [float(q) for q in np.percentile(v, [10, 50, 90])]
+    if extractor is not None:
+        _feature_scores(extractor, samples, floor_set, ref, gen, floor,
+                        None if run.num_classes == 0 else (torch.arange(n) % run.num_classes, test.labels,
+                                                           train.class_names))
     timings["evaluation_seconds"] = time.perf_counter() - t0
     report: dict[str, Any] = {
         "format": "noisecraft-field-report/1", "run": str(run_dir), "weights": o.weights, "dataset": data.source,
@@ -268,6 +310,8 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
         "sigma_max": spec.sigma_max, "guidance": spec.guidance,
         "physics": None if wrap is None else {"step": o.physics, "sigma_max": o.physics_sigma if math.isfinite(
             o.physics_sigma) else "inf"},  # JSON has no infinity
+        "features": None if extractor is None else {"name": extractor.name, "fingerprint": extractor.fingerprint,
+                                                    "dim": extractor.feature_dim, "info": extractor.info},
         "metrics": list(metric_list), "per_class": None if per_class is None else per_class["classes"], "generated": gen, "noise_floor": floor,
         "directions": {k: v for k, v in FIELD_METRIC_DIRECTIONS.items() if k in gen},
         "reference": {"n_reference": len(ref), "reference_split": "train", "n_floor": len(floor_set),
@@ -289,6 +333,8 @@ _LABELS = {"spectrum_max_rel_error": "power spectrum, worst band |E/E_ref - 1|",
            "pixel_w1": "pixel values, 1-Wasserstein distance", "pixel_mean_error": "pixel mean, |difference|",
            "pixel_std_ratio": "pixel std / reference std", "darcy_residual_median": "Darcy residual, median",
            "class_accuracy": "class accuracy (exact oracle: the most likely class's GRF)",
+           "fd": "Fréchet distance in the fitted field classifier's features (--features)",
+           "feature_class_accuracy": "class accuracy of the fitted field classifier (--features)",
            "class_spectrum_max_rel_error": "per class: power spectrum, worst band and class",
            "class_spectrum_mean_rel_error": "per class: power spectrum, mean over bands and classes",
            "class_pixel_std_ratio": "per class: pixel std / the class's reference std (worst class)",
