@@ -1,5 +1,6 @@
 """Runs saved before the nets became dimension-generic (commit 68999e4) must still open: same
-parameter names, shapes and order, and bitwise the same outputs for the same weights and inputs.
+parameter names, shapes and order, and the same outputs for the same weights and inputs (bitwise against
+the old code on one machine; to float32 rounding against the fixture, which another CPU wrote).
 
 Two checks:
 
@@ -115,7 +116,7 @@ def _fixture() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
 
 
 @pytest.mark.parametrize("case, preset, kwargs", CASES, ids=[c[0] for c in CASES])
-def test_old_checkpoint_loads_strictly_and_reproduces_outputs_bitwise(case: str, preset: str, kwargs: dict) -> None:
+def test_old_checkpoint_loads_strictly_and_reproduces_outputs(case: str, preset: str, kwargs: dict) -> None:
     meta, tensors = _fixture()
     saved = meta["cases"][case]
     assert "dims" not in saved["config"]  # as written by the old release
@@ -133,7 +134,12 @@ def test_old_checkpoint_loads_strictly_and_reproduces_outputs_bitwise(case: str,
     for key, out in outputs.items():
         want = tensors[f"{case}/out/{key}"]
         assert out.abs().max() > 0  # a real check, not zeros against zeros
-        assert torch.equal(out, want), (key, (out - want).abs().max().item())
+        # The fixture was written on one CPU (Intel); another CPU's float32 kernels (e.g. AMD, other SIMD widths)
+        # round differently, so across machines the outputs agree to float32 rounding (measured <= 5e-7 of an
+        # output scale ~1) - a wrong weight, layer or order changes them by orders of magnitude more. Bitwise
+        # equality of old and new code is checked on one machine by test_side_by_side_with_the_old_package.
+        scale = float(want.abs().max())
+        assert torch.allclose(out, want, rtol=1e-5, atol=1e-5 * scale), (key, (out - want).abs().max().item(), scale)
     # The same preset built today equals the old saved config, and a seeded build the old init.
     new = build_case(build_net, preset, kwargs)
     new_keys = ({"dims": 2, "patch_size": 1, "padding_mode": "zeros", "video_attention": "factorized"}
