@@ -246,6 +246,8 @@ def test_the_grf_lengths_preset_is_class_conditional_and_scored_per_class(small)
         assert row["generated"]["length_fit"][0] <= row["generated"]["length_fit"][2]
     assert_user_error(run("sample", small / "gl", "--n", 2, "--physics", 1, "--out", small / "bad"), "--physics guides "
                       "unconditional field runs")
+    with pytest.raises(ValueError, match="wrap applies to unconditional runs; this run is conditional"):
+        r.generate(r.spec(nfe=2), 2, wrap=lambda den: den)
     # a classifier fitted on the fields: Fréchet distance in its features and its own class accuracy
     fit = run("eval", "fit-features", "grf-lengths", "--resolution", 16, "--steps", 30, "--feature-dim", 3, "--width", 4,
               "--out", small / "feats", "--quiet")
