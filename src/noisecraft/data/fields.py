@@ -58,8 +58,8 @@ from .dataset import SignalDataset, check_resolution
 from .synthetic import SPLIT_SEEDS, SYNTHETIC_SPLITS
 
 __all__ = ["FIELDS_VERSION", "FIELD_SPLIT_SIZES", "FIELD_NATIVE_SIZE", "GRF_PARAMS", "NS_CONFIG", "FORECAST_STEPS",
-           "FORECAST_INTERVAL", "FieldDataset", "ForecastDataset", "channels_info", "to_physical", "field_physics", "generate_fields", "GRF_LENGTHS", "GRF_LENGTH_NAMES",
-           "classify_lengths", "fit_lengths", "load_grf_lengths",
+           "FORECAST_INTERVAL", "FieldDataset", "ForecastDataset", "channels_info", "to_physical", "field_physics",
+           "generate_fields", "GRF_LENGTHS", "GRF_LENGTH_NAMES", "classify_lengths", "fit_lengths", "load_grf_lengths",
            "navier_stokes_trajectories", "load_grf", "load_darcy", "load_navier_stokes", "load_navier_stokes_forecast"]
 
 FIELDS_VERSION = 1  # bump when a generator changes what a field holds
@@ -123,7 +123,7 @@ def field_physics(name: str, options: dict | None = None) -> Callable[[Tensor], 
 
 
 class FieldDataset(SignalDataset):
-    """Fields (N, C, H, W) float32 in normalized units, modality "field", unlabeled, plus
+    """Fields (N, C, H, W) float32 in normalized units, modality "field", unlabeled (except `grf-lengths`), plus
     `channels_info` (see `channels_info`) and `params` (the generator's parameters)."""
 
     _ranks = (2,)
