@@ -90,16 +90,11 @@ def reconstruct_cmd(run_dir, obs_path, out, n, seed, method, solver, nfe, zeta, 
             raise UserError(f"--zeta {zeta} is out of range; valid: 0 < zeta <= 10000 (default 3)")
         guide: dict = {}
         if physics is not None:
-            from ..data.fields import field_physics
+            from ..data.fields import physics_options
 
             if method != "dps":
                 raise UserError(f"--physics adds a term to DPS; it applies to --method dps only, not {method!r}")
-            if not (math.isfinite(physics) and 0 < physics <= 1e4):
-                raise UserError(f"--physics {physics} is out of range; valid: 0 < physics <= 10000")
-            if not physics_sigma > 0:
-                raise UserError(f"--physics-sigma {physics_sigma} is out of range; valid: a number > 0 (inf: every σ)")
-            guide = dict(physics=field_physics(run.config.data.source, dict(run.config.data.options)),
-                         physics_step=physics, physics_sigma_max=physics_sigma)
+            guide = physics_options(run.config.data.source, dict(run.config.data.options), physics, physics_sigma)
         shape = tuple(run.shape)
         obs = read_observations(obs_path, shape)
         true = run.get_modality().read(truth, shape) if truth is not None else None

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import json
 import warnings
 from typing import Callable
@@ -59,7 +60,7 @@ from .synthetic import SPLIT_SEEDS, SYNTHETIC_SPLITS
 
 __all__ = ["FIELDS_VERSION", "FIELD_SPLIT_SIZES", "FIELD_NATIVE_SIZE", "GRF_PARAMS", "NS_CONFIG", "FORECAST_STEPS",
            "FORECAST_INTERVAL", "FieldDataset", "ForecastDataset", "channels_info", "to_physical", "field_physics",
-           "generate_fields", "GRF_LENGTHS", "GRF_LENGTH_NAMES", "classify_lengths", "fit_lengths", "load_grf_lengths",
+           "physics_options", "generate_fields", "GRF_LENGTHS", "GRF_LENGTH_NAMES", "classify_lengths", "fit_lengths", "load_grf_lengths",
            "navier_stokes_trajectories", "load_grf", "load_darcy", "load_navier_stokes", "load_navier_stokes_forecast"]
 
 FIELDS_VERSION = 1  # bump when a generator changes what a field holds
@@ -120,6 +121,18 @@ def field_physics(name: str, options: dict | None = None) -> Callable[[Tensor], 
         raise ValueError(f"coefficient {coefficient!r} is not a Darcy coefficient; valid: {', '.join(COEFFICIENTS)}")
     info = channels_info("darcy", coefficient)
     return darcy_physics(lambda x: to_physical(x, info), u_scale=info[1]["scale"])
+
+
+def physics_options(name: str, options: dict | None, physics: float, physics_sigma: float = math.inf) -> dict:
+    """The physics-guidance keywords of `fields.reconstruct` (physics, physics_step, physics_sigma_max) for
+    built-in field `name` with weight ζ_p = physics acting at σ <= physics_sigma; a ValueError naming the value
+    when one is out of range or the field has no residual (`field_physics`)."""
+    ok = not isinstance(physics, bool) and isinstance(physics, (int, float)) and math.isfinite(physics)
+    if not (ok and 0 < physics <= 1e4):
+        raise ValueError(f"physics {physics!r} is out of range; valid: 0 < physics <= 10000")
+    if isinstance(physics_sigma, bool) or not isinstance(physics_sigma, (int, float)) or not physics_sigma > 0:
+        raise ValueError(f"physics_sigma {physics_sigma!r} is out of range; valid: a number > 0 (inf: every σ)")
+    return dict(physics=field_physics(name, options), physics_step=float(physics), physics_sigma_max=float(physics_sigma))
 
 
 class FieldDataset(SignalDataset):

@@ -202,18 +202,15 @@ def physics_wrapper(source: str, data_options: dict, physics: float | None, phys
     without a residual or a weight / σ out of range."""
     if physics is None:
         return None
-    from ..data.fields import field_physics
+    from ..data.fields import physics_options
     from ..fields import physics_dps
 
-    if not (isinstance(physics, (int, float)) and math.isfinite(physics) and 0 < physics <= 1e4):
-        raise EvalError(f"physics {physics!r} is out of range; valid: 0 < physics <= 10000")
-    if not (isinstance(physics_sigma, (int, float)) and physics_sigma > 0 and not math.isnan(physics_sigma)):
-        raise EvalError(f"physics_sigma {physics_sigma!r} is out of range; valid: a number > 0 (inf: every σ)")
     try:
-        residual = field_physics(source, data_options)
+        opts = physics_options(source, data_options, physics, physics_sigma)
     except ValueError as e:
         raise EvalError(str(e)) from None
-    return lambda den: physics_dps(den, residual, physics_step=float(physics), sigma_max=float(physics_sigma))
+    return lambda den: physics_dps(den, opts["physics"], physics_step=opts["physics_step"],
+                                   sigma_max=opts["physics_sigma_max"])
 
 
 def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, options: RunEvalOptions) -> dict[str, Any]:

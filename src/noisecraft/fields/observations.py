@@ -64,6 +64,14 @@ class Observations:
         return self.values.reshape(1, -1).to(dtype)
 
 
+def _checked_channels(channels: Sequence[int], c: int) -> tuple[int, ...]:
+    """`channels` as a tuple of distinct indices of a c-channel field, or a ValueError naming them."""
+    chans = tuple(int(v) for v in channels)
+    if not chans or len(set(chans)) != len(chans) or any(not 0 <= v < c for v in chans):
+        raise ValueError(f"channels {list(chans)} must be distinct indices in 0..{c - 1} of a {c}-channel field")
+    return chans
+
+
 class PointObservation(SparsePoints):
     """Observe K channels (default all C) of a (C, H, W) field at M pixels: x (B, C, H, W) -> y (B, M·K), point-major."""
 
@@ -72,9 +80,7 @@ class PointObservation(SparsePoints):
         if len(shape) != 3:
             raise ValueError(f"PointObservation needs a field shape (C, H, W), got {shape}")
         c, h, w = shape
-        chans = torch.arange(c) if channels is None else torch.as_tensor(list(channels), dtype=torch.long)
-        if chans.numel() == 0 or bool(((chans < 0) | (chans >= c)).any()) or torch.unique(chans).numel() != chans.numel():
-            raise ValueError(f"channels {chans.tolist()} must be distinct indices in 0..{c - 1} of a {c}-channel field")
+        chans = torch.arange(c) if channels is None else torch.as_tensor(_checked_channels(channels, c), dtype=torch.long)
         idx = torch.as_tensor(np.asarray(idx), dtype=torch.long).reshape(-1, 2)
         flat = idx[:, 0] * w + idx[:, 1]  # (M,)
         indices = (flat[:, None] + chans[None, :] * (h * w)).reshape(-1)  # (M·K,) point-major
@@ -171,9 +177,7 @@ def random_observations(field: Tensor, fraction: float, seed: int, noise_std: fl
     from `seed`, with Gaussian noise of std `noise_std` on every value; `channels` (default all) at each pixel.
     The pixels do not depend on `channels`."""
     c, h, w = field.shape
-    chans = None if channels is None else tuple(int(v) for v in channels)
-    if chans is not None and (not chans or len(set(chans)) != len(chans) or any(not 0 <= v < c for v in chans)):
-        raise ValueError(f"channels {list(chans)} must be distinct indices in 0..{c - 1} of a {c}-channel field")
+    chans = None if channels is None else _checked_channels(channels, c)
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
     m = max(1, int(round(fraction * h * w)))

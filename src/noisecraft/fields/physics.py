@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..core.precond import expand_sigma
+from ..tasks.inverse import _check_number, _sigma_vector
 from ..tasks.operators import LinearOperator
 
 __all__ = ["darcy_fv_residual", "darcy_jacobi_residual", "darcy_physics", "physics_dps"]
@@ -67,11 +68,13 @@ def darcy_fv_residual(a: Tensor, u: Tensor, f: float | Tensor = 1.0) -> Tensor:
     return au - torch.as_tensor(f, dtype=u.dtype, device=u.device) / a.shape[-1] ** 2
 
 
-def darcy_jacobi_residual(a: Tensor, u: Tensor, f: float | Tensor = 1.0) -> Tensor:
-    """diag(A(a))⁻¹·(A(a)·u - h²·f) (..., N, N): the FV residual in units of u (module notes); 0 for a solved pair."""
+def darcy_jacobi_residual(a: Tensor, u: Tensor, f: float | Tensor = 1.0, *, fixed_scale: bool = False) -> Tensor:
+    """diag(A(a))⁻¹·(A(a)·u - h²·f) (..., N, N): the FV residual in units of u (module notes); 0 for a solved pair.
+    fixed_scale: no gradient through diag(A(a)) (the guidance's metric, module notes)."""
     _check_pair(a, u)
     au, diag = _fv_terms(a, u)
-    return (au - torch.as_tensor(f, dtype=u.dtype, device=u.device) / a.shape[-1] ** 2) / diag
+    res = au - torch.as_tensor(f, dtype=u.dtype, device=u.device) / a.shape[-1] ** 2
+    return res / (diag.detach() if fixed_scale else diag)
 
 
 def darcy_physics(to_physical: Callable[[Tensor], Tensor], u_scale: float, *, f: float = 1.0,
@@ -87,21 +90,10 @@ def darcy_physics(to_physical: Callable[[Tensor], Tensor], u_scale: float, *, f:
         if x.ndim != 4 or x.shape[1] != 2:
             raise ValueError(f"Darcy physics needs pairs (B, 2, N, N) (a, u), got shape {tuple(x.shape)}")
         p = to_physical(x)
-        a, u = p[:, 0].clamp_min(a_floor), p[:, 1]
-        _check_pair(a, u)
-        au, diag = _fv_terms(a, u)
-        r = (au - f / a.shape[-1] ** 2) / diag.detach()  # the Jacobi scaling as a fixed metric (module notes)
+        r = darcy_jacobi_residual(p[:, 0].clamp_min(a_floor), p[:, 1], f, fixed_scale=True)
         return r.reshape(x.shape[0], -1) / u_scale
 
     return residual
-
-
-def _positive(name: str, value: Any, *, allow_inf: bool = False) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, Real) and value > 0
-    ok = ok and (math.isfinite(value) or (allow_inf and value == math.inf))
-    if not ok:
-        raise ValueError(f"{name} must be a {'' if allow_inf else 'finite '}number > 0, got {value!r}")
-    return float(value)
 
 
 def physics_dps(denoiser: Callable[..., Tensor], residual: Callable[[Tensor], Tensor], *, physics_step: float,
@@ -112,18 +104,18 @@ def physics_dps(denoiser: Callable[..., Tensor], residual: Callable[[Tensor], Te
     residual: x (B, ...) -> (B, p), e.g. `darcy_physics(...)`. physics_step: ζ_p > 0. sigma_max: σ_p, the
     largest σ at which the physics term acts. operator, y: the observations (both or neither); step_size:
     their ζ, as in `tasks.dps`."""
-    physics_step = _positive("physics_step", physics_step)
-    sigma_max = _positive("physics sigma_max", sigma_max, allow_inf=True)
+    physics_step = _check_number("physics_step", physics_step, positive=True)
+    if isinstance(sigma_max, bool) or not isinstance(sigma_max, Real) or not sigma_max > 0:  # inf allowed
+        raise ValueError(f"physics sigma_max must be a number > 0, got {sigma_max!r}")
     if (operator is None) != (y is None):
         raise ValueError("operator and y come together: give both (reconstruction) or neither (generation)")
-    step_size = _positive("DPS step_size", step_size)
+    step_size = _check_number("DPS step_size", step_size, positive=True)
     forward = operator.forward if isinstance(operator, LinearOperator) else operator
     m = math.prod(y.shape[1:]) if y is not None else 0
     tiny = torch.finfo(torch.float32).tiny
 
     def guided(x: Tensor, sigma: Tensor, **cond: Any) -> Tensor:
-        s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-        sig = s.expand(x.shape[0]) if s.ndim == 0 else s.reshape(x.shape[0])
+        sig = _sigma_vector(sigma, x)
         if forward is None and not bool((sig <= sigma_max).any()):
             return denoiser(x, sig, **cond)  # nothing to guide at this σ: no gradient needed
         with torch.enable_grad():

@@ -147,16 +147,6 @@ def _int(name: str, value: Any, lo: int, hi: int) -> int:
     return int(f)
 
 
-def _number(value: Any, name: str) -> float:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        f = math.nan
-    if isinstance(value, bool) or not math.isfinite(f):
-        raise WebError(f"{name} {value!r} is not a finite number")
-    return f
-
-
 def _read_upload(path: str, what: str, read: Callable[[str], Any]) -> Any:
     """read(path) of an uploaded file after the size check; any failure is one WebError line naming the file."""
     _file_size_ok(path, what)
@@ -395,14 +385,12 @@ class Jobs:
         den = self.denoiser(run)
         guide: dict = {}
         if physics not in (None, "", 0, 0.0):
-            from ..data.fields import field_physics
+            from ..data.fields import physics_options
 
-            zp = _number(physics, "physics guidance weight")
-            if method != "dps" or not 0 < zp <= 1e4:
-                raise WebError(f"physics guidance weight {zp:g} needs method dps and 0 < weight <= 10000 (0: off)")
+            if method != "dps":
+                raise WebError(f"physics guidance weight {physics!r} needs method dps, not {method!r} (0: off)")
             try:
-                guide = dict(physics=field_physics(run.config.data.source, dict(run.config.data.options)),
-                             physics_step=zp)
+                guide = physics_options(run.config.data.source, dict(run.config.data.options), physics)
             except ValueError as e:
                 raise WebError(str(e)) from None
         label = method if not guide else f"{method}+physics"
