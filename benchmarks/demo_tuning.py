@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from digits_quality import _flat, mean_pairwise  # noqa: E402
+from digits_quality import _flat, autoguided_generate, mean_pairwise  # noqa: E402
 
 
 class OwnJudge:
@@ -84,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nfe", type=int, default=None)
     ap.add_argument("--per-class", type=int, default=100)
     ap.add_argument("--seed", type=int, default=5000)
+    ap.add_argument("--guide", nargs="+", default=[None],
+                    help="autoguidance guide: ckpt-<step>[-raw] or snap-<step>-<std> (default: none)")
+    ap.add_argument("--ag-weight", type=float, nargs="+", default=[1.0], help="autoguidance weights")
+    ap.add_argument("--ag-interval", nargs="+", default=["none"], help="none or LO:HI for autoguidance")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -97,14 +101,19 @@ def main(argv: list[str] | None = None) -> int:
             for w in args.weights:
                 for iv in args.interval:
                     for g in args.guidance:
-                        spec = run.spec(guidance=g, guidance_interval=parse_interval(iv), seed=args.seed,
-                                        solver=solver, nfe=args.nfe)
-                        x = run.generate(spec, len(labels), weights=w, class_labels=labels).clamp(-1, 1)
-                        r = {"run": path, "solver": spec.solver, "nfe": spec.nfe, "weights": w, "interval": iv,
-                             "guidance": g, **judge(x, labels)}
-                        rows.append(r)
-                        print(f"{path} {spec.solver}@{spec.nfe} {w:>10} interval {iv:>8} g {g:.2f}: acc {r['accuracy']:.3f} "
-                              f"FD {r['fd_ratio']:.2f}x div {r['diversity']:.3f} (min {r['diversity_min']:.2f})", flush=True)
+                      for guide in [None if v in (None, "none") else v for v in args.guide]:
+                        for aw in args.ag_weight if guide else [1.0]:
+                          for aiv in args.ag_interval if guide else ["none"]:
+                            spec = run.spec(guidance=g, guidance_interval=parse_interval(iv), seed=args.seed,
+                                            solver=solver, nfe=args.nfe)
+                            x = autoguided_generate(run, spec, labels, weights=w, guide=guide, ag_weight=aw,
+                                                    ag_interval=parse_interval(aiv)).clamp(-1, 1)
+                            r = {"run": path, "solver": spec.solver, "nfe": spec.nfe, "weights": w, "interval": iv,
+                                 "guidance": g, "guide": guide, "ag_weight": aw, "ag_interval": aiv, **judge(x, labels)}
+                            rows.append(r)
+                            print(f"{path} {spec.solver}@{spec.nfe} {w:>10} interval {iv:>8} g {g:.2f} guide {guide} "
+                                  f"ag {aw:.2f} on {aiv}: acc {r['accuracy']:.3f} "
+                                  f"FD {r['fd_ratio']:.2f}x div {r['diversity']:.3f} (min {r['diversity_min']:.2f})", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -136,6 +137,44 @@ class IndependentJudge:
             "near_copy_threshold": self.copy_threshold,
             "near_copy_fraction": float((nn_gen < self.copy_threshold).mean()),
         }
+
+
+def guide_denoiser(run, guide: str):
+    """A weaker version of `run`'s model to guide it away from (autoguidance, Karras et al. 2024):
+    "ckpt-<step>" (the EMA weights of a kept checkpoint), "ckpt-<step>-raw", or "snap-<step>-<std>"
+    (the post-hoc EMA snapshot of relative std <std> taken at training step <step>)."""
+    from noisecraft.io_safety import read_safetensors
+    from noisecraft.runs.checkpoint import load_checkpoint
+    from noisecraft.runs.run import build_denoiser
+
+    net = run.build_net()
+    m = re.fullmatch(r"ckpt-(\d+)(-raw)?", guide)
+    if m:
+        _, state = load_checkpoint(run.path / "checkpoints" / f"ckpt-{int(m.group(1)):08d}")
+        net.load_state_dict(state["model"])
+        if not m.group(2):
+            net.load_state_dict(state["ema"]["module"])
+    else:
+        m = re.fullmatch(r"snap-(\d+)-([0-9.]+)", guide)
+        if not m:
+            raise ValueError(f"guide {guide!r}: expected ckpt-<step>[-raw] or snap-<step>-<std>")
+        samples = int(m.group(1)) * run.config.train.batch_size
+        path = run.path / "phema" / f"snap-{samples:012d}-{float(m.group(2)):.3f}.safetensors"
+        net.load_state_dict(read_safetensors(path)[0])
+    net.eval().requires_grad_(False)
+    return build_denoiser(net, run.config).eval()
+
+
+def autoguided_generate(run, spec, labels: torch.Tensor, *, weights: str = "ema", guide: str | None = None,
+                        ag_weight: float = 1.0, ag_interval: tuple[float, float] | None = None) -> torch.Tensor:
+    """run.generate, with autoguidance towards `weights` and away from `guide` (and the spec's CFG on top)."""
+    if guide is None or ag_weight == 1.0:
+        return run.generate(spec, len(labels), weights=weights, class_labels=labels)
+    from noisecraft.guidance import autoguidance
+    from noisecraft.runs.generation import generate
+
+    den = autoguidance(run.denoiser(weights), guide_denoiser(run, guide), ag_weight, interval=ag_interval)
+    return generate(den, len(labels), run.shape, spec, run.conditioners, {"class_labels": labels})
 
 
 def evaluate(run_dir: str, *, per_class: int = 100, guidance: float | None = None, weights: str = "ema",
