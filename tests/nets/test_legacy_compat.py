@@ -142,7 +142,8 @@ def test_old_checkpoint_loads_strictly_and_reproduces_outputs(case: str, preset:
         assert torch.allclose(out, want, rtol=1e-5, atol=1e-5 * scale), (key, (out - want).abs().max().item(), scale)
     # The same preset built today equals the old saved config, and a seeded build the old init.
     new = build_case(build_net, preset, kwargs)
-    new_keys = ({"dims": 2, "patch_size": 1, "padding_mode": "zeros", "video_attention": "factorized"}
+    new_keys = ({"dims": 2, "patch_size": 1, "padding_mode": "zeros", "video_attention": "factorized",
+                 "cross_attention_positions": False}
                 if preset.startswith("unet")
                 else {"dims": 2, "temporal_patch": 1})
     new_keys["guidance_embedding"] = False

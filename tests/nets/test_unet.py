@@ -218,3 +218,67 @@ def test_direct_construction_matches_preset() -> None:
     net = UNet(cfg)
     preset = build_net("unet-tiny", in_channels=1, resolution=16)
     assert net.config == preset.config
+
+
+# --- cross-attention with a position code on the queries ------------------------------------------
+
+
+def test_grid_position_code_tells_every_place_apart() -> None:
+    from noisecraft.nets.unet import _grid_pos_embed
+
+    for side, channels in [(4, 32), (8, 64), (2, 16)]:
+        pe = _grid_pos_embed((side, side), channels, torch.device("cpu"), torch.float64)  # (side², C)
+        assert pe.shape == (side * side, channels)
+        gaps = torch.cdist(pe, pe) + torch.eye(side * side) * 1e9
+        assert gaps.min() > 0.1, (side, channels)  # no two places share a code, left and right mirror images included
+    one_d = _grid_pos_embed((8,), 8, torch.device("cpu"), torch.float64)
+    assert one_d.shape == (8, 8) and torch.cdist(one_d, one_d).add(torch.eye(8) * 1e9).min() > 0.1
+
+
+def _left_right_fit(positions: bool, steps: int = 150) -> float:
+    """Train one cross-attention layer to paint the word's half of a featureless input: 1 on the left
+    half for "left", on the right half for "right", 0 elsewhere (context: the word and a filler token).
+    Without a position code the layer's output is the same at every place, so the best it can do is
+    0.5 everywhere (loss 0.25); return the final loss."""
+    from noisecraft.nets.unet import AttentionLayer
+
+    torch.manual_seed(0)
+    layer = AttentionLayer(16, 2, context_dim=8, positions=positions)
+    tokens = torch.randn(3, 8)  # "left", "right", a filler word
+    context = torch.stack([tokens[[0, 2]], tokens[[1, 2]]])  # (2, 2, 8)
+    x = torch.randn(1, 16, 1, 1).expand(2, 16, 8, 8).contiguous()  # the same feature vector everywhere
+    left = torch.zeros(8, 8)
+    left[:, :4] = 1
+    target = torch.stack([left, 1 - left])  # (2, 8, 8)
+    opt = torch.optim.Adam(layer.parameters(), lr=3e-2)
+    for _ in range(steps):
+        loss = (layer(x, context)[:, 0] - x[:, 0] - target).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return loss.item()
+
+
+def test_position_code_lets_cross_attention_place_words() -> None:
+    assert _left_right_fit(positions=False) > 0.249  # constant over space: 0.5 everywhere at best
+    assert _left_right_fit(positions=True) < 0.02
+
+
+def test_cross_attention_positions_config(nudge) -> None:
+    torch.manual_seed(0)
+    kw = dict(in_channels=1, resolution=16, context_dim=8)
+    plain = nudge(build_net("unet-tiny", **kw))
+    placed = build_net("unet-tiny", cross_attention_positions=True, **kw)
+    assert plain.config["cross_attention_positions"] is False  # the default: nets saved before it are unchanged
+    assert placed.state_dict().keys() == plain.state_dict().keys()  # a fixed code: no new weights
+    placed.load_state_dict(plain.state_dict())
+    twin = build_net_from_config(json.loads(json.dumps(placed.config)))
+    assert twin.cfg.cross_attention_positions is True
+    twin.load_state_dict(placed.state_dict())
+    x, c, ctx = torch.randn(2, 1, 16, 16), torch.randn(2), torch.randn(2, 3, 8)
+    torch.testing.assert_close(twin(x, c, context=ctx), placed(x, c, context=ctx), rtol=0, atol=0)
+    assert (placed(x, c, context=ctx) - plain(x, c, context=ctx)).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="cross_attention_positions must be true or false, got 'yes'"):
+        build_net("unet-tiny", cross_attention_positions="yes", **kw)
+    with pytest.raises(ValueError, match="cross_attention_positions is for 1-D and 2-D nets"):
+        build_net("unet-tiny", in_channels=1, resolution=16, context_dim=8, dims=3, cross_attention_positions=True)

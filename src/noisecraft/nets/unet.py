@@ -41,6 +41,7 @@ trained, and decides where the attention layers sit.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -80,6 +81,7 @@ class UNetConfig(ArchConfig):
     patch_size: int = 1  # > 1 (dims 1 or 2): level 0 works on patches of this many samples per axis
     padding_mode: str = "zeros"  # "circular": periodic padding of every conv, for data on a torus
     video_attention: str = "factorized"  # video: "factorized" (space, then time per pixel) or "joint" (all T*H*W)
+    cross_attention_positions: bool = False  # True: cross-attention queries carry a fixed sin-cos code of where they are
 
     name = "unet"
 
@@ -127,6 +129,11 @@ class UNetConfig(ArchConfig):
                 raise ValueError(f"UNetConfig.{key} must be an integer >= 0, got {value!r}")
         if not self.channel_mult or not all(isinstance(m, int) and m >= 1 for m in self.channel_mult):
             raise ValueError(f"UNetConfig.channel_mult must be a non-empty list of integers >= 1, got {self.channel_mult!r}")
+        if not isinstance(self.cross_attention_positions, bool):
+            raise ValueError(f"UNetConfig.cross_attention_positions must be true or false, "
+                             f"got {self.cross_attention_positions!r}")
+        if self.cross_attention_positions and self.dims == 3:
+            raise ValueError("UNetConfig.cross_attention_positions is for 1-D and 2-D nets (dims 1 or 2), got dims 3")
         if self.resolution % self.factor != 0:
             raise ValueError(
                 f"resolution {self.resolution} is not divisible by {self.factor} = patch_size * 2**(levels-1) "
@@ -210,6 +217,27 @@ def _frame_pos_embed(num_frames: int, channels: int, device: torch.device, dtype
     return pe.to(device=device, dtype=dtype)
 
 
+def _grid_pos_embed(spatial: tuple[int, ...], channels: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """Fixed sin-cos code of where each position lies in the image, (prod(spatial), channels), row-major.
+
+    Per axis, channels // (2·n) frequencies ω_k = π·(size/2)^(k/(K-1)), from one half-period across
+    the image to the grid's Nyquist frequency, of the coordinate u = (i + 0.5) / size in (0, 1); the
+    channels left over are zero. A convolution only learns where it is from the zero padding; a
+    cross-attention query that carries this code can pick "left" or "top" words by place (the DiT /
+    Transformer position code, Vaswani et al. 2017, on the image's own coordinates)."""
+    n = len(spatial)
+    k = channels // (2 * n)
+    parts = []
+    coords = torch.meshgrid(*((torch.arange(s, dtype=torch.float64) + 0.5) / s for s in spatial), indexing="ij")
+    for u, size in zip(coords, spatial):
+        steps = torch.arange(k, dtype=torch.float64) / max(k - 1, 1)
+        omega = math.pi * (max(size, 2) / 2) ** steps  # (K,)
+        phase = u.reshape(-1, 1) * omega  # (N, K)
+        parts += [phase.sin(), phase.cos()]
+    pe = torch.cat(parts + [torch.zeros(coords[0].numel(), channels - 2 * n * k, dtype=torch.float64)], 1)
+    return pe.to(device=device, dtype=dtype)
+
+
 class AttentionLayer(nn.Module):
     """Residual (cross-)attention on x (B, C, *spatial): x + Attn(GroupNorm(x)), over a choice of axes.
 
@@ -219,15 +247,20 @@ class AttentionLayer(nn.Module):
       sin-cos frame index added to the normalised input: pixels never mix.
     * axes="spacetime": (B, C, T, H, W) every position of every frame attends to all T·H·W positions,
       with the frame index added as for "time": a frame reads an object wherever it is in another frame.
+    positions=True (cross-attention, axes "all"): the queries get a fixed code of their place in the
+    image (`_grid_pos_embed`), so that words such as "left" or "top" can be read by place.
     The pair space-then-time is the factorized space-time attention of Video Diffusion Models
     (Ho et al. 2022, Sec. 3), which costs O(T·(HW)² + HW·T²) instead of the joint O((THW)²); at the
     low levels of a small video net (e.g. 4x4 x 16 frames = 256 tokens) the joint form is cheap.
     """
 
-    def __init__(self, channels: int, num_heads: int, context_dim: int | None = None, axes: str = "all") -> None:
+    def __init__(self, channels: int, num_heads: int, context_dim: int | None = None, axes: str = "all",
+                 positions: bool = False) -> None:
         super().__init__()
         assert axes in ("all", "space", "time", "spacetime")
+        assert not positions or (axes == "all" and context_dim is not None)
         self.axes = axes
+        self.positions = positions
         self.norm = group_norm(channels)
         self.attn = Attention(channels, num_heads, context_dim=context_dim)
         _zero(self.attn.out)
@@ -237,6 +270,8 @@ class AttentionLayer(nn.Module):
             return x
         if self.axes == "all":
             tokens = self.norm(x).flatten(2).transpose(1, 2)  # (B, N, C)
+            if self.positions:
+                tokens = tokens + _grid_pos_embed(tuple(x.shape[2:]), x.shape[1], x.device, tokens.dtype)
             out = self.attn(tokens, context, context_mask).transpose(1, 2)  # (B, C, N)
             return x + out.reshape(x.shape)
         # The norm sees only the sequence being attended over, so that nothing outside it leaks in.
@@ -280,6 +315,7 @@ class UNetBlock(nn.Module):
         context_dim: int = 0,
         dims: int = 2,
         video_attention: str = "factorized",
+        cross_positions: bool = False,
     ) -> None:
         super().__init__()
         self.norm1 = group_norm(in_channels)
@@ -293,7 +329,8 @@ class UNetBlock(nn.Module):
         self_axes = "all" if dims != 3 else "space" if factorized else "spacetime"
         self.self_attn = AttentionLayer(out_channels, num_heads, axes=self_axes) if num_heads else None
         self.temporal_attn = AttentionLayer(out_channels, num_heads, axes="time") if num_heads and factorized else None
-        self.cross_attn = AttentionLayer(out_channels, num_heads, context_dim) if num_heads and context_dim else None
+        self.cross_attn = (AttentionLayer(out_channels, num_heads, context_dim, positions=cross_positions)
+                           if num_heads and context_dim else None)
 
     def forward(self, x: Tensor, emb: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None) -> Tensor:
         # x: (B, C_in, *spatial), emb: (B, E) already passed through SiLU
@@ -375,7 +412,8 @@ class UNet(ConditionedNet):
             for i in range(cfg.num_blocks):
                 out = cfg.model_channels * mult
                 self.enc[f"l{level}_block{i}"] = UNetBlock(
-                    ch, out, E, cfg.dropout, heads(out) if attn else 0, cfg.context_dim, d, cfg.video_attention
+                    ch, out, E, cfg.dropout, heads(out) if attn else 0, cfg.context_dim, d, cfg.video_attention,
+                    cfg.cross_attention_positions,
                 )
                 ch = out
                 skips.append(ch)
@@ -383,7 +421,7 @@ class UNet(ConditionedNet):
         # Middle, at the lowest resolution.
         self.mid = nn.ModuleList([
             UNetBlock(ch, ch, E, cfg.dropout, heads(ch) if cfg.mid_attention else 0, cfg.context_dim, d,
-                      cfg.video_attention),
+                      cfg.video_attention, cfg.cross_attention_positions),
             UNetBlock(ch, ch, E, cfg.dropout, dims=d),
         ])
 
@@ -395,7 +433,7 @@ class UNet(ConditionedNet):
                 out = cfg.model_channels * mult
                 self.dec[f"l{level}_block{i}"] = UNetBlock(
                     ch + skips.pop(), out, E, cfg.dropout, heads(out) if attn else 0, cfg.context_dim, d,
-                    cfg.video_attention,
+                    cfg.video_attention, cfg.cross_attention_positions,
                 )
                 ch = out
             if level > 0:
