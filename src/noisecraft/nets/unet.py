@@ -18,7 +18,9 @@ signals of 1, 2 or 3 spatial axes (`dims`): audio (B, C, L), images (B, C, H, W)
   conditioning vector e comes from the shared `ConditionedNet` embedding.
 * Self-attention runs after the blocks of the levels listed in `attn_resolutions` and in the
   middle; with `context_dim > 0` a cross-attention layer follows every self-attention layer
-  (for video it reads the context from every position of every frame).
+  (for video it reads the context from every position of every frame). With
+  `cross_attention_positions` (1-D and 2-D) its queries also carry a fixed sin-cos code of their place,
+  so that place words ("left", "top") can be read by place and not only inferred from the zero padding.
 * With `cond_channels > 0` an `image_cond` (B, cond_channels, *spatial) is concatenated to x before
   `conv_in` (SR3, Saharia et al. 2021; Palette, Saharia et al. 2022): the net sees [x, image].
 * With `patch_size` p > 1 the input is cut into non-overlapping patches of p samples (p x p pixels;
