@@ -93,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     rows = []
     judge = None
+    # (guide, autoguidance weight, interval); no guide: plain CFG only
+    guides = [None if v in (None, "none") else v for v in args.guide]
+    autoguide_settings = [(gd, aw, aiv) for gd in guides for aw in (args.ag_weight if gd else [1.0])
+                          for aiv in (args.ag_interval if gd else ["none"])]
     for path in args.runs:
         run = Run.open(path)
         judge = judge or OwnJudge(run.shape[-1])
@@ -101,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             for w in args.weights:
                 for iv in args.interval:
                     for g in args.guidance:
-                      for guide in [None if v in (None, "none") else v for v in args.guide]:
-                        for aw in args.ag_weight if guide else [1.0]:
-                          for aiv in args.ag_interval if guide else ["none"]:
+                        for guide, aw, aiv in autoguide_settings:
                             spec = run.spec(guidance=g, guidance_interval=parse_interval(iv), seed=args.seed,
                                             solver=solver, nfe=args.nfe)
                             x = autoguided_generate(run, spec, labels, weights=w, guide=guide, ag_weight=aw,

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from .layers import (CONV, SPATIAL_AXES, Attention, ConditionedNet, ArchConfig, check_context, check_dims, check_divisible,
-                     check_image_cond, check_inputs, check_positive)
+                     check_image_cond, check_inputs, check_positive, sincos_code)
 
 __all__ = ["DiT", "DiTConfig", "sincos_pos_embed", "sincos_pos_embed_2d"]
 
@@ -128,14 +128,7 @@ def sincos_pos_embed(dim: int, grid: tuple[int, ...]) -> Tensor:
     assert k >= 1, f"dim {dim} is too small for {n} axes"
     omega = 1.0 / 10000 ** (torch.arange(k, dtype=torch.float64) / k)  # (k,)
     coords = torch.meshgrid(*(torch.arange(g, dtype=torch.float64) for g in grid), indexing="ij")
-    parts = []
-    for c in coords:  # c: grid-shaped coordinate of one axis
-        phase = c.reshape(-1, 1) * omega[None, :]  # (N, k)
-        parts += [phase.sin(), phase.cos()]
-    pe = torch.cat(parts, dim=1)  # (N, 2kn): [sin, cos] of axis 0, then of axis 1, ...
-    if pe.shape[1] < dim:
-        pe = torch.cat([pe, pe.new_zeros(pe.shape[0], dim - pe.shape[1])], dim=1)
-    return pe.float()
+    return sincos_code(coords, [omega] * n, dim).float()
 
 
 def sincos_pos_embed_2d(dim: int, grid_h: int, grid_w: int) -> Tensor:

@@ -50,6 +50,7 @@ __all__ = [
     "check_dims",
     "check_divisible",
     "pool_context",
+    "sincos_code",
     "check_image_cond",
     "check_guidance",
     "check_inputs",
@@ -435,3 +436,19 @@ def check_positive(owner: str, **values: int) -> None:
     for key, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{owner}.{key} must be an integer >= 1, got {value!r}")
+
+
+def sincos_code(coords: "list[Tensor] | tuple[Tensor, ...]", omegas: "list[Tensor] | tuple[Tensor, ...]",
+                dim: int) -> Tensor:
+    """Per-axis sin-cos position code (Vaswani et al. 2017), float64 (N, dim): for each axis in order,
+    [sin, cos] of its coordinates (any shape, N values, row-major) times its frequencies (k,); channels
+    left over are zero. `dit.sincos_pos_embed` (token indices) and the U-Net's cross-attention code
+    (fractions of the side) are this with their own coordinates and frequencies."""
+    parts = []
+    for c, omega in zip(coords, omegas):
+        phase = c.reshape(-1, 1) * omega[None, :]  # (N, k)
+        parts += [phase.sin(), phase.cos()]
+    pe = torch.cat(parts, dim=1)  # (N, 2·Σk)
+    if pe.shape[1] < dim:
+        pe = torch.cat([pe, pe.new_zeros(pe.shape[0], dim - pe.shape[1])], dim=1)
+    return pe

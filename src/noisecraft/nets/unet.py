@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import (CONV, Attention, ConditionedNet, ArchConfig, check_context, check_dims, check_divisible,
-                     check_image_cond, check_inputs, check_positive, group_norm)
+                     check_image_cond, check_inputs, check_positive, group_norm, sincos_code)
 
 __all__ = ["UNet", "UNetConfig", "PADDING_MODES", "VIDEO_ATTENTION"]
 
@@ -227,17 +227,11 @@ def _grid_pos_embed(spatial: tuple[int, ...], channels: int, device: torch.devic
     channels left over are zero. A convolution only learns where it is from the zero padding; a
     cross-attention query that carries this code can pick "left" or "top" words by place (the DiT /
     Transformer position code, Vaswani et al. 2017, on the image's own coordinates)."""
-    n = len(spatial)
-    k = channels // (2 * n)
-    parts = []
+    k = channels // (2 * len(spatial))
+    steps = torch.arange(k, dtype=torch.float64) / max(k - 1, 1)
     coords = torch.meshgrid(*((torch.arange(s, dtype=torch.float64) + 0.5) / s for s in spatial), indexing="ij")
-    for u, size in zip(coords, spatial):
-        steps = torch.arange(k, dtype=torch.float64) / max(k - 1, 1)
-        omega = math.pi * (max(size, 2) / 2) ** steps  # (K,)
-        phase = u.reshape(-1, 1) * omega  # (N, K)
-        parts += [phase.sin(), phase.cos()]
-    pe = torch.cat(parts + [torch.zeros(coords[0].numel(), channels - 2 * n * k, dtype=torch.float64)], 1)
-    return pe.to(device=device, dtype=dtype)
+    omegas = [math.pi * (max(size, 2) / 2) ** steps for size in spatial]  # (K,) per axis
+    return sincos_code(coords, omegas, channels).to(device=device, dtype=dtype)
 
 
 class AttentionLayer(nn.Module):
