@@ -214,9 +214,8 @@ def _frame_pos_embed(num_frames: int, channels: int, device: torch.device, dtype
     frame order. Computed for the T at hand, so any number of frames works."""
     half = channels // 2
     omega = 1.0 / 10000 ** (torch.arange(half, dtype=torch.float64) / max(half, 1))  # (C/2,)
-    phase = torch.arange(num_frames, dtype=torch.float64)[:, None] * omega[None, :]  # (T, C/2)
-    pe = torch.cat([phase.sin(), phase.cos(), torch.zeros(num_frames, channels - 2 * half, dtype=torch.float64)], 1)
-    return pe.to(device=device, dtype=dtype)
+    frames = torch.arange(num_frames, dtype=torch.float64)
+    return sincos_code([frames], [omega], channels).to(device=device, dtype=dtype)
 
 
 def _grid_pos_embed(spatial: tuple[int, ...], channels: int, device: torch.device, dtype: torch.dtype) -> Tensor:
