@@ -368,7 +368,6 @@ TEXT_ENCODERS = ("", "small", "hf")
 class TextConfig:
     encoder: str = ""  # "" (no text conditioning) | "small" (trained jointly) | "hf" (frozen pretrained)
     caption_dropout: float = 0.1  # probability of replacing a caption by "" (the null prompt of CFG)
-    word_dropout: float = 0.0  # small encoder: probability of dropping each word of a kept caption (partial prompts)
     max_length: int = 32  # tokens per prompt incl. bos/eos ([CLS]/[SEP]); longer prompts are truncated
     dim: int = 128  # small encoder: width (= the net's context_dim)
     depth: int = 2  # small encoder: transformer blocks
@@ -381,10 +380,6 @@ class TextConfig:
         if self.encoder not in TEXT_ENCODERS:
             raise ConfigError(f"text.encoder = {self.encoder!r} is not valid; valid: '' (no text), 'small', 'hf'")
         _check(0 <= self.caption_dropout < 1, "text.caption_dropout", self.caption_dropout, "0 <= caption_dropout < 1")
-        _check(0 <= self.word_dropout < 1, "text.word_dropout", self.word_dropout, "0 <= word_dropout < 1")
-        if self.word_dropout > 0 and self.encoder == "hf":
-            raise ConfigError(f"text.word_dropout = {self.word_dropout!r} needs text.encoder = 'small' (the frozen 'hf' "
-                              "encoder reads captions encoded once at the start); set word_dropout = 0")
         _check(2 <= self.max_length <= 512, "text.max_length", self.max_length, "2..512")
         _check(1 <= self.heads <= 64, "text.heads", self.heads, "1..64")
         _check(1 <= self.dim <= 4096 and self.dim % self.heads == 0, "text.dim", self.dim,

@@ -11,7 +11,6 @@ from noisecraft.data.shapes import load_shapes
 from noisecraft.config import ConfigError, load_config
 from noisecraft.train import build_net, make_loss, train
 from noisecraft.conditioning import TextConditionedNet, TextPrompts
-from noisecraft.conditioning.text import drop_words
 from noisecraft.runs import Run, build_denoiser, generate
 from noisecraft.sampling import SamplingSpec
 
@@ -89,46 +88,6 @@ def test_caption_dropout_rate_and_captions(shapes8):
     assert text.prompts(idx[:64], g1) == text.prompts(idx[:64], g2)
 
 
-def test_drop_words_keeps_order_and_the_words_past_the_mask():
-    drop = torch.tensor([[False, True, False], [True, True, True], [False, False, False]])
-    assert drop_words(["a red circle left", "top: blue box", ""], drop) == ["a circle left", "", ""]
-    assert drop_words(["one  two\tthree"], torch.tensor([[True, False]])) == ["two three"]
-
-
-def test_word_dropout_rate_is_per_word_and_off_by_default(shapes8):
-    idx = torch.arange(48).repeat(20)  # 960 captions
-    plain = TextPrompts.for_training(_text_config("text.caption_dropout=0"), shapes8)
-    wd = TextPrompts.for_training(_text_config("text.caption_dropout=0", "text.word_dropout=0.3"), shapes8)
-    full = plain.prompts(idx, torch.Generator().manual_seed(1))
-    part = wd.prompts(idx, torch.Generator().manual_seed(1))  # the same captions are drawn first
-    kept = removed = 0
-    for f, p in zip(full, part):
-        fw, pw = f.split(), p.split()
-        it = iter(fw)
-        assert all(w in it for w in pw), (f, p)  # an ordered subsequence of the caption's words
-        kept, removed = kept + len(pw), removed + len(fw) - len(pw)
-    share = removed / (kept + removed)
-    assert abs(share - 0.3) < 0.02, share  # ~5000 words: 3 sigma of a binomial share is 0.02
-    # word_dropout = 0 draws nothing more: a run without it is unchanged (same prompts, same stream)
-    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
-    assert plain.prompts(idx[:64], g1) == full[:64] == plain.prompts(idx[:64], g2)
-    assert torch.equal(g1.get_state(), g2.get_state())
-    # per-sample generators: a sample's prompt depends on its own stream only, not on its batch
-    gens = lambda: [torch.Generator().manual_seed(100 + i) for i in range(8)]  # noqa: E731
-    both = wd.prompts(idx[:8], gens())
-    assert [wd.prompts(idx[i:i + 1], [gens()[i]])[0] for i in range(8)] == both
-
-
-def test_word_dropout_run_resumes_bitwise(tmp_path, shapes8):
-    cfg = _text_config("text.word_dropout=0.2")
-    straight = train(cfg, tmp_path / "a", dataset=shapes8, progress=False)
-    train(cfg, tmp_path / "b", dataset=shapes8, progress=False, stop_at=4)
-    rest = train(None, tmp_path / "b", resume=True, dataset=shapes8, progress=False)
-    assert straight.losses[4:] == rest.losses
-    _assert_same_state(_final_state(tmp_path / "a"), _final_state(tmp_path / "b"))
-    assert Run.open(tmp_path / "a").config.text.word_dropout == 0.2
-
-
 @pytest.mark.parametrize("overrides, match", [
     (["data.conditional=true"], "set data.conditional = false"),
     (["eval.every=5"], "eval.every > 0 is not supported"),
@@ -151,16 +110,10 @@ def test_text_needs_a_captioned_dataset(tmp_path):
     ("text.encoder", "clip", "text.encoder = 'clip' is not valid; valid: '' (no text), 'small', 'hf'"),
     ("text.caption_dropout", "1.0", "text.caption_dropout = 1.0 is out of range"),
     ("text.dim", "30", "divisible by text.heads"),
-    ("text.word_dropout", "1.0", "text.word_dropout = 1.0 is out of range; valid: 0 <= word_dropout < 1"),
 ])
 def test_text_config_values_are_checked(key, value, match):
     with pytest.raises(ConfigError, match=match.replace("(", r"\(").replace(")", r"\)")):
         load_config("shapes", [f"{key}={value}"])
-
-
-def test_word_dropout_needs_the_small_encoder():
-    with pytest.raises(ConfigError, match="text.word_dropout = 0.2 needs text.encoder = 'small'"):
-        load_config("shapes", ["text.encoder=hf", "text.word_dropout=0.2"])
 
 
 def test_presets_resolve():

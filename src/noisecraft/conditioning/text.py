@@ -3,18 +3,13 @@
     [text]
     encoder = "small"          # "" (off) | "small" (trained jointly) | "hf" (frozen pretrained)
     caption_dropout = 0.1      # share of captions replaced by "" (the null prompt of CFG)
-    word_dropout = 0.0         # "small" only: each word of a kept caption dropped with this probability
 
 Per micro-batch, one caption per image is drawn with that sample's generator
 (`ds.sample_captions`), then each caption is replaced by the empty prompt ""
-with probability `caption_dropout` (same generator), then (word_dropout > 0) each word of a
-kept caption is dropped with probability `word_dropout` (same generator, one draw per word
-slot up to max_length), and the prompts are encoded into
+with probability `caption_dropout` (same generator), and the prompts are encoded into
 `cond = {"context": (B, L, D), "context_mask": (B, L)}` for the net's cross-attention. Caption
 dropout trains the unconditional model that classifier-free guidance extrapolates from (Ho &
-Salimans 2022, Sec. 3.2), as class dropout does for labels. Word dropout trains partial prompts
-("a triangle on the left", "green on the left"): each word must then carry its own attribute,
-which is what an unseen combination of seen words needs.
+Salimans 2022, Sec. 3.2), as class dropout does for labels.
 
 * "small": a `SmallTextConditioner` (word tokenizer over the training captions + small
   transformer). It is a submodule of the trained `TextConditionedNet`, so the optimizer, EMA,
@@ -42,7 +37,7 @@ from ..config import Config, ConfigError
 from ..core import rng
 from .base import Batch, ConditionError, Conditioner
 
-__all__ = ["TextConditionedNet", "TextPrompts", "drop_words", "check_text_run", "find_text_conditioner", "load_text_conditioner"]
+__all__ = ["TextConditionedNet", "TextPrompts", "check_text_run", "find_text_conditioner", "load_text_conditioner"]
 
 
 class TextConditionedNet(nn.Module):
@@ -137,16 +132,6 @@ def _new_conditioner(cfg: Config, ds: Any, saved: Mapping[str, Any] | None, prog
     return enc
 
 
-def drop_words(prompts: Sequence[str], drop: Tensor) -> list[str]:
-    """Each prompt without the words whose slot in `drop` (B, max_words; bool) is True; words past
-    max_words are kept. Words are split on white space (punctuation stays with its word)."""
-    out = []
-    for p, row in zip(prompts, drop.tolist()):
-        words = p.split()
-        out.append(" ".join(w for i, w in enumerate(words) if not (i < len(row) and row[i])))
-    return out
-
-
 class TextPrompts(Conditioner):
     """Prompt conditioning: `prompts=` at sampling, one caption per training image (with dropout).
 
@@ -158,14 +143,10 @@ class TextPrompts(Conditioner):
     kind = "text"
 
     def __init__(self, encoder: Any, *, dropout: float = 0.1, lr_scale: float = 1.0, dataset: Any = None,
-                 progress: bool = False, word_dropout: float = 0.0, max_words: int = 32) -> None:
+                 progress: bool = False) -> None:
         self.encoder = encoder
         self.trainable = isinstance(encoder, nn.Module)  # the small encoder trains with the net
         self.dropout, self.lr_scale = float(dropout), float(lr_scale)
-        self.word_dropout, self.max_words = float(word_dropout), int(max_words)
-        if self.word_dropout > 0 and not self.trainable:
-            raise ConfigError(f"text.word_dropout = {self.word_dropout!r} needs a small (trained) encoder; "
-                              "a frozen one reads captions encoded once")
         self.ds = dataset
         self.table: tuple[Tensor, Tensor] | None = None
         self.rows: dict[str, int] = {}
@@ -178,8 +159,7 @@ class TextPrompts(Conditioner):
         """The text side of a training run; `saved`: the encoder config of the run being resumed."""
         check_text_run(cfg, ds)
         encoder = _new_conditioner(cfg, ds, saved, progress)
-        return cls(encoder, dropout=cfg.text.caption_dropout, lr_scale=cfg.text.lr_scale, dataset=ds, progress=progress,
-                   word_dropout=cfg.text.word_dropout, max_words=cfg.text.max_length)
+        return cls(encoder, dropout=cfg.text.caption_dropout, lr_scale=cfg.text.lr_scale, dataset=ds, progress=progress)
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any], *, device: str | torch.device = "cpu") -> "TextPrompts":
@@ -235,8 +215,6 @@ class TextPrompts(Conditioner):
         if self.dropout > 0:
             drop = (rng.rand(gen, len(prompts)) < self.dropout).tolist()
             prompts = ["" if d else p for p, d in zip(prompts, drop)]
-        if self.word_dropout > 0:
-            prompts = drop_words(prompts, rng.rand(gen, len(prompts), self.max_words) < self.word_dropout)
         return prompts
 
     def encode_training(self, module: nn.Module, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:

@@ -86,8 +86,7 @@ def _legacy_conditioners(cfg: Config, meta: Mapping[str, Any], channels: int, de
         if not isinstance(meta["text"], dict):
             raise TypeError(f"'text' must be a table, got {type(meta['text']).__name__}")
         out.append(TextPrompts(load_text_conditioner(meta["text"], device=device), dropout=cfg.text.caption_dropout,
-                               lr_scale=cfg.text.lr_scale, word_dropout=cfg.text.word_dropout,
-                               max_words=cfg.text.max_length))
+                               lr_scale=cfg.text.lr_scale))
     return out
 
 
