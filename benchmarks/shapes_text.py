@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("run", type=Path)
     p.add_argument("--n", type=int, default=300, help="prompts per split (test_seen, heldout)")
     p.add_argument("--guidance", default="1,1.5,2,3,4,6", help="comma-separated CFG weights")
+    p.add_argument("--interval", default="", metavar="LO:HI",
+                   help="guide only for σ in (LO, HI] (Kynkäänniemi et al. 2024); default: at every σ")
     p.add_argument("--solver", default="dpmpp_2m")
     p.add_argument("--nfe", type=int, default=20)
     p.add_argument("--weights", default="ema")
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     from noisecraft.runs import Run
 
     weights = [float(w) for w in args.guidance.split(",")]
+    interval = tuple(float(v) for v in args.interval.split(":")) if args.interval else None
     info = Run.open(args.run)
     if info.conditioner("prompts") is None:
         sys.exit(f"error: {args.run} is not a text-conditioned run")
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
         samples = []
         t0, c0 = time.perf_counter(), _cpu_s()
         for name in splits:
-            spec = info.spec(seed=args.seed, guidance=w, solver=args.solver, nfe=args.nfe)
+            spec = info.spec(seed=args.seed, guidance=w, solver=args.solver, nfe=args.nfe, guidance_interval=interval)
             x = info.generate(spec, args.n, weights=args.weights, device=args.device, prompts=prompts[name]).clamp(-1, 1)
             samples.append(x)
             acc = judge.evaluate(x, attrs[name])
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"w={w}: seen {row['test_seen']['match']:.3f}, held-out {row['heldout']['match']:.3f}"
               + (f", FD {row['fd']:.3f}" if "fd" in row else ""), flush=True)
 
-    result = {"run": str(args.run), "n_per_split": args.n, "solver": args.solver, "nfe": args.nfe,
+    result = {"run": str(args.run), "n_per_split": args.n, "solver": args.solver, "nfe": args.nfe, "interval": interval,
               "weights": args.weights, "seed": args.seed, "device": args.device, "training": _training_summary(args.run),
               "rows": rows, "torch": torch.__version__}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -145,7 +148,9 @@ def markdown_table(result: dict) -> str:
     head = (f"Run `{result['run']}` ({t.get('encoder')} text encoder, {t.get('net')}, {t.get('steps')} steps x "
             f"{t.get('batch_size')} = {t.get('samples_seen')} samples"
             + (f", {t['train_cpu_s'] / 60:.1f} CPU-min" if "train_cpu_s" in t else "")
-            + f"); {result['n_per_split']} prompts per split, {result['solver']} NFE {result['nfe']}, {result['weights']} weights.")
+            + f"); {result['n_per_split']} prompts per split, {result['solver']} NFE {result['nfe']}, {result['weights']} weights"
+            + (f", guidance only for σ in ({result['interval'][0]:g}, {result['interval'][1]:g}]" if result.get("interval") else "")
+            + ".")
     lines = [head, "", "| guidance | seen: match | seen: colour / shape / position | held-out: match | "
              "held-out: colour / shape / position | FD |", "|---|---|---|---|---|---|"]
     for r in result["rows"]:
