@@ -1,6 +1,6 @@
 """Text-to-image on `shapes`: does a trained run draw what its prompts say?
 
-    python benchmarks/shapes_text.py runs/shapes [--n 300] [--guidance 1,1.5,2,3,4,6] [--nfe 20]
+    python benchmarks/shapes_text.py runs/shapes [--n 300] [--guidance 1,1.5,2,3,4,6] [--nfe 20] [--interval run|none|LO:HI]
 
 For each guidance weight w, the run draws one image per prompt for the first N images of
 `test_seen` (seen colour-shape pairs) and of `heldout` (the pairs never seen in training); each
@@ -17,6 +17,7 @@ Sampling is seeded (sample i from seed + i), so a rerun gives the same figures o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import sys
@@ -35,6 +36,18 @@ def _cpu_s() -> float:
 
 def _prompts(ds, n: int, seed: int) -> list[str]:
     return ds.sample_captions(range(n), generator=torch.Generator().manual_seed(seed))
+
+
+def _interval(arg: str, run_default: tuple[float, float] | None) -> tuple[float, float] | None:
+    if arg == "run":
+        return run_default
+    if arg == "none":
+        return None
+    try:
+        lo, hi = (float(v) for v in arg.split(":"))
+    except ValueError:
+        sys.exit(f"error: --interval {arg!r} is not valid; valid: 'run', 'none' or LO:HI such as 0.2:5")
+    return lo, hi
 
 
 def _training_summary(run: Path) -> dict:
@@ -59,8 +72,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("run", type=Path)
     p.add_argument("--n", type=int, default=300, help="prompts per split (test_seen, heldout)")
     p.add_argument("--guidance", default="1,1.5,2,3,4,6", help="comma-separated CFG weights")
-    p.add_argument("--interval", default="", metavar="LO:HI",
-                   help="guide only for σ in (LO, HI] (Kynkäänniemi et al. 2024); default: at every σ")
+    p.add_argument("--interval", default="run", metavar="LO:HI",
+                   help="guide only for σ in (LO, HI] (Kynkäänniemi et al. 2024); 'none': at every σ; "
+                        "default 'run': the run's [sample] guidance_interval")
     p.add_argument("--solver", default="dpmpp_2m")
     p.add_argument("--nfe", type=int, default=20)
     p.add_argument("--weights", default="ema")
@@ -78,8 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
     from noisecraft.runs import Run
 
     weights = [float(w) for w in args.guidance.split(",")]
-    interval = tuple(float(v) for v in args.interval.split(":")) if args.interval else None
     info = Run.open(args.run)
+    interval = _interval(args.interval, info.spec().guidance_interval)
     if info.conditioner("prompts") is None:
         sys.exit(f"error: {args.run} is not a text-conditioned run")
     splits = {name: load_dataset("shapes", split=name, labels=False) for name in ("test_seen", "heldout")}
@@ -108,7 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
         samples = []
         t0, c0 = time.perf_counter(), _cpu_s()
         for name in splits:
-            spec = info.spec(seed=args.seed, guidance=w, solver=args.solver, nfe=args.nfe, guidance_interval=interval)
+            spec = dataclasses.replace(info.spec(seed=args.seed, guidance=w, solver=args.solver, nfe=args.nfe),
+                                       guidance_interval=interval)
             x = info.generate(spec, args.n, weights=args.weights, device=args.device, prompts=prompts[name]).clamp(-1, 1)
             samples.append(x)
             acc = judge.evaluate(x, attrs[name])
