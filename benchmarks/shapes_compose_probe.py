@@ -20,13 +20,12 @@ import torch
 
 from noisecraft.conditioning import find_text_conditioner
 from noisecraft.data import load_dataset
-from noisecraft.data.shapes import COLORS, VOCABULARY
+from noisecraft.data.shapes import COLORS, SHAPE_WORDS as WORDS_OF_SHAPE
 from noisecraft.eval.shapes_judge import load_or_train_shapes_judge
 from noisecraft.runs import Run
 from noisecraft.sampling import sample, seeded_generators
 
-SHAPE_WORDS = {"circle", "disc", "disk", "square", "box", "triangle"}
-assert SHAPE_WORDS <= set(VOCABULARY)
+SHAPE_WORDS = {w for words in WORDS_OF_SHAPE.values() for w in words}
 
 
 def without(prompt: str, words: set[str]) -> str:

@@ -39,15 +39,16 @@ def _prompts(ds, n: int, seed: int) -> list[str]:
 
 
 def _interval(arg: str, run_default: tuple[float, float] | None) -> tuple[float, float] | None:
+    """--interval: 'run' (the run's own setting), else demo_tuning's 'none' | LO:HI."""
     if arg == "run":
         return run_default
-    if arg == "none":
-        return None
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from demo_tuning import parse_interval
+
     try:
-        lo, hi = (float(v) for v in arg.split(":"))
+        return parse_interval(arg)
     except ValueError:
         sys.exit(f"error: --interval {arg!r} is not valid; valid: 'run', 'none' or LO:HI such as 0.2:5")
-    return lo, hi
 
 
 def _training_summary(run: Path) -> dict:

@@ -279,7 +279,7 @@ def test_every_kind_trains_alike_on_two_processes(tiny_config, small_ds, tmp_pat
 
 
 # What torchrun's own launcher prints when its rendezvous store cannot be reached or bound (a port
-# taken between its choice and its bind, a loaded machine): an environment failure, not ours.
+# already in use, a connection refused or reset): an environment failure, not ours.
 _LAUNCHER_NETWORK_ERRORS = ("RendezvousConnectionError", "RendezvousTimeoutError", "DistNetworkError",
                             "Address already in use", "Connection refused", "Connection reset by peer")
 

@@ -45,7 +45,7 @@ import torch
 
 from ..modalities.video import check_fps
 from .dataset import check_channels, check_resolution, to_unit_range
-from .shapes import _BACKGROUND, _COLOR_JITTER, _MAX_ANGLE, _SHAPE_WORDS, COLORS, PALETTE, SHAPES, _render
+from .shapes import _BACKGROUND, _COLOR_JITTER, _MAX_ANGLE, COLORS, PALETTE, SHAPE_WORDS, SHAPES, _render
 from .video import CaptionedVideoDataset, bounce, check_count, check_frames
 
 __all__ = ["MOVING_SHAPES_VERSION", "MOTIONS", "MOTION_PHRASES", "HELDOUT_COMBOS", "SEEN_COMBOS", "MOVING_SHAPES_SPLITS",
@@ -159,7 +159,7 @@ def _captions(attrs: np.ndarray, per_clip: int, rng: np.random.RandomState) -> l
     for (c, s, m), k in zip(attrs.tolist(), ks.tolist()):
         found: list[str] = []
         for kt, kp, kw in k:
-            shape_word = _SHAPE_WORDS[s][kw % len(_SHAPE_WORDS[s])]
+            shape_word = SHAPE_WORDS[s][kw % len(SHAPE_WORDS[s])]
             cap = _TEMPLATES[kt % len(_TEMPLATES)].format(a="a", color=COLORS[c], shape=shape_word,
                                                           motion=MOTION_PHRASES[m][kp % len(MOTION_PHRASES[m])])
             if cap not in found:
@@ -170,7 +170,7 @@ def _captions(attrs: np.ndarray, per_clip: int, rng: np.random.RandomState) -> l
     return out
 
 
-_SHAPE_OF_WORD = {w: s for s, ws in _SHAPE_WORDS.items() for w in ws}
+_SHAPE_OF_WORD = {w: s for s, ws in SHAPE_WORDS.items() for w in ws}
 _UP, _DOWN = {"up", "upward", "rising", "top", "upper"}, {"down", "downward", "falling", "bottom", "lower"}
 
 

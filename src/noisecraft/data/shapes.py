@@ -71,7 +71,7 @@ from .dataset import ImageDataset, check_channels, check_resolution, to_unit_ran
 
 __all__ = [
     "SHAPES_VERSION", "COLORS", "SHAPES", "POSITIONS", "RELATIONS", "HELDOUT_PAIRS", "SEEN_PAIRS",
-    "SHAPES_SPLITS", "SHAPES_SPLIT_SIZES", "NUM_SHAPES_CLASSES", "VOCABULARY", "PALETTE",
+    "SHAPE_WORDS", "SHAPES_SPLITS", "SHAPES_SPLIT_SIZES", "NUM_SHAPES_CLASSES", "VOCABULARY", "PALETTE",
     "CaptionedImageDataset", "load_shapes", "class_index", "class_name", "parse_caption",
     "render_single_objects",
 ]
@@ -111,7 +111,8 @@ _RELATION_POSITIONS = {"above": (2, 3), "below": (3, 2), "left of": (0, 1), "rig
 _INVERSE = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
 
 # --- caption vocabulary ---------------------------------------------------------------------------
-_SHAPE_WORDS = {0: ("circle", "disc", "disk"), 1: ("square", "box"), 2: ("triangle",)}
+# Every word a caption uses for each shape id (the name and its synonyms).
+SHAPE_WORDS = {0: ("circle", "disc", "disk"), 1: ("square", "box"), 2: ("triangle",)}
 _POSITION_PHRASES = {
     0: ("on the left", "at the left", "to the left", "on the left side", "in the left half"),
     1: ("on the right", "at the right", "to the right", "on the right side", "in the right half"),
@@ -156,7 +157,7 @@ def _words(text: str) -> list[str]:
 
 def _vocabulary() -> tuple[str, ...]:
     texts = list(COLORS) + [" ".join(_PREFIXES), "a an one there is the colored two shapes and of"]
-    for table in (_SHAPE_WORDS, _POSITION_PHRASES, _POSITION_SHORT, _RELATION_PHRASES, _SIZE_WORDS):
+    for table in (SHAPE_WORDS, _POSITION_PHRASES, _POSITION_SHORT, _RELATION_PHRASES, _SIZE_WORDS):
         texts += [w for words in table.values() for w in words]
     return tuple(sorted({w for t in texts for w in _words(t)}))
 
@@ -381,7 +382,7 @@ def _size_word(frac: float, k: int) -> str:
 def _phrase(color: int, shape: int, frac: float, k0: int, k1: int) -> tuple[str, str, str]:
     """(object phrase "small red circle", shape word, size prefix)."""
     size = _size_word(frac, k0)
-    shape_word = _pick(_SHAPE_WORDS[shape], k1)
+    shape_word = _pick(SHAPE_WORDS[shape], k1)
     return f"{size}{COLORS[color]} {shape_word}", shape_word, size
 
 
@@ -443,7 +444,7 @@ def _captions_and_attributes(
 
 
 # --- caption parsing -----------------------------------------------------------------------------
-_SHAPE_OF_WORD = {w: s for s, ws in _SHAPE_WORDS.items() for w in ws}
+_SHAPE_OF_WORD = {w: s for s, ws in SHAPE_WORDS.items() for w in ws}
 _POSITION_OF_WORD = {"left": 0, "right": 1, "top": 2, "upper": 2, "bottom": 3, "lower": 3,
                      "center": 4, "centre": 4, "middle": 4}
 
