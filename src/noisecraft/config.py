@@ -419,6 +419,11 @@ class CondConfig:
     # [points_min, points_max] per sample (one draw per example), so one model serves sparse and dense data
     points_min: float = 0.005
     points_max: float = 0.1
+    # true: condition on the dataset's continuous physical parameters (e.g. grf-scales' length scale), any value
+    # in the trained range at sampling (`--param length=0.07`); params_dropout: the share of examples trained
+    # without them (the unconditional model classifier-free guidance needs; 0: not guided)
+    params: bool = False
+    params_dropout: float = 0.0
 
     def validate(self) -> None:
         if self.image not in COND_IMAGES:
@@ -441,6 +446,7 @@ class CondConfig:
                f"points_min ({self.points_min}) <= points_max <= 1")
         for name in ("frames_past_max", "frames_future_max"):
             _check(1 <= getattr(self, name) <= 1024, f"cond.{name}", getattr(self, name), "an integer 1..1024 (frames)")
+        _check(0 <= self.params_dropout < 1, "cond.params_dropout", self.params_dropout, "a probability 0 <= p < 1")
 
 
 @dataclass

@@ -62,7 +62,7 @@ def test_export_image_scale(tmp_path):
 
 
 def test_export_refuses_bad_arguments_and_never_overwrites(tmp_path):
-    with pytest.raises(ValueError, match="name 'mnist' is not a built-in dataset; valid: blobs, darcy, digits, grf, grf-lengths, moving-digits, moving-shapes, navier-stokes, navier-stokes-forecast, notes, shapes, spoken-digits, waves"):
+    with pytest.raises(ValueError, match="name 'mnist' is not a built-in dataset; valid: blobs, darcy, digits, grf, grf-lengths, grf-scales, moving-digits, moving-shapes, navier-stokes, navier-stokes-forecast, notes, shapes, spoken-digits, waves"):
         export_dataset("mnist", split="test", n=1, out=tmp_path / "x")
     with pytest.raises(ValueError, match="split 'heldout' is not a split of 'waves'; valid: train, test, all"):
         export_dataset("waves", split="heldout", n=1, out=tmp_path / "x")

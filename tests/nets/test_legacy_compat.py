@@ -147,6 +147,7 @@ def test_old_checkpoint_loads_strictly_and_reproduces_outputs(case: str, preset:
                 if preset.startswith("unet")
                 else {"dims": 2, "temporal_patch": 1})
     new_keys["guidance_embedding"] = False
+    new_keys["num_params"] = 0
     assert new.config == {**saved["config"], **new_keys}  # only new fields, at their 2-D defaults
     torch.testing.assert_close(torch.tensor(init_sums(new)), torch.tensor(saved["init_sums"]), rtol=1e-6, atol=1e-6)
 

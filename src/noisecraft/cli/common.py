@@ -36,7 +36,7 @@ class UserError(click.ClickException):
 # Library errors name parameters (`class_labels 12 is not a class ...`); the CLI names its flags.
 # Names with an underscore are replaced wherever they stand, short ones only at the start.
 PARAM_FLAGS = {
-    "out_dir": "--out", "class_labels": "--class", "prompts": "--prompt", "image_cond": "--image",
+    "out_dir": "--out", "class_labels": "--class", "prompts": "--prompt", "params": "--param", "image_cond": "--image",
     "sweep_nfe": "--sweep-nfe", "sigma_y": "--sigma-y", "n": "--n", "nfe": "--nfe", "solver": "--solver",
     "guidance": "--guidance", "seed": "--seed", "weights": "--weights", "std": "--std", "scale": "--scale",
     "strength": "--strength", "split": "--split", "features": "--features", "span": "--span",
@@ -146,8 +146,10 @@ def sampling_spec(run, *, n: int, solver: str | None, nfe: int | None, guidance:
     if guidance is not None and not guided and guidance != 1.0:
         if not (math.isfinite(guidance) and 0 <= guidance < 100):
             raise UserError(f"--guidance {guidance} is out of range; valid: 0 <= W < 100 (1 = no guidance)")
-        raise UserError(f"--guidance {guidance} needs a class-conditional or text-conditioned model; {run.path} is "
-                        "unconditional")
+        what = ("unconditional" if not run.conditioners else
+                f"conditioned on {', '.join(c.kind for c in run.conditioners)} without an unconditional mode to guide "
+                "from (none of its conditions was dropped in training)")
+        raise UserError(f"--guidance {guidance} needs a class-conditional or text-conditioned model; {run.path} is {what}")
     if not guided:
         guidance = 1.0
     spec = run.spec(solver=solver, nfe=nfe, guidance=guidance, seed=seed)
@@ -155,10 +157,18 @@ def sampling_spec(run, *, n: int, solver: str | None, nfe: int | None, guidance:
     return spec
 
 
-def condition_values(run, class_, prompts: tuple[str, ...], n: int) -> dict[str, Any]:
-    """{conditioner key: value} from --class and --prompt (None: the conditioner's default, e.g.
-    classes in turn); errors name the flag and what this run takes."""
+def condition_values(run, class_, prompts: tuple[str, ...], n: int, params: tuple[str, ...] = ()) -> dict[str, Any]:
+    """{conditioner key: value} from --class, --prompt and --param NAME=VALUE (None: the conditioner's
+    default, e.g. classes in turn, a parameter swept over its range); errors name the flag and what this run takes."""
     values: dict[str, Any] = {}
+    if params:
+        from ..conditioning import parse_param_settings
+
+        cond = run.conditioner("params")
+        if cond is None:
+            raise UserError(f"--param {params[0]} needs a model conditioned on continuous parameters ([cond] params = "
+                            f"true, e.g. the grf-scales preset); {run.path} takes none")
+        values["params"] = parse_param_settings(params)
     plist = prompt_list(run, prompts, class_, n)
     if class_ is not None:
         if run.conditioner("class_labels") is None:

@@ -158,6 +158,9 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
 @click.option("--class", "class_", help="Class index or name for every sample (conditional models). Default: classes in turn.")
 @click.option("--prompt", "prompt", multiple=True, help="Text prompt (text-conditioned models); repeat it for several "
               "prompts, each drawn N / #prompts times (one grid row each).")
+@click.option("--param", "param", multiple=True, metavar="NAME=VALUE", help="A continuous parameter for every sample "
+              "(parameter-conditioned models, e.g. --param length=0.07 for grf-scales), inside the trained range; "
+              "repeat it for each parameter. Default: the first parameter swept over its range.")
 @click.option("--solver", help="Solver name (default: the run's sample.solver).")
 @click.option("--nfe", type=int, help="Network evaluations per sample (default: the run's sample.nfe).")
 @click.option("--guidance", type=float, help="Classifier-free guidance weight (default: the run's sample.guidance); a guidance-distilled student (distill --guidance-range) takes W as an input, one call per step, within its range.")
@@ -167,12 +170,13 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:N | auto (CUDA when available).")
 @click.option("--physics", type=float, help="Field runs with a PDE residual (darcy): physics guidance of this weight ζ_p (docs/fields.md).")
 @click.option("--physics-sigma", type=float, default=math.inf, show_default=True, help="With --physics: the largest σ at which it acts.")
-def sample(run_dir, n, out, class_, prompt, solver, nfe, guidance, seed, weights, scale, device, physics,
+def sample(run_dir, n, out, class_, prompt, param, solver, nfe, guidance, seed, weights, scale, device, physics,
            physics_sigma) -> None:
     """Draw N samples from a trained run; writes DIR/000000.png ... (.npz for array runs, 16-bit
     .wav at the run's sample rate for audio runs, a looping .gif and an .mp4 for video runs) and
     DIR/grid.png at the display scale (audio: spectrograms; video: a frame strip per sample), and
-    DIR/prompts.txt, one prompt per sample, with --prompt."""
+    DIR/prompts.txt, one prompt per sample, with --prompt (DIR/params.txt, each sample's parameters, for a
+    parameter-conditioned model)."""
     with user_errors():
         from ..runs import Run
         from ..runtime import num_threads
@@ -186,7 +190,7 @@ def sample(run_dir, n, out, class_, prompt, solver, nfe, guidance, seed, weights
                 raise UserError(f"--physics guides unconditional field runs with a PDE residual (darcy); run {run_dir} "
                                 f"is {run!r}")
             wrap = physics_wrapper(run.config.data.source, dict(run.config.data.options), physics, physics_sigma)
-        values = condition_values(run, class_, prompt, n)
+        values = condition_values(run, class_, prompt, n, param)
         spec = sampling_spec(run, n=n, solver=solver, nfe=nfe, guidance=guidance, seed=seed)
         scale = run.config.sample.scale if scale is None else scale
         if not 1 <= scale <= 64:
@@ -205,6 +209,12 @@ def sample(run_dir, n, out, class_, prompt, solver, nfe, guidance, seed, weights
             ext = run.get_modality().file_ext
             lines = "".join(f"{i:06d}{ext}\t{p}\n" for i, p in enumerate(values["prompts"]))
             (outp / "prompts.txt").write_text(lines, encoding="utf-8")
+        pcond = run.conditioner("params")
+        if pcond is not None:  # which θ each sample was drawn with (the default sweeps the first parameter)
+            outp.mkdir(parents=True, exist_ok=True)
+            ext = run.get_modality().file_ext
+            rows = pcond.describe(pcond.prepare(values.get("params"), n))
+            (outp / "params.txt").write_text("".join(f"{i:06d}{ext}\t{r}\n" for i, r in enumerate(rows)), encoding="utf-8")
         write_samples(run, x, outp, nrow=nrow, scale=scale)
     click.echo(f"wrote {n} samples and grid.png to {out}")
 

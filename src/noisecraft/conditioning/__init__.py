@@ -19,10 +19,11 @@ from .base import Batch, ConditionError, Conditioner
 from .guidance import GuidanceWeight, check_guidance_range
 from .image import ImageCondition, random_box_masks, random_frame_masks, random_point_masks
 from .labels import ClassLabels
+from .params import Parameters, parse_param_settings
 from .text import TextConditionedNet, TextPrompts, find_text_conditioner
 
 __all__ = [
-    "Batch", "ConditionError", "Conditioner", "ClassLabels", "GuidanceWeight", "check_guidance_range", "ImageCondition",
+    "Batch", "ConditionError", "Conditioner", "ClassLabels", "Parameters", "parse_param_settings", "GuidanceWeight", "check_guidance_range", "ImageCondition",
     "TextPrompts", "TextConditionedNet",
     "find_text_conditioner", "random_box_masks", "random_frame_masks", "random_point_masks", "conditioners_for_training", "conditioners_from_meta",
 ]
@@ -53,6 +54,13 @@ def conditioners_for_training(cfg: Config, dataset: Any, *, saved: Sequence[Mapp
                                   frames_past_max=cc.frames_past_max, frames_future_p=cc.frames_future_p,
                                   frames_future_max=cc.frames_future_max, points_min=cc.points_min,
                                   points_max=cc.points_max))
+    if cc.params:
+        names = getattr(dataset, "param_names", None)
+        if not names or getattr(dataset, "param_values", None) is None:
+            raise ConfigError(f"cond.params = true conditions on the dataset's physical parameters, but "
+                              f"{cfg.data.source!r} carries none; valid: a dataset with parameters (grf-scales), "
+                              "or cond.params = false")
+        out.append(Parameters(names, dataset.param_ranges, dataset.param_log, cc.params_dropout))
     if cfg.text.encoder:
         saved_text = next((m["encoder"] for m in saved or () if m.get("kind") == "text"), None)
         out.append(TextPrompts.for_training(cfg, dataset, saved_text, progress=progress))
@@ -99,6 +107,7 @@ def _image_from_meta(meta: Mapping[str, Any], device: Any) -> ImageCondition:
 
 _FROM_META: dict[str, Callable[[Mapping[str, Any], Any], Conditioner]] = {
     "class": lambda m, device: ClassLabels(m["class_names"], float(m.get("dropout", 0.0))),
+    "params": lambda m, device: Parameters.from_meta(m),
     "image": _image_from_meta,
     "text": lambda m, device: TextPrompts.from_meta(m, device=device),
     "guidance": lambda m, device: GuidanceWeight(m["range"], float(m.get("lr_scale", 1.0))),

@@ -23,7 +23,7 @@ from .shapes import CaptionedImageDataset, load_shapes
 from .waves import load_waves
 from .blobs import load_blobs
 from .notes import NOTES_CLASSES, NotesDataset, load_notes, midi_to_hz, note_attributes
-from .fields import FieldDataset, ForecastDataset, load_darcy, load_grf, load_grf_lengths, load_navier_stokes, load_navier_stokes_forecast
+from .fields import FieldDataset, ForecastDataset, load_darcy, load_grf, load_grf_lengths, load_grf_scales, load_navier_stokes, load_navier_stokes_forecast
 from .spoken_digits import DIGIT_WORDS, SpokenDigitsDataset, load_spoken_digits
 from .video import CaptionedVideoDataset, VideoDataset
 from .moving_digits import load_moving_digits
@@ -37,5 +37,5 @@ __all__ = [
     "AUDIO_EXTENSIONS", "load_spoken_digits", "SpokenDigitsDataset", "DIGIT_WORDS",
     "VideoDataset", "CaptionedVideoDataset", "load_moving_digits", "load_moving_shapes", "parse_motion_caption",
     "load_video_folder", "find_videos", "VIDEO_FOLDER_OPTIONS",
-    "FieldDataset", "ForecastDataset", "load_grf", "load_grf_lengths", "load_darcy", "load_navier_stokes", "load_navier_stokes_forecast",
+    "FieldDataset", "ForecastDataset", "load_grf", "load_grf_lengths", "load_grf_scales", "load_darcy", "load_navier_stokes", "load_navier_stokes_forecast",
 ]

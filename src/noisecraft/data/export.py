@@ -13,7 +13,8 @@ with `ds.get_modality().read(path, ds.sample_shape)`.
 * The N examples are a seeded uniform random subset of the split, without replacement, written in
   dataset order (`subset_indices`); the same (name, split, n, seed) always gives the same files.
 * `labels.csv` has the header `file,label` (label = class name; empty for unlabeled data) plus
-  `caption` for captioned data (shapes: the example's first caption).
+  `caption` for captioned data (shapes: the example's first caption) and one column per physical
+  parameter for data that carries them (grf-scales: `length`, the field's ℓ, as `repr` of the float).
 * Forecasting data (`navier-stokes-forecast`) is exported by trajectory: N trajectories, each NPZ holding
   `trajectory` (steps + 1, C, H, W), the solver's states `interval` apart, and `field` = its first state,
   so one file is both the `--state` and the `--truth` of `noisecraft forecast`.
@@ -98,6 +99,7 @@ def export_dataset(
         raise ValueError(f"n {n} is larger than the {split!r} split of {name!r}, which has {size} {what}; valid: n in 1..{size}")
     idx = subset_indices(size, n, seed)
     captions = getattr(ds, "captions", None)
+    pnames, pvalues = getattr(ds, "param_names", None) or [], getattr(ds, "param_values", None)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
@@ -111,10 +113,11 @@ def export_dataset(
                 continue
             modality.write(ds.data[i], tmp / fname, scale=scale)
             label = ds.class_names[int(ds.labels[i])] if ds.class_names else ""
-            rows.append([fname, label] + ([captions[i][0]] if captions is not None else []))
+            rows.append([fname, label] + ([captions[i][0]] if captions is not None else [])
+                        + ([repr(float(v)) for v in pvalues[i].tolist()] if pnames else []))
         text = io.StringIO()
         w = csv.writer(text, lineterminator="\n")
-        w.writerow(["file", "label"] + (["caption"] if captions is not None else []))
+        w.writerow(["file", "label"] + (["caption"] if captions is not None else []) + list(pnames))
         w.writerows(rows)
         atomic_write(tmp / LABELS_FILE, lambda f: f.write(text.getvalue().encode("utf-8")))
         os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it 0700; give the folder a plain mkdir's mode

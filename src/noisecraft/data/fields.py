@@ -10,6 +10,11 @@ channel has a standard deviation near 0.5 (the default σ_data):
   (0.05, 0.1, 0.2; ν, std as `grf`), field i of a split of class i mod 3 (class names "l=0.05", ...),
   for class(parameter)-conditional models. `classify_lengths` is its exact label oracle (the Bayes
   classifier of `fields.grf.classify_fields`).
+* `grf-scales` (1, N, N), with a continuous parameter: the `grf` field with its own length scale ℓ drawn
+  log-uniformly from GRF_SCALE_RANGE (0.05..0.2; ν, std as `grf`) per field, deterministic from (seed, i)
+  (`grf_scale_lengths`); `param_values` (N, 1) holds each field's ℓ (`param_names` ["length"],
+  `param_ranges`, `param_log`), for continuous-parameter models (`[cond] params = true`). `fit_lengths`
+  gives back the ℓ a field says it was drawn with.
 * `darcy` (2, N, N): channel 0 the permeability a, channel 1 the pressure u of -∇·(a∇u) = 1 on the
   unit square with u = 0 on the boundary (`fields.darcy`). option `coefficient`:
   "piecewise" (a ∈ {3, 12}: x = (a - 7.5)/4.5 ∈ {-1, 1}; u = 0.006 + 0.012·x) or "lognormal"
@@ -61,6 +66,7 @@ from .synthetic import SPLIT_SEEDS, SYNTHETIC_SPLITS
 __all__ = ["FIELDS_VERSION", "FIELD_SPLIT_SIZES", "FIELD_NATIVE_SIZE", "GRF_PARAMS", "NS_CONFIG", "FORECAST_STEPS",
            "FORECAST_INTERVAL", "FieldDataset", "ForecastDataset", "channels_info", "to_physical", "field_physics",
            "physics_options", "generate_fields", "GRF_LENGTHS", "GRF_LENGTH_NAMES", "classify_lengths", "fit_lengths", "load_grf_lengths",
+           "GRF_SCALE_RANGE", "grf_scale_lengths", "load_grf_scales",
            "navier_stokes_trajectories", "load_grf", "load_darcy", "load_navier_stokes", "load_navier_stokes_forecast"]
 
 FIELDS_VERSION = 1  # bump when a generator changes what a field holds
@@ -69,6 +75,7 @@ FIELD_NATIVE_SIZE = 64
 FIELD_SPLIT_SIZES: dict[str, dict[str, int]] = {
     "grf": {"train": 4000, "test": 256},
     "grf-lengths": {"train": 4200, "test": 384},  # 1400 / 128 per class
+    "grf-scales": {"train": 4200, "test": 384},
     "darcy": {"train": 1000, "test": 128},
     "navier-stokes": {"train": 1000, "test": 128},
     "navier-stokes-forecast": {"train": 1000, "test": 128},  # trajectories (each gives `steps` pairs)
@@ -76,6 +83,7 @@ FIELD_SPLIT_SIZES: dict[str, dict[str, int]] = {
 GRF_PARAMS = {"nu": 1.5, "length": 0.1, "std": 0.5}
 GRF_LENGTHS = (0.05, 0.1, 0.2)  # the grf-lengths classes' ℓ (class c = field index mod 3)
 GRF_LENGTH_NAMES = tuple(f"l={v:g}" for v in GRF_LENGTHS)
+GRF_SCALE_RANGE = (0.05, 0.2)  # grf-scales: ℓ log-uniform in this range, one draw per field
 NS_CONFIG = NSConfig()
 NS_SCALE = 7.0
 FORECAST_STEPS = 8  # states after the start of each navier-stokes-forecast trajectory
@@ -89,7 +97,7 @@ _DARCY_CHANNELS = {
 def channels_info(name: str, coefficient: str = "piecewise") -> list[dict]:
     """Per channel {"name", "offset", "scale", "map"}: physical = offset + scale·x ("linear") or
     exp(offset + scale·x) ("log")."""
-    if name in ("grf", "grf-lengths"):
+    if name in ("grf", "grf-lengths", "grf-scales"):
         rows = [("x", 0.0, 1.0, "linear")]
     elif name == "darcy":
         rows = _DARCY_CHANNELS[coefficient]
@@ -137,14 +145,24 @@ def physics_options(name: str, options: dict | None, physics: float, physics_sig
 
 class FieldDataset(SignalDataset):
     """Fields (N, C, H, W) float32 in normalized units, modality "field", unlabeled (except `grf-lengths`), plus
-    `channels_info` (see `channels_info`) and `params` (the generator's parameters)."""
+    `channels_info` (see `channels_info`) and `params` (the generator's parameters). A dataset whose fields
+    each have their own physical parameters (`grf-scales`) also holds them: `param_values` (N, P) float64,
+    `param_names`, `param_ranges` [(lo, hi)] and `param_log` (log-scaled ones); otherwise these are None."""
 
     _ranks = (2,)
 
     def __init__(self, data: Tensor, *, name: str, info: list[dict], params: dict, labels: Tensor | None = None,
-                 class_names: list[str] | None = None) -> None:
+                 class_names: list[str] | None = None, param_values: Tensor | None = None,
+                 param_names: list[str] | None = None, param_ranges: list[tuple[float, float]] | None = None,
+                 param_log: list[bool] | None = None) -> None:
         super().__init__(data, labels, class_names=class_names, name=name, modality="field")
         self.channels_info, self.params = info, params
+        if param_values is not None and (param_values.ndim != 2 or param_values.shape[0] != data.shape[0]
+                                         or not param_names or len(param_names) != param_values.shape[1]):
+            raise ValueError(f"param_values of shape {tuple(param_values.shape)} do not fit {data.shape[0]} fields "
+                             f"and the parameters {param_names}")
+        self.param_values, self.param_names = param_values, param_names
+        self.param_ranges, self.param_log = param_ranges, param_log
 
     @property
     def channel_names(self) -> list[str]:
@@ -191,6 +209,25 @@ def _grf_lengths(size: int, seed: int, index: np.ndarray, _opts: dict) -> np.nda
     return out
 
 
+def grf_scale_lengths(seed: int, index: np.ndarray) -> np.ndarray:
+    """The length scale ℓ of grf-scales field `index` of the stream `seed`: log-uniform in GRF_SCALE_RANGE,
+    from its own stream (seed, i, 1), apart from the field's noise (seed, i)."""
+    lo, hi = (math.log(v) for v in GRF_SCALE_RANGE)
+    u = np.array([np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), int(i), 1]))).random()
+                  for i in np.asarray(index).reshape(-1)], dtype=np.float64)
+    return np.exp(lo + u * (hi - lo))
+
+
+def _grf_scales(size: int, seed: int, index: np.ndarray, _opts: dict) -> np.ndarray:
+    index = np.asarray(index)
+    noise = field_noise(seed, index, (size, size))
+    out = np.empty((len(index), 1, size, size), np.float32)
+    for row, length in enumerate(grf_scale_lengths(seed, index)):
+        grf = MaternGRF(size, nu=GRF_PARAMS["nu"], length=float(length), std=GRF_PARAMS["std"])
+        out[row] = grf.from_noise(noise[row:row + 1]).numpy()[0]
+    return out
+
+
 def classify_lengths(x: Tensor) -> Tensor:
     """The grf-lengths class (B,) of fields x (B, 1, N, N): the most likely of the three GRFs (exact)."""
     from ..fields.grf import classify_fields
@@ -199,12 +236,12 @@ def classify_lengths(x: Tensor) -> Tensor:
     return classify_fields(x, [MaternGRF(size, nu=GRF_PARAMS["nu"], length=v, std=GRF_PARAMS["std"]) for v in GRF_LENGTHS])
 
 
-def fit_lengths(x: Tensor) -> Tensor:
-    """The maximum-likelihood length scale ℓ (B,) of fields x (B, 1, N, N) with grf-lengths' ν and std
-    (`fields.grf.fit_length_scale`)."""
+def fit_lengths(x: Tensor, grid: np.ndarray | None = None) -> Tensor:
+    """The maximum-likelihood length scale ℓ (B,) of fields x (B, 1, N, N) with grf-lengths' (and grf-scales')
+    ν and std (`fields.grf.fit_length_scale`; grid: the ℓ values tried, default 61 from 0.02 to 0.5)."""
     from ..fields.grf import fit_length_scale
 
-    return fit_length_scale(x, nu=GRF_PARAMS["nu"], std=GRF_PARAMS["std"])
+    return fit_length_scale(x, nu=GRF_PARAMS["nu"], std=GRF_PARAMS["std"], grid=grid)
 
 
 def _darcy(size: int, seed: int, index: np.ndarray, opts: dict) -> np.ndarray:
@@ -224,7 +261,7 @@ def _navier_stokes(size: int, seed: int, index: np.ndarray, _opts: dict) -> np.n
 
 
 _GENERATORS: dict[str, Callable[[int, int, np.ndarray, dict], np.ndarray]] = {
-    "grf": _grf, "grf-lengths": _grf_lengths, "darcy": _darcy, "navier-stokes": _navier_stokes}
+    "grf": _grf, "grf-lengths": _grf_lengths, "grf-scales": _grf_scales, "darcy": _darcy, "navier-stokes": _navier_stokes}
 
 
 def _params(name: str, opts: dict) -> dict:
@@ -232,6 +269,8 @@ def _params(name: str, opts: dict) -> dict:
         return dict(GRF_PARAMS)
     if name == "grf-lengths":
         return {"nu": GRF_PARAMS["nu"], "std": GRF_PARAMS["std"], "lengths": list(GRF_LENGTHS)}
+    if name == "grf-scales":
+        return {"nu": GRF_PARAMS["nu"], "std": GRF_PARAMS["std"], "length_range": list(GRF_SCALE_RANGE)}
     if name == "darcy":
         return {"coefficient": opts["coefficient"], "f": 1.0}
     return dataclasses.asdict(NS_CONFIG)
@@ -347,6 +386,10 @@ def _load(name: str, *, resolution, split, channels, labels, hflip, use_cache, m
     if name == "grf-lengths" and labels:
         y = np.concatenate([grf_length_class(np.arange(FIELD_SPLIT_SIZES[name][p])) for p in parts])
         classes = dict(labels=torch.from_numpy(y), class_names=list(GRF_LENGTH_NAMES))
+    if name == "grf-scales":
+        ell = np.concatenate([grf_scale_lengths(SPLIT_SEEDS[p], np.arange(FIELD_SPLIT_SIZES[name][p])) for p in parts])
+        classes = dict(param_values=torch.from_numpy(ell)[:, None], param_names=["length"],
+                       param_ranges=[GRF_SCALE_RANGE], param_log=[True])
     return FieldDataset(torch.from_numpy(x), name=name, info=info, params=_params(name, opts), **classes)
 
 
@@ -362,6 +405,14 @@ def load_grf_lengths(*, resolution: int | None = None, split: str = "train", cha
     """`grf-lengths`: Matérn GRFs (N, 1, R, R) of three length scales, labeled by class (module notes).
     labels=False: the same fields unlabeled."""
     return _load("grf-lengths", resolution=resolution, split=split, channels=channels, labels=labels, hflip=hflip,
+                 use_cache=use_cache, min_size=4)
+
+
+def load_grf_scales(*, resolution: int | None = None, split: str = "train", channels: int | None = None,
+                    labels: bool = True, hflip: bool = False, use_cache: bool = True) -> FieldDataset:
+    """`grf-scales`: Matérn GRFs (N, 1, R, R), each with its own length scale ℓ, held in `param_values` (N, 1)
+    (module notes). labels: accepted, the data has no classes (its parameter is continuous)."""
+    return _load("grf-scales", resolution=resolution, split=split, channels=channels, labels=labels, hflip=hflip,
                  use_cache=use_cache, min_size=4)
 
 

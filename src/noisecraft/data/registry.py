@@ -20,7 +20,7 @@ from .audio import AUDIO_EXTENSIONS, list_audio_files, load_audio_folder
 from .blobs import load_blobs
 from .dataset import DataError, SignalDataset, check_channels, check_resolution
 from .digits import load_digits
-from .fields import load_darcy, load_grf, load_grf_lengths, load_navier_stokes, load_navier_stokes_forecast
+from .fields import load_darcy, load_grf, load_grf_lengths, load_grf_scales, load_navier_stokes, load_navier_stokes_forecast
 from .folders import ON_ERROR, list_files
 from .images import IMAGE_EXTENSIONS, list_image_files, load_image_folder
 from .moving_digits import load_moving_digits
@@ -48,6 +48,7 @@ BUILTIN_DATASETS: dict[str, Callable[..., SignalDataset]] = {
     "moving-shapes": load_moving_shapes,  # captioned video (3, 16, 32, 32) at 10 fps, modality "video"
     "grf": load_grf,  # scientific fields (modality "field"): Matérn GRF (1, 64, 64)
     "grf-lengths": load_grf_lengths,  # labeled: GRFs of three length scales (1, 64, 64)
+    "grf-scales": load_grf_scales,  # GRFs (1, 64, 64) with a continuous length scale per field (param_values)
     "darcy": load_darcy,  # Darcy flow (a, u) (2, 64, 64)
     "navier-stokes": load_navier_stokes,  # Kolmogorov-flow vorticity (1, 64, 64)
     "navier-stokes-forecast": load_navier_stokes_forecast,  # its next states (1, 64, 64), the state before as `previous`

@@ -25,6 +25,15 @@ class_pixel_std_ratio (worst class); and class_accuracy: the share of samples wh
 exact oracle (`data.fields.classify_lengths`, the Bayes classifier between the classes' GRFs) gives back,
 per class with where the others went, and the maximum-likelihood ℓ of each field (10/50/90th percentiles).
 
+A run conditioned on a continuous parameter (`grf-scales`, `[cond] params = true`) draws field i at the ℓ of
+test field i (cycled when n exceeds the test split), so generated and floor fields ask for the same spread of ℓ,
+and adds length_log_error_median / length_log_error_p90 (|ln(ℓ_fit / ℓ_asked)| over the fields, ℓ_fit the
+maximum-likelihood ℓ on a grid 1.35 % apart: `data.fields.fit_lengths`) and length_within_10pct (the share
+with ℓ_fit within 10 % of ℓ_asked); the floor's are the same fit on the real test fields against their true ℓ.
+Its per-class figures (`per_class`) are those of three log-even bins of ℓ ("l in [0.05, 0.0794)", ...): the
+generated fields of a bin (by the ℓ asked) and the test fields of a bin (by their ℓ) against the reference
+fields of that bin.
+
 Band 0 (the power of the field's mean) is listed per band in report.json but left out of the
 headline figures: it is one mode per field, so its estimate from a few hundred fields is noisy (the
 floor shows it). Generated fields are not clamped (fields are not bounded like pixels).
@@ -65,7 +74,8 @@ FIELD_METRIC_DIRECTIONS = {"spectrum_max_rel_error": "min", "spectrum_mean_rel_e
                            "ns_max_vorticity_distance": "min", "ns_mean_vorticity_abs": "min",
                            "class_accuracy": "max", "class_spectrum_max_rel_error": "min", "fd": "min",
                            "feature_class_accuracy": "max",
-                           "class_spectrum_mean_rel_error": "min"}
+                           "class_spectrum_mean_rel_error": "min", "length_log_error_median": "min",
+                           "length_log_error_p90": "min", "length_within_10pct": "max"}
 REFERENCE_MAX = 2000  # training fields in the reference set R (the spectrum's reference noise ~ 1/sqrt(|R|·modes))
 
 
@@ -196,6 +206,36 @@ def class_scores(samples: torch.Tensor, labels: torch.Tensor, floor_set: torch.T
     return out
 
 
+LENGTH_FIT_GRID = np.geomspace(0.02, 0.5, 241)  # ℓ values 1.35 % apart: finer than the floor's error (~0.6 %)
+
+
+def _length_scores(samples: torch.Tensor, asked: torch.Tensor, floor_set: torch.Tensor, floor_lengths: torch.Tensor,
+                   ref: torch.Tensor, ref_lengths: torch.Tensor, length_range: tuple[float, float],
+                   metrics: Sequence[str], score_kw: dict, gen: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
+    """grf-scales: how far each field's maximum-likelihood ℓ lies from the ℓ it was asked for (generated) or drawn
+    with (floor), into gen / floor; and the per-bin spectrum and pixel figures (three log-even bins of ℓ)."""
+    from ..data.fields import fit_lengths
+
+    for side, x, want in (("generated", samples, asked), ("noise_floor", floor_set, floor_lengths)):
+        err = (fit_lengths(x.double(), grid=LENGTH_FIT_GRID) / want.double()).log().abs().numpy()
+        d = gen if side == "generated" else floor
+        d["length_log_error_median"] = float(np.median(err))
+        d["length_log_error_p90"] = float(np.percentile(err, 90))
+        d["length_within_10pct"] = float((err <= math.log(1.1)).mean())
+    lo, hi = length_range
+    edges = np.geomspace(lo, hi, 4)
+    names = [f"l in [{edges[i]:.3g}, {edges[i + 1]:.3g}{']' if i == 2 else ')'}" for i in range(3)]
+
+    def bins(v: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.clip(np.searchsorted(edges, v.numpy(), side="right") - 1, 0, 2))
+
+    per = class_scores(samples, bins(asked), floor_set, bins(floor_lengths), ref, bins(ref_lengths), names, metrics,
+                       score_kw)
+    gen.update(per["generated"])
+    floor.update(per["noise_floor"])
+    return per
+
+
 def physics_wrapper(source: str, data_options: dict, physics: float | None, physics_sigma: float = math.inf):
     """Denoiser -> physics-guided denoiser (`fields.physics.physics_dps` with the dataset's residual,
     `data.fields.field_physics`) for ζ_p = physics, or None when physics is None; EvalError for a dataset
@@ -230,12 +270,13 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
     if o.sweep_nfe:
         raise EvalError("sweep_nfe is not available for field runs yet; evaluate one NFE per call (--nfe)")
     data = run.config.data
-    if data.source not in ("grf", "grf-lengths", "darcy", "navier-stokes"):
-        raise EvalError(f"field evaluation needs a run trained on a built-in field dataset (grf, grf-lengths, darcy, "
-                        f"navier-stokes); run {str(run_dir)!r} was trained on {data.source!r}")
-    if any(c.kind != "class" for c in run.conditioners):
-        raise EvalError(f"field evaluation scores unconditional and class-conditional runs; {str(run_dir)!r} is "
-                        f"conditioned on {', '.join(c.key for c in run.conditioners)}")
+    if data.source not in ("grf", "grf-lengths", "grf-scales", "darcy", "navier-stokes"):
+        raise EvalError(f"field evaluation needs a run trained on a built-in field dataset (grf, grf-lengths, grf-scales, "
+                        f"darcy, navier-stokes); run {str(run_dir)!r} was trained on {data.source!r}")
+    if any(c.kind not in ("class", "params") for c in run.conditioners):
+        raise EvalError(f"field evaluation scores unconditional, class-conditional and parameter-conditioned runs; "
+                        f"{str(run_dir)!r} is conditioned on {', '.join(c.key for c in run.conditioners)}")
+    pcond = run.conditioner("params")
     metric_list = parse_field_metrics(o.metrics, data.source)
     wrap = physics_wrapper(data.source, dict(data.options), o.physics, o.physics_sigma)
     try:
@@ -264,8 +305,15 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
     guided = "" if wrap is None else f", physics guidance ζ_p {o.physics:g} at σ <= {o.physics_sigma:g}"
     o.echo(f"sampling {n} fields ({spec.solver}, nfe={spec.nfe}{guided}) ...")
     t0 = time.perf_counter()
+    asked = None
+    if pcond is not None:  # field i at the parameters of test field i: the same spread of θ as the floor set
+        if getattr(test, "param_names", None) != pcond.names:
+            raise EvalError(f"the run is conditioned on {', '.join(pcond.names)} but {data.source!r} carries "
+                            f"{', '.join(getattr(test, 'param_names', None) or ['no parameters'])}")
+        asked = test.param_values[torch.arange(n) % len(test.param_values)].to(torch.float64)
+    given = {} if asked is None else {"params": asked}
     with num_threads(run.config.train.threads):
-        samples = run.generate(spec, n, weights=o.weights, wrap=wrap, **prepare_values(run.conditioners, {}, n))
+        samples = run.generate(spec, n, weights=o.weights, wrap=wrap, **prepare_values(run.conditioners, given, n))
     timings["sampling_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     levels = PIECEWISE_VALUES if data.source == "darcy" and test.params.get("coefficient") == "piecewise" else None
@@ -295,6 +343,9 @@ def evaluate_field_run(run: Any, run_dir: str | Path, out_dir: str | Path, optio
                 for side, fit, lab in (("generated", fit_gen, gen_labels), ("noise_floor", fit_floor, test.labels)):
                     v = fit[(lab == c).numpy()]
                     row[side]["length_fit"] = [float(q) for q in np.percentile(v, [10, 50, 90])]
+    if asked is not None and data.source == "grf-scales":
+        per_class = _length_scores(samples, asked[:, 0], floor_set, test.param_values[:, 0], ref,
+                                   train.param_values[:len(ref), 0], pcond.ranges[0], metric_list, score_kw, gen, floor)
     if extractor is not None:
         _feature_scores(extractor, samples, floor_set, ref, gen, floor,
                         None if run.num_classes == 0 else (torch.arange(n) % run.num_classes, test.labels,
@@ -330,6 +381,9 @@ _LABELS = {"spectrum_max_rel_error": "power spectrum, worst band |E/E_ref - 1|",
            "pixel_w1": "pixel values, 1-Wasserstein distance", "pixel_mean_error": "pixel mean, |difference|",
            "pixel_std_ratio": "pixel std / reference std", "darcy_residual_median": "Darcy residual, median",
            "class_accuracy": "class accuracy (exact oracle: the most likely class's GRF)",
+           "length_log_error_median": "|ln(fitted ℓ / asked ℓ)|, median over fields",
+           "length_log_error_p90": "|ln(fitted ℓ / asked ℓ)|, 90th percentile",
+           "length_within_10pct": "fields whose fitted ℓ is within 10 % of the asked ℓ (share)",
            "fd": "Fréchet distance in the fitted field classifier's features (--features)",
            "feature_class_accuracy": "class accuracy of the fitted field classifier (--features)",
            "class_spectrum_max_rel_error": "per class: power spectrum, worst band and class",

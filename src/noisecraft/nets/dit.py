@@ -57,6 +57,7 @@ class DiTConfig(ArchConfig):
     context_dim: int = 0  # > 0: a cross-attention sublayer per block reading (B, L, context_dim)
     pooled_context: bool = False  # also add Linear(masked mean of the context) to the conditioning vector (Imagen)
     guidance_embedding: bool = False  # True: a guidance weight w (B,) is an input (a guidance-distilled student)
+    num_params: int = 0  # > 0: continuous parameters (B, num_params) are an input (`params`; NaN = not given)
     cond_channels: int = 0  # > 0: an image_cond (B, cond_channels, *spatial) is concatenated to x before patchify
     dims: int = 2  # spatial axes: 1 (C, L), 2 (C, H, W) or 3 (C, T, H, W); configs saved without it are 2-D
     temporal_patch: int = 1  # video only: frames per patch (the input's T must be a multiple of it)
@@ -92,7 +93,7 @@ class DiTConfig(ArchConfig):
             depth=self.depth,
             num_heads=self.num_heads,
         )
-        for key in ("num_classes", "context_dim", "cond_channels"):
+        for key in ("num_classes", "context_dim", "cond_channels", "num_params"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"DiTConfig.{key} must be an integer >= 0, got {value!r}")
@@ -203,7 +204,7 @@ class DiT(ConditionedNet):
         if cfg.dims < 3:  # fixed positions, derived from the config: kept out of the state dict
             self.register_buffer("pos_embed", sincos_pos_embed(D, (self.grid,) * cfg.dims)[None], persistent=False)
         self.add_condition_embedding(D, cfg.num_classes, cfg.context_dim, cfg.pooled_context,
-                                     cfg.guidance_embedding)
+                                     cfg.guidance_embedding, cfg.num_params)
         self.blocks = nn.ModuleList(
             DiTBlock(D, cfg.num_heads, cfg.mlp_ratio, cfg.dropout, cfg.context_dim) for _ in range(cfg.depth)
         )
@@ -213,7 +214,7 @@ class DiT(ConditionedNet):
     def _init_weights(self) -> None:
         # As in the DiT paper: Xavier-uniform linears and patch embedding, N(0, 0.02) embeddings,
         # and zeros for every adaLN modulation and the output layer (the "-Zero" in adaLN-Zero).
-        own = set(self.guidance_emb.modules()) if self.guidance_emb is not None else set()  # keeps its own init
+        own = {m for e in (self.guidance_emb, self.params_emb) if e is not None for m in e.modules()}  # keep their own init
         for m in self.modules():
             if isinstance(m, nn.Linear) and m not in own:
                 nn.init.xavier_uniform_(m.weight)
@@ -266,13 +267,14 @@ class DiT(ConditionedNet):
         context_mask: Tensor | None = None,
         image_cond: Tensor | None = None,
         guidance: Tensor | None = None,
+        params: Tensor | None = None,
     ) -> Tensor:
         cfg = self.cfg
         c_noise = check_inputs(x, c_noise, cfg.in_channels, cfg.dims)
         grid = self._check_size(x)
         check_context(context, cfg.context_dim, x.shape[0], context_mask)
         check_image_cond(image_cond, cfg.cond_channels, x)
-        c = self.embed_condition(c_noise, class_labels, context, context_mask, x.dtype, guidance)  # (B, D)
+        c = self.embed_condition(c_noise, class_labels, context, context_mask, x.dtype, guidance, params)  # (B, D)
 
         if image_cond is not None:  # concatenation conditioning: the condition is never scaled by c_in
             x = torch.cat([x, image_cond.to(x.dtype)], dim=1)  # (B, C + cond_channels, *spatial)

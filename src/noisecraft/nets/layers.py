@@ -20,6 +20,10 @@ Every network in `noisecraft.nets` has the same call:
 * `guidance` (B,) float, keyword-only, is a classifier-free guidance weight w fed to a net built
   with `guidance_embedding=True` (a guidance-distilled student, Meng et al. 2023): required exactly
   then. Its embedding is added to the noise embedding and starts at zero (`GuidanceEmbedding`).
+* `params` (B, num_params) float, keyword-only, are continuous physical parameters (e.g. a length
+  scale), each normalized to about [-1, 1] by its conditioner, fed to a net built with
+  `num_params > 0`: required exactly then. NaN marks a parameter as "not given" for that sample (it
+  then adds exactly nothing), which is how classifier-free guidance drops it (`ParamEmbedding`).
 * `image_cond` (B, cond_channels, *spatial), keyword-only, is a signal of x's spatial size
   concatenated to x along the channels at the input (SR3 / Palette-style conditioning: a low-res image, a masked image and its
   mask); required exactly when the net was built with `cond_channels > 0`.
@@ -42,6 +46,7 @@ __all__ = [
     "CONV",
     "ConditionedNet",
     "GuidanceEmbedding",
+    "ParamEmbedding",
     "SPATIAL_AXES",
     "ArchConfig",
     "check_positive",
@@ -53,6 +58,7 @@ __all__ = [
     "sincos_code",
     "check_image_cond",
     "check_guidance",
+    "check_params",
     "check_inputs",
     "class_onehot",
     "group_norm",
@@ -107,6 +113,29 @@ class GuidanceEmbedding(NoiseEmbedding):
         nn.init.zeros_(self.mlp[2].bias)
 
 
+class ParamEmbedding(nn.Module):
+    """Continuous parameters p (B, P), each about in [-1, 1], -> (B, dim): per parameter, sinusoidal
+    features (periods 0.25..100, so the slow ones are ~linear over [-1, 1] and the fast ones resolve
+    ~0.05 steps) through its own two-layer MLP, summed over the parameters that are given. A NaN entry
+    means "not given" and contributes exactly zero, so classifier-free guidance can drop any subset of
+    the parameters (as an all-zero class row drops a label). Embedding a scalar like the time step is
+    the usual treatment of continuous conditions (e.g. the guidance weight, Meng et al. 2023, Sec. 4)."""
+
+    def __init__(self, num_params: int, dim: int, num_frequencies: int = 32) -> None:
+        super().__init__()
+        self.mlps = nn.ModuleList(NoiseEmbedding(dim, num_frequencies, 0.25, 100.0) for _ in range(num_params))
+
+    def forward(self, params: Tensor) -> Tensor:
+        out = None
+        for i, mlp in enumerate(self.mlps):
+            p = params[:, i].float()
+            given = ~torch.isnan(p)
+            e = mlp(torch.where(given, p, torch.zeros_like(p))) * given[:, None].to(self.mlps[0].mlp[0].weight.dtype)
+            out = e if out is None else out + e
+        assert out is not None  # num_params >= 1
+        return out
+
+
 class ConditionedNet(nn.Module):
     """Base of the denoiser nets: the one conditioning embedding they all share.
 
@@ -120,24 +149,30 @@ class ConditionedNet(nn.Module):
     parameter order are unchanged too.
 
     With `guidance=True` a `guidance_emb` (`GuidanceEmbedding`, zero output at init) adds an
-    embedding of the guidance weight w; its init draws from a forked RNG, so the other layers' seeded
-    inits are those of the same net without it.
+    embedding of the guidance weight w; with `num_params > 0` a `params_emb` (`ParamEmbedding`) adds
+    one of continuous parameters. Both draw their init from a forked RNG, so the other layers' seeded
+    inits are those of the same net without them.
     """
 
     noise_emb: NoiseEmbedding
     class_emb: nn.Linear | None
     context_emb: nn.Linear | None
     guidance_emb: GuidanceEmbedding | None
+    params_emb: ParamEmbedding | None
 
     def add_condition_embedding(self, dim: int, num_classes: int, context_dim: int, pooled_context: bool,
-                                guidance: bool = False) -> None:
+                                guidance: bool = False, num_params: int = 0) -> None:
         self.noise_emb = NoiseEmbedding(dim)
         self.class_emb = nn.Linear(num_classes, dim, bias=False) if num_classes else None
         self.context_emb = nn.Linear(context_dim, dim) if context_dim and pooled_context else None
         self.guidance_emb = None
+        self.params_emb = None
         if guidance:
             with torch.random.fork_rng(devices=[]):  # leave the global stream to the layers built next
                 self.guidance_emb = GuidanceEmbedding(dim)
+        if num_params:
+            with torch.random.fork_rng(devices=[]):
+                self.params_emb = ParamEmbedding(num_params, dim)
 
     def embed_condition(
         self,
@@ -147,13 +182,17 @@ class ConditionedNet(nn.Module):
         context_mask: Tensor | None,
         dtype: torch.dtype,
         guidance: Tensor | None = None,
+        params: Tensor | None = None,
     ) -> Tensor:
-        """c_noise (B,), labels, context, guidance weight -> the conditioning vector (B, dim), already through SiLU.
+        """c_noise (B,), labels, context, guidance weight, parameters -> the conditioning vector (B, dim),
+        already through SiLU.
 
-        The class labels and the guidance weight are checked here (`class_onehot`, `check_guidance`);
-        c_noise and the context are checked by the caller (`check_inputs`, `check_context`).
+        The class labels, the guidance weight and the parameters are checked here (`class_onehot`,
+        `check_guidance`, `check_params`); c_noise and the context by the caller (`check_inputs`, `check_context`).
         """
         w = check_guidance(guidance, self.guidance_emb is not None, c_noise.shape[0])
+        num_params = 0 if self.params_emb is None else len(self.params_emb.mlps)
+        p = check_params(params, num_params, c_noise.shape[0])
         num_classes = 0 if self.class_emb is None else self.class_emb.in_features
         onehot = class_onehot(class_labels, num_classes, c_noise.shape[0], dtype)
         emb = self.noise_emb(c_noise)  # (B, dim)
@@ -165,6 +204,9 @@ class ConditionedNet(nn.Module):
         if w is not None:
             assert self.guidance_emb is not None
             emb = emb + self.guidance_emb(w.to(c_noise.device))  # zero until trained
+        if p is not None:
+            assert self.params_emb is not None
+            emb = emb + self.params_emb(p.to(c_noise.device)).to(emb.dtype)  # a NaN (not given) adds nothing
         return F.silu(emb)  # shared by every block's modulation
 
 
@@ -357,6 +399,25 @@ def check_guidance(guidance: Tensor | float | None, takes_guidance: bool, batch_
     if tuple(w.shape) != (batch_size,):
         raise ValueError(f"expected guidance of shape (B,) = ({batch_size},), got {tuple(w.shape)}")
     return w
+
+
+def check_params(params: Tensor | None, num_params: int, batch_size: int) -> Tensor | None:
+    """Check a continuous-parameter input against the net: a float (B, num_params) tensor for a net built
+    with num_params > 0 (finite values, or NaN for "not given"), refused otherwise; returns it or None."""
+    if num_params == 0:
+        if params is not None:
+            raise ValueError(f"this network takes no continuous parameters (num_params=0) but params of shape "
+                             f"{tuple(params.shape)} were given; pass params=None or build it with num_params > 0")
+        return None
+    if params is None:
+        raise ValueError(f"this network takes {num_params} continuous parameter(s) (num_params={num_params}); give params "
+                         f"of shape (B, num_params) = ({batch_size}, {num_params}), NaN for a parameter not given")
+    if not isinstance(params, Tensor) or not params.is_floating_point() or tuple(params.shape) != (batch_size, num_params):
+        got = f"{params.dtype} {tuple(params.shape)}" if isinstance(params, Tensor) else type(params).__name__
+        raise ValueError(f"expected params as a float tensor of shape (B, num_params) = ({batch_size}, {num_params}), got {got}")
+    if not torch.compiler.is_compiling() and bool(torch.isinf(params).any()):
+        raise ValueError("params hold an infinite value; valid: finite normalized values, or NaN for a parameter not given")
+    return params
 
 
 def check_image_cond(image_cond: Tensor | None, cond_channels: int, x: Tensor) -> None:

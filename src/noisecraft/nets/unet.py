@@ -78,6 +78,7 @@ class UNetConfig(ArchConfig):
     context_dim: int = 0  # > 0: cross-attention to a (B, L, context_dim) context after each self-attention
     pooled_context: bool = False  # also add Linear(masked mean of the context) to the noise embedding (Imagen)
     guidance_embedding: bool = False  # True: a guidance weight w (B,) is an input (a guidance-distilled student)
+    num_params: int = 0  # > 0: continuous parameters (B, num_params) are an input (`params`; NaN = not given)
     cond_channels: int = 0  # > 0: an image_cond (B, cond_channels, *spatial) is concatenated to x before conv_in
     dims: int = 2  # spatial axes: 1 (C, L), 2 (C, H, W) or 3 (C, T, H, W); configs saved without it are 2-D
     patch_size: int = 1  # > 1 (dims 1 or 2): level 0 works on patches of this many samples per axis
@@ -125,7 +126,7 @@ class UNetConfig(ArchConfig):
             emb_channels=self.emb_channels,  # type: ignore[arg-type]
             patch_size=self.patch_size,
         )
-        for key in ("num_classes", "context_dim", "cond_channels"):
+        for key in ("num_classes", "context_dim", "cond_channels", "num_params"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"UNetConfig.{key} must be an integer >= 0, got {value!r}")
@@ -390,7 +391,7 @@ class UNet(ConditionedNet):
 
         # Conditioning: emb = MLP(Fourier(c_noise)) + W_class·onehot(label)   (B, E)
         self.add_condition_embedding(E, cfg.num_classes, cfg.context_dim, cfg.pooled_context,
-                                     cfg.guidance_embedding)
+                                     cfg.guidance_embedding, cfg.num_params)
 
         ch = cfg.model_channels
         p_in = _patch_values(d, cfg.patch_size)  # values per patch and input channel
@@ -457,13 +458,14 @@ class UNet(ConditionedNet):
         context_mask: Tensor | None = None,
         image_cond: Tensor | None = None,
         guidance: Tensor | None = None,
+        params: Tensor | None = None,
     ) -> Tensor:
         cfg = self.cfg
         c_noise = check_inputs(x, c_noise, cfg.in_channels, cfg.dims)
         check_image_cond(image_cond, cfg.cond_channels, x)
         check_divisible(x, cfg.spatial_factors, f"{cfg.factor} = 2**(levels-1) (the U-Net's down-sampling factor)")
         check_context(context, cfg.context_dim, x.shape[0], context_mask)
-        emb = self.embed_condition(c_noise, class_labels, context, context_mask, x.dtype, guidance)  # (B, E)
+        emb = self.embed_condition(c_noise, class_labels, context, context_mask, x.dtype, guidance, params)  # (B, E)
 
         if image_cond is not None:  # concatenation conditioning: the condition is never scaled by c_in
             x = torch.cat([x, image_cond.to(x.dtype)], dim=1)  # (B, C_in + cond_channels, *spatial)
