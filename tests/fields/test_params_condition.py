@@ -17,7 +17,7 @@ from noisecraft.conditioning import Batch, ConditionError, Parameters, condition
 from noisecraft.config import ConfigError, load_config
 from noisecraft.data import fields as fdata
 from noisecraft.data import load_dataset
-from noisecraft.nets import UNet, UNetConfig
+from noisecraft.nets import DiT, DiTConfig, UNet, UNetConfig
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "cli"))
 from cli_helpers import assert_user_error, run  # noqa: E402
@@ -67,17 +67,23 @@ def test_export_of_grf_scales_writes_each_field_s_length(tmp_path, monkeypatch):
 
 # --- the net ---------------------------------------------------------------------------------------
 
-def _pair(num_params: int = 2):
-    kw = dict(in_channels=1, resolution=8, model_channels=8, channel_mult=(1, 2), num_blocks=1, mid_attention=False)
+def _pair(arch: str = "unet", num_params: int = 2):
+    if arch == "unet":
+        cls, cfg = UNet, UNetConfig
+        kw = dict(in_channels=1, resolution=8, model_channels=8, channel_mult=(1, 2), num_blocks=1, mid_attention=False)
+    else:
+        cls, cfg = DiT, DiTConfig
+        kw = dict(in_channels=1, resolution=8, patch_size=2, hidden_size=32, depth=1, num_heads=2)
     torch.manual_seed(0)
-    plain = UNet(UNetConfig(**kw))
+    plain = cls(cfg(**kw))
     torch.manual_seed(0)
-    with_params = UNet(UNetConfig(**kw, num_params=num_params))
+    with_params = cls(cfg(**kw, num_params=num_params))
     return plain, with_params
 
 
-def test_a_parameter_given_as_nan_adds_exactly_nothing_and_the_embedding_leaves_other_inits_alone():
-    plain, net = _pair()
+@pytest.mark.parametrize("arch", ["unet", "dit"])
+def test_a_parameter_given_as_nan_adds_exactly_nothing_and_the_embedding_leaves_other_inits_alone(arch):
+    plain, net = _pair(arch)
     shared = {k: v for k, v in net.state_dict().items() if not k.startswith("params_emb.")}
     assert all(torch.equal(v, plain.state_dict()[k]) for k, v in shared.items())  # forked RNG: same init
     with torch.no_grad():  # zero-initialised layers (output, modulations) would hide the embedding: randomize all
