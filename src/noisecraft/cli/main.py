@@ -96,7 +96,8 @@ def train(config, out, resume_dir, steps, checkpoint_every, seed, sets, dry_run,
     Presets: digits (the demo recipe), tiny (seconds; for tests), shapes and shapes-minilm
     (text-to-image with the small or the pretrained text encoder; sample with --prompt), notes
     (audio: synthetic notes, sample with --class pluck:A4), grf (unconditional Gaussian random
-    fields; reconstruct from sparse observations with `noisecraft reconstruct`).
+    fields; reconstruct from sparse observations with `noisecraft reconstruct`), grf-scales
+    (fields conditioned on a continuous length scale; sample with --param length=0.07).
     Every config key is described in docs/training.md; --dry-run shows them all. Under torchrun
     (`torchrun --nproc_per_node=N -m noisecraft train ...`) the N processes train one run with DDP;
     train.batch_size stays the global batch (docs/scaling.md).
