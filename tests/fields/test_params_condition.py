@@ -262,3 +262,5 @@ def test_the_grf_scales_preset_samples_any_length_in_range_and_is_scored_on_leng
     assert 0 <= gen["length_within_10pct"] <= floor["length_within_10pct"] <= 1
     assert [row["class"] for row in rep["per_class"]][0] == "l in [0.05, 0.0794)"
     assert sum(row["n"] for row in rep["per_class"]) == 6 and sum(row["n_floor"] for row in rep["per_class"]) == 6
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "Per bin of ℓ" in md and "| l in [0.05, 0.0794) |" in md and "fitted ℓ / asked ℓ" in md

@@ -442,7 +442,18 @@ def write_field_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Pat
         "worst (band, channel), mean, and the share within 10 %. Pixels: worst channel. "
         "The floor is what a perfect generator scores at this sample size.", "",
     ]
-    if report.get("per_class"):
+    if report.get("per_class") and "length_log_error_median" in report["generated"]:  # a parameter-conditioned run
+        lines += ["Per bin of ℓ (generated fields by the ℓ asked, test fields by their ℓ, each against the reference "
+                  "fields of the bin; field i asked for test field i's ℓ):", "",
+                  "| ℓ bin | n | spectrum worst band | floor | spectrum mean | floor | pixel std ratio | floor |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for row in report["per_class"]:
+            g, f = row["generated"], row["noise_floor"]
+            lines.append(f"| {row['class']} | {row['n']} | " + " | ".join(
+                f"{format_value(g.get(k))} | {format_value(f.get(k))}"
+                for k in ("spectrum_max_rel_error", "spectrum_mean_rel_error", "pixel_std_ratio")) + " |")
+        lines.append("")
+    elif report.get("per_class"):
         lines += ["Per class (each against its class's reference fields; classes in turn):", "",
                   "| class | n | spectrum worst band | floor | spectrum mean | floor | pixel std ratio | floor | "
                   "class accuracy | floor | generated, classified as |",
