@@ -442,28 +442,25 @@ def write_field_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Pat
         "worst (band, channel), mean, and the share within 10 %. Pixels: worst channel. "
         "The floor is what a perfect generator scores at this sample size.", "",
     ]
-    if report.get("per_class") and "length_log_error_median" in report["generated"]:  # a parameter-conditioned run
-        lines += ["Per bin of ℓ (generated fields by the ℓ asked, test fields by their ℓ, each against the reference "
-                  "fields of the bin; field i asked for test field i's ℓ):", "",
-                  "| ℓ bin | n | spectrum worst band | floor | spectrum mean | floor | pixel std ratio | floor |",
-                  "|---|---|---|---|---|---|---|---|"]
+    if report.get("per_class"):
+        by_length = "length_log_error_median" in report["generated"]  # a parameter-conditioned run: bins of ℓ
+        keys = ("spectrum_max_rel_error", "spectrum_mean_rel_error", "pixel_std_ratio") + (() if by_length else
+                                                                                            ("class_accuracy",))
+        if by_length:
+            lines += ["Per bin of ℓ (generated fields by the ℓ asked, test fields by their ℓ, each against the "
+                      "reference fields of the bin; field i asked for test field i's ℓ):", "",
+                      "| ℓ bin | n | spectrum worst band | floor | spectrum mean | floor | pixel std ratio | floor |",
+                      "|---|---|---|---|---|---|---|---|"]
+        else:
+            lines += ["Per class (each against its class's reference fields; classes in turn):", "",
+                      "| class | n | spectrum worst band | floor | spectrum mean | floor | pixel std ratio | floor | "
+                      "class accuracy | floor | generated, classified as |",
+                      "|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in report["per_class"]:
             g, f = row["generated"], row["noise_floor"]
-            lines.append(f"| {row['class']} | {row['n']} | " + " | ".join(
-                f"{format_value(g.get(k))} | {format_value(f.get(k))}"
-                for k in ("spectrum_max_rel_error", "spectrum_mean_rel_error", "pixel_std_ratio")) + " |")
-        lines.append("")
-    elif report.get("per_class"):
-        lines += ["Per class (each against its class's reference fields; classes in turn):", "",
-                  "| class | n | spectrum worst band | floor | spectrum mean | floor | pixel std ratio | floor | "
-                  "class accuracy | floor | generated, classified as |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for row in report["per_class"]:
-            g, f = row["generated"], row["noise_floor"]
-            lines.append(f"| {row['class']} | {row['n']} | " + " | ".join(
-                f"{format_value(g.get(k))} | {format_value(f.get(k))}"
-                for k in ("spectrum_max_rel_error", "spectrum_mean_rel_error", "pixel_std_ratio", "class_accuracy"))
-                + f" | {row.get('generated_predicted', '–')} |")
+            cells = " | ".join(f"{format_value(g.get(k))} | {format_value(f.get(k))}" for k in keys)
+            lines.append(f"| {row['class']} | {row['n']} | {cells} |"
+                         + ("" if by_length else f" {row.get('generated_predicted', '–')} |"))
         if "length_fit" in report["per_class"][0]["generated"]:
             lines += ["", "Maximum-likelihood length scale ℓ of each field (`fields.grf.fit_length_scale`), "
                       "10th / 50th / 90th percentile:", "", "| class | generated | floor |", "|---|---|---|"]
