@@ -197,6 +197,9 @@ def sample(run_dir, n, out, class_, prompt, param, solver, nfe, guidance, seed, 
         if not 1 <= scale <= 64:
             raise UserError(f"--scale {scale} is out of range; valid: 1..64")
         outp = check_out_folder(out)
+        pcond = run.conditioner("params")
+        if pcond is not None:  # θ per sample, once: what generate draws with and what params.txt lists
+            values["params"] = pcond.prepare(values.get("params"), n)
         with num_threads(run.config.train.threads), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             x = run.generate(spec, n, weights=weights, device=device, wrap=wrap, **values)
@@ -210,11 +213,10 @@ def sample(run_dir, n, out, class_, prompt, param, solver, nfe, guidance, seed, 
             ext = run.get_modality().file_ext
             lines = "".join(f"{i:06d}{ext}\t{p}\n" for i, p in enumerate(values["prompts"]))
             (outp / "prompts.txt").write_text(lines, encoding="utf-8")
-        pcond = run.conditioner("params")
         if pcond is not None:  # which θ each sample was drawn with (the default sweeps the first parameter)
             outp.mkdir(parents=True, exist_ok=True)
             ext = run.get_modality().file_ext
-            rows = pcond.describe(pcond.prepare(values.get("params"), n))
+            rows = pcond.describe(values["params"])
             (outp / "params.txt").write_text("".join(f"{i:06d}{ext}\t{r}\n" for i, r in enumerate(rows)), encoding="utf-8")
         write_samples(run, x, outp, nrow=nrow, scale=scale)
     click.echo(f"wrote {n} samples and grid.png to {out}")

@@ -382,15 +382,15 @@ def _load(name: str, *, resolution, split, channels, labels, hflip, use_cache, m
         return ForecastDataset(torch.from_numpy(x)[:, :, None], name=name, info=info, params=params)
     x = np.concatenate([generate_fields(name, FIELD_SPLIT_SIZES[name][p], SPLIT_SEEDS[p], size, use_cache=use_cache,
                                         **opts) for p in parts])
-    classes = {}
+    extra = {}  # labels (grf-lengths) or per-field parameters (grf-scales)
     if name == "grf-lengths" and labels:
         y = np.concatenate([grf_length_class(np.arange(FIELD_SPLIT_SIZES[name][p])) for p in parts])
-        classes = dict(labels=torch.from_numpy(y), class_names=list(GRF_LENGTH_NAMES))
+        extra = dict(labels=torch.from_numpy(y), class_names=list(GRF_LENGTH_NAMES))
     if name == "grf-scales":
         ell = np.concatenate([grf_scale_lengths(SPLIT_SEEDS[p], np.arange(FIELD_SPLIT_SIZES[name][p])) for p in parts])
-        classes = dict(param_values=torch.from_numpy(ell)[:, None], param_names=["length"],
+        extra = dict(param_values=torch.from_numpy(ell)[:, None], param_names=["length"],
                        param_ranges=[GRF_SCALE_RANGE], param_log=[True])
-    return FieldDataset(torch.from_numpy(x), name=name, info=info, params=_params(name, opts), **classes)
+    return FieldDataset(torch.from_numpy(x), name=name, info=info, params=_params(name, opts), **extra)
 
 
 def load_grf(*, resolution: int | None = None, split: str = "train", channels: int | None = None, labels: bool = True,

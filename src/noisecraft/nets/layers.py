@@ -130,7 +130,8 @@ class ParamEmbedding(nn.Module):
         for i, mlp in enumerate(self.mlps):
             p = params[:, i].float()
             given = ~torch.isnan(p)
-            e = mlp(torch.where(given, p, torch.zeros_like(p))) * given[:, None].to(self.mlps[0].mlp[0].weight.dtype)
+            e = mlp(torch.where(given, p, torch.zeros_like(p)))
+            e = e * given[:, None].to(e.dtype)
             out = e if out is None else out + e
         assert out is not None  # num_params >= 1
         return out
