@@ -251,6 +251,7 @@ class TrainConfig:
     batch_size: int = 64  # samples per optimizer step
     accum_steps: int = 1  # micro-batches per step (batch_size must be divisible by it)
     class_dropout: float = 0.1  # probability of dropping the label (classifier-free guidance)
+    image_frames: int = 0  # video: also train each step on this many single frames as one-frame clips (VDM's joint training)
     bf16: bool = False  # bfloat16 autocast for the forward pass
     channels_last: bool = False  # 2-D nets: channels-last memory format (faster convolutions on CUDA)
     compile: bool = False  # torch.compile the network for training (CUDA speed; compiles once per run)
@@ -272,6 +273,8 @@ class TrainConfig:
         _check(self.batch_size % self.accum_steps == 0, "train.accum_steps", self.accum_steps,
                f"a divisor of train.batch_size ({self.batch_size})")
         _check(0 <= self.class_dropout < 1, "train.class_dropout", self.class_dropout, "0 <= class_dropout < 1")
+        _check(0 <= self.image_frames <= 65536, "train.image_frames", self.image_frames,
+               "an integer 0 (off) .. 65536 (single frames trained per step beside the clips)")
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", self.checkpoint_every, "an integer >= 1")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints", self.keep_checkpoints, "an integer >= 1")
         _check(self.log_every >= 1, "train.log_every", self.log_every, "an integer >= 1")

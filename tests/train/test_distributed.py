@@ -130,6 +130,30 @@ def test_two_process_step_equals_one_process_step_float64(tiny_config, small_ds,
             assert torch.allclose(got["params"][n], params1[n], rtol=0, atol=1e-12), n
 
 
+def test_two_process_step_with_single_frames_equals_one_process_step_float64(tiny_config, tmp_path):
+    """train.image_frames: each rank trains its share of the frames before its clips, and the one
+    gradient all-reduce at the clips' last micro-batch carries both."""
+    from noisecraft.data import load_moving_digits
+
+    ds = load_moving_digits(split="train", resolution=8, frames=3, num_clips=16)
+    ds.data = ds.data.double()
+    cfg = tiny_config("train.batch_size=4", "train.image_frames=6", "data.resolution=8")
+    loss1, norm1, grads1, params1 = _one_step(cfg, ds, World())
+    codes = _fork_ranks(tmp_path, _step_rank, cfg, ds, tmp_path)
+    assert codes == [0, 0], _errors(tmp_path)
+    for rank in range(2):
+        got = torch.load(tmp_path / f"step-{rank}.pt", weights_only=True)
+        assert abs(got["loss"] - loss1) <= 1e-12 * abs(loss1)
+        for n, g in grads1.items():
+            assert torch.allclose(got["grads"][n], g, rtol=0, atol=1e-12 * max(1.0, float(g.abs().max()))), n
+            assert torch.allclose(got["params"][n], params1[n], rtol=0, atol=1e-12), n
+    from noisecraft.config import ConfigError, TrainConfig
+    from noisecraft.train.step import rank_layout
+
+    with pytest.raises(ConfigError, match="train.image_frames = 3 cannot be split over 2 processes"):
+        rank_layout(TrainConfig(batch_size=4, image_frames=3), World(size=2))
+
+
 # ------------------------------------------------------------------------------------------------
 # Whole runs: 2 processes = 1 process within rounding; resume 2->2 bitwise, 2->1 and 1->2 close
 

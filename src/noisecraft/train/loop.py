@@ -145,6 +145,7 @@ def _setup(cfg: Config, out: Path, run: Run | None, dataset: Any, loss: Callable
         with num_threads(cfg.train.threads):
             ds = encode_dataset(ds, ae)
     shape = tuple(int(s) for s in ds.sample_shape)
+    _check_image_frames(cfg, shape)
     with num_threads(cfg.train.threads):
         conds = conditioners_for_training(cfg, ds, saved=_saved_conditioners(run), progress=progress)
     net = build_net(cfg, shape, conds, net_config=run.net_config if run is not None else None)
@@ -168,6 +169,20 @@ def _setup(cfg: Config, out: Path, run: Run | None, dataset: Any, loss: Callable
     if ae is not None:
         modality = DecodedModality(modality, ae)  # previews show decoded images
     return _Setup(cfg, out, ds, conds, shape, modality, net, loss or make_loss(cfg))
+
+
+def _check_image_frames(cfg: Config, shape: tuple[int, ...]) -> None:
+    """train.image_frames trains single frames of video clips as one-frame clips: video data only, and
+    no image condition (its masks and low-resolution inputs are made for the whole clip)."""
+    k = cfg.train.image_frames
+    if not k:
+        return
+    if len(shape) != 4:
+        raise ConfigError(f"train.image_frames = {k} trains single frames of video clips, but the data has samples of "
+                          f"shape {shape}; valid for (C, T, H, W) video data only (0 turns it off)")
+    if cfg.cond.image:
+        raise ConfigError(f"train.image_frames = {k} cannot be combined with cond.image = {cfg.cond.image!r}: the image "
+                          "condition is built for whole clips; valid: train.image_frames = 0")
 
 
 def latent_autoencoder(cfg: Config, run: Run | None) -> Autoencoder:

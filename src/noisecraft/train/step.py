@@ -60,6 +60,9 @@ def rank_layout(tc: TrainConfig, world: World) -> tuple[int, int]:
     if tc.batch_size % n:
         raise ConfigError(f"train.batch_size = {tc.batch_size} cannot be split over {n} processes; "
                           f"use a multiple of {n} (it is the global batch) or another process count")
+    if tc.image_frames % n:
+        raise ConfigError(f"train.image_frames = {tc.image_frames} cannot be split over {n} processes; "
+                          f"use a multiple of {n} (it is the global count) or another process count")
     share = tc.batch_size // n
     micro = max(1, -(-tc.accum_steps // n))
     while share % micro:
@@ -86,6 +89,26 @@ def _micro_batch(idx: Tensor, gens: list[torch.Generator], dataset: Any, device:
     return Batch(x0.to(device, non_blocking=True), idx, dataset)
 
 
+def image_frames_key(tc: TrainConfig, state: TrainState) -> int:
+    """The key of this step attempt's single-frame generators (train.image_frames), apart from the clips'."""
+    return mix_seed(tc.seed, 0x1F4A3E, state.step + state.nonfinite_steps)
+
+
+def _frame_batch(gens: list[torch.Generator], dataset: Any, device: torch.device) -> Batch:
+    """Single frames as one-frame clips (B, C, 1, H, W), each a uniformly drawn frame of a uniformly
+    drawn training clip (joint image-video training, Ho et al. 2022 Sec. 4: the frames are trained as
+    independent images). The clip's index travels with it, so its label or caption conditions it."""
+    n = len(gens)
+    num_clips, num_frames = len(dataset), dataset.data.shape[2]
+    clip = rng.randint(gens, 0, num_clips, n)
+    frame = rng.randint(gens, 0, num_frames, n)
+    x0 = dataset.data[clip, :, frame].unsqueeze(2)  # (B, C, 1, H, W)
+    if dataset.hflip:
+        flip = rng.rand(gens, n) < 0.5
+        x0 = torch.where(flip.reshape(-1, 1, 1, 1, 1), x0.flip(-1), x0)
+    return Batch(x0.to(device), clip, dataset)
+
+
 def train_step(state: TrainState, cfg: Config, dataset: Any, denoiser: nn.Module, loss_fn: Callable[..., Tensor],
                conditioners: Sequence[Conditioner], device: torch.device, world: World = World(),
                ddp: nn.Module | None = None) -> tuple[float, float, float]:
@@ -104,6 +127,21 @@ def train_step(state: TrainState, cfg: Config, dataset: Any, denoiser: nn.Module
     key = step_key(tc, state)
     total = torch.zeros((), dtype=torch.float64, device=device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.bf16)
+    # With train.image_frames = K, every clip and every frame counts as one sample of the loss:
+    # loss = (B·mean over clips + K·mean over frames) / (B + K).
+    clip_weight = tc.batch_size / (tc.batch_size + tc.image_frames)
+    if tc.image_frames:  # the frames go first, so DDP syncs the gradient once, at the clips' last micro-batch
+        k_share = tc.image_frames // world.size
+        gens = rng.sample_generators(image_frames_key(tc, state), range(world.rank * k_share, (world.rank + 1) * k_share))
+        batch = _frame_batch(gens, dataset, device)
+        cond = {}
+        for c in conditioners:
+            cond.update(c.train_inputs(state.net, batch, gens, device))
+        with contextlib.nullcontext() if ddp is None else ddp.no_sync():
+            with autocast:
+                loss = loss_fn(denoiser, batch.x0, generator=gens, **cond) * (1 - clip_weight)
+            loss.backward()
+        total += loss.detach().double()
     for j in range(micro):
         start = world.rank * share + j * size  # position of the micro-batch in the global batch
         gens = rng.sample_generators(key, range(start, start + size))
@@ -115,7 +153,7 @@ def train_step(state: TrainState, cfg: Config, dataset: Any, denoiser: nn.Module
         sync = ddp is None or j == micro - 1
         with contextlib.nullcontext() if sync else ddp.no_sync():
             with autocast:
-                loss = loss_fn(denoiser, batch.x0, generator=gens, **cond)
+                loss = loss_fn(denoiser, batch.x0, generator=gens, **cond) * clip_weight
             (loss / micro).backward()
         total += loss.detach().double() / micro  # on the device: no host synchronisation per micro-batch
     if world.size > 1:  # mean loss over ranks; a non-finite loss anywhere makes the sum non-finite
