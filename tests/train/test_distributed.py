@@ -117,6 +117,11 @@ def test_two_process_step_equals_one_process_step_float64(tiny_config, small_ds,
     ds = type(small_ds)(small_ds.data.clone(), small_ds.labels, class_names=small_ds.class_names, hflip=True)
     ds.data = ds.data.double()  # float64 through and through: the check is on summation order only
     cfg = tiny_config("train.batch_size=8", f"train.accum_steps={accum}")
+    _assert_two_processes_step_alike(cfg, ds, tmp_path)
+
+
+def _assert_two_processes_step_alike(cfg, ds, tmp_path):
+    """One step on 2 forked ranks gives every rank the 1-process loss, gradient norm, gradients and weights."""
     loss1, norm1, grads1, params1 = _one_step(cfg, ds, World())
     codes = _fork_ranks(tmp_path, _step_rank, cfg, ds, tmp_path)
     assert codes == [0, 0], _errors(tmp_path)
@@ -138,15 +143,7 @@ def test_two_process_step_with_single_frames_equals_one_process_step_float64(tin
     ds = load_moving_digits(split="train", resolution=8, frames=3, num_clips=16)
     ds.data = ds.data.double()
     cfg = tiny_config("train.batch_size=4", "train.image_frames=6", "data.resolution=8")
-    loss1, norm1, grads1, params1 = _one_step(cfg, ds, World())
-    codes = _fork_ranks(tmp_path, _step_rank, cfg, ds, tmp_path)
-    assert codes == [0, 0], _errors(tmp_path)
-    for rank in range(2):
-        got = torch.load(tmp_path / f"step-{rank}.pt", weights_only=True)
-        assert abs(got["loss"] - loss1) <= 1e-12 * abs(loss1)
-        for n, g in grads1.items():
-            assert torch.allclose(got["grads"][n], g, rtol=0, atol=1e-12 * max(1.0, float(g.abs().max()))), n
-            assert torch.allclose(got["params"][n], params1[n], rtol=0, atol=1e-12), n
+    _assert_two_processes_step_alike(cfg, ds, tmp_path)
     from noisecraft.config import ConfigError, TrainConfig
     from noisecraft.train.step import rank_layout
 
