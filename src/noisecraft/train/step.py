@@ -5,7 +5,8 @@ N processes takes its contiguous slice in micro-batches (`rank_layout`). Every s
 flip, condition inputs and the loss's σ and ε, in that order, from a generator of its own keyed by
 (train.seed, step attempt, position in the global batch) (core.rng.sample_generators), so the
 same state gives the same step on every run, after every resume, and on 1 or N processes (up to
-the order of float summation in the gradient average).
+the order of float summation in the gradient average). With train.image_frames = K (video), each
+process first trains its K/N single frames in one micro-batch, keyed the same way under a key of their own.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def _micro_batch(idx: Tensor, gens: list[torch.Generator], dataset: Any, device:
     return Batch(x0.to(device, non_blocking=True), idx, dataset)
 
 
-def image_frames_key(tc: TrainConfig, state: TrainState) -> int:
+def _frames_key(tc: TrainConfig, state: TrainState) -> int:
     """The key of this step attempt's single-frame generators (train.image_frames), apart from the clips'."""
     return mix_seed(tc.seed, 0x1F4A3E, state.step + state.nonfinite_steps)
 
@@ -132,7 +133,7 @@ def train_step(state: TrainState, cfg: Config, dataset: Any, denoiser: nn.Module
     clip_weight = tc.batch_size / (tc.batch_size + tc.image_frames)
     if tc.image_frames:  # the frames go first, so DDP syncs the gradient once, at the clips' last micro-batch
         k_share = tc.image_frames // world.size
-        gens = rng.sample_generators(image_frames_key(tc, state), range(world.rank * k_share, (world.rank + 1) * k_share))
+        gens = rng.sample_generators(_frames_key(tc, state), range(world.rank * k_share, (world.rank + 1) * k_share))
         batch = _frame_batch(gens, dataset, device)
         cond = {}
         for c in conditioners:
