@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/video_denoise_probe.py RUN [--n 8] [--sigmas 0.05,0.1,0.2,0.5,1,2,5] [--weights ema]
 
-For real clips x (the first n of `test_seen` for `moving-shapes`, asked for by their first caption; of
+For real clips x (the first n of `test_seen` for `moving-shapes`, asked for by their first caption in a text run; of
 `test` for `moving-digits`, with their labels) and fresh noise (seed 0): ratio = mean (D(x + σε, σ) − x)² / σ².
 0 means all the noise is removed; 1 means the output is the noisy input. An optimal denoiser's MSE grows
 with σ; a ratio near 1 at small σ is a net that has not learned to clean fine noise (its samples keep it).
@@ -33,9 +33,9 @@ def main() -> None:
     if source == "moving-shapes":
         from noisecraft.data import load_moving_shapes
 
-        ds = load_moving_shapes(split="test_seen", resolution=run.shape[-1], frames=frames)
+        ds = load_moving_shapes(split="test_seen", resolution=run.shape[-1], frames=frames, channels=run.shape[0])
         cond = run.conditioner("prompts")
-        inputs = cond.sample_inputs(den.net, [c[0] for c in ds.captions[:a.n]], "cpu")
+        inputs = cond.sample_inputs(den.net, [c[0] for c in ds.captions[:a.n]], "cpu") if cond is not None else {}
     elif source == "moving-digits":
         from noisecraft.data import load_moving_digits
 
