@@ -110,6 +110,15 @@ def _frame_batch(gens: list[torch.Generator], dataset: Any, device: torch.device
     return Batch(x0.to(device), clip, dataset)
 
 
+def _condition_inputs(conditioners: Sequence[Conditioner], net: nn.Module, batch: Batch,
+                      gens: list[torch.Generator], device: torch.device) -> dict[str, Tensor]:
+    """Every conditioner's network inputs for one micro-batch (labels, context, image condition, ...)."""
+    cond: dict[str, Tensor] = {}
+    for c in conditioners:
+        cond.update(c.train_inputs(net, batch, gens, device))
+    return cond
+
+
 def train_step(state: TrainState, cfg: Config, dataset: Any, denoiser: nn.Module, loss_fn: Callable[..., Tensor],
                conditioners: Sequence[Conditioner], device: torch.device, world: World = World(),
                ddp: nn.Module | None = None) -> tuple[float, float, float]:
@@ -135,9 +144,7 @@ def train_step(state: TrainState, cfg: Config, dataset: Any, denoiser: nn.Module
         k_share = tc.image_frames // world.size
         gens = rng.sample_generators(_frames_key(tc, state), range(world.rank * k_share, (world.rank + 1) * k_share))
         batch = _frame_batch(gens, dataset, device)
-        cond = {}
-        for c in conditioners:
-            cond.update(c.train_inputs(state.net, batch, gens, device))
+        cond = _condition_inputs(conditioners, state.net, batch, gens, device)
         with contextlib.nullcontext() if ddp is None else ddp.no_sync():
             with autocast:
                 loss = loss_fn(denoiser, batch.x0, generator=gens, **cond) * (1 - clip_weight)
@@ -147,9 +154,7 @@ def train_step(state: TrainState, cfg: Config, dataset: Any, denoiser: nn.Module
         start = world.rank * share + j * size  # position of the micro-batch in the global batch
         gens = rng.sample_generators(key, range(start, start + size))
         batch = _micro_batch(idx[start:start + size], gens, dataset, device, tc.channels_last)
-        cond: dict[str, Tensor] = {}
-        for c in conditioners:
-            cond.update(c.train_inputs(state.net, batch, gens, device))
+        cond = _condition_inputs(conditioners, state.net, batch, gens, device)
         # DDP all-reduces the gradients once per step, at the last micro-batch
         sync = ddp is None or j == micro - 1
         with contextlib.nullcontext() if sync else ddp.no_sync():
