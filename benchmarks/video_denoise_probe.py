@@ -4,6 +4,8 @@
 
 For real clips x (the first n of `test_seen` for `moving-shapes`, asked for by their first caption in a text run; of
 `test` for `moving-digits`, with their labels) and fresh noise (seed 0): ratio = mean (D(x + σε, σ) − x)² / σ².
+Image runs of `shapes` are read too (the first n `test` images, by their first caption in a text run): a 1000-step
+image run shows in a minute what a video net of the same stem does (docs/video.md).
 0 means all the noise is removed; 1 means the output is the noisy input. An optimal denoiser's MSE grows
 with σ; a ratio near 1 at small σ is a net that has not learned to clean fine noise (its samples keep it).
 Also, at the smallest σ, the share of that error on the flat background and its correlation with the noise.
@@ -42,8 +44,14 @@ def main() -> None:
         ds = load_moving_digits(split="test", resolution=run.shape[-1], frames=frames)
         cond = run.conditioner("class_labels")
         inputs = cond.sample_inputs(den.net, cond.prepare(ds.labels[:a.n], a.n), "cpu") if cond is not None else {}
+    elif source == "shapes" and len(run.shape) == 3:
+        from noisecraft.data import load_shapes
+
+        ds = load_shapes(split="test", resolution=run.shape[-1], channels=run.shape[0])
+        cond = run.conditioner("prompts")
+        inputs = cond.sample_inputs(den.net, [c[0] for c in ds.captions[:a.n]], "cpu") if cond is not None else {}
     else:
-        raise SystemExit(f"{a.run} trains on {source!r}; this probe reads moving-shapes or moving-digits runs")
+        raise SystemExit(f"{a.run} trains on {source!r}; this probe reads moving-shapes, moving-digits or shapes runs")
     x = ds.data[:a.n]
     gen = torch.Generator().manual_seed(0)
     print(f"{a.run} ({source}, {a.weights} weights, {a.n} clips)")
